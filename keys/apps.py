@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.conf import settings
+
+
+class KeysConfig(AppConfig):
+    name = "keys"
+    verbose_name = "API keys"
+
+    def ready(self) -> None:
+        # A missing or malformed key ring stops startup here, with the fix in the
+        # message, rather than at the first secret someone tries to store.
+        if settings.FIELD_ENCRYPTION_CHECK_AT_STARTUP:
+            from .crypto import get_key_ring
+
+            get_key_ring()

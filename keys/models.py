@@ -1,0 +1,129 @@
+"""API keys: stored encrypted, shown by hint, fingerprinted for duplicate detection."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from orgs.models import Organization, Project, ServiceAccount, TimestampedModel
+
+from .fields import EncryptedSecretField
+
+
+class APIKey(TimestampedModel):
+    """One OpenAI (or Azure / OpenAI-compatible) key.
+
+    ``secret`` holds only ciphertext (see keys/fields.py); ``hint`` is what people
+    see; ``fingerprint`` is an HMAC that refuses the same key twice.
+    """
+
+    class Kind(models.TextChoices):
+        PROJECT = "project", "Project key"
+        SERVICE_ACCOUNT = "service_account", "Service-account key"
+        ADMIN = "admin", "Admin key"
+
+    class Provider(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        AZURE = "azure", "Azure OpenAI"
+        COMPATIBLE = "compatible", "OpenAI-compatible"
+
+    class Permissions(models.TextChoices):
+        ALL = "all", "All"
+        RESTRICTED = "restricted", "Restricted"
+        READ_ONLY = "read_only", "Read only"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REVOKED = "revoked", "Revoked"
+        DELETED_UPSTREAM = "deleted_upstream", "Deleted upstream"
+
+    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys",
+        verbose_name="organization",
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="api_keys", null=True, blank=True,
+        verbose_name="project", help_text="Empty only for admin keys.",
+    )
+    service_account = models.ForeignKey(
+        ServiceAccount, on_delete=models.SET_NULL, related_name="api_keys",
+        null=True, blank=True, verbose_name="service account",
+    )
+    name = models.CharField("name", max_length=200)
+    kind = models.CharField("kind", max_length=20, choices=Kind, default=Kind.PROJECT)
+    provider = models.CharField("provider", max_length=20, choices=Provider, default=Provider.OPENAI)
+    base_url = models.URLField(
+        "base URL", blank=True,
+        help_text="For OpenAI-compatible providers, e.g. https://llm.example.com/v1.",
+    )
+    azure_endpoint = models.URLField(
+        "Azure endpoint", blank=True, help_text="https://<resource>.openai.azure.com"
+    )
+    azure_api_version = models.CharField("Azure API version", max_length=32, blank=True)
+    permissions = models.CharField(
+        "permissions", max_length=16, choices=Permissions, default=Permissions.ALL
+    )
+    # Ciphertext only. Plaintext goes in through keys.services and comes out only
+    # through keys.services.api_key_reveal_secret at the moment of use.
+    secret = EncryptedSecretField("secret (encrypted)")
+    hint = models.CharField("hint", max_length=40, help_text="Redacted, e.g. sk-proj-…abcd")
+    fingerprint = models.CharField("fingerprint", max_length=64, editable=False)
+    status = models.CharField("status", max_length=20, choices=Status, default=Status.ACTIVE)
+    openai_key_id = models.CharField("OpenAI key id", max_length=64, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name="created by",
+    )
+    last_used_at = models.DateTimeField("last used", null=True, blank=True)
+    last_rotated_at = models.DateTimeField("last rotated", null=True, blank=True)
+    expires_at = models.DateTimeField("expires", null=True, blank=True)
+    revoked_at = models.DateTimeField("revoked", null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint"], name="keys_apikey_unique_fingerprint",
+                violation_error_message="This key is already stored in the console.",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind="admin", project__isnull=True)
+                    | (~models.Q(kind="admin") & models.Q(project__isnull=False))
+                ),
+                name="keys_apikey_admin_keys_have_no_project",
+                violation_error_message=(
+                    "Admin keys belong to the organization (no project); "
+                    "project and service-account keys need a project."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(secret=""),
+                name="keys_apikey_secret_present",
+                violation_error_message="A key needs a secret.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "status"], name="keys_apikey_project_status"),
+        ]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def rotated_or_created_at(self):
+        return self.last_rotated_at or self.created_at
+
+    @property
+    def is_simulator(self) -> bool:
+        """True when the key points at the bundled OpenAI simulator (demo / tests)."""
+        sim = settings.OPENAI_SIMULATOR_URL
+        return bool(sim) and self.base_url.rstrip("/").startswith(sim.rstrip("/"))

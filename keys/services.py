@@ -1,0 +1,193 @@
+"""Writes on API keys. Every place where plaintext passes is marked.
+
+Views, the admin and tasks call these functions, never ``APIKey.objects.create``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from orgs.models import Organization, Project, ServiceAccount
+
+from .crypto import DecryptionError, KeyRingError, fingerprint
+from .fields import seal, unseal
+from .models import APIKey
+
+# Expected shapes of a pasted key, per kind (OpenAI) or provider.
+_BODY = r"[A-Za-z0-9_\-]{16,256}"
+KEY_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
+    APIKey.Kind.PROJECT: (
+        re.compile(rf"^sk-(?:proj-)?{_BODY}$"),
+        "a project key starts with 'sk-proj-' followed by at least 16 letters, digits, '-' or '_'",
+    ),
+    APIKey.Kind.SERVICE_ACCOUNT: (
+        re.compile(rf"^sk-svcacct-{_BODY}$"),
+        "a service-account key starts with 'sk-svcacct-' followed by at least 16 letters, digits, '-' or '_'",
+    ),
+    APIKey.Kind.ADMIN: (
+        re.compile(rf"^sk-admin-{_BODY}$"),
+        "an admin key starts with 'sk-admin-' followed by at least 16 letters, digits, '-' or '_'",
+    ),
+}
+AZURE_FORMAT = (
+    re.compile(r"^[A-Za-z0-9]{32,100}$"),
+    "an Azure OpenAI key is 32 to 100 letters and digits, as shown under 'Keys and Endpoint'",
+)
+COMPATIBLE_FORMAT = (
+    re.compile(r"^[\x21-\x7e]{8,512}$"),
+    "a key is 8 to 512 printable characters with no spaces",
+)
+
+
+class SecretUnavailable(Exception):
+    """The stored secret cannot be used (missing key ring version or tampered data)."""
+
+
+@sensitive_variables("secret")
+def validate_key_format(*, secret: str, kind: str, provider: str) -> None:
+    """Raise ValidationError on ``secret`` when the value does not fit the kind/provider.
+
+    The message says what was expected and never echoes the value.
+    """
+    if not secret or secret != secret.strip():
+        raise ValidationError(
+            {"secret": "Paste the key without leading or trailing spaces or line breaks."}
+        )
+    if provider == APIKey.Provider.AZURE:
+        pattern, expected = AZURE_FORMAT
+    elif provider == APIKey.Provider.COMPATIBLE:
+        pattern, expected = COMPATIBLE_FORMAT
+    else:
+        pattern, expected = KEY_FORMATS[kind]
+    if not pattern.match(secret):
+        raise ValidationError({"secret": f"This does not look like the right key: {expected}."})
+
+
+@sensitive_variables("secret")
+def make_hint(secret: str) -> str:
+    """``sk-proj-…abcd``: the known prefix and the last four characters."""
+    match = re.match(r"^(sk-(?:proj-|svcacct-|admin-)?)", secret)
+    prefix = match.group(1) if match else ""
+    return f"{prefix}…{secret[-4:]}"
+
+
+@sensitive_variables("secret")
+def _store_secret(api_key: APIKey, secret: str) -> None:
+    """Seal ``secret`` onto ``api_key`` with its hint and fingerprint (not saved)."""
+    api_key.fingerprint = fingerprint(secret)
+    api_key.hint = make_hint(secret)
+    try:
+        seal(api_key, "secret", secret)  # plaintext crosses into ciphertext here
+    except KeyRingError as exc:
+        raise ValidationError({"secret": f"The console cannot encrypt secrets: {exc}"}) from exc
+
+
+def _check_duplicate(api_key: APIKey) -> None:
+    clash = APIKey.objects.filter(fingerprint=api_key.fingerprint).exclude(pk=api_key.pk)
+    if clash.exists():
+        raise ValidationError(
+            {"secret": "This key is already stored in the console (same fingerprint). "
+                       "Open the existing key instead of adding it twice."}
+        )
+
+
+@sensitive_variables("secret")
+@transaction.atomic
+def api_key_create(
+    *,
+    organization: Organization,
+    name: str,
+    secret: str,
+    kind: str = APIKey.Kind.PROJECT,
+    project: Project | None = None,
+    service_account: ServiceAccount | None = None,
+    provider: str = APIKey.Provider.OPENAI,
+    permissions: str = APIKey.Permissions.ALL,
+    base_url: str = "",
+    azure_endpoint: str = "",
+    azure_api_version: str = "",
+    openai_key_id: str = "",
+    expires_at=None,
+    created_by=None,
+) -> APIKey:
+    """Check, encrypt and store a new key. Raises ValidationError naming the field."""
+    validate_key_format(secret=secret, kind=kind, provider=provider)
+    api_key = APIKey(
+        organization=organization,
+        project=project,
+        service_account=service_account,
+        name=name,
+        kind=kind,
+        provider=provider,
+        permissions=permissions,
+        base_url=base_url,
+        azure_endpoint=azure_endpoint,
+        azure_api_version=azure_api_version,
+        openai_key_id=openai_key_id,
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    _validate_relations(api_key)
+    _store_secret(api_key, secret)
+    _check_duplicate(api_key)
+    api_key.full_clean(exclude=["fingerprint"])
+    try:
+        api_key.save()
+    except IntegrityError as exc:  # a concurrent insert of the same key
+        raise ValidationError({"secret": "This key is already stored in the console."}) from exc
+    return api_key
+
+
+def _validate_relations(api_key: APIKey) -> None:
+    errors: dict[str, str] = {}
+    if api_key.kind == APIKey.Kind.ADMIN and api_key.project_id:
+        errors["project"] = "Admin keys belong to the organization: leave the project empty."
+    if api_key.kind != APIKey.Kind.ADMIN and not api_key.project_id:
+        errors["project"] = "Choose the project this key belongs to."
+    if api_key.project_id and api_key.project.organization_id != api_key.organization_id:
+        errors["project"] = "The project belongs to another organization."
+    if api_key.kind == APIKey.Kind.SERVICE_ACCOUNT and not api_key.service_account_id:
+        errors["service_account"] = "Choose the service account that owns this key."
+    if api_key.service_account_id and api_key.service_account.project_id != api_key.project_id:
+        errors["service_account"] = "The service account belongs to another project."
+    if api_key.provider == APIKey.Provider.AZURE:
+        if not api_key.azure_endpoint:
+            errors["azure_endpoint"] = "Azure keys need the resource endpoint, https://<name>.openai.azure.com."
+        if not api_key.azure_api_version:
+            errors["azure_api_version"] = "Azure keys need an API version, e.g. 2024-10-21."
+    if api_key.provider == APIKey.Provider.COMPATIBLE and not api_key.base_url:
+        errors["base_url"] = "OpenAI-compatible keys need the base URL, e.g. https://llm.example.com/v1."
+    if errors:
+        raise ValidationError(errors)
+
+
+@sensitive_variables("secret")
+@transaction.atomic
+def api_key_replace_secret(*, api_key: APIKey, secret: str, rotated: bool = True) -> APIKey:
+    """Store a new value for an existing key (rotation, or an admin correction)."""
+    validate_key_format(secret=secret, kind=api_key.kind, provider=api_key.provider)
+    _store_secret(api_key, secret)
+    _check_duplicate(api_key)
+    if rotated:
+        api_key.last_rotated_at = timezone.now()
+    try:
+        api_key.save()
+    except IntegrityError as exc:
+        raise ValidationError({"secret": "This key is already stored in the console."}) from exc
+    return api_key
+
+
+def api_key_reveal_secret(api_key: APIKey) -> str:
+    """Plaintext of the key, for a call or an audited reveal. Never log the result."""
+    try:
+        return unseal(api_key, "secret")
+    except (DecryptionError, KeyRingError) as exc:
+        raise SecretUnavailable(
+            f"The stored secret of key {api_key.hint} cannot be decrypted ({exc}). "
+            "Check FIELD_ENCRYPTION_KEYS, or rotate the key by pasting its value again."
+        ) from exc

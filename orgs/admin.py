@@ -1,0 +1,113 @@
+"""Django admin for raw edits of organizations, projects and memberships."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from keys.models import APIKey
+
+from .models import (
+    Organization,
+    OrganizationMembership,
+    Project,
+    ProjectMembership,
+    ProjectModelLimit,
+    ServiceAccount,
+)
+
+
+class OrganizationMembershipInline(admin.TabularInline):
+    model = OrganizationMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+class ProjectInline(admin.TabularInline):
+    model = Project
+    extra = 0
+    fields = ["name", "environment", "status", "openai_project_id", "rotation_period_days"]
+    show_change_link = True
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "tier", "openai_org_id", "billing_timezone", "created_at"]
+    list_filter = ["tier"]
+    search_fields = ["name", "slug", "openai_org_id"]
+    readonly_fields = ["public_id", "created_at", "updated_at"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [OrganizationMembershipInline, ProjectInline]
+
+
+class ProjectMembershipInline(admin.TabularInline):
+    model = ProjectMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+class ServiceAccountInline(admin.TabularInline):
+    model = ServiceAccount
+    extra = 0
+    fields = ["name", "openai_id"]
+
+
+class ProjectModelLimitInline(admin.TabularInline):
+    model = ProjectModelLimit
+    extra = 0
+
+
+class APIKeyInline(admin.TabularInline):
+    """Keys in a project: read-only summary (secrets are never shown; edit on the key page)."""
+
+    model = APIKey
+    extra = 0
+    fields = ["name", "kind", "provider", "permissions", "hint", "status", "last_rotated_at"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = [
+        "name", "organization", "environment", "status", "max_output_tokens",
+        "rotation_period_days", "created_at",
+    ]
+    list_filter = ["environment", "status", "organization"]
+    search_fields = ["name", "openai_project_id", "organization__name"]
+    readonly_fields = ["public_id", "created_at", "updated_at"]
+    list_select_related = ["organization"]
+    inlines = [ProjectMembershipInline, ServiceAccountInline, ProjectModelLimitInline, APIKeyInline]
+
+
+@admin.register(OrganizationMembership)
+class OrganizationMembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["user__username", "user__email", "organization__name"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(ProjectMembership)
+class ProjectMembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role", "created_at"]
+    list_filter = ["role", "project__organization"]
+    search_fields = ["user__username", "user__email", "project__name"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "openai_id", "created_at"]
+    list_filter = ["project__organization"]
+    search_fields = ["name", "openai_id", "project__name"]
+    readonly_fields = ["public_id", "created_at", "updated_at"]
+
+
+@admin.register(ProjectModelLimit)
+class ProjectModelLimitAdmin(admin.ModelAdmin):
+    list_display = ["project", "model_id", "rpm", "tpm"]
+    search_fields = ["project__name", "model_id"]

@@ -1,0 +1,249 @@
+"""Organizations, projects, service accounts and who may do what in them.
+
+Mirrors OpenAI's own hierarchy and roles: organization owner / reader, project
+owner / member.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+# The tier table (shared/data/openai-models.json): default requests and tokens per minute.
+TIER_LIMITS: dict[str, tuple[int, int]] = {
+    "free": (3, 40_000),
+    "tier_1": (500, 200_000),
+    "tier_2": (5_000, 2_000_000),
+    "tier_3": (5_000, 10_000_000),
+    "tier_4": (10_000, 50_000_000),
+}
+
+
+class TimestampedModel(models.Model):
+    created_at = models.DateTimeField("created at", auto_now_add=True)
+    updated_at = models.DateTimeField("updated at", auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Organization(TimestampedModel):
+    """A company's OpenAI organization: the top of the hierarchy and the tenant boundary."""
+
+    class Tier(models.TextChoices):
+        FREE = "free", "Free"
+        TIER_1 = "tier_1", "Tier 1"
+        TIER_2 = "tier_2", "Tier 2"
+        TIER_3 = "tier_3", "Tier 3"
+        TIER_4 = "tier_4", "Tier 4+"
+
+    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField("name", max_length=200)
+    slug = models.SlugField("slug", max_length=80, unique=True)
+    tier = models.CharField("usage tier", max_length=16, choices=Tier, default=Tier.TIER_1)
+    openai_org_id = models.CharField(
+        "OpenAI organization id", max_length=64, blank=True, help_text="org-…, if known"
+    )
+    billing_timezone = models.CharField(
+        "billing timezone", max_length=64, default="UTC",
+        help_text="Budget months start at midnight in this timezone.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "organization"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def default_rpm(self) -> int:
+        """Requests per minute of the organization's tier."""
+        return TIER_LIMITS[self.tier][0]
+
+    @property
+    def default_tpm(self) -> int:
+        """Tokens per minute of the organization's tier."""
+        return TIER_LIMITS[self.tier][1]
+
+
+class OrganizationMembership(TimestampedModel):
+    """A user's role in an organization: owners manage everything, readers read everything."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        READER = "reader", "Reader"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+        related_name="organization_memberships", verbose_name="user",
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships",
+        verbose_name="organization",
+    )
+    role = models.CharField("role", max_length=16, choices=Role, default=Role.READER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization"], name="orgs_orgmembership_unique_user_org",
+                violation_error_message="This user is already a member of the organization.",
+            ),
+        ]
+        verbose_name = "organization membership"
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.role} of {self.organization}"
+
+
+class Project(TimestampedModel):
+    """A project: keys, service accounts, limits and budget live here."""
+
+    class Environment(models.TextChoices):
+        PRODUCTION = "production", "Production"
+        STAGING = "staging", "Staging"
+        DEVELOPMENT = "development", "Development"
+        RESEARCH = "research", "Research"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ARCHIVED = "archived", "Archived"
+
+    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="projects",
+        verbose_name="organization",
+    )
+    name = models.CharField("name", max_length=200)
+    environment = models.CharField(
+        "environment", max_length=16, choices=Environment, default=Environment.DEVELOPMENT
+    )
+    openai_project_id = models.CharField(
+        "OpenAI project id", max_length=64, blank=True, help_text="proj_…, if known"
+    )
+    status = models.CharField("status", max_length=16, choices=Status, default=Status.ACTIVE)
+    allowed_models = models.JSONField(
+        "allowed models", default=list, blank=True,
+        help_text="Model ids this project may call; empty means every catalog model.",
+    )
+    max_output_tokens = models.PositiveIntegerField(
+        "output-token cap", null=True, blank=True,
+        help_text="Upper bound on max_output_tokens for any call; empty means no cap.",
+    )
+    rotation_period_days = models.PositiveIntegerField(
+        "rotation period (days)", default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Keys older than this since their last rotation are due (90 = quarterly).",
+    )
+    # Client settings, defaults as the SDK guide recommends for production.
+    request_timeout_seconds = models.FloatField(
+        "request timeout (s)", default=60.0,
+        validators=[MinValueValidator(1.0), MaxValueValidator(600.0)],
+    )
+    connect_timeout_seconds = models.FloatField(
+        "connect timeout (s)", default=5.0,
+        validators=[MinValueValidator(0.5), MaxValueValidator(60.0)],
+    )
+    max_retries = models.PositiveSmallIntegerField(
+        "max retries", default=3, validators=[MaxValueValidator(10)]
+    )
+    circuit_breaker_enabled = models.BooleanField("circuit breaker on", default=True)
+
+    class Meta:
+        ordering = ["organization__name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="orgs_project_unique_name_per_org",
+                violation_error_message="A project with this name already exists in the organization.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(rotation_period_days__gte=1),
+                name="orgs_project_rotation_period_positive",
+                violation_error_message="The rotation period must be at least one day.",
+            ),
+        ]
+        verbose_name = "project"
+
+    def __str__(self) -> str:
+        return f"{self.organization.name} / {self.name}"
+
+
+class ProjectModelLimit(TimestampedModel):
+    """A per-model RPM/TPM override for a project (else the tier defaults apply)."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="model_limits", verbose_name="project"
+    )
+    model_id = models.CharField("model", max_length=100)
+    rpm = models.PositiveIntegerField("requests per minute", null=True, blank=True)
+    tpm = models.PositiveIntegerField("tokens per minute", null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "model_id"], name="orgs_modellimit_unique_project_model",
+                violation_error_message="This model already has a limit in this project.",
+            ),
+        ]
+        verbose_name = "per-model rate limit"
+
+    def __str__(self) -> str:
+        return f"{self.model_id}: {self.rpm or '-'} RPM / {self.tpm or '-'} TPM"
+
+
+class ProjectMembership(TimestampedModel):
+    """A user's role in a project: owners manage it, members use and read it."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        MEMBER = "member", "Member"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+        related_name="project_memberships", verbose_name="user",
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="memberships", verbose_name="project"
+    )
+    role = models.CharField("role", max_length=16, choices=Role, default=Role.MEMBER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "project"], name="orgs_projmembership_unique_user_project",
+                violation_error_message="This user is already a member of the project.",
+            ),
+        ]
+        verbose_name = "project membership"
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.role} of {self.project}"
+
+
+class ServiceAccount(TimestampedModel):
+    """A non-human identity in a project; its keys are service-account keys."""
+
+    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="service_accounts",
+        verbose_name="project",
+    )
+    name = models.CharField("name", max_length=200)
+    openai_id = models.CharField("OpenAI id", max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "name"], name="orgs_serviceaccount_unique_name_per_project",
+                violation_error_message="A service account with this name already exists in the project.",
+            ),
+        ]
+        verbose_name = "service account"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.project.name})"
