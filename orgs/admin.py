@@ -7,6 +7,7 @@ from django.contrib import admin
 from keys.models import APIKey
 
 from .models import (
+    AuditEvent,
     Organization,
     OrganizationMembership,
     Project,
@@ -111,3 +112,22 @@ class ServiceAccountAdmin(admin.ModelAdmin):
 class ProjectModelLimitAdmin(admin.ModelAdmin):
     list_display = ["project", "model_id", "rpm", "tpm"]
     search_fields = ["project__name", "model_id"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only, even for superusers."""
+
+    list_display = ["occurred_at", "actor_label", "action", "target_label", "organization", "ip_address"]
+    list_filter = ["action", "organization"]
+    search_fields = ["actor_label", "action", "target_label", "target_id"]
+    date_hierarchy = "occurred_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -247,3 +247,66 @@ class ServiceAccount(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.project.name})"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Append-only: bulk updates and deletes are refused."""
+
+    def update(self, **kwargs):
+        raise PermissionError("Audit events are append-only; they cannot be updated.")
+
+    def delete(self):
+        raise PermissionError("Audit events are append-only; they cannot be deleted.")
+
+
+class AuditEvent(models.Model):
+    """Who did what, when (UTC), from which IP, on what. Append-only.
+
+    Written only through ``orgs.audit.audit_log``; never edited or deleted (the model,
+    its queryset and the Django admin all refuse).
+    """
+
+    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
+    occurred_at = models.DateTimeField("when (UTC)", db_index=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="audit_events", verbose_name="organization",
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="audit_events", verbose_name="project",
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name="actor",
+    )
+    actor_label = models.CharField(
+        "actor name", max_length=150, blank=True,
+        help_text="Username at the time (kept if the user is deleted), or 'system'.",
+    )
+    action = models.CharField("action", max_length=64, db_index=True)
+    target_type = models.CharField("target type", max_length=64, blank=True)
+    target_id = models.CharField("target id", max_length=64, blank=True)
+    target_label = models.CharField("target", max_length=255, blank=True)
+    ip_address = models.GenericIPAddressField("IP address", null=True, blank=True)
+    detail = models.JSONField("detail", default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-occurred_at"], name="orgs_audit_org_time"),
+        ]
+        verbose_name = "audit event"
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_label}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Audit events are append-only; they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events are append-only; they cannot be deleted.")

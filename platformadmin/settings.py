@@ -152,8 +152,22 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # Email: console backend by default, SMTP via EMAIL_URL (smtp+tls://user:pass@host:587).
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
-vars().update(EMAIL_CONFIG)
+# Django 6.1 configures mail through MAILERS; EMAIL_URL is translated into it.
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+_email_options = {}
+if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
+    _email_options = {
+        "host": _email.get("EMAIL_HOST"),
+        "port": _email.get("EMAIL_PORT"),
+        "username": _email.get("EMAIL_HOST_USER") or None,
+        "password": _email.get("EMAIL_HOST_PASSWORD") or None,
+        "use_tls": bool(_email.get("EMAIL_USE_TLS")),
+        "use_ssl": bool(_email.get("EMAIL_USE_SSL")),
+        "timeout": 10,
+    }
+elif _email.get("EMAIL_FILE_PATH"):
+    _email_options = {"file_path": _email["EMAIL_FILE_PATH"]}
+MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="console@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

@@ -14,4 +14,9 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("orgs/", include("orgs.urls")),
+    path("keys/", include("keys.urls")),
+    path("usage/", include("usage.urls")),
+    path("playground/", include("platformadmin.playground_urls")),
+    path("api/v1/", include("usage.api_urls")),
 ]

@@ -19,7 +19,10 @@ os.environ.setdefault("CACHE_URL", "locmemcache://")
 from platformadmin.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# A shared cache (Redis in CI) gets a per-run prefix so runs never see each other's keys.
+CACHES["default"]["KEY_PREFIX"] = f"test{os.getpid()}"  # noqa: F405

@@ -1,0 +1,7 @@
+"""Console pages of the keys app."""
+
+from __future__ import annotations
+
+app_name = "keys"
+
+urlpatterns: list = []

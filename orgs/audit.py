@@ -1,0 +1,52 @@
+"""The one way to write the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from .models import AuditEvent, Organization, Project
+
+
+def client_ip(request) -> str | None:
+    """The client address as Django sees it (REMOTE_ADDR; put a proxy's real-IP
+    middleware in front if the console runs behind one)."""
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit_log(
+    *,
+    action: str,
+    actor=None,
+    organization: Organization | None = None,
+    project: Project | None = None,
+    target: models.Model | None = None,
+    request=None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event. ``action`` is dotted, e.g. ``key.create``, ``auth.login_failed``.
+
+    Never put a secret in ``detail``: hints and ids only.
+    """
+    if actor is None and request is not None and getattr(request, "user", None) is not None:
+        actor = request.user if request.user.is_authenticated else None
+    if project is not None and organization is None:
+        organization = project.organization
+    label = actor.get_username() if actor is not None else (detail or {}).get("username", "system")
+    return AuditEvent.objects.create(
+        occurred_at=timezone.now(),
+        organization=organization,
+        project=project,
+        actor=actor,
+        actor_label=str(label)[:150],
+        action=action,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(getattr(target, "public_id", None) or getattr(target, "pk", "") or "") if target is not None else "",
+        target_label=str(target)[:255] if target is not None else "",
+        ip_address=client_ip(request),
+        detail=detail or {},
+    )

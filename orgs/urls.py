@@ -1,0 +1,7 @@
+"""Console pages of the orgs app."""
+
+from __future__ import annotations
+
+app_name = "orgs"
+
+urlpatterns: list = []

@@ -1,0 +1,7 @@
+"""The ingestion API, mounted at /api/v1/."""
+
+from __future__ import annotations
+
+app_name = "api"
+
+urlpatterns: list = []

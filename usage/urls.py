@@ -1,0 +1,7 @@
+"""Console pages of the usage app."""
+
+from __future__ import annotations
+
+app_name = "usage"
+
+urlpatterns: list = []
