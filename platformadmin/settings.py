@@ -18,7 +18,7 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite file, file cache, local Cel
 
 env = environ.Env()
 # A local .env (written by `make run`) is read if present; real environment wins.
-if (BASE_DIR / ".env").exists():
+if (BASE_DIR / ".env").exists() and env.bool("CONSOLE_READ_DOTENV", default=True):
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)

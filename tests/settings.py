@@ -9,6 +9,7 @@ import tempfile
 
 # Fixed, obviously fake test keys (32 bytes each); never used outside tests.
 TEST_KEY_V1 = "v1:" + "dGVzdC1rZXktb25lLTMyLWJ5dGVzLWxvbmctMTIzNDU="
+os.environ["CONSOLE_READ_DOTENV"] = "false"  # a developer's local .env must not leak in
 os.environ.setdefault("FIELD_ENCRYPTION_KEYS", TEST_KEY_V1)
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "0" * 30)
 os.environ.setdefault("DEBUG", "false")
