@@ -71,3 +71,29 @@ def outsider(other_organization):
     user = UserFactory(username="outsider")
     add_org_member(user, other_organization, "owner")
     return user
+
+
+# --- OpenAI simulator (platformadmin/simulator.py) ------------------------------------
+@pytest.fixture(scope="session")
+def _openai_simulator_server():
+    from platformadmin.simulator import OpenAISimulator
+
+    sim = OpenAISimulator("127.0.0.1", 0, delta_delay=0.005, slow_seconds=1.5, retry_after_ms=10).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def openai_simulator(_openai_simulator_server):
+    """The simulator on a free loopback port, counters reset for this test.
+
+    ``.base_url`` is ``http://127.0.0.1:<port>/v1``; ``.connections``, ``.requests``,
+    ``.retry_counts`` and ``.log`` count what it saw; ``.reset()`` zeroes them. Faults are
+    chosen by a ``fault-…`` token in the key or model (docs/playground.md).
+    """
+    sim = _openai_simulator_server
+    defaults = (sim.delta_delay, sim.slow_seconds, sim.retry_after_ms)
+    sim.reset()
+    yield sim
+    sim.delta_delay, sim.slow_seconds, sim.retry_after_ms = defaults
+    sim.reset()

@@ -1,0 +1,489 @@
+"""A small OpenAI-compatible HTTP server for tests and the offline demo.
+
+It speaks enough of the real API for the official SDK: ``POST /v1/responses`` (JSON and
+server-sent events), ``GET /v1/models`` and ``GET /v1/models/{id}``, with an
+``x-request-id`` on every reply, deterministic text and token counts derived from the
+input, and usage with cached and reasoning details. Azure-style paths
+(``/openai/...`` with an ``api-key`` header) are accepted too.
+
+Faults are chosen by a token in the key or in the model name (see docs/playground.md)::
+
+    fault-401      401 invalid_api_key          fault-403   403 insufficient permissions
+    fault-404      404 model_not_found          fault-429   429 with retry-after
+    fault-500      500 server_error              fault-flakyN 500 until the N-th retry
+    fault-slow     replies after ``slow_seconds`` fault-cut  the stream stops mid-way
+
+A model id not in the catalog (usage/data/openai-models.json) is a 404 as well.
+
+The server counts TCP connections, requests and the ``x-stainless-retry-count``
+values it saw (``stats()`` / ``reset()``; also ``GET /_simulator/stats`` and
+``POST /_simulator/reset`` for other processes). Routes live in ``ROUTES``: the Admin
+API paths a later issue needs are added there.
+
+Standard library only, so it starts in a thread inside a test or as
+``manage.py openai_simulator``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+CATALOG_FILE = Path(__file__).resolve().parent.parent / "usage" / "data" / "openai-models.json"
+FAULT_RE = re.compile(r"fault-(401|403|404|429|500|slow|cut|flaky(\d+))")
+REASONING_TOKENS = {"none": 0, "minimal": 4, "low": 8, "medium": 16, "high": 32, "xhigh": 48, "max": 64}
+VOCABULARY = (
+    "the quick model answers every prompt with calm and careful words about budgets keys "
+    "projects tokens usage rotation limits streams retries latency costs requests reasoning "
+    "clients servers caches breakers simulators consoles dashboards alerts"
+).split()
+
+
+def _load_catalog() -> dict[str, bool]:
+    """model id -> supports reasoning, from the catalog seed shipped with the project."""
+    try:
+        facts = json.loads(CATALOG_FILE.read_text())
+        return {row["id"]: bool(row.get("reasoning")) for row in facts["models"]}
+    except (OSError, ValueError, KeyError):  # the simulator still runs without it
+        return {"gpt-5.4-mini": True, "gpt-4.1-mini": False}
+
+
+def _flatten_text(value) -> str:
+    """All the text in an ``input`` (a string or a list of messages / content parts)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(_flatten_text(v) for v in value)
+    if isinstance(value, dict):
+        parts = [_flatten_text(value.get(k)) for k in ("content", "text") if k in value]
+        return " ".join(p for p in parts if p)
+    return str(value)
+
+
+def simulated_reply(*, model: str, instructions: str, text: str) -> list[str]:
+    """The deterministic words of the reply to this input (8 to 24 words)."""
+    digest = hashlib.sha256(f"{model}\x00{instructions}\x00{text}".encode()).digest()
+    count = 8 + digest[0] % 17
+    words = [VOCABULARY[(digest[(i % 31) + 1] + i) % len(VOCABULARY)] for i in range(count)]
+    words[0] = words[0].capitalize()
+    words[-1] += "."
+    return words
+
+
+def simulated_usage_counts(*, instructions: str, text: str, effort: str | None) -> tuple[int, int, int]:
+    """(input tokens, cached tokens, reasoning tokens): about four characters per token."""
+    input_tokens = max(1, math.ceil(len(instructions + text) / 4))
+    cached = input_tokens // 4
+    reasoning = REASONING_TOKENS.get(effort or "", 0) if effort else 0
+    return input_tokens, cached, reasoning
+
+
+@dataclass
+class SimulatorStats:
+    connections: int = 0
+    requests: int = 0
+    retry_counts: list[int] = field(default_factory=list)
+    log: list[dict] = field(default_factory=list)
+
+
+class SimulatorError(Exception):
+    def __init__(self, status: int, message: str, *, type_: str, code: str | None = None,
+                 param: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+@dataclass
+class Call:
+    """One parsed request handed to a route."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: dict
+    key: str
+    match: re.Match
+    retry_count: int
+
+
+Route = tuple[str, re.Pattern, Callable]
+
+
+class OpenAISimulator:
+    """The server. ``start()`` runs it in a daemon thread; ``stop()`` shuts it down."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, delta_delay: float = 0.02,
+                 slow_seconds: float = 2.0, retry_after_ms: int = 20, quiet: bool = True):
+        self.delta_delay = delta_delay
+        self.slow_seconds = slow_seconds
+        self.retry_after_ms = retry_after_ms
+        self.quiet = quiet
+        self.catalog = _load_catalog()
+        self._lock = threading.Lock()
+        self._stats = SimulatorStats()
+        self.routes: list[Route] = [
+            ("POST", re.compile(r"^/v1/responses$"), self.create_response),
+            ("GET", re.compile(r"^/v1/models$"), self.list_models),
+            ("GET", re.compile(r"^/v1/models/(?P<model>[^/]+)$"), self.retrieve_model),
+            # Admin API paths (/v1/organization/...) are added here by a later issue.
+        ]
+        handler = type("Handler", (_Handler,), {"simulator": self})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.host, self.port = self.httpd.server_address[:2]
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> OpenAISimulator:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="openai-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # -- counters ----------------------------------------------------------------
+    def stats(self) -> SimulatorStats:
+        with self._lock:
+            return SimulatorStats(self._stats.connections, self._stats.requests,
+                                  list(self._stats.retry_counts), list(self._stats.log))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._stats = SimulatorStats()
+
+    @property
+    def connections(self) -> int:
+        return self.stats().connections
+
+    @property
+    def requests(self) -> int:
+        return self.stats().requests
+
+    @property
+    def retry_counts(self) -> list[int]:
+        return self.stats().retry_counts
+
+    @property
+    def log(self) -> list[dict]:
+        return self.stats().log
+
+    def _count_connection(self) -> None:
+        with self._lock:
+            self._stats.connections += 1
+
+    def _count_request(self, entry: dict) -> None:
+        with self._lock:
+            self._stats.requests += 1
+            self._stats.retry_counts.append(entry["retry_count"])
+            self._stats.log.append(entry)
+
+    # -- faults --------------------------------------------------------------------
+    @staticmethod
+    def faults(*names: str) -> set[str]:
+        found: set[str] = set()
+        for name in names:
+            for m in FAULT_RE.finditer(name or ""):
+                found.add(m.group(1))
+        return found
+
+    def _check_auth_faults(self, call: Call, faults: set[str]) -> None:
+        if not call.key:
+            raise SimulatorError(401, "You didn't provide an API key. You need to provide your API key "
+                                 "in an Authorization header using Bearer auth.",
+                                 type_="invalid_request_error", code="missing_api_key")
+        if "401" in faults:
+            hint = f"{call.key[:8]}****{call.key[-4:]}"
+            raise SimulatorError(401, f"Incorrect API key provided: {hint}. You can find your API key at "
+                                 "https://platform.openai.com/account/api-keys.",
+                                 type_="invalid_request_error", code="invalid_api_key")
+        if "403" in faults:
+            raise SimulatorError(403, "You have insufficient permissions for this operation. "
+                                 "Missing scopes: api.responses.write.",
+                                 type_="invalid_request_error", code="insufficient_permissions")
+        if "429" in faults:
+            seconds = max(1, math.ceil(self.retry_after_ms / 1000))
+            raise SimulatorError(429, "Rate limit reached for requests per min (RPM): Limit 3, Used 3, "
+                                 f"Requested 1. Please try again in {seconds}s.",
+                                 type_="requests", code="rate_limit_exceeded",
+                                 headers={"retry-after": str(seconds),
+                                          "retry-after-ms": str(self.retry_after_ms)})
+        flaky = next((f for f in faults if f.startswith("flaky")), None)
+        if "500" in faults or (flaky and call.retry_count < int(flaky[5:])):
+            raise SimulatorError(500, "The server had an error while processing your request. Sorry about that!",
+                                 type_="server_error", code="server_error",
+                                 headers={"retry-after-ms": str(self.retry_after_ms)})
+        if "slow" in faults:
+            time.sleep(self.slow_seconds)
+
+    def _check_model(self, model: str, faults: set[str]) -> bool:
+        """Raise 404 for an unknown model; return whether it supports reasoning."""
+        base = model.split("-fault-")[0]
+        if "404" in faults or base not in self.catalog:
+            raise SimulatorError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                                 type_="invalid_request_error", code="model_not_found", param="model")
+        return self.catalog[base]
+
+    # -- routes ----------------------------------------------------------------------
+    def list_models(self, call: Call, handler: _Handler) -> None:
+        self._check_auth_faults(call, self.faults(call.key))
+        data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
+                for m in sorted(self.catalog)]
+        handler.send_json(200, {"object": "list", "data": data})
+
+    def retrieve_model(self, call: Call, handler: _Handler) -> None:
+        model = call.match.group("model")
+        faults = self.faults(call.key, model)
+        self._check_auth_faults(call, faults)
+        self._check_model(model, faults)
+        handler.send_json(200, {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "system"})
+
+    def create_response(self, call: Call, handler: _Handler) -> None:
+        body = call.body
+        model = body.get("model") or ""
+        faults = self.faults(call.key, model)
+        if not model:
+            raise SimulatorError(400, "Missing required parameter: 'model'.", type_="invalid_request_error",
+                                 code="missing_required_parameter", param="model")
+        self._check_auth_faults(call, faults)
+        reasoning_model = self._check_model(model, faults)
+        temperature = body.get("temperature")
+        if temperature is not None and not (0 <= float(temperature) <= 2):
+            raise SimulatorError(400, f"Invalid 'temperature': decimal above maximum value. Expected a value "
+                                 f"<= 2, but got {temperature} instead.", type_="invalid_request_error",
+                                 code="decimal_above_max_value", param="temperature")
+        max_out = body.get("max_output_tokens")
+        if max_out is not None and int(max_out) < 16:
+            raise SimulatorError(400, f"Invalid 'max_output_tokens': integer below minimum value. Expected a "
+                                 f"value >= 16, but got {max_out} instead.", type_="invalid_request_error",
+                                 code="integer_below_min_value", param="max_output_tokens")
+        effort = (body.get("reasoning") or {}).get("effort")
+        if effort and not reasoning_model:
+            raise SimulatorError(400, "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
+                                 type_="invalid_request_error", code="unsupported_parameter",
+                                 param="reasoning.effort")
+        instructions = body.get("instructions") or ""
+        text = _flatten_text(body.get("input"))
+        words = simulated_reply(model=model, instructions=instructions, text=text)
+        input_tokens, cached, reasoning = simulated_usage_counts(instructions=instructions, text=text, effort=effort)
+        status, incomplete = "completed", None
+        if max_out is not None and len(words) + reasoning > int(max_out):
+            words = words[: max(0, int(max_out) - reasoning)]
+            status, incomplete = "incomplete", {"reason": "max_output_tokens"}
+        usage = {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+            "output_tokens": len(words) + reasoning,
+            "output_tokens_details": {"reasoning_tokens": reasoning},
+            "total_tokens": input_tokens + len(words) + reasoning,
+        }
+        resp_id, msg_id = f"resp_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex[:24]}"
+        full_text = " ".join(words)
+        base = {
+            "id": resp_id, "object": "response", "created_at": int(time.time()), "model": model,
+            "instructions": instructions or None, "parallel_tool_calls": True, "tool_choice": "auto",
+            "tools": [], "temperature": temperature, "max_output_tokens": max_out,
+            "reasoning": {"effort": effort, "summary": None} if effort else None,
+            "service_tier": body.get("service_tier") or "default", "metadata": body.get("metadata") or {},
+            "error": None, "incomplete_details": None,
+        }
+        message = {"type": "message", "id": msg_id, "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": full_text, "annotations": []}]}
+        final = {**base, "status": status, "incomplete_details": incomplete, "output": [message],
+                 "usage": usage, "completed_at": int(time.time())}
+        if not body.get("stream"):
+            if "cut" in faults:  # no reply at all: the connection drops
+                handler.drop_connection()
+                return
+            handler.send_json(200, final, extra=self._ratelimit_headers(input_tokens))
+            return
+        handler.start_sse(extra=self._ratelimit_headers(input_tokens))
+        seq = iter(range(10_000))
+        in_progress = {**base, "status": "in_progress", "output": [], "usage": None}
+        handler.sse({"type": "response.created", "sequence_number": next(seq), "response": in_progress})
+        handler.sse({"type": "response.in_progress", "sequence_number": next(seq), "response": in_progress})
+        handler.sse({"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
+                     "item": {**message, "status": "in_progress", "content": []}})
+        part = {"type": "output_text", "text": "", "annotations": []}
+        handler.sse({"type": "response.content_part.added", "sequence_number": next(seq), "item_id": msg_id,
+                     "output_index": 0, "content_index": 0, "part": part})
+        cut_at = max(1, len(words) // 2) if "cut" in faults else None
+        for i, word in enumerate(words):
+            if cut_at is not None and i == cut_at:
+                handler.drop_connection()
+                return
+            delta = word if i == len(words) - 1 else word + " "
+            handler.sse({"type": "response.output_text.delta", "sequence_number": next(seq), "item_id": msg_id,
+                         "output_index": 0, "content_index": 0, "delta": delta, "logprobs": []})
+            if self.delta_delay:
+                time.sleep(self.delta_delay)
+        handler.sse({"type": "response.output_text.done", "sequence_number": next(seq), "item_id": msg_id,
+                     "output_index": 0, "content_index": 0, "text": full_text, "logprobs": []})
+        handler.sse({"type": "response.content_part.done", "sequence_number": next(seq), "item_id": msg_id,
+                     "output_index": 0, "content_index": 0, "part": {**part, "text": full_text}})
+        handler.sse({"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 0,
+                     "item": message})
+        terminal = "response.completed" if status == "completed" else "response.incomplete"
+        handler.sse({"type": terminal, "sequence_number": next(seq), "response": final})
+        handler.end_chunks()
+
+    @staticmethod
+    def _ratelimit_headers(tokens: int) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": "5000", "x-ratelimit-remaining-requests": "4999",
+            "x-ratelimit-limit-tokens": "2000000", "x-ratelimit-remaining-tokens": str(2_000_000 - tokens),
+            "x-ratelimit-reset-requests": "12ms", "x-ratelimit-reset-tokens": "0s",
+            "openai-processing-ms": "1",
+        }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so a reused client pool shows as one connection
+    simulator: OpenAISimulator
+    server_version = "openai-simulator/1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.simulator._count_connection()
+
+    def log_message(self, format, *args):  # noqa: A002 - signature from the base class
+        if not self.simulator.quiet:
+            super().log_message(format, *args)
+
+    # -- plumbing -----------------------------------------------------------------------
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        self.request_id = f"req_{uuid.uuid4().hex}"
+        self._chunked = False
+        parts = urlsplit(self.path)
+        path, query = parts.path, parse_qs(parts.query)
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if path.startswith("/_simulator/"):
+            return self._control(method, path)
+        # Azure OpenAI: {endpoint}/openai/[deployments/{name}/]<path>?api-version=...
+        azure = path.startswith("/openai/")
+        if azure:
+            m = re.match(r"^/openai(?:/deployments/(?P<dep>[^/]+))?(?:/v1)?(?P<rest>/.*)$", path)
+            path = "/v1" + (m.group("rest") if m else path[len("/openai"):])
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = None
+        auth = self.headers.get("authorization") or ""
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else (self.headers.get("api-key") or "")
+        try:
+            retry_count = int(self.headers.get("x-stainless-retry-count") or 0)
+        except ValueError:
+            retry_count = 0
+        self.simulator._count_request({
+            "method": method, "path": path, "azure": azure, "api_version": (query.get("api-version") or [""])[0],
+            "retry_count": retry_count, "client_request_id": self.headers.get("x-client-request-id"),
+            "organization": self.headers.get("openai-organization"), "project": self.headers.get("openai-project"),
+            "auth": "api-key" if self.headers.get("api-key") else ("bearer" if key else ""),
+            "model": (body or {}).get("model") if isinstance(body, dict) else None,
+            "stream": bool((body or {}).get("stream")) if isinstance(body, dict) else False,
+            "request_id": self.request_id,
+        })
+        try:
+            if body is None or not isinstance(body, dict):
+                raise SimulatorError(400, "We could not parse the JSON body of your request.",
+                                     type_="invalid_request_error", code="invalid_json")
+            for route_method, pattern, func in self.simulator.routes:
+                match = pattern.match(path)
+                if match and route_method == method:
+                    call = Call(method, path, query, dict(self.headers), body, key, match, retry_count)
+                    return func(call, self)
+            raise SimulatorError(404, f"Invalid URL ({method} {path})", type_="invalid_request_error")
+        except SimulatorError as exc:
+            self.send_json(exc.status, exc.body(), extra=exc.headers)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _control(self, method: str, path: str) -> None:
+        if path == "/_simulator/stats" and method == "GET":
+            s = self.simulator.stats()
+            return self.send_json(200, {"connections": s.connections, "requests": s.requests,
+                                        "retry_counts": s.retry_counts})
+        if path == "/_simulator/reset" and method == "POST":
+            self.simulator.reset()
+            return self.send_json(200, {"ok": True})
+        self.send_json(404, {"error": {"message": "unknown control path", "type": "invalid_request_error"}})
+
+    def _headers(self, status: int, content_type: str, extra: dict[str, str] | None) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("x-request-id", self.request_id)
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+
+    def send_json(self, status: int, payload: dict, *, extra: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self._headers(status, "application/json", extra)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def start_sse(self, *, extra: dict[str, str] | None = None) -> None:
+        self._headers(200, "text/event-stream; charset=utf-8", extra)
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("cache-control", "no-cache")
+        self.end_headers()
+        self._chunked = True
+
+    def sse(self, event: dict) -> None:
+        data = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def end_chunks(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def drop_connection(self) -> None:
+        """Close the socket mid-reply, as a network failure would."""
+        self.wfile.flush()
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.close_connection = True
