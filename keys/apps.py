@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 from django.apps import AppConfig
 from django.conf import settings
 
@@ -11,7 +13,8 @@ class KeysConfig(AppConfig):
     def ready(self) -> None:
         # A missing or malformed key ring stops startup here, with the fix in the
         # message, rather than at the first secret someone tries to store.
-        if settings.FIELD_ENCRYPTION_CHECK_AT_STARTUP:
+        # generate_encryption_key must work precisely when there is no ring yet.
+        if settings.FIELD_ENCRYPTION_CHECK_AT_STARTUP and "generate_encryption_key" not in sys.argv:
             from .crypto import get_key_ring
 
             get_key_ring()

@@ -22,7 +22,7 @@ from .models import APIKey
 _BODY = r"[A-Za-z0-9_\-]{16,256}"
 KEY_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
     APIKey.Kind.PROJECT: (
-        re.compile(rf"^sk-(?:proj-)?{_BODY}$"),
+        re.compile(rf"^sk-(?!svcacct-|admin-)(?:proj-)?{_BODY}$"),
         "a project key starts with 'sk-proj-' followed by at least 16 letters, digits, '-' or '_'",
     ),
     APIKey.Kind.SERVICE_ACCOUNT: (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pprint import pformat
 
 from django.views.debug import SafeExceptionReporterFilter
 
@@ -50,8 +51,29 @@ class SecretRedactingReporterFilter(SafeExceptionReporterFilter):
             return redact(value)
         return value
 
+    def get_post_parameters(self, request):
+        params = super().get_post_parameters(request)
+        if not params:
+            return params
+        cleansed = params.copy()
+        for key in cleansed:
+            cleansed.setlist(key, [redact(v) if isinstance(v, str) else v for v in cleansed.getlist(key)])
+        return cleansed
+
     def get_traceback_frame_variables(self, request, tb_frame):
         return [
-            (name, redact(value) if isinstance(value, str) else value)
+            (name, _Redacted(value))
             for name, value in super().get_traceback_frame_variables(request, tb_frame)
         ]
+
+
+class _Redacted:
+    """Renders as the value's pretty repr with key-shaped substrings redacted."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return redact(pformat(self.value))

@@ -18,10 +18,10 @@ class Command(BaseCommand):
     requires_system_checks: list = []
 
     def add_arguments(self, parser):
-        parser.add_argument("--version", type=int, help="Version number to use (default: next).")
+        parser.add_argument("--key-version", type=int, dest="key_version", help="Version number to use (default: next).")
 
     def handle(self, *args, **options):
-        version = options["version"]
+        version = options["key_version"]
         if version is None:
             try:
                 version = KeyRing.parse(os.environ.get("FIELD_ENCRYPTION_KEYS", "")).newest + 1

@@ -1,0 +1,124 @@
+"""The Django admin: the secret is write-only, bad input is a form error, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from keys.models import APIKey
+from keys.services import api_key_reveal_secret
+from tests.factories import UserFactory, fake_secret, make_api_key
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def superuser_client(client):
+    user = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return client
+
+
+def _add_form(project, secret, **overrides):
+    data = {
+        "organization": project.organization.pk,
+        "project": project.pk,
+        "name": "from admin",
+        "kind": "project",
+        "provider": "openai",
+        "permissions": "restricted",
+        "status": "active",
+        "new_secret": secret,
+    }
+    data.update(overrides)
+    return data
+
+
+def test_it_adds_a_key_and_never_shows_it(superuser_client, project):
+    secret = fake_secret()
+    response = superuser_client.post(reverse("admin:keys_apikey_add"), _add_form(project, secret))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    api_key = APIKey.objects.get(name="from admin")
+    assert api_key_reveal_secret(api_key) == secret
+    for url in (
+        reverse("admin:keys_apikey_change", args=[api_key.pk]),
+        reverse("admin:keys_apikey_changelist"),
+        reverse("admin:orgs_project_change", args=[project.pk]),
+    ):
+        page = superuser_client.get(url)
+        assert page.status_code == 200
+        body = page.content.decode()
+        assert secret not in body
+        assert api_key.secret not in body  # not even the ciphertext
+    assert api_key.hint in superuser_client.get(
+        reverse("admin:keys_apikey_change", args=[api_key.pk])
+    ).content.decode()
+
+
+def test_a_malformed_key_is_a_form_error_on_the_secret(superuser_client, project):
+    response = superuser_client.post(
+        reverse("admin:keys_apikey_add"), _add_form(project, "sk-svcacct-not-a-project-key-xx")
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "new_secret" in errors
+    assert "sk-proj-" in errors["new_secret"][0]
+    assert "sk-svcacct-not-a-project-key-xx" not in response.content.decode()
+    assert not APIKey.objects.exists()
+
+
+def test_a_duplicate_is_a_form_error(superuser_client, project):
+    secret = fake_secret()
+    make_api_key(project, secret=secret)
+    response = superuser_client.post(reverse("admin:keys_apikey_add"), _add_form(project, secret, name="again"))
+    assert response.status_code == 200
+    assert "already stored" in response.context["adminform"].form.errors["new_secret"][0]
+    assert secret not in response.content.decode()
+    assert APIKey.objects.count() == 1
+
+
+def test_an_admin_key_with_a_project_is_a_form_error(superuser_client, project):
+    response = superuser_client.post(
+        reverse("admin:keys_apikey_add"),
+        _add_form(project, fake_secret("admin"), kind="admin"),
+    )
+    assert response.status_code == 200
+    assert "project" in response.context["adminform"].form.errors
+    assert not APIKey.objects.exists()
+
+
+def test_a_new_key_needs_its_secret(superuser_client, project):
+    response = superuser_client.post(reverse("admin:keys_apikey_add"), _add_form(project, ""))
+    assert response.status_code == 200
+    assert "new_secret" in response.context["adminform"].form.errors
+
+
+def test_changing_without_a_secret_keeps_it_and_a_new_one_rotates(superuser_client, project):
+    secret = fake_secret()
+    api_key = make_api_key(project, secret=secret)
+    url = reverse("admin:keys_apikey_change", args=[api_key.pk])
+    response = superuser_client.post(url, _add_form(project, "", name="renamed"))
+    assert response.status_code == 302
+    api_key.refresh_from_db()
+    assert api_key.name == "renamed"
+    assert api_key_reveal_secret(api_key) == secret
+    assert api_key.last_rotated_at is None
+
+    replacement = fake_secret()
+    response = superuser_client.post(url, _add_form(project, replacement, name="renamed"))
+    assert response.status_code == 302
+    api_key.refresh_from_db()
+    assert api_key_reveal_secret(api_key) == replacement
+    assert api_key.last_rotated_at is not None
+
+
+def test_every_registered_model_has_working_admin_pages(superuser_client, api_key):
+    for model in admin.site._registry:
+        info = (model._meta.app_label, model._meta.model_name)
+        changelist = superuser_client.get(reverse("admin:%s_%s_changelist" % info))
+        assert changelist.status_code == 200, info
+        obj = model._default_manager.first()
+        if obj is not None:
+            change = superuser_client.get(reverse("admin:%s_%s_change" % info, args=[obj.pk]))
+            assert change.status_code == 200, info
