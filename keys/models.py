@@ -127,3 +127,50 @@ class APIKey(TimestampedModel):
         """True when the key points at the bundled OpenAI simulator (demo / tests)."""
         sim = settings.OPENAI_SIMULATOR_URL
         return bool(sim) and self.base_url.rstrip("/").startswith(sim.rstrip("/"))
+
+
+class APIKeyEvent(models.Model):
+    """One step in a key's life (created, rotated, revoked, revealed, tested).
+
+    Keeps the hint a key had before a rotation, so the page can show which value was
+    in use when. Hints only: never a secret. Append-only like the audit log.
+    """
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        ROTATED = "rotated", "Rotated"
+        REVOKED = "revoked", "Revoked"
+        REVEALED = "revealed", "Revealed"
+        TESTED = "tested", "Connection tested"
+
+    api_key = models.ForeignKey(
+        APIKey, on_delete=models.CASCADE, related_name="events", verbose_name="API key"
+    )
+    action = models.CharField("action", max_length=16, choices=Action)
+    occurred_at = models.DateTimeField("when (UTC)")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name="actor",
+    )
+    actor_label = models.CharField("actor name", max_length=150, blank=True)
+    old_hint = models.CharField("previous hint", max_length=40, blank=True)
+    new_hint = models.CharField("hint", max_length=40, blank=True)
+    note = models.CharField("note", max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["api_key", "-occurred_at"], name="keys_event_key_time"),
+        ]
+        verbose_name = "API key event"
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.action} {self.new_hint or self.old_hint}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Key history is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Key history is append-only.")

@@ -191,3 +191,102 @@ def api_key_reveal_secret(api_key: APIKey) -> str:
             f"The stored secret of key {api_key.hint} cannot be decrypted ({exc}). "
             "Check FIELD_ENCRYPTION_KEYS, or rotate the key by pasting its value again."
         ) from exc
+
+
+# --- Lifecycle from the console: every step audited and kept in the key's history ---
+
+
+def _record(api_key: APIKey, action: str, *, actor=None, old_hint: str = "", note: str = "") -> None:
+    from .models import APIKeyEvent
+
+    APIKeyEvent.objects.create(
+        api_key=api_key,
+        action=action,
+        occurred_at=timezone.now(),
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        actor_label=actor.get_username() if getattr(actor, "is_authenticated", False) else "system",
+        old_hint=old_hint,
+        new_hint=api_key.hint,
+        note=note[:255],
+    )
+
+
+def _audit(action: str, api_key: APIKey, *, actor=None, request=None, detail=None) -> None:
+    from orgs.audit import audit_log
+
+    audit_log(action=action, actor=actor, organization=api_key.organization,
+              project=api_key.project, target=api_key, request=request,
+              detail={"hint": api_key.hint, **(detail or {})})
+
+
+@sensitive_variables("secret", "fields")
+@transaction.atomic
+def api_key_add(*, actor, request=None, **fields) -> APIKey:
+    """``api_key_create`` from the console: also records history and the audit event."""
+    api_key = api_key_create(created_by=actor, **fields)
+    _record(api_key, "created", actor=actor)
+    _audit("key.create", api_key, actor=actor, request=request,
+           detail={"kind": api_key.kind, "provider": api_key.provider,
+                   "permissions": api_key.permissions})
+    return api_key
+
+
+@sensitive_variables("secret")
+@transaction.atomic
+def api_key_rotate(*, api_key: APIKey, secret: str, actor, request=None) -> APIKey:
+    """Replace the value with a newly issued one; the old hint stays in the history."""
+    api_key = APIKey.objects.select_for_update().get(pk=api_key.pk)
+    if not api_key.is_active:
+        raise ValidationError({"secret": f"This key is {api_key.get_status_display().lower()}; "
+                                         "add a new key instead of rotating it."})
+    old_hint = api_key.hint
+    api_key_replace_secret(api_key=api_key, secret=secret, rotated=True)
+    _record(api_key, "rotated", actor=actor, old_hint=old_hint)
+    _audit("key.rotate", api_key, actor=actor, request=request, detail={"old_hint": old_hint})
+    return api_key
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: APIKey, actor, request=None, reason: str = "") -> APIKey:
+    """Mark the key revoked (the row stays for the record; nothing can use it again).
+
+    The client layer refuses any key whose status is not active.
+    """
+    api_key = APIKey.objects.select_for_update().get(pk=api_key.pk)
+    if api_key.status == APIKey.Status.REVOKED:
+        return api_key
+    api_key.status = APIKey.Status.REVOKED
+    api_key.revoked_at = timezone.now()
+    api_key.save(update_fields=["status", "revoked_at", "updated_at"])
+    _record(api_key, "revoked", actor=actor, note=reason)
+    _audit("key.revoke", api_key, actor=actor, request=request, detail={"reason": reason[:255]})
+    return api_key
+
+
+@transaction.atomic
+def api_key_reveal(*, api_key: APIKey, actor, request=None) -> str:
+    """Plaintext for an owner who re-entered their password (checked by the caller).
+
+    Audited before the value leaves this function; never log the result.
+    """
+    if not api_key.is_active:
+        raise ValidationError({"password": f"This key is {api_key.get_status_display().lower()}; "
+                                           "its value is no longer shown."})
+    secret = api_key_reveal_secret(api_key)  # plaintext from here to the response
+    _record(api_key, "revealed", actor=actor)
+    _audit("key.reveal", api_key, actor=actor, request=request)
+    return secret
+
+
+@transaction.atomic
+def api_key_record_test(
+    *, api_key: APIKey, ok: bool, request_id: str | None, message: str, actor, request=None
+) -> None:
+    """History and audit for a Test connection (the call itself is the client layer's)."""
+    from platformadmin.redaction import redact
+
+    message = redact(message or "")
+    _record(api_key, "tested", actor=actor,
+            note=f"{'ok' if ok else 'failed'}; request id {request_id or '-'}")
+    _audit("key.test", api_key, actor=actor, request=request,
+           detail={"ok": ok, "request_id": request_id or "", "message": message[:500]})

@@ -1,0 +1,48 @@
+"""Reads on API keys for the console pages (scoped through orgs/access.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from orgs.models import Project
+
+from .models import APIKey, APIKeyEvent
+
+
+def project_keys(*, project: Project) -> QuerySet[APIKey]:
+    """Keys of one project, active first; revoked keys stay listed for the record."""
+    return (
+        APIKey.objects.filter(project=project)
+        .select_related("service_account")
+        .order_by("status", "-created_at")
+    )
+
+
+def api_key_rotation_due(*, api_key: APIKey) -> dt.datetime | None:
+    """When the key should next be rotated, from its project's rotation period."""
+    if api_key.project is None:
+        return None
+    return api_key.rotated_or_created_at + dt.timedelta(days=api_key.project.rotation_period_days)
+
+
+def api_key_is_overdue(*, api_key: APIKey, now: dt.datetime | None = None) -> bool:
+    due = api_key_rotation_due(api_key=api_key)
+    return bool(due and api_key.is_active and due < (now or timezone.now()))
+
+
+def api_key_history(*, api_key: APIKey) -> QuerySet[APIKeyEvent]:
+    """The key's life, newest first: created, rotated (with the old hint), revealed, …"""
+    return APIKeyEvent.objects.filter(api_key=api_key).select_related("actor")
+
+
+def api_key_breaker_state(*, api_key: APIKey) -> str | None:
+    """The client layer's circuit-breaker state for the key, when that layer exists."""
+    try:
+        from platformadmin.breaker import breaker_state_for_key
+    except ImportError:
+        return None
+    state = breaker_state_for_key(api_key)
+    return str(getattr(state, "value", state)) if state is not None else None

@@ -1,0 +1,242 @@
+"""Reads for the console pages, always scoped by what the user may see."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from .access import Need, projects_for_user
+from .models import AuditEvent, Organization, OrganizationMembership, Project, ProjectMembership
+
+
+def organization_projects_for_user(*, user, organization: Organization) -> QuerySet[Project]:
+    """The organization's projects that ``user`` may read (all of them for org members)."""
+    return projects_for_user(user, Need.READ).filter(organization=organization).order_by("name")
+
+
+def organization_members(*, organization: Organization) -> QuerySet[OrganizationMembership]:
+    return (
+        OrganizationMembership.objects.filter(organization=organization)
+        .select_related("user").order_by("user__username")
+    )
+
+
+def project_members(*, project: Project) -> QuerySet[ProjectMembership]:
+    return ProjectMembership.objects.filter(project=project).select_related("user").order_by("user__username")
+
+
+def users_known_to_organization(*, organization: Organization):
+    """Users who already belong to the organization or one of its projects.
+
+    Project owners may add only these to their project (they cannot probe the whole
+    user table); organization owners may add any account by username or email.
+    """
+    User = get_user_model()
+    return User._default_manager.filter(
+        Q(organization_memberships__organization=organization)
+        | Q(project_memberships__project__organization=organization)
+    ).distinct()
+
+
+def find_user(*, identifier: str):
+    """A user by exact username or email (case-insensitive email), or None."""
+    User = get_user_model()
+    identifier = identifier.strip()
+    if not identifier:
+        return None
+    user = User._default_manager.filter(**{User.USERNAME_FIELD: identifier}).first()
+    if user is None and "@" in identifier:
+        matches = list(User._default_manager.filter(email__iexact=identifier)[:2])
+        user = matches[0] if len(matches) == 1 else None
+    return user
+
+
+def organization_spend_mtd(*, organization: Organization) -> tuple[Decimal | None, str]:
+    """Month-to-date spend and a note; the usage app computes it when it exists."""
+    try:
+        from usage.selectors import organization_spend_month_to_date
+    except ImportError:
+        return None, "Spend appears here once usage is recorded."
+    spend = organization_spend_month_to_date(organization=organization)
+    if spend is None:
+        return None, "No usage recorded this month yet."
+    return spend, ""
+
+
+# --- Audit log ---------------------------------------------------------------------
+
+def audit_events_for_organization(
+    *,
+    organization: Organization,
+    action: str = "",
+    actor: str = "",
+    project: Project | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> QuerySet[AuditEvent]:
+    """The organization's events, plus sign-in events of its members (those have no
+    organization because a user may belong to several)."""
+    member_ids = OrganizationMembership.objects.filter(organization=organization).values("user_id")
+    project_member_ids = ProjectMembership.objects.filter(
+        project__organization=organization
+    ).values("user_id")
+    member_id_strings = [str(pk) for pk in OrganizationMembership.objects.filter(
+        organization=organization).values_list("user_id", flat=True)]
+    member_id_strings += [str(pk) for pk in ProjectMembership.objects.filter(
+        project__organization=organization).values_list("user_id", flat=True)]
+    sign_ins = Q(organization__isnull=True, action__startswith="auth.") & (
+        Q(actor_id__in=member_ids) | Q(actor_id__in=project_member_ids)
+        | Q(target_type="auth.user", target_id__in=member_id_strings)
+    )
+    events = AuditEvent.objects.filter(Q(organization=organization) | sign_ins)
+    if action:
+        events = events.filter(action__startswith=action)
+    if actor:
+        events = events.filter(actor_label__icontains=actor)
+    if project is not None:
+        events = events.filter(project=project)
+    if since:
+        events = events.filter(occurred_at__date__gte=since)
+    if until:
+        events = events.filter(occurred_at__date__lte=until)
+    return events.select_related("project").order_by("-occurred_at", "-id")
+
+
+def audit_actions(*, organization: Organization) -> list[str]:
+    return sorted(set(
+        AuditEvent.objects.filter(Q(organization=organization) | Q(action__startswith="auth."))
+        .values_list("action", flat=True).distinct()
+    ))
+
+
+# --- Production-readiness checklist -------------------------------------------------
+
+PASS, WARN, FAIL, NOT_CONFIGURED = "pass", "warn", "fail", "not configured"
+ROTATION_WARN_DAYS = 14
+USAGE_WINDOW = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class ChecklistRow:
+    title: str
+    status: str  # pass / warn / fail / not configured
+    why: str
+    fix_url: str
+    fix_label: str
+
+
+def _url(name: str, **kwargs) -> str:
+    try:
+        return reverse(name, kwargs=kwargs)
+    except NoReverseMatch:
+        return ""
+
+
+def project_checklist(*, project: Project, now: dt.datetime | None = None) -> list[ChecklistRow]:
+    """The production checklist of the OpenAI SDK guide, computed from live data."""
+    from keys.models import APIKey
+
+    now = now or timezone.now()
+    pid = project.public_id
+    project_url = _url("orgs:project-detail", project_id=pid)
+    settings_url = _url("orgs:project-settings", project_id=pid)
+    keys = list(APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE).order_by("created_at"))
+    rows: list[ChecklistRow] = []
+
+    # 1. Project-scoped keys with minimum permissions.
+    production = project.environment == Project.Environment.PRODUCTION
+    broad = [k for k in keys if k.permissions == APIKey.Permissions.ALL]
+    if not keys:
+        rows.append(ChecklistRow("Project-scoped keys, minimum permissions", WARN,
+                                 "No active key is stored for this project yet.",
+                                 _url("keys:key-create", project_id=pid), "Add a key"))
+    elif production and broad:
+        rows.append(ChecklistRow(
+            "Project-scoped keys, minimum permissions", WARN,
+            f"{len(broad)} active key(s) in this production project have 'all' permissions "
+            f"({', '.join(k.hint for k in broad[:3])}); restricted or read-only keys limit the damage of a leak.",
+            _url("keys:key-detail", key_id=broad[0].public_id), "Open the key"))
+    else:
+        rows.append(ChecklistRow("Project-scoped keys, minimum permissions", PASS,
+                                 f"{len(keys)} active project-scoped key(s)"
+                                 + ("" if production else "; 'all' permissions are tolerated outside production") + ".",
+                                 project_url + "#keys", "Keys"))
+
+    # 2. Every key rotated within the period.
+    period = dt.timedelta(days=project.rotation_period_days)
+    overdue = [k for k in keys if k.rotated_or_created_at + period < now]
+    soon = [k for k in keys if k not in overdue
+            and k.rotated_or_created_at + period < now + dt.timedelta(days=ROTATION_WARN_DAYS)]
+    if overdue:
+        rows.append(ChecklistRow(
+            "Keys rotated within the period", FAIL,
+            f"{len(overdue)} key(s) not rotated within {project.rotation_period_days} days "
+            f"({', '.join(k.hint for k in overdue[:3])}).",
+            _url("keys:key-rotate", key_id=overdue[0].public_id), "Rotate"))
+    elif soon:
+        rows.append(ChecklistRow(
+            "Keys rotated within the period", WARN,
+            f"{len(soon)} key(s) due for rotation within {ROTATION_WARN_DAYS} days.",
+            _url("keys:key-rotate", key_id=soon[0].public_id), "Rotate"))
+    else:
+        rows.append(ChecklistRow(
+            "Keys rotated within the period", PASS,
+            f"Every active key was rotated (or created) within {project.rotation_period_days} days.",
+            settings_url, "Rotation period"))
+
+    # 3. Retries and timeouts.
+    problems = []
+    if project.max_retries < 1:
+        problems.append("retries are off (max_retries = 0)")
+    if project.request_timeout_seconds > 120:
+        problems.append(f"the request timeout is {project.request_timeout_seconds:g} s (over 120 s)")
+    rows.append(ChecklistRow(
+        "Retries and timeouts configured", WARN if problems else PASS,
+        ("; ".join(problems).capitalize() + ".") if problems else
+        f"{project.max_retries} retries, {project.request_timeout_seconds:g} s request / "
+        f"{project.connect_timeout_seconds:g} s connect timeout.",
+        settings_url, "Client settings"))
+
+    # 4. Circuit breaker.
+    rows.append(ChecklistRow(
+        "Circuit breaker on", PASS if project.circuit_breaker_enabled else FAIL,
+        "Calls stop for a while after repeated upstream failures." if project.circuit_breaker_enabled
+        else "The circuit breaker is off: a failing upstream is hammered with retries.",
+        settings_url, "Client settings"))
+
+    # 5. Budget with alerts (budgets land in a later issue).
+    rows.append(ChecklistRow(
+        "Budget with alerts", NOT_CONFIGURED,
+        "Budgets and alerts are not available in this version yet.", "", ""))
+
+    # 6. Output-token cap.
+    rows.append(ChecklistRow(
+        "Output-token cap", PASS if project.max_output_tokens else WARN,
+        f"Calls are capped at {project.max_output_tokens} output tokens." if project.max_output_tokens
+        else "No cap on output tokens: one runaway call can cost a lot.",
+        settings_url, "Set a cap"))
+
+    # 7. Request ids and usage logged (recent usage exists).
+    usage_url = _url("usage:project-usage", project_id=pid)
+    try:
+        from usage.selectors import project_has_recent_usage
+    except ImportError:
+        rows.append(ChecklistRow("Request ids and usage logged", NOT_CONFIGURED,
+                                 "Usage logging is not available in this version yet.", "", ""))
+    else:
+        recent = project_has_recent_usage(project=project, since=now - USAGE_WINDOW)
+        rows.append(ChecklistRow(
+            "Request ids and usage logged", PASS if recent else WARN,
+            "Usage with request ids was recorded in the last 7 days." if recent
+            else "No usage recorded in the last 7 days: report usage through the ingestion API "
+                 "or use the playground.",
+            _url("usage:ingestion-tokens", project_id=pid) if not recent and _url(
+                "usage:ingestion-tokens", project_id=pid) else usage_url,
+            "Ingestion tokens" if not recent else "Usage"))
+    return rows
