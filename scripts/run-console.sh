@@ -22,7 +22,7 @@ if $PY manage.py help openai_simulator >/dev/null 2>&1; then
 fi
 $PY -m celery -A platformadmin worker --loglevel=INFO --concurrency=2 & pids+=($!)
 $PY -m celery -A platformadmin beat --loglevel=INFO & pids+=($!)
-$PY -m uvicorn platformadmin.asgi:application --host "$HOST" --port "$PORT" & pids+=($!)
+$PY -m uvicorn platformadmin.asgi:application --lifespan off --host "$HOST" --port "$PORT" & pids+=($!)
 
 echo "Console: http://$HOST:$PORT/  (Django admin: http://$HOST:$PORT/admin/)"
 wait -n
