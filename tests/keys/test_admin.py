@@ -116,9 +116,9 @@ def test_changing_without_a_secret_keeps_it_and_a_new_one_rotates(superuser_clie
 def test_every_registered_model_has_working_admin_pages(superuser_client, api_key):
     for model in admin.site._registry:
         info = (model._meta.app_label, model._meta.model_name)
-        changelist = superuser_client.get(reverse("admin:%s_%s_changelist" % info))
+        changelist = superuser_client.get(reverse(f"admin:{info[0]}_{info[1]}_changelist"))
         assert changelist.status_code == 200, info
         obj = model._default_manager.first()
         if obj is not None:
-            change = superuser_client.get(reverse("admin:%s_%s_change" % info, args=[obj.pk]))
+            change = superuser_client.get(reverse(f"admin:{info[0]}_{info[1]}_change", args=[obj.pk]))
             assert change.status_code == 200, info
