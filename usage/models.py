@@ -5,6 +5,9 @@ Usage records, rollups and budgets are added next to these.
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.db import models
 
 from orgs.models import Organization, TimestampedModel
@@ -95,3 +98,175 @@ class ModelPrice(TimestampedModel):
     def __str__(self) -> str:
         who = f" for {self.organization}" if self.organization_id else ""
         return f"{self.model} from {self.effective_from}{who}"
+
+
+class UsageRecord(models.Model):
+    """One model response (or one failed call): tokens, cost, ids, timing.
+
+    Unique on ``(project, response_id)`` when there is a response id, so a replay of the
+    same response is a no-op (``INSERT ... ON CONFLICT DO NOTHING``). ``cost`` is NULL
+    when the model has no price for this call: *unpriced*, never silently $0.
+    """
+
+    class Source(models.TextChoices):
+        PLAYGROUND = "playground", "Playground"
+        INGEST = "ingest", "Ingestion API"
+        SYNC = "sync", "Admin API sync"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="usage_records",
+        verbose_name="organization",
+    )
+    project = models.ForeignKey(
+        "orgs.Project", on_delete=models.CASCADE, related_name="usage_records",
+        verbose_name="project",
+    )
+    # Spend history outlives a deleted key: the record stays, the link goes.
+    api_key = models.ForeignKey(
+        "keys.APIKey", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="usage_records", verbose_name="API key",
+    )
+    source = models.CharField("source", max_length=16, choices=Source)
+    model = models.CharField("model", max_length=100)
+    # NULL, not "": errors have no response id and must not collide on the unique key.
+    response_id = models.CharField("response id", max_length=200, null=True, blank=True)  # noqa: DJ001
+    server_request_id = models.CharField("server request id (x-request-id)", max_length=200, blank=True)
+    client_request_id = models.CharField("client request id (X-Client-Request-Id)", max_length=200, blank=True)
+    input_tokens = models.PositiveBigIntegerField("input tokens", default=0)
+    cached_input_tokens = models.PositiveBigIntegerField("cached input tokens", default=0)
+    output_tokens = models.PositiveBigIntegerField("output tokens", default=0)
+    reasoning_tokens = models.PositiveBigIntegerField("reasoning tokens", default=0)
+    total_tokens = models.PositiveBigIntegerField("total tokens", default=0)
+    cost = models.DecimalField(
+        "cost (USD)", max_digits=20, decimal_places=10, null=True, blank=True,
+        help_text="Empty: unpriced (no price known for this model, date and tier).",
+    )
+    service_tier = models.CharField("service tier", max_length=32, blank=True)
+    latency_ms = models.PositiveIntegerField("latency (ms)", null=True, blank=True)
+    status = models.CharField("status", max_length=32, default="completed")
+    error_type = models.CharField("error type", max_length=100, blank=True)
+    ratelimit_headers = models.JSONField("x-ratelimit-* headers", default=dict, blank=True)
+    retries = models.PositiveSmallIntegerField("retries", default=0)
+    occurred_at = models.DateTimeField("occurred at")
+    # Which write inserted this row: lets a batch insert with ON CONFLICT DO NOTHING
+    # find out exactly which of its rows were new (see services._insert_records).
+    write_batch = models.UUIDField("write batch", editable=False)
+    created_at = models.DateTimeField("recorded at", auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "response_id"],
+                condition=models.Q(response_id__isnull=False),
+                name="usage_record_unique_response_per_project",
+                violation_error_message="This response is already recorded for this project.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(cost__isnull=True) | models.Q(cost__gte=0),
+                name="usage_record_cost_non_negative",
+                violation_error_message="A cost cannot be negative.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "occurred_at"], name="usage_rec_project_time"),
+            models.Index(fields=["organization", "occurred_at"], name="usage_rec_org_time"),
+            models.Index(fields=["occurred_at"], name="usage_rec_time"),
+        ]
+        verbose_name = "usage record"
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.response_id or self.status} ({self.project_id})"
+
+    @property
+    def is_unpriced(self) -> bool:
+        return self.cost is None
+
+
+class UsageHourly(models.Model):
+    """Usage per hour (UTC) × project × key × model, kept in step with the records.
+
+    Updated in the same transaction as the records it counts, by an UPSERT that adds
+    only the rows actually inserted. ``key_slot`` is the API key id or 0 (no key): a
+    non-null column so the unique constraint (and ON CONFLICT) treats "no key" as one key.
+    """
+
+    hour = models.DateTimeField("hour (UTC)")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="usage_hourly",
+        verbose_name="organization",
+    )
+    project = models.ForeignKey(
+        "orgs.Project", on_delete=models.CASCADE, related_name="usage_hourly",
+        verbose_name="project",
+    )
+    key_slot = models.BigIntegerField("API key id (0 = none)", default=0)
+    model = models.CharField("model", max_length=100)
+    requests = models.PositiveBigIntegerField("requests", default=0)
+    errors = models.PositiveBigIntegerField("errors", default=0)
+    input_tokens = models.PositiveBigIntegerField("input tokens", default=0)
+    cached_input_tokens = models.PositiveBigIntegerField("cached input tokens", default=0)
+    output_tokens = models.PositiveBigIntegerField("output tokens", default=0)
+    reasoning_tokens = models.PositiveBigIntegerField("reasoning tokens", default=0)
+    total_tokens = models.PositiveBigIntegerField("total tokens", default=0)
+    cost = models.DecimalField(
+        "cost of priced records (USD)", max_digits=24, decimal_places=10, default=0
+    )
+    unpriced_requests = models.PositiveBigIntegerField("unpriced records", default=0)
+
+    class Meta:
+        ordering = ["-hour", "model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "key_slot", "model", "hour"],
+                name="usage_hourly_unique_bucket",
+                violation_error_message="This hour, project, key and model already have a rollup.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "hour"], name="usage_hourly_org_hour"),
+            models.Index(fields=["hour"], name="usage_hourly_hour"),
+        ]
+        verbose_name = "hourly usage rollup"
+        verbose_name_plural = "hourly usage rollups"
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.model} ({self.project_id}/{self.key_slot})"
+
+
+class IngestionToken(TimestampedModel):
+    """A per-project bearer token for ``POST /api/v1/usage``.
+
+    Stored as a public prefix (for lookup) and an HMAC of the whole token; the token
+    itself is shown once at creation and never stored.
+    """
+
+    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
+    project = models.ForeignKey(
+        "orgs.Project", on_delete=models.CASCADE, related_name="ingestion_tokens",
+        verbose_name="project",
+    )
+    name = models.CharField("name", max_length=100)
+    prefix = models.CharField("prefix", max_length=32, unique=True, editable=False)
+    digest = models.CharField("HMAC-SHA256", max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name="created by",
+    )
+    last_used_at = models.DateTimeField("last used", null=True, blank=True)
+    revoked_at = models.DateTimeField("revoked at", null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name="revoked by",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "ingestion token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,247 @@
+"""The ingestion API: ``POST /api/v1/usage`` and its OpenAPI description.
+
+Status codes (each one distinct, see usage/openapi.json):
+- 200 stored (after the commit): ``{"received", "created", "duplicates"}``;
+- 400 bad input, naming the record index and the field (nothing is stored);
+- 401 no token or an unknown one; 403 a revoked token or a project that is not the
+  token's; 413 a body above ``USAGE_INGEST_MAX_BYTES``; 429 above
+  ``USAGE_INGEST_RATE_PER_MINUTE`` requests per token per minute, with Retry-After.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache as shared_cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
+
+from .parsing import TERMINAL_EVENTS, FieldError
+from .services import (
+    build_record,
+    ingestion_token_lookup,
+    ingestion_token_touch,
+    retention_cutoff,
+    usage_records_ingest,
+)
+
+OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
+MAX_ERRORS_REPORTED = 50
+FUTURE_TOLERANCE = timedelta(hours=24)
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def _error(status: int, message: str, *, code: str, errors: list | None = None,
+           headers: dict | None = None) -> JsonResponse:
+    body: dict = {"error": {"code": code, "message": message}}
+    if errors is not None:
+        body["error"]["errors"] = errors
+    response = JsonResponse(body, status=status)
+    for k, v in (headers or {}).items():
+        response[k] = v
+    return response
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _rate_limited(token_pk: int) -> int | None:
+    """Fixed one-minute window per token, counted in the shared cache.
+
+    Returns the seconds to wait when over the limit, else None. The cache is the one
+    every web process shares (Redis in production, a file cache by default).
+    """
+    limit = _setting("USAGE_INGEST_RATE_PER_MINUTE", 1200)
+    if limit <= 0:
+        return None
+    now = time.time()
+    window = int(now // 60)
+    key = f"usage:ingest:rate:{token_pk}:{window}"
+    shared_cache.add(key, 0, timeout=120)
+    try:
+        count = shared_cache.incr(key)
+    except ValueError:  # evicted between add and incr: start the window again
+        shared_cache.set(key, 1, timeout=120)
+        count = 1
+    if count > limit:
+        return max(1, math.ceil((window + 1) * 60 - now))
+    return None
+
+
+def _split_records(payload) -> tuple[list, object]:
+    """(records, project) from a single record, a list, or {"records": [...]}."""
+    if isinstance(payload, list):
+        return payload, None
+    if isinstance(payload, dict) and "records" in payload:
+        records = payload["records"]
+        if not isinstance(records, list):
+            raise FieldError("records", "must be a list of records.")
+        return records, payload.get("project")
+    if isinstance(payload, dict):
+        return [payload], payload.get("project") if "response" in payload else None
+    raise FieldError("body", "must be a JSON object (one record or {\"records\": [...]}) or a list.")
+
+
+def _draft(project, raw, *, now, cutoff):
+    """One record of the body -> a RecordDraft (raises FieldError with a relative field)."""
+    if not isinstance(raw, dict):
+        raise FieldError("", "must be a JSON object.")
+    envelope = isinstance(raw.get("response"), dict) and raw.get("type") not in TERMINAL_EVENTS
+    response = raw["response"] if envelope else raw
+    kwargs = {
+        "response_id": raw.get("response_id"),
+        "server_request_id": raw.get("server_request_id") or "",
+        "client_request_id": raw.get("client_request_id") or "",
+        "latency_ms": raw.get("latency_ms"),
+        "error_type": raw.get("error_type") or "",
+        "ratelimit_headers": raw.get("ratelimit_headers"),
+        "retries": raw.get("retries", 0),
+        "occurred_at": raw.get("occurred_at"),
+    }
+    for name in ("server_request_id", "client_request_id", "error_type"):
+        if not isinstance(kwargs[name], str):
+            raise FieldError(name, "must be a string.")
+    if envelope:
+        kwargs.update(
+            model=raw.get("model"), status=raw.get("status") or "completed",
+            service_tier=raw.get("service_tier"), usage=raw.get("usage"),
+        )
+        if not isinstance(kwargs["status"], str):
+            raise FieldError("status", "must be a string.")
+    has_response = envelope or any(k in raw for k in ("usage", "object", "id"))
+    if not has_response:
+        # A bare error report: {"model", "status", "error_type", "response_id", ...}.
+        kwargs.update(model=raw.get("model"), status=raw.get("status") or "error",
+                      service_tier=raw.get("service_tier"))
+        if not isinstance(kwargs["status"], str):
+            raise FieldError("status", "must be a string.")
+    try:
+        draft = build_record(
+            project=project, source="ingest", response=response if has_response else None,
+            now=now, **kwargs,
+        )
+    except FieldError as exc:
+        if exc.field.startswith("response.") and not envelope:
+            raise FieldError(exc.field.removeprefix("response."), exc.message) from exc
+        raise
+    record = draft.record
+    if not record.response_id:
+        raise FieldError(
+            "id", "a response id is required (the response's 'id', or 'response_id'): it is "
+            "what makes a replay harmless. For embeddings, send a unique id of your own.",
+        )
+    if cutoff is not None and record.occurred_at < cutoff:
+        raise FieldError(
+            "occurred_at", f"is older than the {settings.USAGE_RAW_RETENTION_DAYS}-day retention "
+            "period; such records are no longer accepted (their first copy may already be purged).",
+        )
+    if record.occurred_at > now + FUTURE_TOLERANCE:
+        raise FieldError("occurred_at", "is more than a day in the future; send UTC times.")
+    return draft
+
+
+@csrf_exempt
+def ingest_usage(request: HttpRequest) -> HttpResponse:
+    """Store one record or a batch of up to ``USAGE_INGEST_MAX_RECORDS`` for the token's project."""
+    if request.method != "POST":
+        response = _error(405, "Use POST.", code="method_not_allowed")
+        response["Allow"] = "POST"
+        return response
+    raw_token = _bearer(request)
+    if raw_token is None:
+        return _error(401, "Send the project's ingestion token as 'Authorization: Bearer <token>'.",
+                      code="missing_token", headers={"WWW-Authenticate": "Bearer"})
+    token = ingestion_token_lookup(raw_token)
+    if token is None:
+        return _error(401, "Unknown ingestion token. Create one on the project's Ingestion tokens page.",
+                      code="unknown_token", headers={"WWW-Authenticate": "Bearer"})
+    if token.revoked_at is not None:
+        return _error(403, "This ingestion token was revoked. Create a new one.", code="token_revoked")
+    wait = _rate_limited(token.pk)
+    if wait is not None:
+        return _error(429, f"Too many requests for this token; retry in {wait} s.",
+                      code="rate_limited", headers={"Retry-After": str(wait)})
+    max_bytes = _setting("USAGE_INGEST_MAX_BYTES", 4 * 1024 * 1024)
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > max_bytes:
+        return _error(413, f"The body is larger than {max_bytes} bytes; send smaller batches.",
+                      code="too_large")
+    # Read at most one byte past the limit (chunked bodies have no Content-Length).
+    body = request.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        return _error(413, f"The body is larger than {max_bytes} bytes; send smaller batches.",
+                      code="too_large")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "The body is not valid JSON.", code="invalid_json",
+                      errors=[{"index": None, "field": "body", "message": "is not valid JSON."}])
+    try:
+        records, project_ref = _split_records(payload)
+    except FieldError as exc:
+        return _error(400, str(exc), code="invalid",
+                      errors=[{"index": None, "field": exc.field, "message": exc.message}])
+    project = token.project
+    if project_ref is not None and str(project_ref) not in {str(project.public_id), project.openai_project_id or ""}:
+        return _error(403, "This token belongs to another project than the one named in 'project'.",
+                      code="wrong_project")
+    max_records = _setting("USAGE_INGEST_MAX_RECORDS", 1000)
+    if not records:
+        return _error(400, "records: send at least one record.", code="invalid",
+                      errors=[{"index": None, "field": "records", "message": "is empty."}])
+    if len(records) > max_records:
+        return _error(400, f"records: at most {max_records} per request; split the batch.",
+                      code="too_many_records",
+                      errors=[{"index": None, "field": "records",
+                               "message": f"has {len(records)} records; the limit is {max_records}."}])
+    now = timezone.now()
+    cutoff = retention_cutoff(now)
+    drafts, errors = [], []
+    for i, raw in enumerate(records):
+        try:
+            drafts.append(_draft(project, raw, now=now, cutoff=cutoff))
+        except FieldError as exc:
+            path = f"records[{i}]" + (f".{exc.field}" if exc.field else "")
+            errors.append({"index": i, "field": path, "message": exc.message})
+            if len(errors) >= MAX_ERRORS_REPORTED:
+                break
+    if errors:
+        first = errors[0]
+        return _error(400, f"{first['field']}: {first['message']}", code="invalid", errors=errors)
+    # Returns only after the transaction committed: a 2xx means the records are stored.
+    result = usage_records_ingest(project=project, drafts=drafts)
+    ingestion_token_touch(token=token, now=now)
+    return JsonResponse(
+        {"received": result.received, "created": result.created, "duplicates": result.duplicates},
+        status=200,
+    )
+
+
+@cache
+def _openapi_bytes() -> bytes:
+    return OPENAPI_PATH.read_bytes()
+
+
+@require_GET
+def openapi_document(request: HttpRequest) -> HttpResponse:
+    """The OpenAPI 3.1 description of the ingestion API."""
+    return HttpResponse(_openapi_bytes(), content_type="application/json")

@@ -1,0 +1,224 @@
+"""Reads of the usage app. Callers pass objects they already fetched through orgs.access.
+
+Spend is the sum of *priced* records; unpriced records (no price known) are counted
+separately and must be shown next to any total, never folded in as $0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncHour
+from django.utils import timezone
+
+from .models import UsageHourly, UsageRecord
+
+COUNTERS = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
+            "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
+
+
+@dataclass
+class SpendSummary:
+    """Spend over a period: ``cost`` of priced records (None when nothing was recorded)
+    and how many records are unpriced, so a page can say "$12.30 + 4 unpriced calls"."""
+
+    period_start: datetime
+    period_end: datetime
+    cost: Decimal | None
+    requests: int = 0
+    unpriced_requests: int = 0
+
+
+@dataclass
+class UsageSummary:
+    """Totals of a project over a range, overall and per model."""
+
+    since: datetime
+    until: datetime
+    totals: dict = field(default_factory=dict)
+    by_model: list[dict] = field(default_factory=list)
+
+    @property
+    def has_unpriced(self) -> bool:
+        return bool(self.totals.get("unpriced_requests"))
+
+
+def project_has_recent_usage(*, project, since: datetime) -> bool:
+    """Whether any usage (success or error) was recorded for the project since ``since``."""
+    return UsageRecord.objects.filter(project=project, occurred_at__gte=since).exists()
+
+
+def billing_month_start(*, organization, now: datetime | None = None) -> datetime:
+    """Midnight of the 1st of the current month in the organization's billing timezone, as UTC."""
+    now = now or timezone.now()
+    try:
+        tz = ZoneInfo(organization.billing_timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("UTC")
+    local = now.astimezone(tz)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start.astimezone(UTC)
+
+
+def _hour_ceil(when: datetime) -> datetime:
+    floor = when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return floor if floor == when else floor + timedelta(hours=1)
+
+
+def _spend_between(*, scope: Q, record_scope: Q, start: datetime, end: datetime) -> SpendSummary:
+    """Sum rollups for whole hours inside [start, end) and raw records for the edges.
+
+    Billing timezones with a :30 or :45 offset do not start on a UTC hour; the partial
+    hours at both ends are summed from the raw records so the total stays exact.
+    """
+    inner_start = _hour_ceil(start)
+    inner_end = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    cost = Decimal(0)
+    requests = unpriced = 0
+    if inner_start < inner_end:
+        agg = UsageHourly.objects.filter(scope, hour__gte=inner_start, hour__lt=inner_end).aggregate(
+            cost=Sum("cost"), requests=Sum("requests"), unpriced=Sum("unpriced_requests")
+        )
+        cost += agg["cost"] or 0
+        requests += agg["requests"] or 0
+        unpriced += agg["unpriced"] or 0
+        edges = Q(occurred_at__gte=start, occurred_at__lt=inner_start) | Q(
+            occurred_at__gte=inner_end, occurred_at__lt=end
+        )
+    else:
+        edges = Q(occurred_at__gte=start, occurred_at__lt=end)
+    agg = UsageRecord.objects.filter(record_scope).filter(edges).aggregate(
+        cost=Sum("cost"), requests=Count("pk"), unpriced=Count("pk", filter=Q(cost__isnull=True))
+    )
+    cost += agg["cost"] or 0
+    requests += agg["requests"] or 0
+    unpriced += agg["unpriced"] or 0
+    return SpendSummary(
+        period_start=start, period_end=end, cost=cost if requests else None,
+        requests=requests, unpriced_requests=unpriced,
+    )
+
+
+def organization_spend_summary(*, organization, now: datetime | None = None) -> SpendSummary:
+    """Month-to-date spend of the organization (month in its billing timezone)."""
+    now = now or timezone.now()
+    start = billing_month_start(organization=organization, now=now)
+    return _spend_between(
+        scope=Q(organization=organization), record_scope=Q(organization=organization),
+        start=start, end=now,
+    )
+
+
+def organization_spend_month_to_date(*, organization, now: datetime | None = None) -> Decimal | None:
+    """Month-to-date cost of the organization's priced records; None when nothing was
+    recorded this month. Unpriced records are not in this sum: read
+    ``organization_spend_summary(...).unpriced_requests`` to show them."""
+    return organization_spend_summary(organization=organization, now=now).cost
+
+
+def project_spend_month_to_date(*, project, now: datetime | None = None) -> SpendSummary:
+    """Month-to-date spend of one project (month in its organization's billing timezone)."""
+    now = now or timezone.now()
+    start = billing_month_start(organization=project.organization, now=now)
+    return _spend_between(scope=Q(project=project), record_scope=Q(project=project),
+                          start=start, end=now)
+
+
+def project_usage_summary(*, project, since: datetime | None = None,
+                          until: datetime | None = None) -> UsageSummary:
+    """Totals and per-model breakdown from the hourly rollups (default: last 30 days)."""
+    until = until or timezone.now()
+    since = since or until - timedelta(days=30)
+    qs = UsageHourly.objects.filter(project=project, hour__gte=since.astimezone(UTC).replace(
+        minute=0, second=0, microsecond=0), hour__lt=until)
+    sums = {c: Coalesce(Sum(c), 0) if c != "cost" else Sum("cost") for c in COUNTERS}
+    totals = qs.aggregate(**sums)
+    if not totals["requests"]:
+        totals["cost"] = None
+    by_model = list(qs.values("model").annotate(**sums).order_by("-requests", "model"))
+    return UsageSummary(since=since, until=until, totals=totals, by_model=by_model)
+
+
+def project_recent_usage_records(*, project, limit: int = 50) -> QuerySet[UsageRecord]:
+    """The newest records of a project, for the usage page."""
+    return (
+        UsageRecord.objects.filter(project=project)
+        .select_related("api_key")
+        .order_by("-occurred_at", "-id")[:limit]
+    )
+
+
+def rollups_recomputed(*, since: datetime, until: datetime, project=None) -> dict[tuple, dict]:
+    """Hourly rollups recomputed from raw records for hours in [since, until)."""
+    qs = UsageRecord.objects.filter(occurred_at__gte=since, occurred_at__lt=until)
+    if project is not None:
+        qs = qs.filter(project=project)
+    rows = (
+        qs.annotate(bucket=TruncHour("occurred_at", tzinfo=UTC))
+        .values("bucket", "project_id", "api_key_id", "model")
+        .annotate(
+            requests=Count("pk"),
+            errors=Count("pk", filter=~Q(error_type="") | Q(status__in=["error", "failed"])),
+            input_tokens=Coalesce(Sum("input_tokens"), 0),
+            cached_input_tokens=Coalesce(Sum("cached_input_tokens"), 0),
+            output_tokens=Coalesce(Sum("output_tokens"), 0),
+            reasoning_tokens=Coalesce(Sum("reasoning_tokens"), 0),
+            total_tokens=Coalesce(Sum("total_tokens"), 0),
+            cost=Sum("cost"),
+            unpriced_requests=Count("pk", filter=Q(cost__isnull=True)),
+        )
+    )
+    out: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["project_id"], row["api_key_id"] or 0, row["model"], row["bucket"].astimezone(UTC))
+        values = {c: row[c] for c in COUNTERS}
+        values["cost"] = values["cost"] or Decimal(0)
+        prev = out.get(key)
+        if prev:  # a deleted key (api_key NULL) shares slot 0 with keyless records
+            for c in COUNTERS:
+                prev[c] += values[c]
+        else:
+            out[key] = values
+    return out
+
+
+def rollups_stored(*, since: datetime, until: datetime, project=None) -> dict[tuple, dict]:
+    """Stored hourly rollups for hours in [since, until)."""
+    qs = UsageHourly.objects.filter(hour__gte=since, hour__lt=until)
+    if project is not None:
+        qs = qs.filter(project=project)
+    return {
+        (r["project_id"], r["key_slot"], r["model"], r["hour"].astimezone(UTC)): {c: r[c] for c in COUNTERS}
+        for r in qs.values("project_id", "key_slot", "model", "hour", *COUNTERS)
+    }
+
+
+def rollup_differences(*, since: datetime, until: datetime, project=None) -> list[dict]:
+    """Every bucket where stored rollups and the raw records disagree (whole hours only)."""
+    since = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    until = _hour_ceil(until)
+    expected = rollups_recomputed(since=since, until=until, project=project)
+    stored = rollups_stored(since=since, until=until, project=project)
+    zero = dict.fromkeys(COUNTERS, 0)
+    diffs = []
+    for key in sorted(set(expected) | set(stored), key=lambda k: (k[3], k[0], k[1], k[2])):
+        exp = expected.get(key, zero)
+        got = stored.get(key)
+        if got is None and not any(exp.values()):
+            continue
+        got = got or zero
+        fields = {c: (got[c], exp[c]) for c in COUNTERS if Decimal(got[c]) != Decimal(exp[c])}
+        if fields:
+            diffs.append({"project_id": key[0], "key_slot": key[1], "model": key[2],
+                          "hour": key[3], "fields": fields})
+    return diffs
+
+
+def usage_time_range() -> tuple[datetime | None, datetime | None]:
+    """Oldest and newest raw record times (for check_rollups defaults)."""
+    agg = UsageRecord.objects.aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
+    return agg["first"], agg["last"]

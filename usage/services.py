@@ -1,0 +1,385 @@
+"""Writes of the usage app: usage records with their rollups, ingestion tokens, retention.
+
+Every response is counted once: records are inserted with ON CONFLICT DO NOTHING on
+``(project, response_id)`` and the hourly rollups are increased, in the same
+transaction, by exactly the rows that were inserted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from orgs.audit import audit_log
+
+from .models import IngestionToken, UsageHourly, UsageRecord
+from .parsing import FieldError, normalize_usage, parse_response, parse_timestamp, ratelimit_subset
+from .pricing import PriceBook, Usage
+
+ERROR_STATUSES = {"error", "failed"}
+
+
+# --- Building records -------------------------------------------------------------
+
+
+@dataclass
+class RecordDraft:
+    """An unsaved record and its usage, before pricing and insertion."""
+
+    record: UsageRecord
+    usage: Usage
+
+
+def _clip(value: str | None, length: int) -> str:
+    return (value or "")[:length]
+
+
+def build_record(
+    *, project, api_key=None, source: str, response=None, model: str | None = None,
+    response_id: str | None = None, server_request_id: str = "", client_request_id: str = "",
+    latency_ms: int | None = None, status: str = "completed", error_type: str = "",
+    ratelimit_headers=None, service_tier: str | None = None, retries: int = 0,
+    occurred_at=None, usage: Mapping | Usage | None = None, now: datetime | None = None,
+) -> RecordDraft:
+    """Validate and normalize one record (raises FieldError naming the bad field)."""
+    if source not in UsageRecord.Source.values:
+        raise FieldError("source", f"must be one of {', '.join(UsageRecord.Source.values)}.")
+    parsed = parse_response(response) if response is not None else None
+    model = model or (parsed.model if parsed else None)
+    if not model:
+        raise FieldError("model", "is required when there is no response (e.g. an error).")
+    if len(model) > 100:
+        raise FieldError("model", "must be at most 100 characters.")
+    response_id = response_id or (parsed.response_id if parsed else None) or None
+    if response_id is not None and (not isinstance(response_id, str) or len(response_id) > 200):
+        raise FieldError("response_id", "must be a string of at most 200 characters.")
+    if isinstance(usage, Usage):
+        norm = usage
+    elif usage is not None:
+        norm = normalize_usage(usage)
+    else:
+        norm = (parsed.usage if parsed else None) or Usage()
+    # A response's own status is the truth (an "incomplete" response is not "completed").
+    if parsed and parsed.status and status == "completed":
+        status = parsed.status
+    if error_type and status == "completed":
+        status = "error"
+    if latency_ms is not None and (not isinstance(latency_ms, int) or latency_ms < 0):
+        raise FieldError("latency_ms", "must be a whole number of milliseconds, 0 or more.")
+    if not isinstance(retries, int) or not 0 <= retries <= 1000:
+        raise FieldError("retries", "must be a whole number between 0 and 1000.")
+    when = parse_timestamp(occurred_at, "occurred_at") if occurred_at is not None else None
+    when = when or (parsed.occurred_at if parsed else None) or now or timezone.now()
+    tier = service_tier if service_tier is not None else (parsed.service_tier if parsed else None)
+    record = UsageRecord(
+        organization_id=project.organization_id,
+        project=project,
+        api_key=api_key,
+        source=source,
+        model=model,
+        response_id=response_id,
+        server_request_id=_clip(server_request_id or (parsed.server_request_id if parsed else ""), 200),
+        client_request_id=_clip(client_request_id, 200),
+        input_tokens=norm.input_tokens,
+        cached_input_tokens=norm.cached_input_tokens,
+        output_tokens=norm.output_tokens,
+        reasoning_tokens=norm.reasoning_tokens,
+        total_tokens=norm.total_tokens,
+        service_tier=_clip(tier, 32),
+        latency_ms=latency_ms,
+        status=_clip(status, 32) or "completed",
+        error_type=_clip(error_type, 100),
+        ratelimit_headers=ratelimit_subset(ratelimit_headers),
+        retries=retries,
+        occurred_at=when,
+    )
+    return RecordDraft(record, norm)
+
+
+# --- Inserting records and rollups ------------------------------------------------
+
+
+def _hour(when: datetime) -> datetime:
+    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _is_error(record: UsageRecord) -> bool:
+    return bool(record.error_type) or record.status in ERROR_STATUSES
+
+
+def _rollup_add(records: Iterable[UsageRecord]) -> None:
+    """Add these (newly inserted) records to their hourly rollups: one UPSERT.
+
+    INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n works on PostgreSQL and
+    SQLite alike. Rows are sorted by key so concurrent writers lock them in the same
+    order (no deadlock), and PostgreSQL re-reads the committed row before adding, so
+    concurrent increments are never lost.
+    """
+    buckets: dict[tuple, list] = {}
+    for r in records:
+        key = (r.project_id, r.api_key_id or 0, r.model, _hour(r.occurred_at))
+        b = buckets.get(key)
+        if b is None:
+            b = buckets[key] = [r.organization_id, 0, 0, 0, 0, 0, 0, 0, Decimal(0), 0]
+        b[1] += 1
+        b[2] += _is_error(r)
+        b[3] += r.input_tokens
+        b[4] += r.cached_input_tokens
+        b[5] += r.output_tokens
+        b[6] += r.reasoning_tokens
+        b[7] += r.total_tokens
+        if r.cost is None:
+            b[9] += 1
+        else:
+            b[8] += r.cost
+    if not buckets:
+        return
+    ops = connection.ops
+    qn = ops.quote_name
+    table = qn(UsageHourly._meta.db_table)
+    counters = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
+                "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
+    columns = ["hour", "organization_id", "project_id", "key_slot", "model", *counters]
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    params: list[Any] = []
+    for (project_id, key_slot, model, hour) in sorted(buckets, key=lambda k: (k[0], k[1], k[2], k[3])):
+        org_id, *numbers = buckets[(project_id, key_slot, model, hour)]
+        cost = numbers[7]
+        numbers[7] = ops.adapt_decimalfield_value(cost, 24, 10)
+        params += [ops.adapt_datetimefield_value(hour), org_id, project_id, key_slot, model, *numbers]
+    updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in counters)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) VALUES "
+        + ", ".join([placeholders] * len(buckets))
+        + f" ON CONFLICT ({qn('project_id')}, {qn('key_slot')}, {qn('model')}, {qn('hour')})"
+        + f" DO UPDATE SET {updates}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _price(drafts: list[RecordDraft], organization_id: int) -> None:
+    book = PriceBook(organization_id=organization_id, model_ids={d.record.model for d in drafts})
+    for d in drafts:
+        r = d.record
+        r.cost = book.cost(model_id=r.model, usage=d.usage, when=r.occurred_at,
+                           service_tier=r.service_tier)
+
+
+def _insert(drafts: list[RecordDraft]) -> list[UsageRecord]:
+    """Price, insert (ON CONFLICT DO NOTHING) and roll up; return the rows that were new.
+
+    All drafts belong to one project. Call inside a transaction. Each call tags its rows
+    with a fresh ``write_batch``: after the insert, the rows carrying that tag are
+    exactly the ones this call inserted, whatever other writers did concurrently (a
+    concurrent insert of the same response id waits for the other transaction and then
+    does nothing).
+    """
+    if not drafts:
+        return []
+    _price(drafts, drafts[0].record.organization_id)
+    batch = uuid.uuid4()
+    seen: set[str] = set()
+    rows: list[UsageRecord] = []
+    for d in drafts:
+        r = d.record
+        if r.response_id is not None:
+            if r.response_id in seen:
+                continue  # the same response twice in one batch counts once
+            seen.add(r.response_id)
+        r.write_batch = batch
+        rows.append(r)
+    keyed = sorted((r for r in rows if r.response_id is not None), key=lambda r: r.response_id)
+    unkeyed = [r for r in rows if r.response_id is None]
+    new: list[UsageRecord] = []
+    if unkeyed:  # no response id, nothing to conflict with: a plain insert (pks returned)
+        new += UsageRecord.objects.bulk_create(unkeyed)
+    if keyed:
+        # Sorted by response id: concurrent batches take the unique-index locks in one
+        # order, so they wait for each other instead of deadlocking.
+        UsageRecord.objects.bulk_create(keyed, ignore_conflicts=True)
+        new_ids = dict(
+            UsageRecord.objects.filter(
+                project_id=keyed[0].project_id, response_id__in=seen, write_batch=batch
+            ).values_list("response_id", "pk")
+        )
+        for r in keyed:
+            if r.response_id in new_ids:
+                r.pk = new_ids[r.response_id]
+                new.append(r)
+    _rollup_add(new)
+    return new
+
+
+@transaction.atomic
+def usage_record_create(
+    *, project, api_key=None, source: str, response=None, model: str | None = None,
+    response_id: str | None = None, server_request_id: str = "", client_request_id: str = "",
+    latency_ms: int | None = None, status: str = "completed", error_type: str = "",
+    ratelimit_headers=None, service_tier: str | None = None, retries: int = 0,
+    occurred_at=None, usage: dict | None = None,
+) -> tuple[UsageRecord, bool]:
+    """Record one model call: a response, an error (no response) or a stream cut short.
+
+    Idempotent on ``(project, response_id)``: a second call with the same response id
+    returns the stored record and ``created=False``, and changes no rollup. The hourly
+    rollup is updated in the same transaction. Raises ``ValidationError`` naming the
+    field on bad input.
+    """
+    try:
+        draft = build_record(
+            project=project, api_key=api_key, source=source, response=response, model=model,
+            response_id=response_id, server_request_id=server_request_id,
+            client_request_id=client_request_id, latency_ms=latency_ms, status=status,
+            error_type=error_type, ratelimit_headers=ratelimit_headers,
+            service_tier=service_tier, retries=retries, occurred_at=occurred_at, usage=usage,
+        )
+    except FieldError as exc:
+        raise ValidationError({exc.field: exc.message}) from exc
+    if api_key is not None and api_key.project_id != project.pk:
+        raise ValidationError({"api_key": "This key belongs to another project."})
+    new = _insert([draft])
+    rid = draft.record.response_id
+    if rid is None:
+        return new[0], True
+    record = UsageRecord.objects.get(project=project, response_id=rid)
+    return record, bool(new)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    received: int
+    created: int
+    duplicates: int
+
+
+@transaction.atomic
+def usage_records_ingest(*, project, drafts: list[RecordDraft]) -> IngestResult:
+    """Store a validated batch for one project; count what was new and what was a replay."""
+    new = _insert(drafts)
+    return IngestResult(received=len(drafts), created=len(new), duplicates=len(drafts) - len(new))
+
+
+# --- Ingestion tokens ---------------------------------------------------------------
+
+TOKEN_PREFIX = "ingest_"
+
+
+def _token_key() -> bytes:
+    return (settings.SECRET_FINGERPRINT_KEY or ("ingestion-token:" + settings.SECRET_KEY)).encode()
+
+
+@sensitive_variables("token")
+def token_digest(token: str) -> str:
+    """HMAC-SHA256 of the whole token (the only form it is stored in)."""
+    return hmac.new(_token_key(), token.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@transaction.atomic
+@sensitive_variables("token")
+def ingestion_token_create(*, project, name: str, actor=None, request=None) -> tuple[IngestionToken, str]:
+    """Create a token; return it with its plaintext, which is never available again."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the token a name, e.g. the application using it."})
+    if len(name) > 100:
+        raise ValidationError({"name": "Use at most 100 characters."})
+    prefix = TOKEN_PREFIX + secrets.token_hex(6)
+    # Secret handling: the plaintext exists only in this frame and the one-time page.
+    token = f"{prefix}_{secrets.token_urlsafe(32)}"
+    row = IngestionToken.objects.create(
+        project=project, name=name, prefix=prefix, digest=token_digest(token), created_by=actor
+    )
+    audit_log(
+        action="usage.ingestion_token.create", actor=actor, project=project, target=row,
+        request=request, detail={"name": name, "prefix": prefix},
+    )
+    return row, token
+
+
+@transaction.atomic
+def ingestion_token_revoke(*, token: IngestionToken, actor=None, request=None) -> IngestionToken:
+    """Revoke a token (idempotent); it answers 403 from now on."""
+    changed = IngestionToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_by=actor, updated_at=timezone.now()
+    )
+    token.refresh_from_db()
+    if changed:
+        audit_log(
+            action="usage.ingestion_token.revoke", actor=actor, project=token.project,
+            target=token, request=request, detail={"name": token.name, "prefix": token.prefix},
+        )
+    return token
+
+
+@sensitive_variables("raw")
+def ingestion_token_lookup(raw: str) -> IngestionToken | None:
+    """The token row matching ``raw`` (revoked ones included), or None if unknown."""
+    if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+        return None
+    prefix = raw.rsplit("_", 1)[0] if raw.count("_") >= 2 else ""
+    # The prefix is only a lookup key; the comparison is on the HMAC, in constant time.
+    row = IngestionToken.objects.select_related("project__organization").filter(prefix=prefix).first()
+    if row is None or not hmac.compare_digest(row.digest, token_digest(raw)):
+        return None
+    return row
+
+
+def ingestion_token_touch(*, token: IngestionToken, now: datetime | None = None) -> None:
+    """Record use, at most once a minute per token (a write per request would be waste)."""
+    now = now or timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        IngestionToken.objects.filter(pk=token.pk).update(last_used_at=now)
+
+
+# --- Retention ------------------------------------------------------------------------
+
+
+def retention_cutoff(now: datetime | None = None) -> datetime | None:
+    days = getattr(settings, "USAGE_RAW_RETENTION_DAYS", 0) or 0
+    if days <= 0:
+        return None
+    return (now or timezone.now()) - timedelta(days=days)
+
+
+def usage_records_purge(*, now: datetime | None = None, batch_size: int = 5000,
+                        max_batches: int | None = None) -> int:
+    """Delete raw records older than the retention period, in batches; rollups stay.
+
+    Each batch is its own short transaction so the table is never locked for long.
+    """
+    cutoff = retention_cutoff(now)
+    if cutoff is None:
+        return 0
+    deleted = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        ids = list(
+            UsageRecord.objects.filter(occurred_at__lt=cutoff)
+            .order_by("occurred_at").values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        with transaction.atomic():
+            count, _ = UsageRecord.objects.filter(pk__in=ids).delete()
+        deleted += count
+        batches += 1
+    return deleted
+
+
+def hour_floor(when: datetime) -> datetime:
+    """Public for selectors and the check command."""
+    return _hour(when)
