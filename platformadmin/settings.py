@@ -209,7 +209,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Every periodic schedule lives here, in one place.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Delete raw usage records older than USAGE_RAW_RETENTION_DAYS (rollups stay).
+    "usage-records-purge": {"task": "usage.tasks.usage_records_purge", "schedule": 3600.0},
+}
+
+# --- Usage capture -----------------------------------------------------------------
+# Raw usage records older than this are deleted by a periodic task (hourly rollups
+# stay); records older than this are refused by the ingestion API. 0 keeps them forever.
+USAGE_RAW_RETENTION_DAYS = env.int("USAGE_RAW_RETENTION_DAYS", default=400)
+USAGE_INGEST_MAX_BYTES = env.int("USAGE_INGEST_MAX_BYTES", default=4 * 1024 * 1024)  # 413 above
+USAGE_INGEST_MAX_RECORDS = env.int("USAGE_INGEST_MAX_RECORDS", default=1000)  # per request
+USAGE_INGEST_RATE_PER_MINUTE = env.int("USAGE_INGEST_RATE_PER_MINUTE", default=1200)  # per token; 429
 
 # --- Sign-in throttling (django-axes) ---------------------------------------------
 # Locks on username + IP together, so an attacker elsewhere cannot lock a real user
