@@ -61,7 +61,7 @@ def _bearer(request: HttpRequest) -> str | None:
     return value.strip()
 
 
-def _rate_limited(token_pk: int) -> int | None:
+def _rate_limited(token_key: str) -> int | None:
     """Fixed one-minute window per token, counted in the shared cache.
 
     Returns the seconds to wait when over the limit, else None. The cache is the one
@@ -72,7 +72,7 @@ def _rate_limited(token_pk: int) -> int | None:
         return None
     now = time.time()
     window = int(now // 60)
-    key = f"usage:ingest:rate:{token_pk}:{window}"
+    key = f"usage:ingest:rate:{token_key}:{window}"
     shared_cache.add(key, 0, timeout=120)
     try:
         count = shared_cache.incr(key)
@@ -124,7 +124,9 @@ def _draft(project, raw, *, now, cutoff):
         )
         if not isinstance(kwargs["status"], str):
             raise FieldError("status", "must be a string.")
-    has_response = envelope or any(k in raw for k in ("usage", "object", "id"))
+    has_response = envelope or raw.get("type") in TERMINAL_EVENTS or any(
+        k in raw for k in ("usage", "object", "id")
+    )
     if not has_response:
         # A bare error report: {"model", "status", "error_type", "response_id", ...}.
         kwargs.update(model=raw.get("model"), status=raw.get("status") or "error",
@@ -173,7 +175,7 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
                       code="unknown_token", headers={"WWW-Authenticate": "Bearer"})
     if token.revoked_at is not None:
         return _error(403, "This ingestion token was revoked. Create a new one.", code="token_revoked")
-    wait = _rate_limited(token.pk)
+    wait = _rate_limited(str(token.public_id))
     if wait is not None:
         return _error(429, f"Too many requests for this token; retry in {wait} s.",
                       code="rate_limited", headers={"Retry-After": str(wait)})

@@ -135,11 +135,15 @@ def project_usage_summary(*, project, since: datetime | None = None,
     since = since or until - timedelta(days=30)
     qs = UsageHourly.objects.filter(project=project, hour__gte=since.astimezone(UTC).replace(
         minute=0, second=0, microsecond=0), hour__lt=until)
-    sums = {c: Coalesce(Sum(c), 0) if c != "cost" else Sum("cost") for c in COUNTERS}
-    totals = qs.aggregate(**sums)
+    sums = {f"s_{c}": Coalesce(Sum(c), 0) if c != "cost" else Sum("cost") for c in COUNTERS}
+    raw = qs.aggregate(**sums)
+    totals = {c: raw[f"s_{c}"] for c in COUNTERS}
     if not totals["requests"]:
         totals["cost"] = None
-    by_model = list(qs.values("model").annotate(**sums).order_by("-requests", "model"))
+    by_model = [
+        {"model": row["model"], **{c: row[f"s_{c}"] for c in COUNTERS}}
+        for row in qs.values("model").annotate(**sums).order_by("-s_requests", "model")
+    ]
     return UsageSummary(since=since, until=until, totals=totals, by_model=by_model)
 
 
@@ -161,21 +165,21 @@ def rollups_recomputed(*, since: datetime, until: datetime, project=None) -> dic
         qs.annotate(bucket=TruncHour("occurred_at", tzinfo=UTC))
         .values("bucket", "project_id", "api_key_id", "model")
         .annotate(
-            requests=Count("pk"),
-            errors=Count("pk", filter=~Q(error_type="") | Q(status__in=["error", "failed"])),
-            input_tokens=Coalesce(Sum("input_tokens"), 0),
-            cached_input_tokens=Coalesce(Sum("cached_input_tokens"), 0),
-            output_tokens=Coalesce(Sum("output_tokens"), 0),
-            reasoning_tokens=Coalesce(Sum("reasoning_tokens"), 0),
-            total_tokens=Coalesce(Sum("total_tokens"), 0),
-            cost=Sum("cost"),
-            unpriced_requests=Count("pk", filter=Q(cost__isnull=True)),
+            s_requests=Count("pk"),
+            s_errors=Count("pk", filter=~Q(error_type="") | Q(status__in=["error", "failed"])),
+            s_input_tokens=Coalesce(Sum("input_tokens"), 0),
+            s_cached_input_tokens=Coalesce(Sum("cached_input_tokens"), 0),
+            s_output_tokens=Coalesce(Sum("output_tokens"), 0),
+            s_reasoning_tokens=Coalesce(Sum("reasoning_tokens"), 0),
+            s_total_tokens=Coalesce(Sum("total_tokens"), 0),
+            s_cost=Sum("cost"),
+            s_unpriced_requests=Count("pk", filter=Q(cost__isnull=True)),
         )
     )
     out: dict[tuple, dict] = {}
     for row in rows:
         key = (row["project_id"], row["api_key_id"] or 0, row["model"], row["bucket"].astimezone(UTC))
-        values = {c: row[c] for c in COUNTERS}
+        values = {c: row[f"s_{c}"] for c in COUNTERS}
         values["cost"] = values["cost"] or Decimal(0)
         prev = out.get(key)
         if prev:  # a deleted key (api_key NULL) shares slot 0 with keyless records

@@ -276,6 +276,7 @@ def usage_records_ingest(*, project, drafts: list[RecordDraft]) -> IngestResult:
 # --- Ingestion tokens ---------------------------------------------------------------
 
 TOKEN_PREFIX = "ingest_"
+PREFIX_LENGTH = len(TOKEN_PREFIX) + 12
 
 
 def _token_key() -> bytes:
@@ -330,7 +331,9 @@ def ingestion_token_lookup(raw: str) -> IngestionToken | None:
     """The token row matching ``raw`` (revoked ones included), or None if unknown."""
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    prefix = raw.rsplit("_", 1)[0] if raw.count("_") >= 2 else ""
+    prefix = raw[:PREFIX_LENGTH]  # "ingest_" + 12 hex; the secret part may contain "_"
+    if raw[PREFIX_LENGTH:PREFIX_LENGTH + 1] != "_":
+        return None
     # The prefix is only a lookup key; the comparison is on the HMAC, in constant time.
     row = IngestionToken.objects.select_related("project__organization").filter(prefix=prefix).first()
     if row is None or not hmac.compare_digest(row.digest, token_digest(raw)):
