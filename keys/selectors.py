@@ -38,11 +38,11 @@ def api_key_history(*, api_key: APIKey) -> QuerySet[APIKeyEvent]:
     return APIKeyEvent.objects.filter(api_key=api_key).select_related("actor")
 
 
-def api_key_breaker_state(*, api_key: APIKey) -> str | None:
-    """The client layer's circuit-breaker state for the key, when that layer exists."""
+def api_key_breaker_state(*, api_key: APIKey):
+    """The client layer's circuit-breaker state for the key (``BreakerState``), or None
+    when that layer is not installed."""
     try:
         from platformadmin.breaker import breaker_state_for_key
     except ImportError:
         return None
-    state = breaker_state_for_key(api_key)
-    return str(getattr(state, "value", state)) if state is not None else None
+    return breaker_state_for_key(api_key)

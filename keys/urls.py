@@ -1,7 +1,18 @@
-"""Console pages of the keys app."""
+"""Console pages of the keys app (mounted at /keys/)."""
 
 from __future__ import annotations
 
+from django.urls import path
+
+from . import views
+
 app_name = "keys"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("projects/<uuid:project_id>/new/", views.key_create, name="key-create"),
+    path("<uuid:key_id>/", views.key_detail, name="key-detail"),
+    path("<uuid:key_id>/reveal/", views.key_reveal, name="key-reveal"),
+    path("<uuid:key_id>/rotate/", views.key_rotate, name="key-rotate"),
+    path("<uuid:key_id>/revoke/", views.key_revoke, name="key-revoke"),
+    path("<uuid:key_id>/test/", views.key_test, name="key-test"),
+]

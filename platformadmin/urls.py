@@ -6,6 +6,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from orgs import views as orgs_views
+
 from . import views
 
 urlpatterns = [
@@ -13,6 +15,15 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/password-reset/sent/", auth_views.PasswordResetDoneView.as_view(),
+         name="password_reset_done"),
+    path("accounts/reset/<uidb64>/<token>/", orgs_views.PasswordResetConfirmView.as_view(),
+         name="password_reset_confirm"),
+    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(),
+         name="password_reset_complete"),
+    path("accounts/2fa/", orgs_views.otp_verify, name="otp-verify"),
+    path("accounts/2fa/setup/", orgs_views.otp_setup, name="otp-setup"),
     path("admin/", admin.site.urls),
     path("orgs/", include("orgs.urls")),
     path("keys/", include("keys.urls")),

@@ -12,13 +12,14 @@ from orgs.access import organizations_for_user, projects_for_user
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The organizations and projects the signed-in user can see."""
+    """The organization switcher: organizations and projects the user can see."""
     return render(
         request,
         "platformadmin/home.html",
         {
-            "organizations": organizations_for_user(request.user),
-            "projects": projects_for_user(request.user),
+            "organizations": organizations_for_user(request.user).order_by("name"),
+            "projects": projects_for_user(request.user).order_by("organization__name", "name"),
+            "current": request.session.get("current_organization", ""),
         },
     )
 

@@ -1,0 +1,181 @@
+"""Key pages: add (shown once), detail, reveal (password), rotate, revoke, test connection.
+
+Where a plaintext key passes: the add view's POST (rendered once on the creation page)
+and the reveal view's POST (rendered once). Both responses send
+``Cache-Control: no-store``; every view taking a secret or a password hides it from
+error reports with ``sensitive_post_parameters``.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+
+from orgs.access import Need, api_keys_for_user, get_api_key_for_user, get_project_for_user
+
+from . import services
+from .forms import APIKeyCreateForm, APIKeyRevokeForm, APIKeyRotateForm, PasswordConfirmForm
+from .models import APIKey
+from .selectors import (
+    api_key_breaker_state,
+    api_key_history,
+    api_key_is_overdue,
+    api_key_rotation_due,
+)
+
+
+def _apply_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+def _run_test(request: HttpRequest, api_key: APIKey) -> dict:
+    """Call models.list() with the key through the client layer; audited as key.test."""
+    try:
+        from platformadmin.openai_services import models_list
+    except ImportError:
+        return {"ok": False, "request_id": None, "model_ids": [],
+                "message": "Test connection is not available: the OpenAI client layer is not installed."}
+    result = models_list(api_key=api_key)
+    services.api_key_record_test(api_key=api_key, ok=result.ok, request_id=result.request_id,
+                                 message=result.message, actor=request.user, request=request)
+    return {"ok": result.ok, "request_id": result.request_id,
+            "model_ids": list(result.model_ids)[:50], "message": result.message}
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("secret")
+@sensitive_variables("secret")
+def key_create(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
+    form = APIKeyCreateForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        secret = data["secret"]  # plaintext: sealed by the service, shown once below
+        try:
+            api_key = services.api_key_add(
+                actor=request.user, request=request,
+                organization=project.organization, project=project, name=data["name"],
+                kind=data["kind"], service_account=data["service_account"], provider=data["provider"],
+                permissions=data["permissions"], base_url=data["base_url"] or "",
+                azure_endpoint=data["azure_endpoint"] or "",
+                azure_api_version=data["azure_api_version"] or "", secret=secret,
+            )
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            test = _run_test(request, api_key) if data["test_connection"] else None
+            # The one time the full value is rendered after creation.
+            return render(request, "keys/key_created.html", {
+                "project": project, "organization": project.organization, "api_key": api_key,
+                "secret": secret, "test": test,
+            })
+    return render(request, "keys/key_create.html", {
+        "project": project, "organization": project.organization, "form": form,
+    }, status=400 if form.is_bound and form.errors else 200)
+
+
+@login_required
+def key_detail(request: HttpRequest, key_id) -> HttpResponse:
+    api_key = get_api_key_for_user(request.user, key_id)
+    project = api_key.project
+    can_manage = api_keys_for_user(request.user, Need.MANAGE).filter(pk=api_key.pk).exists()
+    can_use = api_keys_for_user(request.user, Need.USE).filter(pk=api_key.pk).exists()
+    return render(request, "keys/key_detail.html", {
+        "api_key": api_key, "project": project, "organization": api_key.organization,
+        "rotation_due": api_key_rotation_due(api_key=api_key),
+        "overdue": api_key_is_overdue(api_key=api_key),
+        "age_days": (timezone.now() - api_key.created_at).days,
+        "history": api_key_history(api_key=api_key),
+        "breaker": api_key_breaker_state(api_key=api_key),
+        "can_manage": can_manage, "can_use": can_use,
+    })
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("password")
+@sensitive_variables("secret")
+def key_reveal(request: HttpRequest, key_id) -> HttpResponse:
+    """Project owners (and organization owners) re-enter their password to see the key."""
+    api_key = get_api_key_for_user(request.user, key_id, need=Need.MANAGE)
+    form = PasswordConfirmForm(request.POST or None, request=request)
+    context = {"api_key": api_key, "project": api_key.project, "organization": api_key.organization,
+               "form": form}
+    if request.method == "POST" and form.is_valid():
+        try:
+            secret = services.api_key_reveal(api_key=api_key, actor=request.user, request=request)
+        except (ValidationError, services.SecretUnavailable) as exc:
+            form.add_error(None, exc.messages if isinstance(exc, ValidationError) else str(exc))
+        else:
+            context["secret"] = secret  # rendered once, in this response only
+            return render(request, "keys/key_reveal.html", context)
+    return render(request, "keys/key_reveal.html", context,
+                  status=400 if form.is_bound and form.errors else 200)
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("secret")
+@sensitive_variables("secret")
+def key_rotate(request: HttpRequest, key_id) -> HttpResponse:
+    api_key = get_api_key_for_user(request.user, key_id, need=Need.MANAGE)
+    form = APIKeyRotateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        old_hint = api_key.hint
+        try:
+            api_key = services.api_key_rotate(api_key=api_key, secret=form.cleaned_data["secret"],
+                                              actor=request.user, request=request)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, f"Rotated: {old_hint} → {api_key.hint}. Revoke the old value at OpenAI.")
+            return redirect("keys:key-detail", key_id=api_key.public_id)
+    return render(request, "keys/key_rotate.html", {
+        "api_key": api_key, "project": api_key.project, "organization": api_key.organization,
+        "form": form,
+    }, status=400 if form.is_bound and form.errors else 200)
+
+
+@login_required
+def key_revoke(request: HttpRequest, key_id) -> HttpResponse:
+    api_key = get_api_key_for_user(request.user, key_id, need=Need.MANAGE)
+    form = APIKeyRevokeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.api_key_revoke(api_key=api_key, actor=request.user, request=request,
+                                reason=form.cleaned_data["reason"])
+        messages.success(request, f"Key {api_key.hint} revoked: nothing in the console can use it any more.")
+        return redirect("keys:key-detail", key_id=api_key.public_id)
+    return render(request, "keys/key_revoke.html", {
+        "api_key": api_key, "project": api_key.project, "organization": api_key.organization,
+        "form": form,
+    }, status=400 if form.is_bound and form.errors else 200)
+
+
+@login_required
+def key_test(request: HttpRequest, key_id) -> HttpResponse:
+    """Test connection (POST). With HTMX, only the result fragment comes back."""
+    api_key = get_api_key_for_user(request.user, key_id, need=Need.USE)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if not api_key.is_active:
+        test = {"ok": False, "request_id": None, "model_ids": [],
+                "message": f"This key is {api_key.get_status_display().lower()}: it is not used for calls."}
+    else:
+        test = _run_test(request, api_key)
+    if request.htmx:
+        return render(request, "keys/key_detail.html#test-result", {"test": test, "api_key": api_key})
+    (messages.success if test["ok"] else messages.error)(
+        request, f"Test connection: {test['message']}"
+        + (f" (request id {test['request_id']})" if test.get("request_id") else ""))
+    return redirect("keys:key-detail", key_id=api_key.public_id)

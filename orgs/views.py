@@ -1,0 +1,538 @@
+"""Console pages for organizations, projects, members, the audit log and sign-in extras.
+
+Every view starts with an access helper from orgs/access.py (404 for outsiders, 403 for
+an insufficient role), then form → service → redirect. Write-only views check access
+before the HTTP method, so an outsider gets the same 404 whatever the method.
+"""
+
+from __future__ import annotations
+
+import csv
+from urllib.parse import urlparse
+
+import django_otp
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+
+from . import services
+from .access import (
+    Need,
+    can_on_project,
+    get_organization_for_user,
+    get_project_for_user,
+    organization_role,
+    organizations_for_user,
+    project_role,
+)
+from .audit import audit_log
+from .forms import (
+    AuditFilterForm,
+    ModelLimitForm,
+    ModelLimitRemoveForm,
+    OrganizationForm,
+    OrganizationMemberAddForm,
+    OrganizationMembershipForm,
+    ProjectCreateForm,
+    ProjectMemberAddForm,
+    ProjectMembershipForm,
+    ProjectSettingsForm,
+    ServiceAccountForm,
+)
+from .models import OrganizationMembership, Project
+from .selectors import (
+    audit_actions,
+    audit_events_for_organization,
+    organization_members,
+    organization_projects_for_user,
+    organization_spend_mtd,
+    project_checklist,
+    project_members,
+)
+
+CURRENT_ORG_SESSION_KEY = "current_organization"
+AUDIT_PAGE_SIZE = 100
+
+
+def _post_only(request: HttpRequest) -> HttpResponse | None:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    return None
+
+
+def _form_errors(form) -> str:
+    return "; ".join(
+        f"{form.fields[name].label if name in form.fields else 'Form'}: {' '.join(errors)}"
+        for name, errors in form.errors.items()
+    )
+
+
+def _validation_message(exc: ValidationError) -> str:
+    if hasattr(exc, "message_dict"):
+        return "; ".join(f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+                         for field, msgs in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+def _switcher_context(request: HttpRequest, current=None) -> dict:
+    """The organization switcher shown on organization and project pages."""
+    if current is not None:
+        request.session[CURRENT_ORG_SESSION_KEY] = str(current.public_id)
+    return {"switch_organizations": organizations_for_user(request.user), "current_organization": current}
+
+
+# --- Organization ------------------------------------------------------------------
+
+@login_required
+def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
+    organization = get_organization_for_user(request.user, org_id)
+    role = organization_role(request.user, organization)
+    spend, spend_note = organization_spend_mtd(organization=organization)
+    return render(request, "orgs/organization_detail.html", {
+        "organization": organization,
+        "role": role,
+        "is_owner": role == OrganizationMembership.Role.OWNER,
+        "is_member": role is not None,
+        "projects": organization_projects_for_user(user=request.user, organization=organization),
+        "members": organization_members(organization=organization) if role else [],
+        "spend": spend,
+        "spend_note": spend_note,
+        "project_form": ProjectCreateForm(organization=organization),
+        "member_form": OrganizationMemberAddForm(),
+        "roles": OrganizationMembership.Role.choices,
+        **_switcher_context(request, organization),
+    })
+
+
+@login_required
+def organization_edit(request: HttpRequest, org_id) -> HttpResponse:
+    organization = get_organization_for_user(request.user, org_id, manage=True)
+    form = OrganizationForm(request.POST or None, instance=type(organization).objects.get(pk=organization.pk))
+    if request.method == "POST" and form.is_valid():
+        changed = services.organization_update(
+            organization=organization, actor=request.user, request=request,
+            **{f: form.cleaned_data[f] for f in services.ORGANIZATION_FIELDS},
+        )
+        messages.success(request, "Saved." if changed else "Nothing changed.")
+        return redirect("orgs:organization-detail", org_id=organization.public_id)
+    return render(request, "orgs/organization_edit.html", {
+        "organization": organization, "form": form, **_switcher_context(request, organization)})
+
+
+@login_required
+def project_create(request: HttpRequest, org_id) -> HttpResponse:
+    organization = get_organization_for_user(request.user, org_id, manage=True)
+    form = ProjectCreateForm(request.POST or None, organization=organization)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.project_create(
+                organization=organization, name=form.cleaned_data["name"],
+                environment=form.cleaned_data["environment"], actor=request.user, request=request)
+        except ValidationError as exc:
+            form.add_error(None, _validation_message(exc))
+        else:
+            messages.success(request, f"Project {project.name} created.")
+            return redirect("orgs:project-detail", project_id=project.public_id)
+    return render(request, "orgs/project_create.html", {
+        "organization": organization, "form": form, **_switcher_context(request, organization)})
+
+
+@login_required
+def organization_member_add(request: HttpRequest, org_id) -> HttpResponse:
+    organization = get_organization_for_user(request.user, org_id, manage=True)
+    if (response := _post_only(request)) is not None:
+        return response
+    form = OrganizationMemberAddForm(request.POST)
+    if form.is_valid():
+        try:
+            services.organization_membership_add(
+                organization=organization, user=form.cleaned_data["user"],
+                role=form.cleaned_data["role"], actor=request.user, request=request)
+            messages.success(request, f"{form.cleaned_data['user'].get_username()} added.")
+        except ValidationError as exc:
+            messages.error(request, _validation_message(exc))
+    else:
+        messages.error(request, _form_errors(form))
+    return redirect(reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}) + "#members")
+
+
+@login_required
+def organization_member_update(request: HttpRequest, org_id) -> HttpResponse:
+    """Change a member's role, or remove them (``remove`` in the POST)."""
+    organization = get_organization_for_user(request.user, org_id, manage=True)
+    if (response := _post_only(request)) is not None:
+        return response
+    form = OrganizationMembershipForm(request.POST, organization=organization)
+    if form.is_valid():
+        membership = form.cleaned_data["membership"]
+        try:
+            if "remove" in request.POST:
+                services.organization_membership_remove(
+                    membership=membership, actor=request.user, request=request)
+                messages.success(request, f"{membership.user.get_username()} removed.")
+            elif form.cleaned_data["role"]:
+                services.organization_membership_change_role(
+                    membership=membership, role=form.cleaned_data["role"],
+                    actor=request.user, request=request)
+                messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
+            else:
+                messages.error(request, "Role: choose a role, or press Remove.")
+        except ValidationError as exc:
+            messages.error(request, _validation_message(exc))
+    else:
+        messages.error(request, _form_errors(form))
+    return redirect(reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}) + "#members")
+
+
+# --- Project -----------------------------------------------------------------------
+
+def _project_page_context(request: HttpRequest, project: Project) -> dict:
+    from keys.selectors import api_key_is_overdue, api_key_rotation_due, project_keys
+
+    keys = list(project_keys(project=project))
+    for key in keys:
+        key.rotation_due = api_key_rotation_due(api_key=key)
+        key.overdue = api_key_is_overdue(api_key=key)
+    can_manage = can_on_project(request.user, project, Need.MANAGE)
+    org_role = organization_role(request.user, project.organization)
+    return {
+        "project": project,
+        "organization": project.organization,
+        "keys": keys,
+        "service_accounts": project.service_accounts.all(),
+        "members": project_members(project=project),
+        "model_limits": project.model_limits.order_by("model_id"),
+        "can_manage": can_manage,
+        "can_use": can_on_project(request.user, project, Need.USE),
+        "is_org_owner": org_role == OrganizationMembership.Role.OWNER,
+        "project_role": project_role(request.user, project),
+        "org_role": org_role,
+        "checklist": project_checklist(project=project),
+        "usage_links": _usage_links(project),
+        **_switcher_context(request, project.organization),
+    }
+
+
+def _usage_links(project: Project) -> list[tuple[str, str]]:
+    links = []
+    for name, label in (("usage:project-usage", "Usage and spend"),
+                        ("usage:ingestion-tokens", "Ingestion tokens")):
+        try:
+            links.append((reverse(name, kwargs={"project_id": project.public_id}), label))
+        except Exception:  # noqa: BLE001 - the usage pages may not be installed yet
+            continue
+    return links
+
+
+@login_required
+def project_detail(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id)
+    context = _project_page_context(request, project)
+    context.update({
+        "service_account_form": ServiceAccountForm(project=project),
+        "member_form": ProjectMemberAddForm(project=project, any_user=context["is_org_owner"]),
+        "limit_form": ModelLimitForm(),
+        "member_roles": project.memberships.model.Role.choices,
+    })
+    return render(request, "orgs/project_detail.html", context)
+
+
+@login_required
+def project_checklist_view(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id)
+    rows = project_checklist(project=project)
+    context = {"project": project, "organization": project.organization, "checklist": rows,
+               **_switcher_context(request, project.organization)}
+    if request.htmx:
+        return render(request, "orgs/project_checklist.html#checklist", context)
+    return render(request, "orgs/project_checklist.html", context)
+
+
+@login_required
+def project_settings(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
+    # The form works on a copy so the service can compare old and new values.
+    form = ProjectSettingsForm(request.POST or None, instance=Project.objects.get(pk=project.pk))
+    if request.method == "POST" and form.is_valid():
+        try:
+            changed = services.project_update_settings(
+                project=project, actor=request.user, request=request,
+                **{f: form.cleaned_data[f] for f in services.PROJECT_SETTINGS_FIELDS})
+        except ValidationError as exc:
+            form.add_error(None, _validation_message(exc))
+        else:
+            messages.success(request, f"Saved: {', '.join(changed)}." if changed else "Nothing changed.")
+            return redirect("orgs:project-detail", project_id=project.public_id)
+    return render(request, "orgs/project_settings.html", {
+        "project": project, "organization": project.organization, "form": form,
+        **_switcher_context(request, project.organization)})
+
+
+@login_required
+def project_limit_set(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
+    if (response := _post_only(request)) is not None:
+        return response
+    form = ModelLimitForm(request.POST)
+    if form.is_valid():
+        try:
+            services.project_model_limit_set(
+                project=project, model_id=form.cleaned_data["model_id"], rpm=form.cleaned_data["rpm"],
+                tpm=form.cleaned_data["tpm"], actor=request.user, request=request)
+            messages.success(request, f"Limit for {form.cleaned_data['model_id']} saved.")
+        except ValidationError as exc:
+            messages.error(request, _validation_message(exc))
+    else:
+        messages.error(request, _form_errors(form))
+    return redirect(reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + "#limits")
+
+
+@login_required
+def project_limit_remove(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
+    if (response := _post_only(request)) is not None:
+        return response
+    form = ModelLimitRemoveForm(request.POST, project=project)
+    if form.is_valid():
+        services.project_model_limit_remove(limit=form.cleaned_data["limit"], actor=request.user, request=request)
+        messages.success(request, "Override removed; the tier defaults apply.")
+    else:
+        messages.error(request, _form_errors(form))
+    return redirect(reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + "#limits")
+
+
+@login_required
+def project_member_add(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
+    if (response := _post_only(request)) is not None:
+        return response
+    is_org_owner = organization_role(request.user, project.organization) == OrganizationMembership.Role.OWNER
+    form = ProjectMemberAddForm(request.POST, project=project, any_user=is_org_owner)
+    if form.is_valid():
+        try:
+            services.project_membership_add(project=project, user=form.cleaned_data["user"],
+                                            role=form.cleaned_data["role"], actor=request.user, request=request)
+            messages.success(request, f"{form.cleaned_data['user'].get_username()} added to the project.")
+        except ValidationError as exc:
+            messages.error(request, _validation_message(exc))
+    else:
+        messages.error(request, _form_errors(form))
+    return redirect(reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + "#members")
+
+
+@login_required
+def project_member_update(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
+    if (response := _post_only(request)) is not None:
+        return response
+    form = ProjectMembershipForm(request.POST, project=project)
+    if form.is_valid():
+        membership = form.cleaned_data["membership"]
+        if "remove" in request.POST:
+            services.project_membership_remove(membership=membership, actor=request.user, request=request)
+            messages.success(request, f"{membership.user.get_username()} removed from the project.")
+        elif form.cleaned_data["role"]:
+            services.project_membership_change_role(membership=membership, role=form.cleaned_data["role"],
+                                                    actor=request.user, request=request)
+            messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
+        else:
+            messages.error(request, "Role: choose a role, or press Remove.")
+    else:
+        messages.error(request, _form_errors(form))
+    return redirect(reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + "#members")
+
+
+@login_required
+def service_account_create(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
+    if (response := _post_only(request)) is not None:
+        return response
+    form = ServiceAccountForm(request.POST, project=project)
+    if form.is_valid():
+        try:
+            services.service_account_create(project=project, name=form.cleaned_data["name"],
+                                            openai_id=form.cleaned_data["openai_id"],
+                                            actor=request.user, request=request)
+            messages.success(request, f"Service account {form.cleaned_data['name']} created.")
+        except ValidationError as exc:
+            messages.error(request, _validation_message(exc))
+    else:
+        messages.error(request, _form_errors(form))
+    return redirect(reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + "#service-accounts")
+
+
+# --- Audit log -------------------------------------------------------------------
+
+def _audit_organization(request: HttpRequest, org_id):
+    """Organization members (owners and readers) read the audit log; project-only
+    members do not (it covers the whole organization)."""
+    organization = get_organization_for_user(request.user, org_id)
+    if organization_role(request.user, organization) is None:
+        raise PermissionDenied("Only organization owners and readers can read the audit log.")
+    return organization
+
+
+def _filtered_events(request: HttpRequest, organization):
+    form = AuditFilterForm(request.GET or None,
+                           projects=organization.projects.order_by("name"))
+    filters = {}
+    if form.is_bound and form.is_valid():
+        filters = {k: v for k, v in form.cleaned_data.items() if v}
+    return form, audit_events_for_organization(organization=organization, **filters)
+
+
+@login_required
+def audit_log_view(request: HttpRequest, org_id) -> HttpResponse:
+    organization = _audit_organization(request, org_id)
+    form, events = _filtered_events(request, organization)
+    query = request.GET.copy()
+    query.pop("page", None)
+    try:
+        page = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        page = 1
+    start = (page - 1) * AUDIT_PAGE_SIZE
+    rows = list(events[start:start + AUDIT_PAGE_SIZE + 1])
+    context = {
+        "organization": organization, "form": form, "events": rows[:AUDIT_PAGE_SIZE],
+        "page": page, "has_next": len(rows) > AUDIT_PAGE_SIZE, "query": query.urlencode(),
+        "actions": audit_actions(organization=organization),
+        **_switcher_context(request, organization),
+    }
+    if request.htmx:
+        return render(request, "orgs/audit_log.html#events", context)
+    return render(request, "orgs/audit_log.html", context)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@login_required
+def audit_log_export(request: HttpRequest, org_id) -> HttpResponse:
+    """CSV of the filtered events (UTC timestamps), streamed."""
+    organization = _audit_organization(request, org_id)
+    _, events = _filtered_events(request, organization)
+    writer = csv.writer(_Echo())
+    header = ["occurred_at_utc", "actor", "action", "target_type", "target_id", "target",
+              "project", "ip_address", "detail"]
+
+    def rows():
+        yield writer.writerow(header)
+        for event in events.iterator(chunk_size=500):
+            yield writer.writerow([
+                event.occurred_at.isoformat(), event.actor_label, event.action, event.target_type,
+                event.target_id, _csv_safe(event.target_label),
+                _csv_safe(event.project.name if event.project else ""),
+                event.ip_address or "", _csv_safe(_json(event.detail)),
+            ])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{organization.slug}.csv"'
+    return response
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _csv_safe(value: str) -> str:
+    """Neutralise spreadsheet formulas (CSV injection) in free-text cells."""
+    if value and value[0] in "=+-@\t\r":
+        return "'" + value
+    return value
+
+
+# --- Sign-in extras: two-factor, password reset ------------------------------------
+
+def _safe_next(request: HttpRequest, default: str = "/") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or default
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                       require_https=request.is_secure()):
+        return urlparse(target).path + (f"?{urlparse(target).query}" if urlparse(target).query else "")
+    return default
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("token")
+def otp_verify(request: HttpRequest) -> HttpResponse:
+    """The code after the password, for users with a confirmed authenticator."""
+    from .otp import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=request.user, confirmed=True).first()
+    if device is None:
+        return redirect("otp-setup")
+    error = ""
+    if request.method == "POST":
+        if device.verify_token(request.POST.get("token", "")):
+            django_otp.login(request, device)
+            audit_log(action="auth.otp_verified", actor=request.user, target=request.user, request=request)
+            return redirect(_safe_next(request))
+        allowed, data = device.verify_is_allowed()
+        audit_log(action="auth.otp_failed", actor=request.user, target=request.user, request=request)
+        error = ("Wrong or expired code: type the 6-digit code your authenticator app shows now."
+                 if allowed else "Too many wrong codes: wait a little and try again.")
+    return render(request, "registration/otp_verify.html",
+                  {"error": error, "next": _safe_next(request)}, status=400 if error else 200)
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("token")
+def otp_setup(request: HttpRequest) -> HttpResponse:
+    """Set up an authenticator: a QR code (inline SVG) and a first code to confirm.
+
+    The seed is shown only on this page, only while the device is unconfirmed; the
+    database keeps it sealed with the key ring.
+    """
+    from .otp import TOTPDevice, qr_svg, totp_device_confirm, totp_device_start, totp_seed_for_setup
+
+    has_confirmed = TOTPDevice.objects.filter(user=request.user, confirmed=True).exists()
+    if has_confirmed and not request.user.is_verified():
+        return redirect("otp-verify")
+    error = ""
+    device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
+    if request.method == "POST" and "restart" not in request.POST and device is not None:
+        if totp_device_confirm(device=device, token=request.POST.get("token", "")):
+            django_otp.login(request, device)
+            audit_log(action="auth.otp_enabled", actor=request.user, target=request.user, request=request)
+            messages.success(request, "Two-factor sign-in is on: you will be asked for a code at each sign-in.")
+            return redirect("home")
+        error = "That code does not match: check the time on your phone and type the current code."
+    if device is None or (request.method == "POST" and "restart" in request.POST):
+        device, seed = totp_device_start(user=request.user)
+    else:
+        seed = totp_seed_for_setup(device)
+    return render(request, "registration/otp_setup.html", {
+        "qr": qr_svg(device.config_url(seed, request.user.get_username())),
+        "seed": seed,
+        "error": error,
+        "has_confirmed": has_confirmed,
+        "required": getattr(settings, "OTP_REQUIRED_FOR_ORG_OWNERS", False),
+    }, status=400 if error else 200)
+
+
+@method_decorator(sensitive_post_parameters("new_password1", "new_password2"), name="dispatch")
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's view, plus: the sign-in lock of that user lifts, and it is audited."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        from axes.utils import reset
+
+        reset(username=form.user.get_username())
+        audit_log(action="auth.password_reset", actor=form.user, target=form.user, request=self.request)
+        return response
