@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import CatalogModel, ModelPrice
+from .models import CatalogModel, IngestionToken, ModelPrice, UsageHourly, UsageRecord
 
 
 class ModelPriceInline(admin.TabularInline):
@@ -30,3 +30,37 @@ class ModelPriceAdmin(admin.ModelAdmin):
     list_filter = ["organization", "model__category"]
     search_fields = ["model__model_id", "organization__name"]
     date_hierarchy = "effective_from"
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    """Raw records: editable by superusers for repairs; run check_rollups afterwards."""
+
+    list_display = ["occurred_at", "project", "model", "source", "status", "total_tokens", "cost"]
+    list_filter = ["source", "status", "model"]
+    search_fields = ["response_id", "server_request_id", "client_request_id", "model"]
+    date_hierarchy = "occurred_at"
+    raw_id_fields = ["organization", "project", "api_key"]
+    readonly_fields = ["write_batch", "created_at"]
+
+
+@admin.register(UsageHourly)
+class UsageHourlyAdmin(admin.ModelAdmin):
+    list_display = ["hour", "project", "key_slot", "model", "requests", "errors", "cost", "unpriced_requests"]
+    list_filter = ["model"]
+    date_hierarchy = "hour"
+    raw_id_fields = ["organization", "project"]
+
+
+@admin.register(IngestionToken)
+class IngestionTokenAdmin(admin.ModelAdmin):
+    """Only the prefix is shown; the token itself is never stored."""
+
+    list_display = ["name", "project", "prefix", "created_at", "last_used_at", "revoked_at"]
+    search_fields = ["name", "prefix"]
+    exclude = ["digest"]
+    readonly_fields = ["prefix", "last_used_at", "created_by", "revoked_by"]
+    raw_id_fields = ["project"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # created on the project's page, where it is shown once

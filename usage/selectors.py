@@ -81,22 +81,23 @@ def _spend_between(*, scope: Q, record_scope: Q, start: datetime, end: datetime)
     requests = unpriced = 0
     if inner_start < inner_end:
         agg = UsageHourly.objects.filter(scope, hour__gte=inner_start, hour__lt=inner_end).aggregate(
-            cost=Sum("cost"), requests=Sum("requests"), unpriced=Sum("unpriced_requests")
+            s_cost=Sum("cost"), s_requests=Sum("requests"), s_unpriced=Sum("unpriced_requests")
         )
-        cost += agg["cost"] or 0
-        requests += agg["requests"] or 0
-        unpriced += agg["unpriced"] or 0
+        cost += agg["s_cost"] or 0
+        requests += agg["s_requests"] or 0
+        unpriced += agg["s_unpriced"] or 0
         edges = Q(occurred_at__gte=start, occurred_at__lt=inner_start) | Q(
             occurred_at__gte=inner_end, occurred_at__lt=end
         )
     else:
         edges = Q(occurred_at__gte=start, occurred_at__lt=end)
     agg = UsageRecord.objects.filter(record_scope).filter(edges).aggregate(
-        cost=Sum("cost"), requests=Count("pk"), unpriced=Count("pk", filter=Q(cost__isnull=True))
+        s_cost=Sum("cost"), s_requests=Count("pk"),
+        s_unpriced=Count("pk", filter=Q(cost__isnull=True)),
     )
-    cost += agg["cost"] or 0
-    requests += agg["requests"] or 0
-    unpriced += agg["unpriced"] or 0
+    cost += agg["s_cost"] or 0
+    requests += agg["s_requests"] or 0
+    unpriced += agg["s_unpriced"] or 0
     return SpendSummary(
         period_start=start, period_end=end, cost=cost if requests else None,
         requests=requests, unpriced_requests=unpriced,
