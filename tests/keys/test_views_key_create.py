@@ -1,0 +1,110 @@
+"""Adding a key from the console: format, duplicates, shown once, audited."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from keys.models import APIKey, APIKeyEvent
+from orgs.models import AuditEvent
+from tests.factories import ServiceAccountFactory, fake_secret, make_api_key
+
+pytestmark = pytest.mark.django_db
+
+
+def _url(project):
+    return reverse("keys:key-create", kwargs={"project_id": project.public_id})
+
+
+def _data(secret, **extra):
+    data = {"name": "checkout", "kind": "project", "provider": "openai",
+            "permissions": "restricted", "secret": secret}
+    data.update(extra)
+    return data
+
+
+def test_it_stores_the_key_encrypted_and_shows_it_once(client, project_owner, project):
+    secret = fake_secret("proj")
+    client.force_login(project_owner)
+    response = client.post(_url(project), _data(secret))
+    assert response.status_code == 200
+    assert secret in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    api_key = APIKey.objects.get(project=project)
+    assert secret not in api_key.secret and api_key.hint == f"sk-proj-…{secret[-4:]}"
+    assert api_key.created_by == project_owner
+    assert APIKeyEvent.objects.filter(api_key=api_key, action="created").count() == 1
+    event = AuditEvent.objects.get(action="key.create")
+    assert event.actor == project_owner and event.project == project
+    assert event.ip_address == "127.0.0.1"
+    assert secret not in str(event.detail)
+    # The key page afterwards shows only the hint.
+    page = client.get(reverse("keys:key-detail", kwargs={"key_id": api_key.public_id})).content.decode()
+    assert secret not in page and api_key.hint in page
+
+
+def test_a_wrong_format_is_refused_naming_the_field(client, owner, project):
+    secret = fake_secret("svcacct")
+    client.force_login(owner)
+    response = client.post(_url(project), _data(secret))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "project key starts with" in page
+    assert secret not in page
+    assert not APIKey.objects.exists()
+
+
+def test_the_secret_is_never_rendered_back_on_an_error(client, owner, project):
+    secret = fake_secret("proj")
+    client.force_login(owner)
+    response = client.post(_url(project), _data(secret, name=""))
+    assert response.status_code == 400
+    assert secret not in response.content.decode()
+
+
+def test_a_duplicate_is_refused_by_fingerprint(client, owner, project, other_organization):
+    from tests.factories import ProjectFactory
+
+    secret = fake_secret("proj")
+    make_api_key(ProjectFactory(organization=other_organization), secret=secret)
+    client.force_login(owner)
+    response = client.post(_url(project), _data(secret))
+    assert response.status_code == 400
+    assert "already stored" in response.content.decode()
+    assert not APIKey.objects.filter(project=project).exists()
+
+
+def test_service_account_keys_need_one_of_this_projects_accounts(client, owner, project, other_organization):
+    from tests.factories import ProjectFactory
+
+    foreign = ServiceAccountFactory(project=ProjectFactory(organization=other_organization))
+    client.force_login(owner)
+    response = client.post(_url(project), _data(fake_secret("svcacct"), kind="service_account",
+                                                service_account=str(foreign.public_id)))
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+    mine = ServiceAccountFactory(project=project)
+    response = client.post(_url(project), _data(fake_secret("svcacct"), kind="service_account",
+                                                service_account=str(mine.public_id)))
+    assert response.status_code == 200
+    assert APIKey.objects.get(project=project).service_account == mine
+
+
+def test_compatible_keys_need_a_base_url(client, owner, project):
+    client.force_login(owner)
+    response = client.post(_url(project), _data("local-key-123456", provider="compatible"))
+    assert response.status_code == 400
+    assert "base URL" in response.content.decode()
+
+
+def test_readers_and_members_cannot_add_keys(client, reader, member, project):
+    for user in (reader, member):
+        client.force_login(user)
+        assert client.get(_url(project)).status_code == 403
+        assert client.post(_url(project), _data(fake_secret("proj"))).status_code == 403
+    assert not APIKey.objects.exists()
+
+
+def test_outsiders_get_404(client, outsider, project):
+    client.force_login(outsider)
+    assert client.post(_url(project), _data(fake_secret("proj"))).status_code == 404
