@@ -1,0 +1,109 @@
+"""Two-factor sign-in: encrypted seeds, the code after the password, mandatory for owners."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import pytest
+import time_machine
+from django.urls import reverse
+from django_otp.oath import TOTP
+
+from orgs.models import AuditEvent
+from orgs.otp import TOTPDevice
+from tests.factories import TEST_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def _code(seed: str, at: dt.datetime | None = None) -> str:
+    totp = TOTP(base64.b32decode(seed), step=30, digits=6)
+    if at is not None:
+        totp.time = at.timestamp()
+    return f"{totp.token():06d}"
+
+
+def _set_up(client, user) -> str:
+    client.force_login(user)
+    page = client.get(reverse("otp-setup"))
+    assert page.status_code == 200
+    seed = page.context["seed"]
+    response = client.post(reverse("otp-setup"), {"token": _code(seed)})
+    assert response.status_code == 302
+    return seed
+
+
+def test_setup_shows_an_inline_qr_and_stores_the_seed_encrypted(client, owner):
+    client.force_login(owner)
+    page = client.get(reverse("otp-setup"))
+    html = page.content.decode()
+    seed = page.context["seed"]
+    assert "<svg" in html  # rendered inline by segno: no image URL, no third party sees the seed
+    assert 'src="http' not in html and "<img" not in html
+    assert "no-store" in page["Cache-Control"]
+    device = TOTPDevice.objects.get(user=owner)
+    assert not device.confirmed
+    assert seed not in device.seed and device.seed.startswith("v1:")
+    # A wrong first code does not confirm it.
+    assert client.post(reverse("otp-setup"), {"token": "000000" if _code(seed) != "000000" else "111111"}).status_code == 400
+    device.refresh_from_db()
+    assert not device.confirmed
+
+
+def test_with_a_device_every_page_asks_for_the_code_after_the_password(client, owner, organization):
+    with time_machine.travel(START, tick=False) as traveller:
+        seed = _set_up(client, owner)
+        assert AuditEvent.objects.filter(action="auth.otp_enabled").exists()
+        client.logout()
+        assert client.post("/accounts/login/", {"username": "owner", "password": TEST_PASSWORD}).status_code == 302
+        org_url = reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
+        gated = client.get(org_url)
+        assert gated.status_code == 302 and gated["Location"].startswith(reverse("otp-verify"))
+        assert client.get("/admin/").status_code == 302
+        wrong = client.post(reverse("otp-verify"), {"token": "12345x", "next": org_url})
+        assert wrong.status_code == 400
+        assert AuditEvent.objects.filter(action="auth.otp_failed").exists()
+        traveller.shift(dt.timedelta(seconds=61))  # past the failure throttle; a fresh step
+        ok = client.post(reverse("otp-verify"), {"token": _code(seed, START + dt.timedelta(seconds=61)),
+                                                 "next": org_url})
+        assert ok.status_code == 302 and ok["Location"] == org_url
+        assert client.get(org_url).status_code == 200
+
+
+def test_a_code_is_accepted_only_once(client, owner):
+    with time_machine.travel(START, tick=False):
+        seed = _set_up(client, owner)  # consumes the code of this time step
+        device = TOTPDevice.objects.get(user=owner, confirmed=True)
+        assert not device.verify_token(_code(seed, START))
+
+
+def test_a_next_url_elsewhere_is_ignored(client, owner):
+    with time_machine.travel(START, tick=False) as traveller:
+        seed = _set_up(client, owner)
+        client.logout()
+        client.post("/accounts/login/", {"username": "owner", "password": TEST_PASSWORD})
+        traveller.shift(dt.timedelta(seconds=30))
+        response = client.post(reverse("otp-verify"), {
+            "token": _code(seed, START + dt.timedelta(seconds=30)), "next": "https://evil.example/"})
+        assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_owners_must_set_up_two_factor_when_the_setting_is_on(client, owner, reader, organization, settings):
+    settings.OTP_REQUIRED_FOR_ORG_OWNERS = True
+    org_url = reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
+    client.force_login(reader)
+    assert client.get(org_url).status_code == 200
+    client.force_login(owner)
+    response = client.get(org_url)
+    assert response.status_code == 302 and response["Location"] == reverse("otp-setup")
+    _set_up(client, owner)
+    assert client.get(org_url).status_code == 200
+
+
+def test_the_seed_is_not_shown_again_once_confirmed(client, owner):
+    seed = _set_up(client, owner)
+    page = client.get(reverse("otp-setup"))  # verified session: may replace the device
+    assert seed not in page.content.decode()
