@@ -43,9 +43,9 @@ def test_it_reports_every_difference_and_fails(records, capsys):
 
 
 def test_a_stray_rollup_without_records_is_a_difference(records):
-    UsageHourly.objects.create(hour=datetime(2026, 7, 1, 15, tzinfo=UTC), organization_id=1,
-                               project_id=UsageHourly.objects.first().project_id, model="gpt-5",
-                               requests=1)
+    first = UsageHourly.objects.first()
+    UsageHourly.objects.create(hour=datetime(2026, 7, 1, 15, tzinfo=UTC), organization_id=first.organization_id,
+                               project_id=first.project_id, model="gpt-5", requests=1)
     with pytest.raises(CommandError):
         call_command("check_rollups", since="2026-07-01", until="2026-07-02")
 
