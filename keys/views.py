@@ -88,6 +88,8 @@ def key_create(request: HttpRequest, project_id) -> HttpResponse:
 @login_required
 def key_detail(request: HttpRequest, key_id) -> HttpResponse:
     api_key = get_api_key_for_user(request.user, key_id)
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     project = api_key.project
     can_manage = api_keys_for_user(request.user, Need.MANAGE).filter(pk=api_key.pk).exists()
     can_use = api_keys_for_user(request.user, Need.USE).filter(pk=api_key.pk).exists()

@@ -69,6 +69,13 @@ def _post_only(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+def _read_only(request: HttpRequest) -> HttpResponse | None:
+    """Pages that only show things answer 405 to writes (after the access check)."""
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    return None
+
+
 def _form_errors(form) -> str:
     return "; ".join(
         f"{form.fields[name].label if name in form.fields else 'Form'}: {' '.join(errors)}"
@@ -95,6 +102,8 @@ def _switcher_context(request: HttpRequest, current=None) -> dict:
 @login_required
 def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
     organization = get_organization_for_user(request.user, org_id)
+    if (response := _read_only(request)) is not None:
+        return response
     role = organization_role(request.user, organization)
     spend, spend_note = organization_spend_mtd(organization=organization)
     return render(request, "orgs/organization_detail.html", {
@@ -236,6 +245,8 @@ def _usage_links(project: Project) -> list[tuple[str, str]]:
 @login_required
 def project_detail(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id)
+    if (response := _read_only(request)) is not None:
+        return response
     context = _project_page_context(request, project)
     context.update({
         "service_account_form": ServiceAccountForm(project=project),
@@ -249,6 +260,8 @@ def project_detail(request: HttpRequest, project_id) -> HttpResponse:
 @login_required
 def project_checklist_view(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id)
+    if (response := _read_only(request)) is not None:
+        return response
     rows = project_checklist(project=project)
     context = {"project": project, "organization": project.organization, "checklist": rows,
                **_switcher_context(request, project.organization)}
@@ -393,6 +406,8 @@ def _filtered_events(request: HttpRequest, organization):
 @login_required
 def audit_log_view(request: HttpRequest, org_id) -> HttpResponse:
     organization = _audit_organization(request, org_id)
+    if (response := _read_only(request)) is not None:
+        return response
     form, events = _filtered_events(request, organization)
     query = request.GET.copy()
     query.pop("page", None)
@@ -422,6 +437,8 @@ class _Echo:
 def audit_log_export(request: HttpRequest, org_id) -> HttpResponse:
     """CSV of the filtered events (UTC timestamps), streamed."""
     organization = _audit_organization(request, org_id)
+    if (response := _read_only(request)) is not None:
+        return response
     _, events = _filtered_events(request, organization)
     writer = csv.writer(_Echo())
     header = ["occurred_at_utc", "actor", "action", "target_type", "target_id", "target",

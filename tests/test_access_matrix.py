@@ -1,0 +1,258 @@
+"""Every console URL × every role × another organization's ids: zero leaks.
+
+URLs come from the URL resolver, not from a hand list, so a new page is swept the day
+it is added. For the console namespaces (orgs, keys) every URL must be sweepable: a
+URL with a parameter the sweep does not know fails the test until it is taught here.
+Pages of other console apps (usage, playground) are swept too when their parameters
+are known ids.
+
+Rules checked:
+- anonymous: redirected to the sign-in page, whatever the method;
+- outsider (owner of another organization): 404, whatever the method;
+- any role here, with the other organization's ids: 404;
+- organization reader: every write is refused (403; 405 for a read-only URL) and
+  nothing changes;
+- project member: every write except "use" actions is refused, nothing changes;
+- the organization owner is never refused (a sweep that refuses everyone proves nothing);
+- no page shown to anyone here mentions the other organization's projects or keys.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from keys.models import APIKey
+from orgs.models import AuditEvent, OrganizationMembership, ProjectMembership
+from tests.factories import (
+    TEST_PASSWORD,
+    ProjectFactory,
+    ServiceAccountFactory,
+    UserFactory,
+    add_org_member,
+    add_project_member,
+    fake_secret,
+    make_api_key,
+)
+
+pytestmark = pytest.mark.django_db
+
+STRICT_NAMESPACES = {"orgs", "keys"}
+OTHER_CONSOLE_NAMESPACES = {"usage", "playground"}
+KNOWN_PARAMS = {"org_id", "project_id", "key_id"}
+# Writes a project member may make ("use the project"): everything else is refused.
+USE_ACTIONS = {"keys:key-test"}
+OTHER_PROJECT_NAME = "Zeta confidential project"
+
+
+def _walk(patterns, namespace=None):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, entry.namespace or namespace)
+        elif isinstance(entry, URLPattern) and entry.name:
+            yield namespace, entry.name, set(re.compile(entry.pattern.regex.pattern).groupindex)
+
+
+def swept_urls() -> list[tuple[str, set[str]]]:
+    found, unknown = [], []
+    for namespace, name, params in _walk(get_resolver().url_patterns):
+        if namespace in STRICT_NAMESPACES:
+            if not params <= KNOWN_PARAMS or not params:
+                unknown.append(f"{namespace}:{name} {sorted(params)}")
+                continue
+        elif namespace in OTHER_CONSOLE_NAMESPACES:
+            if not params or not params <= KNOWN_PARAMS:
+                continue
+        else:
+            continue
+        found.append((f"{namespace}:{name}", params))
+    assert not unknown, f"Teach the access sweep about these URLs: {unknown}"
+    return sorted(found)
+
+
+class World:
+    """Two organizations with a project, a service account and a key each."""
+
+    def __init__(self, organization, project, other_organization):
+        self.org, self.project = organization, project
+        self.key = make_api_key(project)
+        self.account = ServiceAccountFactory(project=project, name="batch")
+        self.other_org = other_organization
+        self.other_project = ProjectFactory(organization=other_organization, name=OTHER_PROJECT_NAME)
+        self.other_key = make_api_key(self.other_project, name="zeta key")
+        self.other_account = ServiceAccountFactory(project=self.other_project, name="zeta-svc")
+        # Memberships of the other organization, to try through this one's forms.
+        self.other_org_membership = add_org_member(UserFactory(username="zeta-reader"), other_organization, "reader")
+        self.other_project_membership = add_project_member(
+            UserFactory(username="zeta-member"), self.other_project, "member")
+
+    def kwargs(self, params: set[str], *, other: bool = False) -> dict:
+        values = {
+            "org_id": (self.other_org if other else self.org).public_id,
+            "project_id": (self.other_project if other else self.project).public_id,
+            "key_id": (self.other_key if other else self.key).public_id,
+        }
+        return {p: values[p] for p in params}
+
+    def body(self) -> dict:
+        """A POST that would change something if the access check let it through."""
+        org_membership = OrganizationMembership.objects.filter(organization=self.org, role="reader").first()
+        project_membership = ProjectMembership.objects.filter(project=self.project).first()
+        return {
+            "name": "Sweep", "environment": "development", "tier": "tier_2",
+            "billing_timezone": "UTC", "status": "active", "rotation_period_days": "30",
+            "request_timeout_seconds": "30", "connect_timeout_seconds": "5", "max_retries": "2",
+            "circuit_breaker_enabled": "on", "kind": "project", "provider": "openai",
+            "permissions": "restricted", "secret": fake_secret("proj"), "password": TEST_PASSWORD,
+            "confirm": "on", "reason": "sweep", "user": "outsider", "role": "owner",
+            "membership": org_membership.pk if org_membership else "",
+            "project_membership": project_membership.pk if project_membership else "",
+            "model_id": "gpt-5-mini", "rpm": "10", "tpm": "1000", "openai_id": "",
+        }
+
+    def leaks(self, html: str) -> list[str]:
+        needles = [OTHER_PROJECT_NAME, self.other_key.hint, str(self.other_key.public_id),
+                   str(self.other_project.public_id), str(self.other_org.public_id),
+                   self.other_org.name, "zeta-svc", "zeta-reader", "zeta-member"]
+        return [n for n in needles if n in html]
+
+
+def body_of(response) -> str:
+    if response.streaming:
+        return b"".join(response.streaming_content).decode()
+    return response.content.decode()
+
+
+def state(world: World) -> tuple:
+    """What a refused write must not change."""
+    return (
+        list(APIKey.objects.order_by("pk").values_list("pk", "status", "secret", "name", "hint")),
+        list(OrganizationMembership.objects.order_by("pk").values_list("pk", "role")),
+        list(ProjectMembership.objects.order_by("pk").values_list("pk", "role")),
+        list(world.project.__class__.objects.order_by("pk").values_list(
+            "pk", "name", "rotation_period_days", "max_retries", "allowed_models")),
+        world.project.service_accounts.count(),
+        world.project.model_limits.count(),
+        AuditEvent.objects.exclude(action__startswith="auth.").count(),
+    )
+
+
+@pytest.fixture
+def world(organization, project, other_organization):
+    return World(organization, project, other_organization)
+
+
+@pytest.fixture
+def users(owner, reader, project_owner, member, outsider):
+    return {"owner": owner, "reader": reader, "project_owner": project_owner, "member": member,
+            "outsider": outsider}
+
+
+def test_the_sweep_finds_the_console_urls():
+    names = {name for name, _ in swept_urls()}
+    assert {"orgs:organization-detail", "orgs:project-detail", "orgs:audit-log", "keys:key-detail",
+            "keys:key-reveal", "keys:key-rotate", "keys:key-revoke", "keys:key-create"} <= names
+
+
+def test_anonymous_is_sent_to_sign_in(client, world):
+    for name, params in swept_urls():
+        url = reverse(name, kwargs=world.kwargs(params))
+        for method in ("get", "post"):
+            response = getattr(client, method)(url)
+            assert response.status_code == 302, (name, method, response.status_code)
+            assert response["Location"].startswith("/accounts/login/"), (name, method)
+
+
+def test_outsiders_get_404_everywhere(client, world, users):
+    client.force_login(users["outsider"])
+    before = state(world)
+    for name, params in swept_urls():
+        url = reverse(name, kwargs=world.kwargs(params))
+        assert client.get(url).status_code == 404, (name, "get")
+        assert client.post(url, world.body()).status_code == 404, (name, "post")
+    assert state(world) == before
+
+
+@pytest.mark.parametrize("role", ["owner", "reader", "project_owner", "member"])
+def test_nobody_here_reaches_the_other_organization(client, world, users, role):
+    client.force_login(users[role])
+    before = state(world)
+    for name, params in swept_urls():
+        url = reverse(name, kwargs=world.kwargs(params, other=True))
+        assert client.get(url).status_code == 404, (role, name, "get")
+        assert client.post(url, world.body()).status_code == 404, (role, name, "post")
+    assert state(world) == before
+
+
+@pytest.mark.parametrize("role", ["reader", "member"])
+def test_read_only_roles_change_nothing(client, world, users, role):
+    client.force_login(users[role])
+    before = state(world)
+    for name, params in swept_urls():
+        url = reverse(name, kwargs=world.kwargs(params))
+        get = client.get(url)
+        assert get.status_code in (200, 403, 405), (role, name, get.status_code)
+        if get.status_code == 200:
+            assert not world.leaks(body_of(get)), (role, name)
+        if role == "member" and name in USE_ACTIONS:
+            continue
+        post = client.post(url, world.body())
+        if name.split(":")[0] not in STRICT_NAMESPACES:
+            # Other apps' pages: only "nothing changes" (checked at the end) is enforced.
+            continue
+        assert post.status_code in (403, 405), (role, name, post.status_code)
+        if get.status_code == 405:  # a write-only URL refuses readers with 403, not 405
+            assert post.status_code == 403, (role, name)
+    assert state(world) == before
+
+
+@pytest.mark.parametrize("role", ["owner", "project_owner"])
+def test_managers_are_not_refused_in_their_scope_and_see_nothing_foreign(client, world, users, role):
+    client.force_login(users[role])
+    org_level = {"orgs:organization-edit", "orgs:project-create", "orgs:organization-member-add",
+                 "orgs:organization-member-update", "orgs:audit-log", "orgs:audit-export"}
+    for name, params in swept_urls():
+        url = reverse(name, kwargs=world.kwargs(params))
+        get = client.get(url)
+        expected_refusal = role == "project_owner" and name in org_level
+        if expected_refusal:
+            assert get.status_code == 403, (role, name, get.status_code)
+            assert client.post(url, world.body()).status_code == 403, (role, name)
+            continue
+        assert get.status_code in (200, 405), (role, name, get.status_code)
+        if get.status_code == 200:
+            html = body_of(get)
+            assert not world.leaks(html), (role, name, world.leaks(html))
+        post = client.post(url, world.body())
+        assert post.status_code not in (403, 404), (role, name, post.status_code)
+
+
+def test_forms_refuse_another_organizations_rows(client, world, users):
+    """Querysets of forms are scoped: ids of the other organization are invalid choices."""
+    client.force_login(users["owner"])
+    before = state(world)
+    org_url = reverse("orgs:organization-member-update", kwargs={"org_id": world.org.public_id})
+    response = client.post(org_url, {"membership": world.other_org_membership.pk, "remove": "1"})
+    assert response.status_code == 302
+    proj_url = reverse("orgs:project-member-update", kwargs={"project_id": world.project.public_id})
+    client.post(proj_url, {"membership": world.other_project_membership.pk, "role": "owner"})
+    key_url = reverse("keys:key-create", kwargs={"project_id": world.project.public_id})
+    page = client.post(key_url, {**world.body(), "kind": "service_account", "secret": fake_secret("svcacct"),
+                                 "service_account": str(world.other_account.public_id)})
+    assert page.status_code == 400
+    assert state(world) == before
+    assert OrganizationMembership.objects.filter(pk=world.other_org_membership.pk).exists()
+    assert ProjectMembership.objects.get(pk=world.other_project_membership.pk).role == "member"
+
+
+def test_home_lists_only_what_the_user_belongs_to(client, world, users):
+    for role in ("owner", "reader", "project_owner", "member"):
+        client.force_login(users[role])
+        page = client.get(reverse("home")).content.decode()
+        assert world.project.name in page
+        assert not world.leaks(page), role
+    client.force_login(users["outsider"])
+    page = client.get(reverse("home")).content.decode()
+    assert world.org.name not in page and world.project.name not in page
