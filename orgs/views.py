@@ -462,7 +462,7 @@ def audit_log_export(request: HttpRequest, org_id) -> HttpResponse:
 def _json(value) -> str:
     import json
 
-    return json.dumps(value, sort_keys=True, default=str)
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
 def _csv_safe(value: str) -> str:
