@@ -142,18 +142,17 @@ def _draft(project, raw, *, now, cutoff):
         if exc.field.startswith("response.") and not envelope:
             raise FieldError(exc.field.removeprefix("response."), exc.message) from exc
         raise
-    record = draft.record
-    if not record.response_id:
+    if not draft.response_id:
         raise FieldError(
             "id", "a response id is required (the response's 'id', or 'response_id'): it is "
             "what makes a replay harmless. For embeddings, send a unique id of your own.",
         )
-    if cutoff is not None and record.occurred_at < cutoff:
+    if cutoff is not None and draft.occurred_at < cutoff:
         raise FieldError(
             "occurred_at", f"is older than the {settings.USAGE_RAW_RETENTION_DAYS}-day retention "
             "period; such records are no longer accepted (their first copy may already be purged).",
         )
-    if record.occurred_at > now + FUTURE_TOLERANCE:
+    if draft.occurred_at > now + FUTURE_TOLERANCE:
         raise FieldError("occurred_at", "is more than a day in the future; send UTC times.")
     return draft
 

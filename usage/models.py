@@ -148,8 +148,8 @@ class UsageRecord(models.Model):
     ratelimit_headers = models.JSONField("x-ratelimit-* headers", default=dict, blank=True)
     retries = models.PositiveSmallIntegerField("retries", default=0)
     occurred_at = models.DateTimeField("occurred at")
-    # Which write inserted this row: lets a batch insert with ON CONFLICT DO NOTHING
-    # find out exactly which of its rows were new (see services._insert_records).
+    # The write (one API request or one playground call) that inserted this row, so a
+    # batch can be traced and, if need be, removed as a whole.
     write_batch = models.UUIDField("write batch", editable=False)
     created_at = models.DateTimeField("recorded at", auto_now_add=True)
 

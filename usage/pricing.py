@@ -26,7 +26,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db.models import Q
 
-from .models import CatalogModel, ModelPrice
+from .models import ModelPrice
 
 MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("1e-10")  # UsageRecord.cost has 10 decimal places
@@ -109,25 +109,22 @@ class PriceBook:
     def __init__(self, *, organization_id: int | None, model_ids) -> None:
         self.organization_id = organization_id
         self._multipliers: dict[str, Decimal | None] = {}
-        self._known: set[str] = set()
         # model id -> (sorted dates, prices) for list prices and for the org's own.
         self._list: dict[str, tuple[list[date], list[Price]]] = {}
         self._org: dict[str, tuple[list[date], list[Price]]] = {}
         model_ids = set(model_ids)
-        for cm in CatalogModel.objects.filter(model_id__in=model_ids).only(
-            "model_id", "priority_multiplier"
-        ):
-            self._known.add(cm.model_id)
-            self._multipliers[cm.model_id] = cm.priority_multiplier
         owner = Q(organization__isnull=True)
         if organization_id is not None:
             owner |= Q(organization_id=organization_id)
+        # One query: the price rows with their model's priority multiplier. A model
+        # with no price row at all is unpriced whatever its multiplier.
         rows = ModelPrice.objects.filter(owner, model__model_id__in=model_ids).values_list(
-            "model__model_id", "organization_id", "effective_from",
+            "model__model_id", "model__priority_multiplier", "organization_id", "effective_from",
             "input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
         )
         staged: dict[tuple[str, bool], list[Price]] = {}
-        for model_id, org_id, eff, inp, cached, out in rows:
+        for model_id, multiplier, org_id, eff, inp, cached, out in rows:
+            self._multipliers[model_id] = multiplier
             staged.setdefault((model_id, org_id is not None), []).append(
                 Price(eff, inp, cached, out, negotiated=org_id is not None)
             )

@@ -37,10 +37,22 @@ ERROR_STATUSES = {"error", "failed"}
 
 @dataclass
 class RecordDraft:
-    """An unsaved record and its usage, before pricing and insertion."""
+    """One validated record before pricing and insertion: its column values and usage.
 
-    record: UsageRecord
+    A plain dict rather than a model instance: building 1,000 model instances per
+    request costs more than the whole INSERT.
+    """
+
+    row: dict[str, Any]
     usage: Usage
+
+    @property
+    def response_id(self) -> str | None:
+        return self.row["response_id"]
+
+    @property
+    def occurred_at(self) -> datetime:
+        return self.row["occurred_at"]
 
 
 def _clip(value: str | None, length: int) -> str:
@@ -84,29 +96,30 @@ def build_record(
     when = parse_timestamp(occurred_at, "occurred_at") if occurred_at is not None else None
     when = when or (parsed.occurred_at if parsed else None) or now or timezone.now()
     tier = service_tier if service_tier is not None else (parsed.service_tier if parsed else None)
-    record = UsageRecord(
-        organization_id=project.organization_id,
-        project=project,
-        api_key=api_key,
-        source=source,
-        model=model,
-        response_id=response_id,
-        server_request_id=_clip(server_request_id or (parsed.server_request_id if parsed else ""), 200),
-        client_request_id=_clip(client_request_id, 200),
-        input_tokens=norm.input_tokens,
-        cached_input_tokens=norm.cached_input_tokens,
-        output_tokens=norm.output_tokens,
-        reasoning_tokens=norm.reasoning_tokens,
-        total_tokens=norm.total_tokens,
-        service_tier=_clip(tier, 32),
-        latency_ms=latency_ms,
-        status=_clip(status, 32) or "completed",
-        error_type=_clip(error_type, 100),
-        ratelimit_headers=ratelimit_subset(ratelimit_headers),
-        retries=retries,
-        occurred_at=when,
-    )
-    return RecordDraft(record, norm)
+    row = {
+        "organization_id": project.organization_id,
+        "project_id": project.pk,
+        "api_key_id": api_key.pk if api_key is not None else None,
+        "source": source,
+        "model": model,
+        "response_id": response_id,
+        "server_request_id": _clip(server_request_id or (parsed.server_request_id if parsed else ""), 200),
+        "client_request_id": _clip(client_request_id, 200),
+        "input_tokens": norm.input_tokens,
+        "cached_input_tokens": norm.cached_input_tokens,
+        "output_tokens": norm.output_tokens,
+        "reasoning_tokens": norm.reasoning_tokens,
+        "total_tokens": norm.total_tokens,
+        "cost": None,
+        "service_tier": _clip(tier, 32),
+        "latency_ms": latency_ms,
+        "status": _clip(status, 32) or "completed",
+        "error_type": _clip(error_type, 100),
+        "ratelimit_headers": ratelimit_subset(ratelimit_headers),
+        "retries": retries,
+        "occurred_at": when,
+    }
+    return RecordDraft(row, norm)
 
 
 # --- Inserting records and rollups ------------------------------------------------
@@ -116,35 +129,35 @@ def _hour(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _is_error(record: UsageRecord) -> bool:
-    return bool(record.error_type) or record.status in ERROR_STATUSES
+def _is_error(row: dict) -> bool:
+    return bool(row["error_type"]) or row["status"] in ERROR_STATUSES
 
 
-def _rollup_add(records: Iterable[UsageRecord]) -> None:
-    """Add these (newly inserted) records to their hourly rollups: one UPSERT.
+def _rollup_add(rows: Iterable[dict]) -> None:
+    """Add these (newly inserted) rows to their hourly rollups: one UPSERT.
 
     INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n works on PostgreSQL and
-    SQLite alike. Rows are sorted by key so concurrent writers lock them in the same
-    order (no deadlock), and PostgreSQL re-reads the committed row before adding, so
+    SQLite alike. Buckets are sorted so concurrent writers lock them in the same order
+    (no deadlock), and PostgreSQL re-reads the committed row before adding, so
     concurrent increments are never lost.
     """
     buckets: dict[tuple, list] = {}
-    for r in records:
-        key = (r.project_id, r.api_key_id or 0, r.model, _hour(r.occurred_at))
+    for r in rows:
+        key = (r["project_id"], r["api_key_id"] or 0, r["model"], _hour(r["occurred_at"]))
         b = buckets.get(key)
         if b is None:
-            b = buckets[key] = [r.organization_id, 0, 0, 0, 0, 0, 0, 0, Decimal(0), 0]
+            b = buckets[key] = [r["organization_id"], 0, 0, 0, 0, 0, 0, 0, Decimal(0), 0]
         b[1] += 1
         b[2] += _is_error(r)
-        b[3] += r.input_tokens
-        b[4] += r.cached_input_tokens
-        b[5] += r.output_tokens
-        b[6] += r.reasoning_tokens
-        b[7] += r.total_tokens
-        if r.cost is None:
+        b[3] += r["input_tokens"]
+        b[4] += r["cached_input_tokens"]
+        b[5] += r["output_tokens"]
+        b[6] += r["reasoning_tokens"]
+        b[7] += r["total_tokens"]
+        if r["cost"] is None:
             b[9] += 1
         else:
-            b[8] += r.cost
+            b[8] += r["cost"]
     if not buckets:
         return
     ops = connection.ops
@@ -155,10 +168,10 @@ def _rollup_add(records: Iterable[UsageRecord]) -> None:
     columns = ["hour", "organization_id", "project_id", "key_slot", "model", *counters]
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     params: list[Any] = []
-    for (project_id, key_slot, model, hour) in sorted(buckets, key=lambda k: (k[0], k[1], k[2], k[3])):
-        org_id, *numbers = buckets[(project_id, key_slot, model, hour)]
-        cost = numbers[7]
-        numbers[7] = ops.adapt_decimalfield_value(cost, 24, 10)
+    for key in sorted(buckets):
+        project_id, key_slot, model, hour = key
+        org_id, *numbers = buckets[key]
+        numbers[7] = ops.adapt_decimalfield_value(numbers[7], 24, 10)
         params += [ops.adapt_datetimefield_value(hour), org_id, project_id, key_slot, model, *numbers]
     updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in counters)
     sql = (
@@ -172,55 +185,87 @@ def _rollup_add(records: Iterable[UsageRecord]) -> None:
 
 
 def _price(drafts: list[RecordDraft], organization_id: int) -> None:
-    book = PriceBook(organization_id=organization_id, model_ids={d.record.model for d in drafts})
+    book = PriceBook(organization_id=organization_id, model_ids={d.row["model"] for d in drafts})
     for d in drafts:
-        r = d.record
-        r.cost = book.cost(model_id=r.model, usage=d.usage, when=r.occurred_at,
-                           service_tier=r.service_tier)
+        r = d.row
+        r["cost"] = book.cost(model_id=r["model"], usage=d.usage, when=r["occurred_at"],
+                              service_tier=r["service_tier"])
 
 
-def _insert(drafts: list[RecordDraft]) -> list[UsageRecord]:
-    """Price, insert (ON CONFLICT DO NOTHING) and roll up; return the rows that were new.
+RECORD_COLUMNS = [
+    "organization_id", "project_id", "api_key_id", "source", "model", "response_id",
+    "server_request_id", "client_request_id", "input_tokens", "cached_input_tokens",
+    "output_tokens", "reasoning_tokens", "total_tokens", "cost", "service_tier", "latency_ms",
+    "status", "error_type", "ratelimit_headers", "retries", "occurred_at", "write_batch",
+    "created_at",
+]
 
-    All drafts belong to one project. Call inside a transaction. Each call tags its rows
-    with a fresh ``write_batch``: after the insert, the rows carrying that tag are
-    exactly the ones this call inserted, whatever other writers did concurrently (a
-    concurrent insert of the same response id waits for the other transaction and then
-    does nothing).
+
+def _adapters() -> dict[str, Any]:
+    """Per-column conversions to database values, for the columns that need one.
+
+    PostgreSQL (psycopg) takes datetime, Decimal and UUID as they are; only JSON needs
+    wrapping. Other backends get Django's own field preparation.
+    """
+    if connection.vendor == "postgresql":
+        return {"ratelimit_headers": lambda v: connection.ops.adapt_json_value(v, None)}
+    fields = {f: UsageRecord._meta.get_field(f) for f in
+              ("cost", "ratelimit_headers", "occurred_at", "write_batch", "created_at")}
+    return {name: (lambda v, f=f: f.get_db_prep_save(v, connection)) for name, f in fields.items()}
+
+
+def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
+    """Price, insert (ON CONFLICT DO NOTHING) and roll up; return (pk, row) of the new rows.
+
+    All drafts belong to one project. Call inside a transaction. ``RETURNING`` lists
+    only the rows this statement inserted (PostgreSQL and SQLite alike): a concurrent
+    insert of the same response id waits for the other transaction, then conflicts
+    and is skipped, so every response is counted, and rolled up, exactly once.
     """
     if not drafts:
         return []
-    _price(drafts, drafts[0].record.organization_id)
+    _price(drafts, drafts[0].row["organization_id"])
     batch = uuid.uuid4()
+    now = timezone.now()
     seen: set[str] = set()
-    rows: list[UsageRecord] = []
+    rows: list[dict] = []
     for d in drafts:
-        r = d.record
-        if r.response_id is not None:
-            if r.response_id in seen:
+        r = d.row
+        rid = r["response_id"]
+        if rid is not None:
+            if rid in seen:
                 continue  # the same response twice in one batch counts once
-            seen.add(r.response_id)
-        r.write_batch = batch
+            seen.add(rid)
+        r["write_batch"] = batch
+        r["created_at"] = now
         rows.append(r)
-    keyed = sorted((r for r in rows if r.response_id is not None), key=lambda r: r.response_id)
-    unkeyed = [r for r in rows if r.response_id is None]
-    new: list[UsageRecord] = []
-    if unkeyed:  # no response id, nothing to conflict with: a plain insert (pks returned)
-        new += UsageRecord.objects.bulk_create(unkeyed)
-    if keyed:
-        # Sorted by response id: concurrent batches take the unique-index locks in one
-        # order, so they wait for each other instead of deadlocking.
-        UsageRecord.objects.bulk_create(keyed, ignore_conflicts=True)
-        new_ids = dict(
-            UsageRecord.objects.filter(
-                project_id=keyed[0].project_id, response_id__in=seen, write_batch=batch
-            ).values_list("response_id", "pk")
-        )
-        for r in keyed:
-            if r.response_id in new_ids:
-                r.pk = new_ids[r.response_id]
-                new.append(r)
-    _rollup_add(new)
+    # Sorted by response id: concurrent batches take the unique-index locks in one
+    # order, so they wait for each other instead of deadlocking.
+    rows.sort(key=lambda r: (r["response_id"] is None, r["response_id"] or ""))
+    adapters = _adapters()
+    params: list[Any] = []
+    for r in rows:
+        for c in RECORD_COLUMNS:
+            v = r[c]
+            conv = adapters.get(c)
+            params.append(conv(v) if conv is not None and v is not None else v)
+    qn = connection.ops.quote_name
+    placeholders = "(" + ", ".join(["%s"] * len(RECORD_COLUMNS)) + ")"
+    sql = (
+        f"INSERT INTO {qn(UsageRecord._meta.db_table)} "
+        f"({', '.join(qn(c) for c in RECORD_COLUMNS)}) VALUES "
+        + ", ".join([placeholders] * len(rows))
+        + f" ON CONFLICT DO NOTHING RETURNING {qn('id')}, {qn('response_id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        returned = cursor.fetchall()
+    by_id = {r["response_id"]: r for r in rows if r["response_id"] is not None}
+    unkeyed = iter([r for r in rows if r["response_id"] is None])
+    new: list[tuple[int, dict]] = []
+    for pk, rid in returned:
+        new.append((pk, by_id[rid] if rid is not None else next(unkeyed)))
+    _rollup_add(row for _, row in new)
     return new
 
 
@@ -252,11 +297,9 @@ def usage_record_create(
     if api_key is not None and api_key.project_id != project.pk:
         raise ValidationError({"api_key": "This key belongs to another project."})
     new = _insert([draft])
-    rid = draft.record.response_id
-    if rid is None:
-        return new[0], True
-    record = UsageRecord.objects.get(project=project, response_id=rid)
-    return record, bool(new)
+    if new:
+        return UsageRecord.objects.get(pk=new[0][0]), True
+    return UsageRecord.objects.get(project=project, response_id=draft.response_id), False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,258 @@
+"""Benchmark of the ingestion API on PostgreSQL (not a test).
+
+    .venv/bin/python benchmarks/ingest.py --records 100000 [--batch 100] [--clients 8] [--workers 2]
+
+1. creates a throwaway database (default ``console_bench``), migrates it, creates an
+   organization, a project and an ingestion token;
+2. starts uvicorn on it (``--workers`` processes) and posts N synthetic Responses-API
+   records in batches of ``--batch`` from ``--clients`` threads over keep-alive
+   connections; reports records/s and the p50/p95/max latency per batch;
+3. empties the usage tables and loads the same N rows with a raw psycopg ``COPY`` into
+   the same table; prints COPY rows/s and the ratio API / COPY;
+4. stops the server and drops the database (``--keep`` keeps it).
+
+Client and server share the machine: the client pre-encodes every body before the
+clock starts so it takes as little CPU as possible from the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+MODELS = {  # model: (input, cached, output) per 1M tokens, as seeded
+    "gpt-5.5": (Decimal(5), Decimal("0.5"), Decimal(30)),
+    "gpt-5.4-mini": (Decimal("0.75"), Decimal("0.075"), Decimal("4.5")),
+    "gpt-4.1-nano": (Decimal("0.1"), Decimal("0.025"), Decimal("0.4")),
+}
+
+
+def synthetic(n: int, seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    out = []
+    models = list(MODELS)
+    for i in range(n):
+        inp = rng.randint(50, 5000)
+        cached = rng.randint(0, inp // 2)
+        outp = rng.randint(10, 2000)
+        reasoning = rng.randint(0, outp // 2)
+        out.append({
+            "id": f"resp_bench_{i:09d}_{rng.getrandbits(32):08x}", "object": "response",
+            "created_at": (now - timedelta(seconds=rng.randint(0, 6 * 3600))).timestamp(),
+            "status": "completed", "model": models[i % len(models)], "service_tier": "default",
+            "usage": {"input_tokens": inp, "input_tokens_details": {"cached_tokens": cached},
+                      "output_tokens": outp, "output_tokens_details": {"reasoning_tokens": reasoning},
+                      "total_tokens": inp + outp},
+        })
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd: list[str], env: dict, **kw) -> str:
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, **kw)
+    if res.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{res.stdout}\n{res.stderr}")
+    return res.stdout
+
+
+SETUP = """
+from orgs.models import Organization, Project
+from usage.services import ingestion_token_create
+org = Organization.objects.create(name="Bench", slug="bench")
+project = Project.objects.create(organization=org, name="bench")
+_, token = ingestion_token_create(project=project, name="bench")
+print(token, org.pk, project.pk)
+"""
+
+
+def post_batches(port: int, token: str, bodies: list[bytes], clients: int) -> tuple[float, list[float], int]:
+    """Send the pre-encoded bodies from ``clients`` threads; (seconds, latencies, created)."""
+    latencies: list[float] = []
+    created = [0]
+    lock = threading.Lock()
+    index = [0]
+    errors: list[str] = []
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        local_lat, local_created = [], 0
+        while True:
+            with lock:
+                i = index[0]
+                index[0] += 1
+            if i >= len(bodies):
+                break
+            t0 = time.perf_counter()
+            conn.request("POST", "/api/v1/usage", body=bodies[i], headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            local_lat.append(time.perf_counter() - t0)
+            if resp.status != 200:
+                errors.append(f"{resp.status} {data[:200]!r}")
+                break
+            local_created += json.loads(data)["created"]
+        conn.close()
+        with lock:
+            latencies.extend(local_lat)
+            created[0] += local_created
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        sys.exit(f"API errors: {errors[:3]}")
+    return elapsed, latencies, created[0]
+
+
+def copy_rows(dsn: str, records: list[dict], org_id: int, project_id: int) -> float:
+    """The same rows (cost computed here) through COPY into usage_usagerecord; seconds."""
+    cols = ["organization_id", "project_id", "source", "model", "response_id", "server_request_id",
+            "client_request_id", "input_tokens", "cached_input_tokens", "output_tokens",
+            "reasoning_tokens", "total_tokens", "cost", "service_tier", "status", "error_type",
+            "ratelimit_headers", "retries", "occurred_at", "write_batch", "created_at"]
+    batch = uuid.uuid4()
+    now = datetime.now(UTC)
+    rows = []
+    for r in records:
+        u = r["usage"]
+        p = MODELS[r["model"]]
+        cached = u["input_tokens_details"]["cached_tokens"]
+        cost = ((u["input_tokens"] - cached) * p[0] + cached * p[1] + u["output_tokens"] * p[2]) / 1_000_000
+        rows.append((org_id, project_id, "ingest", r["model"], r["id"], "", "", u["input_tokens"], cached,
+                     u["output_tokens"], u["output_tokens_details"]["reasoning_tokens"], u["total_tokens"],
+                     cost.quantize(Decimal("1e-10")), r["service_tier"], "completed", "", "{}", 0,
+                     datetime.fromtimestamp(r["created_at"], tz=UTC), batch, now))
+    with psycopg.connect(dsn) as conn:
+        conn.execute("TRUNCATE usage_usagerecord, usage_usagehourly")
+        conn.commit()
+        start = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(f"COPY usage_usagerecord ({', '.join(cols)}) FROM STDIN") as cp:
+            for row in rows:
+                cp.write_row(row)
+        conn.commit()
+        elapsed = time.perf_counter() - start
+        (count,) = conn.execute("SELECT count(*) FROM usage_usagerecord").fetchone()
+    assert count == len(records), count
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
+    ap.add_argument("--db", default="console_bench")
+    ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = ap.parse_args()
+
+    admin_dsn = f"{args.server}/postgres"
+    dsn = f"{args.server}/{args.db}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{args.db}"')
+        conn.execute(f'CREATE DATABASE "{args.db}"')
+    var_dir = tempfile.mkdtemp(prefix="console-bench-")
+    env = {
+        **os.environ, "DATABASE_URL": dsn, "DEBUG": "false", "CONSOLE_READ_DOTENV": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50), "SECURE_SSL_REDIRECT": "false",
+        "FIELD_ENCRYPTION_KEYS": "v1:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "CONSOLE_VAR_DIR": var_dir, "USAGE_INGEST_RATE_PER_MINUTE": "0", "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "platformadmin.settings", "DB_CONN_MAX_AGE": "600",
+    }
+    server = None
+    try:
+        print(f"migrating {args.db} ...", flush=True)
+        run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+        token, org_id, project_id = run([PY, "manage.py", "shell", "-c", SETUP], env).split()[-3:]
+        records = synthetic(args.records)
+        bodies = [json.dumps({"records": records[i:i + args.batch]}, separators=(",", ":")).encode()
+                  for i in range(0, len(records), args.batch)]
+        port = free_port()
+        server = subprocess.Popen(
+            [PY, "-m", "uvicorn", "platformadmin.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(args.workers), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+            cwd=ROOT, env=env,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit("uvicorn did not start")
+                time.sleep(0.2)
+        # Warm up every worker (imports, connections) with a small, separate batch.
+        warm = synthetic(args.clients * 4, seed=99)
+        for r in warm:
+            r["id"] = "warm_" + r["id"]
+        post_batches(port, token, [json.dumps([r]).encode() for r in warm], args.clients)
+
+        print(f"POST /api/v1/usage: {args.records} records, batches of {args.batch}, "
+              f"{args.clients} client threads, {args.workers} uvicorn workers", flush=True)
+        elapsed, lat, created = post_batches(port, token, bodies, args.clients)
+        assert created == args.records, created
+        lat.sort()
+        api_rate = args.records / elapsed
+        p95 = lat[max(0, int(round(0.95 * len(lat))) - 1)]
+        print(f"  API : {api_rate:,.0f} records/s  ({elapsed:.2f} s; {len(bodies) / elapsed:,.0f} batches/s)")
+        print(f"        latency per batch: p50 {statistics.median(lat) * 1000:.1f} ms, "
+              f"p95 {p95 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+        with psycopg.connect(dsn) as conn:
+            n, cost = conn.execute("SELECT count(*), sum(cost) FROM usage_usagerecord "
+                                   "WHERE response_id LIKE 'resp_bench_%%'").fetchone()
+            rolled = conn.execute("SELECT sum(requests) FROM usage_usagehourly").fetchone()[0]
+        print(f"        stored {n} rows, rollups count {rolled} (incl. {len(warm)} warm-up), cost ${cost}")
+        server.terminate()
+        server.wait(timeout=30)
+        server = None
+
+        copy_s = copy_rows(dsn, records, int(org_id), int(project_id))
+        copy_rate = args.records / copy_s
+        print(f"  COPY: {copy_rate:,.0f} rows/s  ({copy_s:.2f} s, same table, same rows)")
+        print(f"  ratio API / COPY: {api_rate / copy_rate:.3f}  (COPY is {copy_rate / api_rate:.1f}x faster)")
+        target = 20_000
+        print(f"  target {target:,} records/s: {'met' if api_rate >= target else 'NOT met'}")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        if not args.keep:
+            with psycopg.connect(admin_dsn, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
