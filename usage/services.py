@@ -202,16 +202,73 @@ RECORD_COLUMNS = [
 
 
 def _adapters() -> dict[str, Any]:
-    """Per-column conversions to database values, for the columns that need one.
-
-    PostgreSQL (psycopg) takes datetime, Decimal and UUID as they are; only JSON needs
-    wrapping. Other backends get Django's own field preparation.
-    """
-    if connection.vendor == "postgresql":
-        return {"ratelimit_headers": lambda v: connection.ops.adapt_json_value(v, None)}
+    """Per-column conversions to database values (Django's own field preparation)."""
     fields = {f: UsageRecord._meta.get_field(f) for f in
               ("cost", "ratelimit_headers", "occurred_at", "write_batch", "created_at")}
     return {name: (lambda v, f=f: f.get_db_prep_save(v, connection)) for name, f in fields.items()}
+
+
+# PostgreSQL array types of the per-row columns (write_batch and created_at are the
+# same for every row of a write and are passed once).
+PG_ARRAY_TYPES = {
+    "organization_id": "bigint", "project_id": "bigint", "api_key_id": "bigint",
+    "source": "varchar", "model": "varchar", "response_id": "varchar",
+    "server_request_id": "varchar", "client_request_id": "varchar",
+    "input_tokens": "bigint", "cached_input_tokens": "bigint", "output_tokens": "bigint",
+    "reasoning_tokens": "bigint", "total_tokens": "bigint", "cost": "numeric",
+    "service_tier": "varchar", "latency_ms": "integer", "status": "varchar",
+    "error_type": "varchar", "ratelimit_headers": "jsonb", "retries": "smallint",
+    "occurred_at": "timestamptz",
+}
+
+
+def _returning() -> str:
+    qn = connection.ops.quote_name
+    return f" ON CONFLICT DO NOTHING RETURNING {qn('id')}, {qn('response_id')}"
+
+
+def _insert_sql_postgresql(rows: list[dict]) -> tuple[str, list]:
+    """INSERT ... SELECT FROM unnest(arrays): one parameter per column, whatever the
+    batch size, so the statement stays short (psycopg caches its parsing) and PostgreSQL
+    plans it once."""
+    qn = connection.ops.quote_name
+    per_row = list(PG_ARRAY_TYPES)
+    jsonb = connection.ops.adapt_json_value
+    # Placeholders in text order: the two constants of the SELECT, then the arrays.
+    params: list[Any] = [rows[0]["write_batch"], rows[0]["created_at"]]
+    for c in per_row:
+        if c == "ratelimit_headers":
+            params.append([jsonb(r[c], None) for r in rows])
+        else:
+            params.append([r[c] for r in rows])
+    arrays = ", ".join(f"%s::{PG_ARRAY_TYPES[c]}[]" for c in per_row)
+    sql = (
+        f"INSERT INTO {qn(UsageRecord._meta.db_table)} "
+        f"({', '.join(qn(c) for c in RECORD_COLUMNS)}) "
+        f"SELECT t.*, %s::uuid, %s::timestamptz FROM unnest({arrays}) AS t"
+        + _returning()
+    )
+    return sql, params
+
+
+def _insert_sql_values(rows: list[dict]) -> tuple[str, list]:
+    """Multi-row INSERT ... VALUES, for SQLite (and any other backend)."""
+    qn = connection.ops.quote_name
+    adapters = _adapters()
+    params: list[Any] = []
+    for r in rows:
+        for c in RECORD_COLUMNS:
+            v = r[c]
+            conv = adapters.get(c)
+            params.append(conv(v) if conv is not None and v is not None else v)
+    placeholders = "(" + ", ".join(["%s"] * len(RECORD_COLUMNS)) + ")"
+    sql = (
+        f"INSERT INTO {qn(UsageRecord._meta.db_table)} "
+        f"({', '.join(qn(c) for c in RECORD_COLUMNS)}) VALUES "
+        + ", ".join([placeholders] * len(rows))
+        + _returning()
+    )
+    return sql, params
 
 
 def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
@@ -242,21 +299,10 @@ def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
     # Sorted by response id: concurrent batches take the unique-index locks in one
     # order, so they wait for each other instead of deadlocking.
     rows.sort(key=lambda r: (r["response_id"] is None, r["response_id"] or ""))
-    adapters = _adapters()
-    params: list[Any] = []
-    for r in rows:
-        for c in RECORD_COLUMNS:
-            v = r[c]
-            conv = adapters.get(c)
-            params.append(conv(v) if conv is not None and v is not None else v)
-    qn = connection.ops.quote_name
-    placeholders = "(" + ", ".join(["%s"] * len(RECORD_COLUMNS)) + ")"
-    sql = (
-        f"INSERT INTO {qn(UsageRecord._meta.db_table)} "
-        f"({', '.join(qn(c) for c in RECORD_COLUMNS)}) VALUES "
-        + ", ".join([placeholders] * len(rows))
-        + f" ON CONFLICT DO NOTHING RETURNING {qn('id')}, {qn('response_id')}"
-    )
+    if connection.vendor == "postgresql":
+        sql, params = _insert_sql_postgresql(rows)
+    else:
+        sql, params = _insert_sql_values(rows)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         returned = cursor.fetchall()
