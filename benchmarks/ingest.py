@@ -68,6 +68,26 @@ def synthetic(n: int, seed: int = 7) -> list[dict]:
     return out
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the web server, PostgreSQL and this client (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"server": 0.0, "postgres": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if b"uvicorn" in cmd or b"multiprocessing" in cmd:
+            out["server"] += used
+        elif cmd.startswith(b"postgres"):
+            out["postgres"] += used
+    t = os.times()
+    out["client"] = t.user + t.system
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -173,6 +193,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--interface", choices=["asgi", "wsgi"], default="asgi",
+                    help="asgi: platformadmin.asgi (how the console runs); wsgi: platformadmin.wsgi")
     ap.add_argument("--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
     ap.add_argument("--db", default="console_bench")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
@@ -201,7 +223,9 @@ def main() -> None:
                   for i in range(0, len(records), args.batch)]
         port = free_port()
         server = subprocess.Popen(
-            [PY, "-m", "uvicorn", "platformadmin.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+            [PY, "-m", "uvicorn", f"platformadmin.{args.interface}:application",
+             "--interface", {"asgi": "asgi3", "wsgi": "wsgi"}[args.interface],
+             "--host", "127.0.0.1", "--port", str(port),
              "--workers", str(args.workers), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
             cwd=ROOT, env=env,
         )
@@ -221,8 +245,10 @@ def main() -> None:
         post_batches(port, token, [json.dumps([r]).encode() for r in warm], args.clients)
 
         print(f"POST /api/v1/usage: {args.records} records, batches of {args.batch}, "
-              f"{args.clients} client threads, {args.workers} uvicorn workers", flush=True)
+              f"{args.clients} client threads, {args.workers} uvicorn workers ({args.interface})", flush=True)
+        cpu0 = cpu_seconds()
         elapsed, lat, created = post_batches(port, token, bodies, args.clients)
+        cpu1 = cpu_seconds()
         assert created == args.records, created
         lat.sort()
         api_rate = args.records / elapsed
@@ -230,6 +256,9 @@ def main() -> None:
         print(f"  API : {api_rate:,.0f} records/s  ({elapsed:.2f} s; {len(bodies) / elapsed:,.0f} batches/s)")
         print(f"        latency per batch: p50 {statistics.median(lat) * 1000:.1f} ms, "
               f"p95 {p95 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+        per_batch = {k: (cpu1[k] - cpu0[k]) / len(bodies) * 1000 for k in cpu0}
+        print("        CPU per batch: " + ", ".join(f"{k} {v:.1f} ms" for k, v in per_batch.items())
+              + f" (machine: {os.cpu_count()} cores, {elapsed * os.cpu_count() / len(bodies) * 1000:.1f} ms of core time per batch)")
         with psycopg.connect(dsn) as conn:
             n, cost = conn.execute("SELECT count(*), sum(cost) FROM usage_usagerecord "
                                    "WHERE response_id LIKE 'resp_bench_%%'").fetchone()
