@@ -1,0 +1,136 @@
+"""The one place that builds OpenAI SDK clients.
+
+One long-lived ``httpx2.Client`` per process carries every call's connections; one
+``OpenAI`` base client (and one ``AzureOpenAI`` per endpoint + API version) is built on
+it once. A call gets a per-key copy via ``with_options``, which reuses the parent's
+connection pool, with the secret decrypted right before the call and the project's
+timeouts and retries. Nothing here logs or stores the plaintext.
+
+Services in platformadmin/openai_services.py call this; nothing else imports the SDK.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+
+import httpx2
+import openai
+from django.views.decorators.debug import sensitive_variables
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT_SECONDS = 60.0
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
+DEFAULT_MAX_RETRIES = 3
+_PLACEHOLDER_KEY = "unset"  # the base clients never send a request themselves
+
+_lock = threading.RLock()
+_http_client: httpx2.Client | None = None
+_base_client: openai.OpenAI | None = None
+_azure_clients: dict[tuple[str, str], openai.AzureOpenAI] = {}
+
+
+def shared_http_client() -> httpx2.Client:
+    """The process's connection pool (SDK defaults: 1000 connections, 100 kept alive)."""
+    global _http_client
+    if _http_client is None:
+        with _lock:
+            if _http_client is None:
+                _http_client = openai.DefaultHttpx2Client(
+                    timeout=httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS)
+                )
+    return _http_client
+
+
+def base_client() -> openai.OpenAI:
+    """The process-wide OpenAI client every OpenAI / compatible call derives from."""
+    global _base_client
+    if _base_client is None:
+        with _lock:
+            if _base_client is None:
+                _base_client = openai.OpenAI(
+                    api_key=_PLACEHOLDER_KEY, base_url=OPENAI_BASE_URL, http_client=shared_http_client(),
+                    max_retries=DEFAULT_MAX_RETRIES,
+                    timeout=httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS),
+                )
+    return _base_client
+
+
+def azure_base_client(endpoint: str, api_version: str) -> openai.AzureOpenAI:
+    """One AzureOpenAI per (endpoint, API version), on the same connection pool."""
+    key = (endpoint.rstrip("/"), api_version)
+    client = _azure_clients.get(key)
+    if client is None:
+        with _lock:
+            client = _azure_clients.get(key)
+            if client is None:
+                client = openai.AzureOpenAI(
+                    api_key=_PLACEHOLDER_KEY, azure_endpoint=key[0], api_version=api_version,
+                    http_client=shared_http_client(), max_retries=DEFAULT_MAX_RETRIES,
+                    timeout=httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS),
+                )
+                _azure_clients[key] = client
+    return client
+
+
+def close_clients() -> None:
+    """Drop the process's clients and pool (tests and benchmarks that need a fresh pool)."""
+    global _http_client, _base_client
+    with _lock:
+        if _http_client is not None:
+            _http_client.close()
+        _http_client, _base_client = None, None
+        _azure_clients.clear()
+
+
+def effective_base_url(api_key) -> str:
+    """Where the key's calls go: the breaker is kept per (this URL, key)."""
+    if api_key.provider == "azure":
+        return f"{api_key.azure_endpoint.rstrip('/')}/openai?api-version={api_key.azure_api_version}"
+    return (api_key.base_url or OPENAI_BASE_URL).rstrip("/")
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """The project's client settings (the SDK guide's production defaults otherwise)."""
+
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    max_retries: int = DEFAULT_MAX_RETRIES
+
+    @classmethod
+    def for_project(cls, project) -> CallSettings:
+        if project is None:
+            return cls()
+        return cls(float(project.request_timeout_seconds), float(project.connect_timeout_seconds),
+                   int(project.max_retries))
+
+    @property
+    def httpx_timeout(self) -> httpx2.Timeout:
+        return httpx2.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
+
+
+def new_client_request_id() -> str:
+    """A fresh X-Client-Request-Id for one call (the server logs it next to x-request-id)."""
+    return str(uuid.uuid4())
+
+
+@sensitive_variables("secret")
+def client_for_key(api_key, *, secret: str, settings: CallSettings, project=None):
+    """A per-call client for ``api_key`` sharing the process pool.
+
+    ``secret`` is the plaintext, decrypted by the caller just before the call; it lives
+    only inside the returned client object for the duration of that call.
+    """
+    project = project if project is not None else api_key.project
+    organization = api_key.organization.openai_org_id or None
+    openai_project = (project.openai_project_id if project is not None else "") or None
+    options = {"timeout": settings.httpx_timeout, "max_retries": settings.max_retries}
+    if api_key.provider == "azure":
+        base = azure_base_client(api_key.azure_endpoint, api_key.azure_api_version)
+        return base.with_options(api_key=secret, organization=organization, project=openai_project, **options)
+    return base_client().with_options(
+        api_key=secret, base_url=api_key.base_url or OPENAI_BASE_URL,
+        organization=organization, project=openai_project, **options,
+    )

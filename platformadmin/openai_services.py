@@ -1,0 +1,612 @@
+"""The service layer over the OpenAI SDK: list models, generate (plain or streamed), classify.
+
+Everything else in the console calls these functions, never the SDK. A call goes:
+key usable? → model allowed (catalog ∩ project allow-list) → pre-call hooks (budget
+hard limit) → the project's RPM/TPM limit → circuit breaker → decrypt the secret →
+per-key client on the shared pool → ``responses.create`` → usage record (success,
+error or a stream cut short) → breaker and rate-limit bookkeeping.
+
+Every failure becomes a ``CallOutcome`` with a message a person can act on and the
+request ids; nothing raises to the view. Outcomes are logged with both request ids,
+never with the secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import openai
+from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
+
+from keys.services import SecretUnavailable, api_key_reveal_secret
+from platformadmin import hooks, ratelimit
+from platformadmin.breaker import BreakerOpen, CircuitBreaker
+from platformadmin.openai_client import (
+    CallSettings,
+    client_for_key,
+    effective_base_url,
+    new_client_request_id,
+)
+from platformadmin.redaction import redact
+
+log = logging.getLogger("platformadmin.openai")
+
+SOURCE_PLAYGROUND = "playground"
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+TRANSIENT_ERRORS = (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError)
+RATELIMIT_HEADERS = (
+    "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
+)
+
+
+# --- Results ---------------------------------------------------------------------------
+
+
+@dataclass
+class ModelsListResult:
+    """What "Test connection" shows: ids on success, else a human explanation."""
+
+    ok: bool
+    model_ids: list[str] = field(default_factory=list)
+    request_id: str | None = None
+    message: str = ""
+
+
+@dataclass
+class UsageCounts:
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_sdk(cls, usage) -> UsageCounts | None:
+        if usage is None:
+            return None
+        inp = usage.input_tokens_details
+        out = usage.output_tokens_details
+        return cls(usage.input_tokens, getattr(inp, "cached_tokens", 0) or 0, usage.output_tokens,
+                   getattr(out, "reasoning_tokens", 0) or 0, usage.total_tokens)
+
+    def as_usage_dict(self) -> dict:
+        return {
+            "input_tokens": self.input_tokens,
+            "input_tokens_details": {"cached_tokens": self.cached_tokens},
+            "output_tokens": self.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass
+class GenerateParams:
+    model: str
+    input: str
+    instructions: str = ""
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    reasoning_effort: str | None = None
+
+
+@dataclass
+class CallOutcome:
+    """The result panel: text, usage, cost, latency, both request ids, retries, or why not."""
+
+    ok: bool
+    status: str  # completed | incomplete | error | refused
+    model: str
+    text: str = ""
+    message: str = ""
+    error_type: str = ""
+    param: str | None = None
+    retry_after: float | None = None
+    response_id: str | None = None
+    server_request_id: str | None = None
+    client_request_id: str = ""
+    retries: int = 0
+    latency_ms: int | None = None
+    usage: UsageCounts | None = None
+    usage_estimated: bool = False
+    record: object | None = None  # usage.models.UsageRecord
+
+    @property
+    def cost(self) -> Decimal | None:
+        return getattr(self.record, "cost", None)
+
+    @property
+    def request_ids(self) -> str:
+        return f"request id {self.server_request_id or 'none (no reply)'}, client request id {self.client_request_id}"
+
+
+class CallRefused(Exception):
+    """A pre-call check said no; nothing was sent."""
+
+    def __init__(self, message: str, error_type: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.message, self.error_type, self.retry_after = message, error_type, retry_after
+
+
+# --- Checks before a call ----------------------------------------------------------------
+
+
+def models_for_project(project) -> list[tuple[str, bool]]:
+    """(model id, supports reasoning) the project may call: active catalog ∩ allow-list."""
+    from usage.models import CatalogModel
+
+    rows = CatalogModel.objects.filter(is_active=True).order_by("model_id")
+    allowed = set(project.allowed_models or [])
+    if allowed:
+        rows = rows.filter(model_id__in=allowed)
+    return list(rows.values_list("model_id", "supports_reasoning"))
+
+
+def _check_key(api_key, project) -> None:
+    if api_key.project_id != project.pk:
+        raise CallRefused(f"Key {api_key.hint} does not belong to project {project.name}.", "KeyNotInProject")
+    if api_key.kind == "admin":
+        raise CallRefused("Admin keys cannot call models; choose a project or service-account key.", "AdminKey")
+    if not api_key.is_active:
+        raise CallRefused(
+            f"Key {api_key.hint} is {api_key.get_status_display().lower()} and cannot be used. "
+            "Choose an active key, or add a new one on the project's keys page.", "KeyNotActive")
+
+
+def _check_model(params: GenerateParams, project) -> None:
+    catalog = dict(models_for_project(project))
+    if params.model not in catalog:
+        raise CallRefused(
+            f"Model {params.model!r} is not allowed in project {project.name}. "
+            f"Choose one of: {', '.join(catalog) or 'none (ask a project owner to allow a model)'}.",
+            "ModelNotAllowed")
+    if params.reasoning_effort and not catalog[params.model]:
+        raise CallRefused(f"{params.model} is not a reasoning model: leave reasoning effort empty.",
+                          "ReasoningNotSupported")
+    cap = project.max_output_tokens
+    if cap and params.max_output_tokens and params.max_output_tokens > cap:
+        raise CallRefused(f"Max output tokens {params.max_output_tokens} is above the project's cap of {cap}. "
+                          f"Enter {cap} or less.", "OutputCapExceeded")
+
+
+def _pre_call(*, api_key, project, params: GenerateParams, user) -> tuple[ratelimit.Reservation, CircuitBreaker | None]:
+    """Run every check in order; raise CallRefused with a message for the page."""
+    _check_key(api_key, project)
+    _check_model(params, project)
+    if params.max_output_tokens is None and project.max_output_tokens:
+        params.max_output_tokens = project.max_output_tokens  # the cap applies to every call
+    estimate = ratelimit.estimate_tokens(instructions=params.instructions, text=params.input,
+                                         max_output_tokens=params.max_output_tokens)
+    decision = hooks.run_pre_call_hooks(hooks.PreCallContext(project, api_key, params.model, estimate, user))
+    if not decision.allowed:
+        raise CallRefused(decision.message or "A policy of this project refused the call.", "BudgetExceeded")
+    try:
+        reservation = ratelimit.reserve(project=project, model=params.model, estimated_tokens=estimate)
+    except ratelimit.RateLimited as exc:
+        raise CallRefused(exc.message, "ProjectRateLimited", exc.retry_after) from exc
+    breaker = CircuitBreaker.for_key(api_key) if project.circuit_breaker_enabled else None
+    if breaker is not None:
+        try:
+            breaker.before_call(probe_seconds=project.request_timeout_seconds * (project.max_retries + 1) + 5)
+        except BreakerOpen as exc:
+            reservation.settle(0)
+            raise CallRefused(exc.message, "CircuitOpen") from exc
+    return reservation, breaker
+
+
+# --- Errors ------------------------------------------------------------------------------
+
+
+def _retry_after(exc) -> float | None:
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for name, divisor in (("retry-after-ms", 1000), ("retry-after", 1)):
+        try:
+            return float(headers[name]) / divisor
+        except (KeyError, ValueError, TypeError):
+            continue
+    return None
+
+
+def _retries_from_error(exc) -> int:
+    """The SDK does not expose retries on errors; the last attempt's header carries them."""
+    request = getattr(exc, "request", None)
+    try:
+        return int(request.headers.get("x-stainless-retry-count") or 0) if request is not None else 0
+    except (ValueError, AttributeError):
+        return 0
+
+
+def _server_message(exc) -> str:
+    body = getattr(exc, "body", None)
+    text = body.get("message") if isinstance(body, dict) else None
+    return redact(str(text or getattr(exc, "message", "") or exc)).strip()
+
+
+def explain_error(exc: Exception, *, api_key, model: str, settings: CallSettings, retries: int) -> tuple[str, str | None]:
+    """(a message a person can act on, the offending parameter) for an SDK exception."""
+    where = effective_base_url(api_key)
+    server = _server_message(exc)
+    tries = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+    if isinstance(exc, openai.AuthenticationError):
+        return (f"The provider rejected key {api_key.hint} (401): {server} The key may be revoked, expired or "
+                "mistyped: rotate it or paste the current value on the key page.", None)
+    if isinstance(exc, openai.PermissionDeniedError):
+        return (f"Key {api_key.hint} is not allowed to do this (403): {server} A restricted or read-only key "
+                "needs write access to the Responses API; ask an organization owner to change its permissions.",
+                None)
+    if isinstance(exc, openai.RateLimitError):
+        after = _retry_after(exc)
+        wait = f" Retry after {math.ceil(after)} s." if after is not None else " Wait a minute and retry."
+        if getattr(exc, "code", None) == "insufficient_quota":
+            return (f"The organization has run out of quota (429): {server} Check billing on platform.openai.com.",
+                    None)
+        return (f"The provider rate-limited this call (429){tries}: {server}{wait} "
+                "If it keeps happening, lower the project's traffic or ask for a higher tier.", None)
+    if isinstance(exc, openai.BadRequestError):
+        param = getattr(exc, "param", None)
+        field_ = f" Parameter '{param}':" if param else ""
+        return (f"The request was refused as invalid (400).{field_} {server} Change that field and try again.",
+                param)
+    if isinstance(exc, openai.NotFoundError):
+        return (f"Model {model!r} does not exist at {where} or key {api_key.hint} has no access to it (404): "
+                f"{server} Choose another model, or ask an owner to enable it for the project.", "model")
+    if isinstance(exc, openai.APITimeoutError):
+        return (f"No reply from {where} within the project's timeout of {settings.timeout:g} s{tries}. The "
+                "provider may be slow or down: retry, shorten the prompt, or raise the project's request "
+                "timeout.", None)
+    if isinstance(exc, openai.APIConnectionError):
+        return (f"Could not reach {where}{tries} ({server or 'connection error'}). Check the key's base URL and "
+                "the network; the call may have been cut off.", None)
+    if isinstance(exc, openai.InternalServerError):
+        return (f"The provider failed with an internal error ({exc.status_code}){tries}: {server} "
+                "This is on their side: try again later.", None)
+    if isinstance(exc, openai.APIStatusError):
+        return f"The provider answered {exc.status_code}{tries}: {server}", getattr(exc, "param", None)
+    return f"The call failed ({type(exc).__name__}): {redact(str(exc))}", None
+
+
+def _with_ids(message: str, server_request_id: str | None, client_request_id: str) -> str:
+    rid = server_request_id or "none (no reply)"
+    return f"{message} (request id {rid}; client request id {client_request_id})"
+
+
+# --- Recording -----------------------------------------------------------------------------
+
+
+def _ratelimit_headers(headers) -> dict[str, str]:
+    if not headers:
+        return {}
+    return {h: headers[h] for h in RATELIMIT_HEADERS if h in headers}
+
+
+def _record(outcome: CallOutcome, *, project, api_key, response=None, headers=None, source: str) -> None:
+    """Write the usage record for this outcome (never raises: a failed write is logged)."""
+    from usage.services import usage_record_create
+
+    try:
+        with transaction.atomic():
+            record, _ = usage_record_create(
+                project=project, api_key=api_key, source=source, response=response,
+                model=outcome.model, response_id=outcome.response_id,
+                server_request_id=outcome.server_request_id or "",
+                client_request_id=outcome.client_request_id, latency_ms=outcome.latency_ms,
+                status=outcome.status if outcome.status != "refused" else "error",
+                error_type=outcome.error_type, ratelimit_headers=_ratelimit_headers(headers),
+                retries=outcome.retries,
+                usage=(outcome.usage.as_usage_dict() if outcome.usage and response is None else None),
+            )
+        outcome.record = record
+        transaction.on_commit(lambda: hooks.run_post_call_hooks(record))
+    except Exception:  # the reply must still reach the user; the failure is logged loudly
+        log.exception("usage record not written for client request %s", outcome.client_request_id)
+
+
+def _log(outcome: CallOutcome, api_key) -> None:
+    log.info("openai call key=%s model=%s status=%s error=%s request_id=%s client_request_id=%s "
+             "retries=%s latency_ms=%s", api_key.hint, outcome.model, outcome.status, outcome.error_type or "-",
+             outcome.server_request_id or "-", outcome.client_request_id, outcome.retries, outcome.latency_ms)
+
+
+def _refused(exc: CallRefused, *, model: str, client_request_id: str) -> CallOutcome:
+    return CallOutcome(ok=False, status="refused", model=model, message=_with_ids(exc.message, None, client_request_id),
+                       error_type=exc.error_type, retry_after=exc.retry_after, client_request_id=client_request_id)
+
+
+def _request_kwargs(params: GenerateParams, client_request_id: str) -> dict:
+    kwargs: dict = {"model": params.model, "input": params.input, "store": False,
+                    "extra_headers": {"X-Client-Request-Id": client_request_id}}
+    if params.instructions:
+        kwargs["instructions"] = params.instructions
+    if params.temperature is not None:
+        kwargs["temperature"] = params.temperature
+    if params.max_output_tokens:
+        kwargs["max_output_tokens"] = params.max_output_tokens
+    if params.reasoning_effort:
+        kwargs["reasoning"] = {"effort": params.reasoning_effort}
+    return kwargs
+
+
+def _failure(exc: Exception, *, api_key, params: GenerateParams, settings: CallSettings, cid: str,
+             started: float, breaker: CircuitBreaker | None, retries: int | None = None) -> CallOutcome:
+    retries = _retries_from_error(exc) if retries is None else retries
+    message, param = explain_error(exc, api_key=api_key, model=params.model, settings=settings, retries=retries)
+    rid = getattr(exc, "request_id", None)
+    if breaker is not None:
+        if isinstance(exc, TRANSIENT_ERRORS):
+            breaker.record_failure(type(exc).__name__)
+        elif isinstance(exc, openai.APIStatusError):
+            breaker.record_success()  # the upstream answered: it is not down
+    return CallOutcome(ok=False, status="error", model=params.model, message=_with_ids(message, rid, cid),
+                       error_type=type(exc).__name__, param=param, retry_after=_retry_after(exc),
+                       server_request_id=rid, client_request_id=cid, retries=retries,
+                       latency_ms=int((time.monotonic() - started) * 1000))
+
+
+# --- Services ------------------------------------------------------------------------------
+
+
+@sensitive_variables("secret")
+def models_list(*, api_key) -> ModelsListResult:
+    """``GET /models`` with the key: the "Test connection" button. Never raises."""
+    cid = new_client_request_id()
+    if not api_key.is_active:
+        return ModelsListResult(False, message=f"Key {api_key.hint} is {api_key.get_status_display().lower()}; "
+                                               "only active keys can be tested.")
+    settings = CallSettings.for_project(api_key.project)
+    settings = CallSettings(min(settings.timeout, 20.0), settings.connect_timeout, min(settings.max_retries, 1))
+    try:
+        secret = api_key_reveal_secret(api_key)  # plaintext: only handed to the client below
+    except SecretUnavailable as exc:
+        return ModelsListResult(False, message=f"{exc} No request was sent.")
+    breaker = CircuitBreaker.for_key(api_key)
+    started = time.monotonic()
+    try:
+        client = client_for_key(api_key, secret=secret, settings=settings)
+        raw = client.models.with_raw_response.list(extra_headers={"X-Client-Request-Id": cid})
+        page = raw.parse()
+    except openai.APIError as exc:
+        failure = _failure(exc, api_key=api_key, params=GenerateParams(model="(models list)", input=""),
+                           settings=settings, cid=cid, started=started, breaker=breaker)
+        return ModelsListResult(False, request_id=failure.server_request_id, message=failure.message)
+    finally:
+        secret = None
+    breaker.record_success()
+    ids = sorted(m.id for m in page.data)
+    return ModelsListResult(True, ids, raw.request_id,
+                            f"Connection works: {len(ids)} model(s) available to key {api_key.hint} "
+                            f"(request id {raw.request_id}).")
+
+
+@sensitive_variables("secret")
+def generate(*, api_key, project, params: GenerateParams, user=None, source: str = SOURCE_PLAYGROUND) -> CallOutcome:
+    """One non-streamed ``responses.create``; every outcome recorded and explained."""
+    cid = new_client_request_id()
+    try:
+        reservation, breaker = _pre_call(api_key=api_key, project=project, params=params, user=user)
+    except CallRefused as exc:
+        outcome = _refused(exc, model=params.model, client_request_id=cid)
+        _log(outcome, api_key)
+        return outcome
+    settings = CallSettings.for_project(project)
+    started = time.monotonic()
+    try:
+        secret = api_key_reveal_secret(api_key)  # decrypted at call time, never logged
+    except SecretUnavailable as exc:
+        reservation.settle(0)
+        if breaker is not None:
+            breaker.release_probe()
+        outcome = _refused(CallRefused(f"{exc} No request was sent.", "SecretUnavailable"),
+                           model=params.model, client_request_id=cid)
+        _log(outcome, api_key)
+        return outcome
+    try:
+        client = client_for_key(api_key, secret=secret, settings=settings, project=project)
+        secret = None
+        raw = client.responses.with_raw_response.create(**_request_kwargs(params, cid))
+        response = raw.parse()
+    except openai.APIError as exc:
+        outcome = _failure(exc, api_key=api_key, params=params, settings=settings, cid=cid,
+                           started=started, breaker=breaker)
+        reservation.settle(0)
+        _record(outcome, project=project, api_key=api_key, headers=getattr(getattr(exc, "response", None),
+                "headers", None), source=source)
+        _log(outcome, api_key)
+        return outcome
+    if breaker is not None:
+        breaker.record_success()
+    usage = UsageCounts.from_sdk(response.usage)
+    reservation.settle(usage.total_tokens if usage else None)
+    status = response.status or "completed"
+    outcome = CallOutcome(
+        ok=True, status=status, model=params.model, text=response.output_text, response_id=response.id,
+        server_request_id=raw.request_id, client_request_id=cid, retries=raw.retries_taken,
+        latency_ms=int((time.monotonic() - started) * 1000), usage=usage,
+        message=_incomplete_message(response),
+    )
+    _record(outcome, project=project, api_key=api_key, response=response, headers=raw.headers, source=source)
+    _log(outcome, api_key)
+    return outcome
+
+
+def _incomplete_message(response) -> str:
+    details = getattr(response, "incomplete_details", None)
+    if getattr(response, "status", None) == "incomplete" and details is not None:
+        if details.reason == "max_output_tokens":
+            return "The reply stopped at the max output tokens limit; raise it for a longer answer."
+        return f"The reply is incomplete ({details.reason})."
+    return ""
+
+
+@dataclass
+class StreamEvent:
+    """What the streaming view sends the browser: ``start``, ``delta`` or ``done``."""
+
+    kind: str
+    text: str = ""
+    outcome: CallOutcome | None = None
+    client_request_id: str = ""
+    server_request_id: str | None = None
+
+
+@sensitive_variables("secret")
+def generate_stream(*, api_key, project, params: GenerateParams, user=None,
+                    source: str = SOURCE_PLAYGROUND) -> Iterator[StreamEvent]:
+    """A streamed ``responses.create`` as a generator of StreamEvent.
+
+    The last event is ``done`` with the outcome (recorded). If the consumer stops early
+    (the stop button: the generator is closed) or the stream breaks, the call is
+    recorded as ``incomplete`` with what is known: the text received, the output
+    tokens counted from the deltas (one token each) and the prompt estimated at four
+    characters per token (flagged ``usage_estimated``).
+    """
+    cid = new_client_request_id()
+    try:
+        reservation, breaker = _pre_call(api_key=api_key, project=project, params=params, user=user)
+    except CallRefused as exc:
+        outcome = _refused(exc, model=params.model, client_request_id=cid)
+        _log(outcome, api_key)
+        yield StreamEvent("done", outcome=outcome, client_request_id=cid)
+        return
+    settings = CallSettings.for_project(project)
+    started = time.monotonic()
+    try:
+        secret = api_key_reveal_secret(api_key)  # decrypted at call time, never logged
+    except SecretUnavailable as exc:
+        reservation.settle(0)
+        if breaker is not None:
+            breaker.release_probe()
+        outcome = _refused(CallRefused(f"{exc} No request was sent.", "SecretUnavailable"),
+                           model=params.model, client_request_id=cid)
+        _log(outcome, api_key)
+        yield StreamEvent("done", outcome=outcome, client_request_id=cid)
+        return
+    try:
+        client = client_for_key(api_key, secret=secret, settings=settings, project=project)
+        secret = None
+        raw = client.responses.with_raw_response.create(stream=True, **_request_kwargs(params, cid))
+        stream = raw.parse()
+    except openai.APIError as exc:
+        outcome = _failure(exc, api_key=api_key, params=params, settings=settings, cid=cid,
+                           started=started, breaker=breaker)
+        reservation.settle(0)
+        _record(outcome, project=project, api_key=api_key,
+                headers=getattr(getattr(exc, "response", None), "headers", None), source=source)
+        _log(outcome, api_key)
+        yield StreamEvent("done", outcome=outcome, client_request_id=cid)
+        return
+    rid = raw.request_id
+    parts: list[str] = []
+    response_id: str | None = None
+    final = None
+    finished = False
+    try:
+        yield StreamEvent("start", client_request_id=cid, server_request_id=rid)
+        try:
+            for event in stream:
+                etype = getattr(event, "type", "")
+                if etype == "response.created":
+                    response_id = event.response.id
+                elif etype == "response.output_text.delta":
+                    parts.append(event.delta)
+                    yield StreamEvent("delta", text=event.delta)
+                elif etype in ("response.completed", "response.incomplete", "response.failed"):
+                    final = event.response
+                elif etype == "error":
+                    raise openai.APIError(getattr(event, "message", "stream error"), raw.http_request, body=None)
+        except openai.APIError as exc:
+            outcome = _failure(exc, api_key=api_key, params=params, settings=settings, cid=cid,
+                               started=started, breaker=breaker, retries=raw.retries_taken)
+            outcome.server_request_id = outcome.server_request_id or rid
+            outcome.message = _with_ids(
+                explain_error(exc, api_key=api_key, model=params.model, settings=settings,
+                              retries=raw.retries_taken)[0] + f" The stream was cut after {len(parts)} text "
+                "part(s); what arrived is kept and recorded as incomplete.", outcome.server_request_id, cid)
+            _fill_partial(outcome, parts, params, response_id)
+            finished = True
+            reservation.settle(outcome.usage.total_tokens)
+            _record(outcome, project=project, api_key=api_key, headers=raw.headers, source=source)
+            _log(outcome, api_key)
+            yield StreamEvent("done", outcome=outcome, client_request_id=cid, server_request_id=rid)
+            return
+        finished = True
+        if breaker is not None:
+            breaker.record_success()
+        latency = int((time.monotonic() - started) * 1000)
+        if final is None:  # the stream ended without a terminal event: cut short upstream
+            outcome = CallOutcome(ok=False, status="incomplete", model=params.model, error_type="StreamEnded",
+                                  server_request_id=rid, client_request_id=cid, retries=raw.retries_taken,
+                                  latency_ms=latency)
+            outcome.message = _with_ids("The stream ended before the final event; the text so far is kept "
+                                        "and recorded as incomplete.", rid, cid)
+            _fill_partial(outcome, parts, params, response_id)
+            reservation.settle(outcome.usage.total_tokens)
+            _record(outcome, project=project, api_key=api_key, headers=raw.headers, source=source)
+        else:
+            usage = UsageCounts.from_sdk(final.usage)
+            reservation.settle(usage.total_tokens if usage else None)
+            outcome = CallOutcome(
+                ok=final.status in ("completed", "incomplete"), status=final.status or "completed",
+                model=params.model, text="".join(parts) or final.output_text, response_id=final.id,
+                server_request_id=rid, client_request_id=cid, retries=raw.retries_taken, latency_ms=latency,
+                usage=usage, message=_incomplete_message(final),
+            )
+            _record(outcome, project=project, api_key=api_key, response=final, headers=raw.headers, source=source)
+        _log(outcome, api_key)
+        yield StreamEvent("done", outcome=outcome, client_request_id=cid, server_request_id=rid)
+    finally:
+        if not finished:  # the consumer stopped reading: the stop button, or the browser left
+            stream.close()
+            outcome = CallOutcome(ok=False, status="incomplete", model=params.model, error_type="StreamStopped",
+                                  server_request_id=rid, client_request_id=cid, retries=raw.retries_taken,
+                                  latency_ms=int((time.monotonic() - started) * 1000))
+            outcome.message = _with_ids("Stopped: the text so far is kept and recorded as incomplete.", rid, cid)
+            _fill_partial(outcome, parts, params, response_id)
+            reservation.settle(outcome.usage.total_tokens)
+            _record(outcome, project=project, api_key=api_key, headers=raw.headers, source=source)
+            _log(outcome, api_key)
+
+
+def _fill_partial(outcome: CallOutcome, parts: list[str], params: GenerateParams, response_id: str | None) -> None:
+    """What is known of a stream cut short (see generate_stream)."""
+    outcome.status = "incomplete"
+    outcome.text = "".join(parts)
+    outcome.response_id = response_id
+    prompt = max(1, math.ceil(len((params.instructions or "") + params.input) / 4))
+    outcome.usage = UsageCounts(input_tokens=prompt, output_tokens=len(parts), total_tokens=prompt + len(parts))
+    outcome.usage_estimated = True
+
+
+@dataclass
+class ClassifyResult:
+    label: str | None
+    outcome: CallOutcome
+
+
+def classify(*, api_key, project, text: str, labels: list[str], model: str, user=None,
+             source: str = SOURCE_PLAYGROUND) -> ClassifyResult:
+    """Ask the model to pick one of ``labels`` for ``text``; ``label`` None if it did not."""
+    if not labels:
+        raise ValueError("classify needs at least one label")
+    params = GenerateParams(
+        model=model, input=text, temperature=0 if not _is_reasoning(model) else None,
+        instructions=("Classify the user's text. Answer with exactly one of these labels and nothing else: "
+                      + ", ".join(labels)),
+    )
+    outcome = generate(api_key=api_key, project=project, params=params, user=user, source=source)
+    answer = outcome.text.strip().strip(".").lower() if outcome.ok else ""
+    label = next((lab for lab in labels if lab.lower() == answer), None)
+    if label is None and answer:
+        label = next((lab for lab in labels if lab.lower() in answer.split()), None)
+    return ClassifyResult(label, outcome)
+
+
+def _is_reasoning(model: str) -> bool:
+    from usage.models import CatalogModel
+
+    return CatalogModel.objects.filter(model_id=model, supports_reasoning=True).exists()
