@@ -1,0 +1,82 @@
+"""Test connection: models.list() with the key against the OpenAI simulator (real HTTP)."""
+
+from __future__ import annotations
+
+import html
+import secrets
+
+import pytest
+from django.urls import reverse
+
+from keys import services
+from keys.models import APIKeyEvent
+from orgs.models import AuditEvent
+from tests.factories import fake_secret, make_api_key
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sim_key(project, openai_simulator):
+    return make_api_key(project, provider="compatible", base_url=openai_simulator.base_url)
+
+
+def _url(api_key):
+    return reverse("keys:key-test", kwargs={"key_id": api_key.public_id})
+
+
+def test_a_working_key_shows_the_models_and_the_request_id(client, member, sim_key):
+    client.force_login(member)  # members use the project: they may test its keys
+    response = client.post(_url(sim_key), follow=True)
+    page = html.unescape(response.content.decode())
+    event = AuditEvent.objects.get(action="key.test")
+    assert event.detail["ok"] is True and event.detail["request_id"]
+    assert f"request id {event.detail['request_id']}" in page
+    assert "Connection works" in page
+    assert APIKeyEvent.objects.get(api_key=sim_key, action="tested").note.startswith("ok")
+
+
+def test_with_htmx_only_the_result_comes_back(client, owner, sim_key):
+    client.force_login(owner)
+    fragment = client.post(_url(sim_key), HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith('<div id="test-result"') and "Request id" in fragment
+    assert "<html" not in fragment
+
+
+def test_a_rejected_key_explains_the_failure(client, owner, project, openai_simulator):
+    bad = make_api_key(project, provider="compatible", base_url=openai_simulator.base_url,
+                       secret=f"sk-test-fault-401-{secrets.token_hex(8)}")
+    client.force_login(owner)
+    page = html.unescape(client.post(_url(bad), follow=True).content.decode())
+    event = AuditEvent.objects.get(action="key.test")
+    assert event.detail["ok"] is False
+    assert "Test connection:" in page and event.detail["message"][:40] in page
+    assert services.api_key_reveal_secret(bad) not in page
+
+
+def test_test_connection_right_after_adding(client, owner, project, openai_simulator):
+    secret = fake_secret("proj")
+    client.force_login(owner)
+    response = client.post(reverse("keys:key-create", kwargs={"project_id": project.public_id}), {
+        "name": "sim", "kind": "project", "provider": "compatible", "base_url": openai_simulator.base_url,
+        "permissions": "restricted", "secret": secret, "test_connection": "on"})
+    page = response.content.decode()
+    assert response.status_code == 200 and secret in page
+    assert "Test connection: OK" in page and "Request id" in page
+    assert AuditEvent.objects.filter(action="key.test").count() == 1
+
+
+def test_a_revoked_key_is_not_called(client, owner, sim_key, openai_simulator):
+    services.api_key_revoke(api_key=sim_key, actor=owner)
+    openai_simulator.reset()
+    client.force_login(owner)
+    page = html.unescape(client.post(_url(sim_key), follow=True).content.decode())
+    assert "revoked" in page
+    assert openai_simulator.requests == 0
+
+
+def test_readers_cannot_test(client, reader, sim_key):
+    client.force_login(reader)
+    assert client.post(_url(sim_key)).status_code == 403
+    assert client.get(_url(sim_key)).status_code == 403
+    assert not AuditEvent.objects.filter(action="key.test").exists()
