@@ -80,13 +80,13 @@ def _incr(key: str, delta: int) -> int:
         return delta
 
 
-def reserve(*, project, model: str, estimated_tokens: int) -> Reservation:
+def reserve(*, project, model: str, estimated_tokens: int, limits: ProjectLimits | None = None) -> Reservation:
     """Count one request and its estimated tokens, or raise RateLimited."""
-    limits = limits_for(project, model)
+    limits = limits or limits_for(project, model)
     now = time.time()
     window = int(now // WINDOW)
     retry_after = max(1, int((window + 1) * WINDOW - now + 0.999))
-    prefix = f"openai-ratelimit:{project.pk}:{model}:{window}"
+    prefix = f"openai-ratelimit:{project.public_id}:{model}:{window}"
     requests = _incr(f"{prefix}:requests", 1)
     if requests > limits.rpm:
         _incr(f"{prefix}:requests", -1)

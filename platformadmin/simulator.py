@@ -136,6 +136,8 @@ class OpenAISimulator:
         self.slow_seconds = slow_seconds
         self.retry_after_ms = retry_after_ms
         self.quiet = quiet
+        # Faults applied to every request (an outage), on top of those in keys / models.
+        self.force_faults: set[str] = set()
         self.catalog = _load_catalog()
         self._lock = threading.Lock()
         self._stats = SimulatorStats()
@@ -209,9 +211,8 @@ class OpenAISimulator:
             self._stats.log.append(entry)
 
     # -- faults --------------------------------------------------------------------
-    @staticmethod
-    def faults(*names: str) -> set[str]:
-        found: set[str] = set()
+    def faults(self, *names: str) -> set[str]:
+        found: set[str] = set(self.force_faults)
         for name in names:
             for m in FAULT_RE.finditer(name or ""):
                 found.add(m.group(1))

@@ -89,11 +89,13 @@ def openai_simulator(_openai_simulator_server):
 
     ``.base_url`` is ``http://127.0.0.1:<port>/v1``; ``.connections``, ``.requests``,
     ``.retry_counts`` and ``.log`` count what it saw; ``.reset()`` zeroes them. Faults are
-    chosen by a ``fault-…`` token in the key or model (docs/playground.md).
+    chosen by a ``fault-…`` token in the key or model (docs/playground.md), or for every
+    request with ``.force_faults = {"500"}`` (an outage; cleared after the test).
     """
     sim = _openai_simulator_server
     defaults = (sim.delta_delay, sim.slow_seconds, sim.retry_after_ms)
     sim.reset()
     yield sim
     sim.delta_delay, sim.slow_seconds, sim.retry_after_ms = defaults
+    sim.force_faults = set()
     sim.reset()
