@@ -18,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from orgs.access import Need, api_keys_for_user, get_api_key_for_user, get_project_for_user
+from orgs.audit import audit_log
 
 from . import services
 from .forms import APIKeyCreateForm, APIKeyRevokeForm, APIKeyRotateForm, PasswordConfirmForm
@@ -122,6 +123,10 @@ def key_reveal(request: HttpRequest, key_id) -> HttpResponse:
         else:
             context["secret"] = secret  # rendered once, in this response only
             return render(request, "keys/key_reveal.html", context)
+    if request.method == "POST" and "password" in form.errors:
+        audit_log(action="key.reveal_refused", actor=request.user, organization=api_key.organization,
+                  project=api_key.project, target=api_key, request=request,
+                  detail={"hint": api_key.hint, "reason": "wrong password"})
     return render(request, "keys/key_reveal.html", context,
                   status=400 if form.is_bound and form.errors else 200)
 

@@ -33,6 +33,7 @@ def test_reveal_needs_the_password_and_is_audited(client, project_owner, project
     assert secret not in wrong.content.decode()
     assert "Wrong password" in wrong.content.decode()
     assert not AuditEvent.objects.filter(action="key.reveal").exists()
+    assert AuditEvent.objects.get(action="key.reveal_refused").actor == project_owner
     right = client.post(_u("reveal", api_key), {"password": TEST_PASSWORD})
     assert right.status_code == 200
     assert secret in right.content.decode()
