@@ -1,0 +1,247 @@
+"""The playground: call a model with one of the project's keys and see what it cost.
+
+Three views: the page (``playground:index``), a plain POST that renders the result
+(``playground:run``, works without JavaScript) and a streamed POST
+(``playground:stream``) that sends newline-delimited JSON events, read by
+static/playground.js with fetch + ReadableStream.
+
+Streaming works under both server kinds: under WSGI (runserver, tests' live server)
+the response iterates a plain generator; under ASGI (uvicorn, ``make run``) the same
+generator runs in a worker thread feeding an async iterator, because Django buffers a
+synchronous iterator whole under ASGI (and an asynchronous one whole under WSGI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.handlers.asgi import ASGIRequest
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from keys.models import APIKey
+from orgs.access import Need, api_keys_for_user, get_project_for_user, projects_for_user
+from platformadmin.breaker import breaker_state_for_key
+from platformadmin.openai_services import (
+    REASONING_EFFORTS,
+    CallOutcome,
+    GenerateParams,
+    generate,
+    generate_stream,
+    models_for_project,
+)
+
+
+class PlaygroundForm(forms.Form):
+    """The call's parameters, limited to what this user may use in this project."""
+
+    api_key = forms.ChoiceField(label="Key")
+    model = forms.ChoiceField(label="Model")
+    instructions = forms.CharField(label="Instructions", required=False, max_length=20_000,
+                                   widget=forms.Textarea(attrs={"rows": 2}))
+    input = forms.CharField(label="Input", max_length=100_000, widget=forms.Textarea(attrs={"rows": 5}),
+                            error_messages={"required": "Enter the input to send to the model."})
+    temperature = forms.DecimalField(label="Temperature", required=False, min_value=Decimal(0),
+                                     max_value=Decimal(2), decimal_places=2,
+                                     help_text="0 to 2; empty uses the model's default.")
+    max_output_tokens = forms.IntegerField(label="Max output tokens", required=False, min_value=16)
+    reasoning_effort = forms.ChoiceField(label="Reasoning effort", required=False,
+                                         choices=[("", "default")] + [(e, e) for e in REASONING_EFFORTS])
+    stream = forms.BooleanField(label="Stream", required=False, initial=True)
+
+    def __init__(self, *args, user, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+        self.keys = {
+            str(k.public_id): k
+            for k in api_keys_for_user(user, Need.USE).filter(project=project, status=APIKey.Status.ACTIVE)
+            .exclude(kind=APIKey.Kind.ADMIN).order_by("name")
+        }
+        self.fields["api_key"].choices = [
+            (pid, f"{k.name} ({k.hint}){' · simulator' if k.is_simulator else ''}") for pid, k in self.keys.items()
+        ]
+        if self.keys:
+            self.fields["api_key"].initial = next(iter(self.keys))
+        self.models = dict(models_for_project(project))
+        self.fields["model"].choices = [
+            (m, f"{m}{' · reasoning' if r else ''}") for m, r in self.models.items()
+        ]
+        cap = project.max_output_tokens
+        if cap:
+            self.fields["max_output_tokens"].validators.append(_cap_validator(cap))
+            self.fields["max_output_tokens"].help_text = f"At most {cap} (the project's cap)."
+            self.fields["max_output_tokens"].widget.attrs["max"] = cap
+
+    def clean(self):
+        data = super().clean()
+        model, effort = data.get("model"), data.get("reasoning_effort")
+        if model and effort and not self.models.get(model):
+            self.add_error("reasoning_effort", f"{model} is not a reasoning model: choose 'default'.")
+        return data
+
+    def params(self) -> GenerateParams:
+        d = self.cleaned_data
+        return GenerateParams(
+            model=d["model"], input=d["input"], instructions=d.get("instructions") or "",
+            temperature=float(d["temperature"]) if d.get("temperature") is not None else None,
+            max_output_tokens=d.get("max_output_tokens"), reasoning_effort=d.get("reasoning_effort") or None,
+        )
+
+    @property
+    def api_key_obj(self) -> APIKey:
+        return self.keys[self.cleaned_data["api_key"]]
+
+
+def _cap_validator(cap: int):
+    from django.core.validators import MaxValueValidator
+
+    return MaxValueValidator(cap, message=f"The project caps max output tokens at {cap}: enter {cap} or less.")
+
+
+def format_cost(cost: Decimal | None) -> str:
+    if cost is None:
+        return "unpriced"
+    return f"${cost.quantize(Decimal('0.00000001')):f}"
+
+
+def _result_context(outcome: CallOutcome, project) -> dict:
+    return {
+        "outcome": outcome,
+        "project": project,
+        "cost": format_cost(outcome.cost) if outcome.record is not None else "not recorded",
+        "usage_url": reverse("usage:project-usage", kwargs={"project_id": project.public_id}),
+    }
+
+
+def _page(request: HttpRequest, *, project, form, outcome: CallOutcome | None = None, status: int = 200):
+    projects = projects_for_user(request.user, Need.USE).order_by("organization__name", "name")
+    selected = form.keys.get(form["api_key"].value() or "") if form is not None else None
+    context = {
+        "projects": projects, "project": project, "form": form,
+        "breaker": breaker_state_for_key(selected) if selected else None,
+    }
+    if outcome is not None:
+        context.update(_result_context(outcome, project))
+    return render(request, "platformadmin/playground.html", context, status=status)
+
+
+@login_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    """The form for the chosen project (``?project=<id>``), or the first one the user may use."""
+    project_id = request.GET.get("project")
+    if project_id:
+        project = get_project_for_user(request.user, project_id, need=Need.USE)
+    else:
+        project = projects_for_user(request.user, Need.USE).order_by("organization__name", "name").first()
+    form = PlaygroundForm(user=request.user, project=project) if project else None
+    return _page(request, project=project, form=form)
+
+
+def _bound_form(request: HttpRequest):
+    project = get_project_for_user(request.user, request.POST.get("project", ""), need=Need.USE)
+    return project, PlaygroundForm(request.POST, user=request.user, project=project)
+
+
+@login_required
+@require_POST
+def run(request: HttpRequest) -> HttpResponse:
+    """A non-streamed call; the page again with the result panel (or the form's errors)."""
+    project, form = _bound_form(request)
+    if not form.is_valid():
+        return _page(request, project=project, form=form, status=400)
+    outcome = generate(api_key=form.api_key_obj, project=project, params=form.params(), user=request.user)
+    return _page(request, project=project, form=form, outcome=outcome)
+
+
+@login_required
+@require_POST
+def stream(request: HttpRequest) -> HttpResponse:
+    """A streamed call as NDJSON: ``start``, ``delta``…, then ``done`` with the result panel."""
+    project, form = _bound_form(request)
+    if not form.is_valid():
+        errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
+        return HttpResponse(json.dumps({"type": "invalid", "errors": errors}) + "\n", status=400,
+                            content_type="application/x-ndjson")
+    api_key, params, user = form.api_key_obj, form.params(), request.user
+
+    def lines() -> Iterator[bytes]:
+        events = generate_stream(api_key=api_key, project=project, params=params, user=user)
+        try:
+            for event in events:
+                if event.kind == "start":
+                    payload = {"type": "start", "request_id": event.server_request_id,
+                               "client_request_id": event.client_request_id}
+                elif event.kind == "delta":
+                    payload = {"type": "delta", "text": event.text}
+                else:
+                    outcome = event.outcome
+                    html = render_to_string("platformadmin/playground_result.html",
+                                            _result_context(outcome, project))
+                    payload = {"type": "done", "ok": outcome.ok, "status": outcome.status, "html": html}
+                yield (json.dumps(payload) + "\n").encode()
+        finally:
+            events.close()  # a stop: the service records the cut stream
+
+    content = _in_thread(lines) if isinstance(request, ASGIRequest) else lines()
+    response = StreamingHttpResponse(content, content_type="application/x-ndjson")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each line through
+    return response
+
+
+async def _in_thread(factory: Callable[[], Iterator[bytes]]) -> AsyncIterator[bytes]:
+    """Run a blocking generator in its own thread and yield its items to the event loop.
+
+    When the client goes away Django cancels this iterator; the ``stop`` flag makes the
+    thread close the generator at its next item, so the cut stream is recorded there,
+    on the thread's own database connection.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+
+    def put(kind: str, value) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+        except RuntimeError:  # the loop is gone (server shutting down)
+            pass
+
+    def worker() -> None:
+        try:
+            gen = factory()
+            try:
+                for item in gen:
+                    if stop.is_set():
+                        break
+                    put("item", item)
+            finally:
+                gen.close()
+        except BaseException as exc:  # handed to the event loop, re-raised there
+            put("error", exc)
+        finally:
+            connections.close_all()  # this thread's own connections, opened by the generator
+            put("end", None)
+
+    threading.Thread(target=worker, name="playground-stream", daemon=True).start()
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()

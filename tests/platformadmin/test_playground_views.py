@@ -1,0 +1,167 @@
+"""The playground pages: access, the form's checks, plain and streamed calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from django.test import AsyncClient
+from django.urls import reverse
+
+from tests.factories import ProjectFactory
+from tests.platformadmin.helpers import sim_key
+from usage.models import UsageRecord
+
+pytestmark = pytest.mark.django_db
+
+INDEX, RUN, STREAM = reverse("playground:index"), reverse("playground:run"), reverse("playground:stream")
+
+
+def form_data(project, key, **kw):
+    data = {"project": str(project.public_id), "api_key": str(key.public_id), "model": "gpt-5.4-mini",
+            "input": "Tell me about budgets.", "instructions": "", "temperature": "", "max_output_tokens": "",
+            "reasoning_effort": ""}
+    data.update(kw)
+    return data
+
+
+def ndjson(response) -> list[dict]:
+    body = b"".join(response.streaming_content).decode()
+    return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+def test_it_requires_sign_in(client):
+    assert client.get(INDEX).status_code == 302
+
+
+def test_outsiders_get_404(client, outsider, project):
+    client.force_login(outsider)
+    assert client.get(INDEX, {"project": project.public_id}).status_code == 404
+    assert client.post(RUN, {"project": str(project.public_id)}).status_code == 404
+
+
+def test_readers_get_403(client, reader, project, api_key):
+    client.force_login(reader)
+    assert client.get(INDEX, {"project": project.public_id}).status_code == 403
+    assert client.post(RUN, form_data(project, api_key)).status_code == 403
+    assert client.post(STREAM, form_data(project, api_key)).status_code == 403
+
+
+def test_a_reader_without_projects_is_told_why(client, reader):
+    client.force_login(reader)
+    response = client.get(INDEX)
+    assert response.status_code == 200
+    assert "not an owner or member of any project" in response.content.decode()
+
+
+def test_a_member_sees_the_projects_keys_and_allowed_models(client, member, project, openai_simulator):
+    project.allowed_models = ["gpt-5.4-mini", "gpt-4.1-mini"]
+    project.save()
+    key = sim_key(project, openai_simulator, name="app key")
+    revoked = sim_key(project, openai_simulator, name="old key", )
+    revoked.status = "revoked"
+    revoked.save()
+    other_key = sim_key(ProjectFactory(organization=project.organization), openai_simulator, name="elsewhere")
+    client.force_login(member)
+    page = client.get(INDEX).content.decode()
+    assert str(key.public_id) in page and "app key" in page
+    assert str(revoked.public_id) not in page and str(other_key.public_id) not in page
+    assert "gpt-5.4-mini · reasoning" in page and "gpt-4.1-mini" in page and "gpt-5.5" not in page
+    assert "Circuit breaker" in page
+
+
+def test_a_plain_call_shows_the_result_panel_and_records_usage(client, member, project, openai_simulator):
+    key = sim_key(project, openai_simulator)
+    client.force_login(member)
+    response = client.post(RUN, form_data(project, key))
+    page = response.content.decode()
+    assert response.status_code == 200
+    record = UsageRecord.objects.get(project=project)
+    for shown in (record.server_request_id, record.client_request_id, f"{record.input_tokens}",
+                  reverse("usage:project-usage", kwargs={"project_id": project.public_id})):
+        assert shown in page
+    assert "$0.000" in page  # the cost, from the record
+
+
+def test_errors_are_a_message_not_a_500(client, member, project, openai_simulator):
+    key = sim_key(project, openai_simulator, "401")
+    client.force_login(member)
+    response = client.post(RUN, form_data(project, key))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "rejected key" in page and "request id req_" in page
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "words"),
+    [
+        ({"input": ""}, "input", "Enter the input"),
+        ({"temperature": "3"}, "temperature", "less than or equal to 2"),
+        ({"max_output_tokens": "5000"}, "max_output_tokens", "caps max output tokens at 4096"),
+        ({"model": "gpt-4.1-mini", "reasoning_effort": "low"}, "reasoning_effort", "not a reasoning model"),
+        ({"model": "gpt-5.5"}, "model", "Select a valid choice"),
+    ],
+)
+def test_bad_input_names_the_field(client, member, project, openai_simulator, override, field, words):
+    project.max_output_tokens = 4096
+    project.allowed_models = ["gpt-5.4-mini", "gpt-4.1-mini"]
+    project.save()
+    key = sim_key(project, openai_simulator)
+    client.force_login(member)
+    response = client.post(RUN, form_data(project, key, **override))
+    assert response.status_code == 400
+    assert words in response.content.decode()
+    streamed = client.post(STREAM, form_data(project, key, **override))
+    assert streamed.status_code == 400
+    event = json.loads(streamed.content)
+    assert event["type"] == "invalid" and words in " ".join(event["errors"][field])
+    assert openai_simulator.requests == 0
+
+
+def test_a_key_of_another_project_is_refused(client, member, project, openai_simulator):
+    other_key = sim_key(ProjectFactory(organization=project.organization), openai_simulator)
+    client.force_login(member)
+    response = client.post(RUN, form_data(project, other_key))
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+
+
+def test_a_streamed_call_sends_deltas_then_the_result(client, member, project, openai_simulator):
+    key = sim_key(project, openai_simulator)
+    client.force_login(member)
+    response = client.post(STREAM, form_data(project, key))
+    assert response["Content-Type"] == "application/x-ndjson"
+    events = ndjson(response)
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("delta") >= 8
+    record = UsageRecord.objects.get(project=project)
+    assert events[0]["request_id"] == record.server_request_id
+    assert record.server_request_id in events[-1]["html"]
+    assert record.status == "completed"
+
+
+def test_a_streamed_error_arrives_as_a_message(client, member, project, openai_simulator):
+    key = sim_key(project, openai_simulator, "403")
+    client.force_login(member)
+    events = ndjson(client.post(STREAM, form_data(project, key)))
+    assert [e["type"] for e in events] == ["done"]
+    assert not events[0]["ok"] and "(403)" in events[0]["html"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_asgi_the_stream_is_served_from_a_thread(member, project, openai_simulator):
+    """ASGI (uvicorn in `make run`): chunks arrive one by one, the call is recorded."""
+    key = sim_key(project, openai_simulator)
+
+    async def go():
+        client = AsyncClient()
+        await client.aforce_login(member)
+        response = await client.post(STREAM, form_data(project, key))
+        chunks = [chunk async for chunk in response.streaming_content]
+        return chunks
+
+    chunks = asyncio.run(go())
+    events = [json.loads(c) for c in chunks]
+    assert events[0]["type"] == "start" and events[-1]["type"] == "done"
+    assert len(chunks) >= 10  # one chunk per event, not one buffered blob
+    assert UsageRecord.objects.filter(project=project, status="completed").count() == 1
