@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _manage(*args, **env_overrides):
     env = {
         k: v for k, v in os.environ.items()
-        if not k.startswith(("FIELD_ENCRYPTION", "DJANGO_SETTINGS", "SECRET_KEY", "DEBUG", "SECURE_"))
+        if not k.startswith(("FIELD_ENCRYPTION", "DJANGO_", "SECRET_KEY", "DEBUG", "SECURE_"))
     }
     env.update(
         DJANGO_SETTINGS_MODULE="platformadmin.settings",

@@ -109,7 +109,7 @@ def test_repr_and_str_never_show_the_secret(project):
 
 
 def _manage(*args, env_overrides):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIELD_ENCRYPTION", "DJANGO_SETTINGS"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FIELD_ENCRYPTION", "DJANGO_"))}
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "platformadmin.settings",
