@@ -38,6 +38,9 @@ from platformadmin.redaction import redact
 log = logging.getLogger("platformadmin.openai")
 
 SOURCE_PLAYGROUND = "playground"
+# Catalog categories that do not answer text through the Responses API (embeddings,
+# speech, realtime, image generation).
+NOT_RESPONSES_MODELS = ("embeddings", "audio", "realtime", "multimodal")
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 TRANSIENT_ERRORS = (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError)
 RATELIMIT_HEADERS = (
@@ -141,7 +144,7 @@ def models_for_project(project) -> list[tuple[str, bool]]:
     """(model id, supports reasoning) the project may call: active catalog ∩ allow-list."""
     from usage.models import CatalogModel
 
-    rows = CatalogModel.objects.filter(is_active=True).order_by("model_id")
+    rows = CatalogModel.objects.filter(is_active=True).exclude(category__in=NOT_RESPONSES_MODELS).order_by("model_id")
     allowed = set(project.allowed_models or [])
     if allowed:
         rows = rows.filter(model_id__in=allowed)

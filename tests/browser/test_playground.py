@@ -1,0 +1,82 @@
+"""A streamed playground call in Chromium: text arrives in steps, usage is recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from platformadmin.simulator import simulated_reply
+from tests.platformadmin.helpers import ensure_catalog, sim_key
+from usage.models import UsageRecord
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Records the length of the output each time the browser renders a change; a reply
+# buffered whole would show up as a single step.
+WATCH_OUTPUT = """
+() => {
+  window.__steps = [];
+  const out = document.getElementById("output");
+  new MutationObserver(() => window.__steps.push(out.textContent.length))
+    .observe(out, {childList: true, subtree: true, characterData: true});
+}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _catalog(transactional_db):
+    ensure_catalog()
+
+
+def test_a_streamed_call_shows_text_in_steps_and_lands_in_usage(page, login, live_server, member, project,
+                                                                openai_simulator, screenshot):
+    openai_simulator.delta_delay = 0.05
+    key = sim_key(project, openai_simulator, name="browser key")
+    login(member)
+    page.goto(f"{live_server.url}/playground/?project={project.public_id}")
+    page.select_option("#id_api_key", str(key.public_id))
+    page.select_option("#id_model", "gpt-5.4-mini")
+    page.fill("#id_input", "Summarize what the console does with budgets.")
+    assert page.is_checked("#id_stream")
+    page.evaluate(WATCH_OUTPUT)
+
+    page.click("#run-button")
+    page.wait_for_selector("#result-details", timeout=15_000)
+    screenshot("playground-streamed")
+
+    steps = page.evaluate("window.__steps")
+    assert len(set(steps)) >= 3, steps  # several renders while the text arrived
+    record = UsageRecord.objects.get(project=project)
+    assert record.status == "completed" and record.source == "playground"
+    expected = simulated_reply(model="gpt-5.4-mini", instructions="",
+                               text="Summarize what the console does with budgets.")
+    assert page.text_content("#output") == " ".join(expected)
+    assert page.text_content("#server-request-id") == record.server_request_id
+    assert page.text_content("#result-status") == "completed"
+
+    page.click("#usage-link")
+    page.wait_for_load_state("networkidle")
+    assert record.server_request_id in page.content()
+    assert key.hint in page.content()
+    screenshot("playground-usage")
+
+
+def test_the_stop_button_keeps_the_text_and_records_an_incomplete_call(page, login, live_server, member,
+                                                                       project, openai_simulator):
+    openai_simulator.delta_delay = 0.3  # slow enough to press Stop mid-way
+    key = sim_key(project, openai_simulator)
+    login(member)
+    page.goto(f"{live_server.url}/playground/?project={project.public_id}")
+    page.select_option("#id_api_key", str(key.public_id))
+    page.fill("#id_input", "A long answer, please.")
+    page.click("#run-button")
+    page.wait_for_function("document.getElementById('output').textContent.length > 0")
+    page.click("#stop-button")
+    page.wait_for_function("document.getElementById('stream-status').textContent.startsWith('Stopped')")
+    assert page.text_content("#output")
+    # The server notices the closed connection at its next write and records the cut stream.
+    for _ in range(50):
+        if UsageRecord.objects.filter(project=project, status="incomplete").exists():
+            break
+        page.wait_for_timeout(100)
+    record = UsageRecord.objects.get(project=project)
+    assert (record.status, record.error_type) == ("incomplete", "StreamStopped")
