@@ -82,17 +82,13 @@ def audit_events_for_organization(
 ) -> QuerySet[AuditEvent]:
     """The organization's events, plus sign-in events of its members (those have no
     organization because a user may belong to several)."""
-    member_ids = OrganizationMembership.objects.filter(organization=organization).values("user_id")
-    project_member_ids = ProjectMembership.objects.filter(
-        project__organization=organization
-    ).values("user_id")
-    member_id_strings = [str(pk) for pk in OrganizationMembership.objects.filter(
-        organization=organization).values_list("user_id", flat=True)]
-    member_id_strings += [str(pk) for pk in ProjectMembership.objects.filter(
-        project__organization=organization).values_list("user_id", flat=True)]
+    member_ids = set(OrganizationMembership.objects.filter(
+        organization=organization).values_list("user_id", flat=True))
+    member_ids |= set(ProjectMembership.objects.filter(
+        project__organization=organization).values_list("user_id", flat=True))
     sign_ins = Q(organization__isnull=True, action__startswith="auth.") & (
-        Q(actor_id__in=member_ids) | Q(actor_id__in=project_member_ids)
-        | Q(target_type="auth.user", target_id__in=member_id_strings)
+        Q(actor_id__in=member_ids)
+        | Q(target_type="auth.user", target_id__in=[str(pk) for pk in member_ids])
     )
     events = AuditEvent.objects.filter(Q(organization=organization) | sign_ins)
     if action:

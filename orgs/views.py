@@ -18,7 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -237,7 +237,7 @@ def _usage_links(project: Project) -> list[tuple[str, str]]:
                         ("usage:ingestion-tokens", "Ingestion tokens")):
         try:
             links.append((reverse(name, kwargs={"project_id": project.public_id}), label))
-        except Exception:  # noqa: BLE001 - the usage pages may not be installed yet
+        except NoReverseMatch:  # the usage pages may not be installed
             continue
     return links
 

@@ -63,6 +63,8 @@ def test_key_lifecycle_in_the_browser(page, login, live_server, screenshot, open
         scanner.scan()
 
     # Sign in: the home page is the organization switcher.
+    page.goto(base + "/accounts/login/")
+    screenshot("console-00-sign-in")
     login(owner)
     step()
     assert page.locator("#organization-switcher").is_visible()
@@ -80,6 +82,16 @@ def test_key_lifecycle_in_the_browser(page, login, live_server, screenshot, open
     assert page.locator("h1").inner_text().startswith("Checkout")
     project = organization.projects.get(name="Checkout")
     screenshot("console-03-project")
+
+    # Project settings: an output-token cap (a checklist row turns to pass).
+    page.click("a:has-text('Settings')")
+    step()
+    page.fill("#id_max_output_tokens", "4000")
+    screenshot("console-03b-project-settings")
+    page.click("button:has-text('Save settings')")
+    step()
+    project.refresh_from_db()
+    assert project.max_output_tokens == 4000
 
     # Add a key (an OpenAI-compatible key on the simulator) and test the connection.
     secret = fake_secret("proj")
@@ -150,7 +162,7 @@ def test_key_lifecycle_in_the_browser(page, login, live_server, screenshot, open
     page.goto(f"{base}/orgs/{organization.public_id}/audit/")
     step()
     events = page.locator("#events").inner_text()
-    for action in ("auth.login", "project.create", "key.create", "key.test", "key.reveal",
+    for action in ("auth.login", "project.create", "project.settings_update", "key.create", "key.test", "key.reveal",
                    "key.rotate", "key.revoke"):
         assert action in events, action
     screenshot("console-10-audit-log")
