@@ -107,3 +107,26 @@ def test_the_seed_is_not_shown_again_once_confirmed(client, owner):
     seed = _set_up(client, owner)
     page = client.get(reverse("otp-setup"))  # verified session: may replace the device
     assert seed not in page.content.decode()
+
+
+def test_seeds_move_with_the_key_ring(client, owner):
+    """reencrypt_secrets covers TOTP seeds like API keys (same sealed field)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    from keys.crypto import generate_key
+    from orgs.otp import totp_device_start
+    from tests.settings import TEST_KEY_V1
+
+    device, seed = totp_device_start(user=owner)
+    new_key = generate_key(2)
+    with override_settings(FIELD_ENCRYPTION_KEYS=f"{new_key},{TEST_KEY_V1}"):
+        call_command("reencrypt_secrets", stdout=StringIO(), stderr=StringIO())
+    device.refresh_from_db()
+    assert device.seed.startswith("v2:")
+    with override_settings(FIELD_ENCRYPTION_KEYS=new_key):
+        from orgs.otp import totp_seed_for_setup
+
+        assert totp_seed_for_setup(device) == seed

@@ -135,3 +135,18 @@ def test_org_page_shows_tier_limits_and_spend_note(client, reader, organization,
     assert "Tier 1" in page and "500 RPM" in page and "200000 TPM" in page
     assert 'id="spend-mtd"' in page
     assert "Edit organization" not in page and "New project" not in page
+
+
+def test_org_page_shows_month_to_date_spend_once_usage_exists(client, owner, organization, project):
+    usage_services = pytest.importorskip("usage.services")
+    from usage.selectors import organization_spend_month_to_date
+
+    url = reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
+    client.force_login(owner)
+    assert "No usage recorded this month yet." in client.get(url).content.decode()
+    usage_services.usage_record_create(
+        project=project, source="ingest", model="gpt-5.4-mini", response_id="resp_spend_1",
+        usage={"input_tokens": 1_000_000, "output_tokens": 100_000, "total_tokens": 1_100_000})
+    spend = organization_spend_month_to_date(organization=organization)
+    assert spend is not None and spend > 0
+    assert f"${spend}" in client.get(url).content.decode()
