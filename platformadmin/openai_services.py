@@ -141,14 +141,23 @@ class CallRefused(Exception):
 
 
 def models_for_project(project) -> list[tuple[str, bool]]:
-    """(model id, supports reasoning) the project may call: active catalog ∩ allow-list."""
+    """(model id, supports reasoning) the project may call: active catalog ∩ allow-list.
+
+    Memoized on the project instance for its current allow-list (the form and the
+    service both ask within one request).
+    """
     from usage.models import CatalogModel
 
+    allowed = tuple(sorted(project.allowed_models or []))
+    memo = getattr(project, "_playground_models", None)
+    if memo is not None and memo[0] == allowed:
+        return memo[1]
     rows = CatalogModel.objects.filter(is_active=True).exclude(category__in=NOT_RESPONSES_MODELS).order_by("model_id")
-    allowed = set(project.allowed_models or [])
     if allowed:
         rows = rows.filter(model_id__in=allowed)
-    return list(rows.values_list("model_id", "supports_reasoning"))
+    result = list(rows.values_list("model_id", "supports_reasoning"))
+    project._playground_models = (allowed, result)
+    return result
 
 
 def _check_key(api_key, project) -> None:

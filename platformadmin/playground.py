@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from keys.models import APIKey
-from orgs.access import Need, api_keys_for_user, get_project_for_user, projects_for_user
+from orgs.access import Need, get_project_for_user, projects_for_user
 from platformadmin.breaker import breaker_state_for_key
 from platformadmin.openai_services import (
     REASONING_EFFORTS,
@@ -62,10 +62,13 @@ class PlaygroundForm(forms.Form):
     def __init__(self, *args, user, project, **kwargs):
         super().__init__(*args, **kwargs)
         self.project = project
+        # The view fetched ``project`` with get_project_for_user(need=USE), so every key of
+        # this project is usable by this user (what api_keys_for_user(USE) would return for
+        # it); asking the access helper again would only repeat its membership joins.
         self.keys = {
             str(k.public_id): k
-            for k in api_keys_for_user(user, Need.USE).filter(project=project, status=APIKey.Status.ACTIVE)
-            .exclude(kind=APIKey.Kind.ADMIN).order_by("name")
+            for k in APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE)
+            .exclude(kind=APIKey.Kind.ADMIN).select_related("organization", "project").order_by("name")
         }
         self.fields["api_key"].choices = [
             (pid, f"{k.name} ({k.hint}){' · simulator' if k.is_simulator else ''}") for pid, k in self.keys.items()
