@@ -244,6 +244,10 @@ OTP_TOTP_THROTTLE_FACTOR = 1
 # Base URL of the bundled OpenAI simulator, when one runs (make run); keys pointing
 # there are labelled "simulator" in the UI.
 OPENAI_SIMULATOR_URL = env.str("OPENAI_SIMULATOR_URL", default="")
+# Circuit breaker per (base URL, key), state in the cache above (platformadmin/breaker.py):
+# opens after this many consecutive transient failures, half-opens after the cool-down.
+OPENAI_BREAKER_FAILURE_THRESHOLD = env.int("OPENAI_BREAKER_FAILURE_THRESHOLD", default=5)
+OPENAI_BREAKER_COOLDOWN_SECONDS = env.float("OPENAI_BREAKER_COOLDOWN_SECONDS", default=30.0)
 
 # --- Production hardening (applies whenever DEBUG is off) --------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
