@@ -6,6 +6,8 @@ import asyncio
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.test import AsyncClient
 from django.urls import reverse
 
@@ -159,6 +161,8 @@ def test_under_asgi_the_stream_is_served_from_a_thread(member, project, openai_s
         await client.aforce_login(member)
         response = await client.post(STREAM, form_data(project, key))
         chunks = [chunk async for chunk in response.streaming_content]
+        # The sync view ran in asgiref's executor thread: close that thread's connection.
+        await sync_to_async(connections.close_all)()
         return chunks
 
     chunks = asyncio.run(go())
