@@ -302,17 +302,17 @@ def _record(outcome: CallOutcome, *, project, api_key, response=None, headers=No
     from usage.services import usage_record_create
 
     try:
-        with transaction.atomic():
-            record, _ = usage_record_create(
-                project=project, api_key=api_key, source=source, response=response,
-                model=outcome.model, response_id=outcome.response_id,
-                server_request_id=outcome.server_request_id or "",
-                client_request_id=outcome.client_request_id, latency_ms=outcome.latency_ms,
-                status=outcome.status if outcome.status != "refused" else "error",
-                error_type=outcome.error_type, ratelimit_headers=_ratelimit_headers(headers),
-                retries=outcome.retries,
-                usage=(outcome.usage.as_usage_dict() if outcome.usage and response is None else None),
-            )
+        # usage_record_create is one transaction by itself (the record and its rollup).
+        record, _ = usage_record_create(
+            project=project, api_key=api_key, source=source, response=response,
+            model=outcome.model, response_id=outcome.response_id,
+            server_request_id=outcome.server_request_id or "",
+            client_request_id=outcome.client_request_id, latency_ms=outcome.latency_ms,
+            status=outcome.status if outcome.status != "refused" else "error",
+            error_type=outcome.error_type, ratelimit_headers=_ratelimit_headers(headers),
+            retries=outcome.retries,
+            usage=(outcome.usage.as_usage_dict() if outcome.usage and response is None else None),
+        )
         outcome.record = record
         transaction.on_commit(lambda: hooks.run_post_call_hooks(record))
     except Exception:  # the reply must still reach the user; the failure is logged loudly

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 
@@ -151,8 +152,25 @@ def index(request: HttpRequest) -> HttpResponse:
     return _page(request, project=project, form=form)
 
 
+def _usable_project(user, public_id: str):
+    """The project if the user may USE it; else get_project_for_user's 404 or 403.
+
+    One query on the common path (the access helper's USE queryset); the helper itself
+    runs only to tell an outsider (404) from an insufficient role (403).
+    """
+    try:
+        pid = uuid.UUID(str(public_id))
+    except ValueError:
+        pid = None
+    if pid is not None:
+        project = projects_for_user(user, Need.USE).filter(public_id=pid).first()
+        if project is not None:
+            return project
+    return get_project_for_user(user, public_id, need=Need.USE)
+
+
 def _bound_form(request: HttpRequest):
-    project = get_project_for_user(request.user, request.POST.get("project", ""), need=Need.USE)
+    project = _usable_project(request.user, request.POST.get("project", ""))
     return project, PlaygroundForm(request.POST, user=request.user, project=project)
 
 
