@@ -22,9 +22,7 @@ from usage.models import UsageHourly, UsageRecord
 from usage.services import ingestion_token_create
 
 pytestmark = [
-    # serialized_rollback: the flush after a transactional test would otherwise wipe the
-    # seeded model catalog for every test that runs after this one.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor == "sqlite",
         reason="in-memory SQLite shares one cache between threads and answers 'table is locked' "

@@ -23,9 +23,8 @@ from usage.reporter import UsageReporter, instrument
 from usage.services import ingestion_token_create
 
 ROOT = Path(__file__).resolve().parents[2]
-# The live server needs real transactions; serialized_rollback restores the seeded
-# model catalog after each test (a plain flush would wipe it for every later test).
-live_db = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# The live server needs real transactions (the catalog is re-seeded by conftest).
+live_db = pytest.mark.django_db(transaction=True)
 
 
 def wait_for(condition, timeout=30.0):
