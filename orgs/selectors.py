@@ -57,16 +57,14 @@ def find_user(*, identifier: str):
     return user
 
 
-def organization_spend_mtd(*, organization: Organization) -> tuple[Decimal | None, str]:
-    """Month-to-date spend and a note; the usage app computes it when it exists."""
-    try:
-        from usage.selectors import organization_spend_month_to_date
-    except ImportError:
-        return None, "Spend appears here once usage is recorded."
-    spend = organization_spend_month_to_date(organization=organization)
-    if spend is None:
-        return None, "No usage recorded this month yet."
-    return spend, ""
+def organization_spend_mtd(*, organization: Organization):
+    """Month-to-date spend summary (cost of priced calls + count of unpriced ones).
+
+    Unpriced calls are counted, never added as $0, so the page can tell the truth.
+    """
+    from usage.selectors import organization_spend_summary
+
+    return organization_spend_summary(organization=organization)
 
 
 # --- Audit log ---------------------------------------------------------------------

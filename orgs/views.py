@@ -105,7 +105,7 @@ def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
     if (response := _read_only(request)) is not None:
         return response
     role = organization_role(request.user, organization)
-    spend, spend_note = organization_spend_mtd(organization=organization)
+    spend = organization_spend_mtd(organization=organization)
     return render(request, "orgs/organization_detail.html", {
         "organization": organization,
         "role": role,
@@ -114,7 +114,6 @@ def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
         "projects": organization_projects_for_user(user=request.user, organization=organization),
         "members": organization_members(organization=organization) if role else [],
         "spend": spend,
-        "spend_note": spend_note,
         "project_form": ProjectCreateForm(organization=organization),
         "member_form": OrganizationMemberAddForm(),
         "roles": OrganizationMembership.Role.choices,

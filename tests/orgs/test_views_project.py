@@ -150,3 +150,16 @@ def test_org_page_shows_month_to_date_spend_once_usage_exists(client, owner, org
     spend = organization_spend_month_to_date(organization=organization)
     assert spend is not None and spend > 0
     assert f"${spend}" in client.get(url).content.decode()
+
+
+def test_org_page_counts_unpriced_calls_instead_of_showing_zero(client, owner, organization, project):
+    from usage.services import usage_record_create
+
+    url = reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
+    client.force_login(owner)
+    usage_record_create(
+        project=project, source="ingest", model="gpt-image-1", response_id="resp_unpriced_1",
+        usage={"input_tokens": 1000, "output_tokens": 10, "total_tokens": 1010})
+    page = client.get(url).content.decode()
+    assert "+ 1 unpriced call" in page
+    assert "No usage recorded this month yet." not in page
