@@ -6,7 +6,10 @@ are project roles, outsider belongs to another organization.
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
+from django.apps import apps
 
 from tests.factories import (
     OrganizationFactory,
@@ -99,3 +102,25 @@ def openai_simulator(_openai_simulator_server):
     sim.delta_delay, sim.slow_seconds, sim.retry_after_ms = defaults
     sim.force_faults = set()
     sim.reset()
+
+
+def ensure_catalog() -> None:
+    """Re-seed the model catalog if a transactional test's flush emptied it.
+
+    The catalog comes from a data migration; ``transaction=True`` tests flush every table
+    when they end, so the tests after them would otherwise find no models.
+    """
+    from usage.models import CatalogModel
+
+    if not CatalogModel.objects.exists():
+        importlib.import_module("usage.migrations.0002_seed_catalog").seed(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_catalog(request):
+    """Every database test sees the seeded catalog, whatever ran before it."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
+    ensure_catalog()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from platformadmin.simulator import simulated_reply
-from tests.platformadmin.helpers import ensure_catalog, sim_key
+from tests.conftest import ensure_catalog
+from tests.platformadmin.helpers import sim_key
 from usage.models import UsageRecord
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

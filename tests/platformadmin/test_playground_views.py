@@ -12,7 +12,7 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from tests.factories import ProjectFactory
-from tests.platformadmin.helpers import ensure_catalog, sim_key
+from tests.platformadmin.helpers import sim_key
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -153,7 +153,6 @@ def test_a_streamed_error_arrives_as_a_message(client, member, project, openai_s
 @pytest.mark.django_db(transaction=True)
 def test_under_asgi_the_stream_is_served_from_a_thread(member, project, openai_simulator):
     """ASGI (uvicorn in `make run`): chunks arrive one by one, the call is recorded."""
-    ensure_catalog()
     key = sim_key(project, openai_simulator)
 
     async def go():

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, datetime
 
 import pytest
-from django.apps import apps
 
 from usage.services import ingestion_token_create
 
@@ -29,21 +27,3 @@ def response_json(rid="resp_1", model="gpt-5.5", inp=1000, cached=200, out=500, 
 def ingest_token(project, owner):
     """(row, plaintext) of a fresh ingestion token for ``project``."""
     return ingestion_token_create(project=project, name="billing-service", actor=owner)
-
-
-def ensure_catalog() -> None:
-    """Re-seed the model catalog if a transactional test's flush emptied it."""
-    from usage.models import CatalogModel
-
-    if not CatalogModel.objects.exists():
-        importlib.import_module("usage.migrations.0002_seed_catalog").seed(apps, None)
-
-
-@pytest.fixture(autouse=True)
-def _seeded_catalog(request):
-    """Every database test here sees the seeded catalog, whatever ran before it."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
-        return
-    request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
-    ensure_catalog()
