@@ -182,6 +182,26 @@ def api_key_replace_secret(*, api_key: APIKey, secret: str, rotated: bool = True
     return api_key
 
 
+def api_key_mark_used(*, api_key: APIKey, when=None) -> bool:
+    """Move ``last_used_at`` forward to ``when`` (default now).
+
+    A conditional update, so concurrent calls never move it back, and at most one write
+    a minute per key, so a busy key does not turn every call into a row update.
+    """
+    from datetime import timedelta
+
+    from django.db.models import Q
+
+    when = when or timezone.now()
+    changed = APIKey.objects.filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=when - timedelta(minutes=1)),
+        pk=api_key.pk,
+    ).update(last_used_at=when)
+    if changed:
+        api_key.last_used_at = when
+    return bool(changed)
+
+
 def api_key_reveal_secret(api_key: APIKey) -> str:
     """Plaintext of the key, for a call or an audited reveal. Never log the result."""
     try:

@@ -24,7 +24,7 @@ import openai
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
-from keys.services import SecretUnavailable, api_key_reveal_secret
+from keys.services import SecretUnavailable, api_key_mark_used, api_key_reveal_secret
 from platformadmin import hooks, ratelimit
 from platformadmin.breaker import BreakerOpen, CircuitBreaker
 from platformadmin.openai_client import (
@@ -389,6 +389,7 @@ def models_list(*, api_key) -> ModelsListResult:
     finally:
         secret = None
     breaker.record_success()
+    api_key_mark_used(api_key=api_key)
     ids = sorted(m.id for m in page.data)
     return ModelsListResult(True, ids, raw.request_id,
                             f"Connection works: {len(ids)} model(s) available to key {api_key.hint} "

@@ -344,6 +344,10 @@ def usage_record_create(
         raise ValidationError({"api_key": "This key belongs to another project."})
     new = _insert([draft])
     if new:
+        if api_key is not None:
+            from keys.services import api_key_mark_used
+
+            api_key_mark_used(api_key=api_key, when=draft.occurred_at)
         return UsageRecord.objects.get(pk=new[0][0]), True
     return UsageRecord.objects.get(project=project, response_id=draft.response_id), False
 
