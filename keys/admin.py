@@ -15,7 +15,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import services
-from .models import APIKey
+from .models import APIKey, APIKeyEvent
 
 
 class APIKeyAdminForm(forms.ModelForm):
@@ -72,9 +72,26 @@ class APIKeyAdminForm(forms.ModelForm):
             pass
 
 
+class APIKeyEventInline(admin.TabularInline):
+    """The key's history: read-only (append-only, hints only)."""
+
+    model = APIKeyEvent
+    extra = 0
+    fields = ["occurred_at", "action", "actor_label", "old_hint", "new_hint", "note"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(APIKey)
 class APIKeyAdmin(admin.ModelAdmin):
     form = APIKeyAdminForm
+    inlines = [APIKeyEventInline]
     list_display = [
         "name", "hint", "kind", "provider", "permissions", "status", "organization", "project",
         "last_used_at", "last_rotated_at", "created_at",
@@ -101,3 +118,22 @@ class APIKeyAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(APIKeyEvent)
+class APIKeyEventAdmin(admin.ModelAdmin):
+    """Read-only: key history is append-only, even for superusers."""
+
+    list_display = ["occurred_at", "api_key", "action", "actor_label", "old_hint", "new_hint"]
+    list_filter = ["action"]
+    search_fields = ["api_key__name", "actor_label", "old_hint", "new_hint", "note"]
+    list_select_related = ["api_key"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -15,6 +15,7 @@ from .models import (
     ProjectModelLimit,
     ServiceAccount,
 )
+from .otp import TOTPDevice
 
 
 class OrganizationMembershipInline(admin.TabularInline):
@@ -131,3 +132,18 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(TOTPDevice)
+class TOTPDeviceAdmin(admin.ModelAdmin):
+    """Two-factor devices: the seed is never shown; deleting a device resets a user's 2FA."""
+
+    list_display = ["user", "name", "confirmed", "created_at", "throttling_failure_count"]
+    list_filter = ["confirmed"]
+    search_fields = ["user__username", "user__email", "name"]
+    fields = ["user", "name", "confirmed", "created_at", "throttling_failure_count",
+              "throttling_failure_timestamp"]
+    readonly_fields = ["user", "created_at", "throttling_failure_count", "throttling_failure_timestamp"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # devices are enrolled by their user, who scans the seed once

@@ -30,6 +30,9 @@ def _add_form(project, secret, **overrides):
         "permissions": "restricted",
         "status": "active",
         "new_secret": secret,
+        # management form of the (read-only) history inline
+        "events-TOTAL_FORMS": "0",
+        "events-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return data
@@ -122,3 +125,26 @@ def test_every_registered_model_has_working_admin_pages(superuser_client, api_ke
         if obj is not None:
             change = superuser_client.get(reverse(f"admin:{info[0]}_{info[1]}_change", args=[obj.pk]))
             assert change.status_code == 200, info
+
+
+def test_key_history_and_two_factor_devices_show_no_secret(superuser_client, project, owner):
+    from keys.services import api_key_rotate
+    from orgs.otp import totp_device_start
+
+    first, second = fake_secret(), fake_secret()
+    api_key = make_api_key(project, secret=first)
+    api_key_rotate(api_key=api_key, secret=second, actor=owner)
+    device, seed_b32 = totp_device_start(user=owner)
+    pages = [
+        reverse("admin:keys_apikey_change", args=[api_key.pk]),
+        reverse("admin:keys_apikeyevent_changelist"),
+        reverse("admin:orgs_totpdevice_changelist"),
+        reverse("admin:orgs_totpdevice_change", args=[device.pk]),
+    ]
+    for url in pages:
+        response = superuser_client.get(url)
+        assert response.status_code == 200, url
+        body = response.content.decode()
+        for secret in (first, second, seed_b32, device.seed, api_key.secret):
+            assert secret not in body, url
+    assert api_key.hint in superuser_client.get(pages[1]).content.decode()
