@@ -30,6 +30,9 @@ def _fake_key(prefix: str) -> str:
     return f"sk-{prefix}-demo{secrets.token_urlsafe(24)}"
 
 
+DEMO_MODELS = ["gpt-5.4-mini", "gpt-5.4", "gpt-4.1-mini", "gpt-5.5", "gpt-image-1"]
+
+
 class Command(BaseCommand):
     help = "Create demo data (organization, projects, keys, users) if the database is empty."
 
@@ -97,6 +100,42 @@ class Command(BaseCommand):
             kind=APIKey.Kind.ADMIN, provider=APIKey.Provider.COMPATIBLE, base_url=simulator,
             created_by=admin,
         )
+        self._demo_usage(org)
         self.stdout.write(self.style.SUCCESS("Demo data loaded: organization 'Acme Corp' with 3 projects."))
         for username, password in passwords.items():
             self.stdout.write(f"  user {username!r} password {password!r}")
+
+    def _demo_usage(self, org: Organization) -> None:
+        """A week of recorded calls so the usage pages and spend have something to show.
+
+        Deterministic (seeded RNG); one model is unpriced on purpose, to show how the
+        console reports calls it cannot price instead of counting them as $0.
+        """
+        import random
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from usage.services import usage_record_create
+
+        rng = random.Random(42)
+        now = timezone.now()
+        for project in org.projects.all():
+            key = project.api_keys.filter(kind=APIKey.Kind.PROJECT).first()
+            for n in range(40):
+                model = rng.choice(DEMO_MODELS)
+                prompt = rng.randint(200, 4000)
+                output = rng.randint(50, 1200)
+                usage_record_create(
+                    project=project, api_key=key, source="ingest", model=model,
+                    response_id=f"resp_demo_{project.pk}_{n}",
+                    occurred_at=now - timedelta(minutes=rng.randint(5, 7 * 24 * 60)),
+                    latency_ms=rng.randint(300, 4000),
+                    usage={
+                        "input_tokens": prompt,
+                        "input_tokens_details": {"cached_tokens": prompt // 4},
+                        "output_tokens": output,
+                        "output_tokens_details": {"reasoning_tokens": output // 3 if model.startswith("gpt-5") else 0},
+                        "total_tokens": prompt + output,
+                    },
+                )
