@@ -90,6 +90,33 @@ def _validation_message(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
+def _post_action(request: HttpRequest, form, action, *, back: str) -> HttpResponse:
+    """A POST-only form action on an object page (the caller has checked access).
+
+    ``action(cleaned_data)`` runs the service and returns the success message; invalid
+    input or a ``ValidationError`` from the service becomes an error message naming the
+    field. Either way the user goes back to ``back``.
+    """
+    if (response := _post_only(request)) is not None:
+        return response
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+    else:
+        try:
+            messages.success(request, action(form.cleaned_data))
+        except ValidationError as exc:
+            messages.error(request, _validation_message(exc))
+    return redirect(back)
+
+
+def _org_back(organization, anchor: str) -> str:
+    return reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}) + anchor
+
+
+def _project_back(project, anchor: str) -> str:
+    return reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + anchor
+
+
 def _switcher_context(request: HttpRequest, current=None) -> dict:
     """The organization switcher shown on organization and project pages."""
     if current is not None:
@@ -157,48 +184,34 @@ def project_create(request: HttpRequest, org_id) -> HttpResponse:
 @login_required
 def organization_member_add(request: HttpRequest, org_id) -> HttpResponse:
     organization = get_organization_for_user(request.user, org_id, manage=True)
-    if (response := _post_only(request)) is not None:
-        return response
-    form = OrganizationMemberAddForm(request.POST)
-    if form.is_valid():
-        try:
-            services.organization_membership_add(
-                organization=organization, user=form.cleaned_data["user"],
-                role=form.cleaned_data["role"], actor=request.user, request=request)
-            messages.success(request, f"{form.cleaned_data['user'].get_username()} added.")
-        except ValidationError as exc:
-            messages.error(request, _validation_message(exc))
-    else:
-        messages.error(request, _form_errors(form))
-    return redirect(reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}) + "#members")
+
+    def add(data) -> str:
+        services.organization_membership_add(organization=organization, user=data["user"],
+                                             role=data["role"], actor=request.user, request=request)
+        return f"{data['user'].get_username()} added."
+
+    return _post_action(request, OrganizationMemberAddForm(request.POST), add,
+                        back=_org_back(organization, "#members"))
 
 
 @login_required
 def organization_member_update(request: HttpRequest, org_id) -> HttpResponse:
     """Change a member's role, or remove them (``remove`` in the POST)."""
     organization = get_organization_for_user(request.user, org_id, manage=True)
-    if (response := _post_only(request)) is not None:
-        return response
+
+    def update(data) -> str:
+        membership = data["membership"]
+        if "remove" in request.POST:
+            services.organization_membership_remove(membership=membership, actor=request.user, request=request)
+            return f"{membership.user.get_username()} removed."
+        if not data["role"]:
+            raise ValidationError({"role": "choose a role, or press Remove."})
+        services.organization_membership_change_role(membership=membership, role=data["role"],
+                                                     actor=request.user, request=request)
+        return f"{membership.user.get_username()} is now {data['role']}."
+
     form = OrganizationMembershipForm(request.POST, organization=organization)
-    if form.is_valid():
-        membership = form.cleaned_data["membership"]
-        try:
-            if "remove" in request.POST:
-                services.organization_membership_remove(
-                    membership=membership, actor=request.user, request=request)
-                messages.success(request, f"{membership.user.get_username()} removed.")
-            elif form.cleaned_data["role"]:
-                services.organization_membership_change_role(
-                    membership=membership, role=form.cleaned_data["role"],
-                    actor=request.user, request=request)
-                messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
-            else:
-                messages.error(request, "Role: choose a role, or press Remove.")
-        except ValidationError as exc:
-            messages.error(request, _validation_message(exc))
-    else:
-        messages.error(request, _form_errors(form))
-    return redirect(reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}) + "#members")
+    return _post_action(request, form, update, back=_org_back(organization, "#members"))
 
 
 # --- Project -----------------------------------------------------------------------
@@ -292,94 +305,72 @@ def project_settings(request: HttpRequest, project_id) -> HttpResponse:
 @login_required
 def project_limit_set(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
-    if (response := _post_only(request)) is not None:
-        return response
-    form = ModelLimitForm(request.POST)
-    if form.is_valid():
-        try:
-            services.project_model_limit_set(
-                project=project, model_id=form.cleaned_data["model_id"], rpm=form.cleaned_data["rpm"],
-                tpm=form.cleaned_data["tpm"], actor=request.user, request=request)
-            messages.success(request, f"Limit for {form.cleaned_data['model_id']} saved.")
-        except ValidationError as exc:
-            messages.error(request, _validation_message(exc))
-    else:
-        messages.error(request, _form_errors(form))
-    return redirect(reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + "#limits")
+
+    def set_limit(data) -> str:
+        services.project_model_limit_set(project=project, model_id=data["model_id"], rpm=data["rpm"],
+                                         tpm=data["tpm"], actor=request.user, request=request)
+        return f"Limit for {data['model_id']} saved."
+
+    return _post_action(request, ModelLimitForm(request.POST), set_limit,
+                        back=_project_back(project, "#limits"))
 
 
 @login_required
 def project_limit_remove(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
-    if (response := _post_only(request)) is not None:
-        return response
-    form = ModelLimitRemoveForm(request.POST, project=project)
-    if form.is_valid():
-        services.project_model_limit_remove(limit=form.cleaned_data["limit"], actor=request.user, request=request)
-        messages.success(request, "Override removed; the tier defaults apply.")
-    else:
-        messages.error(request, _form_errors(form))
-    return redirect(reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + "#limits")
+
+    def remove(data) -> str:
+        services.project_model_limit_remove(limit=data["limit"], actor=request.user, request=request)
+        return "Override removed; the tier defaults apply."
+
+    return _post_action(request, ModelLimitRemoveForm(request.POST, project=project), remove,
+                        back=_project_back(project, "#limits"))
 
 
 @login_required
 def project_member_add(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
-    if (response := _post_only(request)) is not None:
-        return response
     is_org_owner = organization_role(request.user, project.organization) == OrganizationMembership.Role.OWNER
+
+    def add(data) -> str:
+        services.project_membership_add(project=project, user=data["user"], role=data["role"],
+                                        actor=request.user, request=request)
+        return f"{data['user'].get_username()} added to the project."
+
     form = ProjectMemberAddForm(request.POST, project=project, any_user=is_org_owner)
-    if form.is_valid():
-        try:
-            services.project_membership_add(project=project, user=form.cleaned_data["user"],
-                                            role=form.cleaned_data["role"], actor=request.user, request=request)
-            messages.success(request, f"{form.cleaned_data['user'].get_username()} added to the project.")
-        except ValidationError as exc:
-            messages.error(request, _validation_message(exc))
-    else:
-        messages.error(request, _form_errors(form))
-    return redirect(reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + "#members")
+    return _post_action(request, form, add, back=_project_back(project, "#members"))
 
 
 @login_required
 def project_member_update(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
-    if (response := _post_only(request)) is not None:
-        return response
-    form = ProjectMembershipForm(request.POST, project=project)
-    if form.is_valid():
-        membership = form.cleaned_data["membership"]
+
+    def update(data) -> str:
+        membership = data["membership"]
         if "remove" in request.POST:
             services.project_membership_remove(membership=membership, actor=request.user, request=request)
-            messages.success(request, f"{membership.user.get_username()} removed from the project.")
-        elif form.cleaned_data["role"]:
-            services.project_membership_change_role(membership=membership, role=form.cleaned_data["role"],
-                                                    actor=request.user, request=request)
-            messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
-        else:
-            messages.error(request, "Role: choose a role, or press Remove.")
-    else:
-        messages.error(request, _form_errors(form))
-    return redirect(reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + "#members")
+            return f"{membership.user.get_username()} removed from the project."
+        if not data["role"]:
+            raise ValidationError({"role": "choose a role, or press Remove."})
+        services.project_membership_change_role(membership=membership, role=data["role"],
+                                                actor=request.user, request=request)
+        return f"{membership.user.get_username()} is now {data['role']}."
+
+    form = ProjectMembershipForm(request.POST, project=project)
+    return _post_action(request, form, update, back=_project_back(project, "#members"))
 
 
 @login_required
 def service_account_create(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
-    if (response := _post_only(request)) is not None:
-        return response
-    form = ServiceAccountForm(request.POST, project=project)
-    if form.is_valid():
-        try:
-            services.service_account_create(project=project, name=form.cleaned_data["name"],
-                                            openai_id=form.cleaned_data["openai_id"],
-                                            actor=request.user, request=request)
-            messages.success(request, f"Service account {form.cleaned_data['name']} created.")
-        except ValidationError as exc:
-            messages.error(request, _validation_message(exc))
-    else:
-        messages.error(request, _form_errors(form))
-    return redirect(reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + "#service-accounts")
+
+    def create(data) -> str:
+        services.service_account_create(project=project, name=data["name"], openai_id=data["openai_id"],
+                                        actor=request.user, request=request)
+        return f"Service account {data['name']} created."
+
+    return _post_action(request, ServiceAccountForm(request.POST, project=project), create,
+                        back=_project_back(project, "#service-accounts"))
 
 
 # --- Audit log -------------------------------------------------------------------
