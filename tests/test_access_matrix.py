@@ -36,12 +36,14 @@ from tests.factories import (
     fake_secret,
     make_api_key,
 )
+from usage.models import IngestionToken  # noqa: E402
+from usage.services import ingestion_token_create  # noqa: E402
 
 pytestmark = pytest.mark.django_db
 
-STRICT_NAMESPACES = {"orgs", "keys"}
+STRICT_NAMESPACES = {"orgs", "keys", "usage"}
 OTHER_CONSOLE_NAMESPACES = {"usage", "playground"}
-KNOWN_PARAMS = {"org_id", "project_id", "key_id"}
+KNOWN_PARAMS = {"org_id", "project_id", "key_id", "token_id"}
 # Writes a project member may make ("use the project"): everything else is refused.
 USE_ACTIONS = {"keys:key-test"}
 OTHER_PROJECT_NAME = "Zeta confidential project"
@@ -83,6 +85,8 @@ class World:
         self.other_project = ProjectFactory(organization=other_organization, name=OTHER_PROJECT_NAME)
         self.other_key = make_api_key(self.other_project, name="zeta key")
         self.other_account = ServiceAccountFactory(project=self.other_project, name="zeta-svc")
+        self.token, _ = ingestion_token_create(project=project, name="sweep", actor=None)
+        self.other_token, _ = ingestion_token_create(project=self.other_project, name="zeta", actor=None)
         # Memberships of the other organization, to try through this one's forms.
         self.other_org_membership = add_org_member(UserFactory(username="zeta-reader"), other_organization, "reader")
         self.other_project_membership = add_project_member(
@@ -93,6 +97,7 @@ class World:
             "org_id": (self.other_org if other else self.org).public_id,
             "project_id": (self.other_project if other else self.project).public_id,
             "key_id": (self.other_key if other else self.key).public_id,
+            "token_id": (self.other_token if other else self.token).public_id,
         }
         return {p: values[p] for p in params}
 
@@ -136,6 +141,7 @@ def state(world: World) -> tuple:
         world.project.service_accounts.count(),
         world.project.model_limits.count(),
         AuditEvent.objects.exclude(action__startswith="auth.").count(),
+        list(IngestionToken.objects.order_by("pk").values_list("pk", "revoked_at")),
     )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from orgs.access import Need, can_on_project, get_project_for_user
 
@@ -27,6 +27,8 @@ from .services import ingestion_token_revoke as revoke_token
 def project_usage(request: HttpRequest, project_id) -> HttpResponse:
     """Recent records and 30-day totals; anyone who can read the project."""
     project = get_project_for_user(request.user, project_id, need=Need.READ)
+    if request.method not in ("GET", "HEAD"):  # after the access check: outsiders still get 404
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     return render(
         request,
         "usage/project_usage.html",
@@ -77,12 +79,13 @@ def ingestion_tokens(request: HttpRequest, project_id) -> HttpResponse:
 
 
 @login_required
-@require_POST
 def ingestion_token_revoke(request: HttpRequest, project_id, token_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
     token = IngestionToken.objects.filter(project=project, public_id=token_id).first()
     if token is None:
         raise Http404("Not found")
+    if request.method != "POST":  # after the access check: outsiders get 404 whatever the method
+        return HttpResponseNotAllowed(["POST"])
     revoke_token(token=token, actor=request.user, request=request)
     messages.success(request, f"Token “{token.name}” revoked: applications using it now get 403.")
     return redirect("usage:ingestion-tokens", project_id=project.public_id)
