@@ -16,7 +16,7 @@ import enum
 import uuid
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from .models import Organization, OrganizationMembership, Project, ProjectMembership
@@ -102,12 +102,49 @@ def projects_for_user(user, need: Need = Need.READ) -> QuerySet[Project]:
     return Project.objects.filter(pk__in=ids).select_related("organization")
 
 
+# Which roles grant each need: the same rules as projects_for_user's conditions.
+_ORG_ROLES = {
+    Need.READ: {OrganizationMembership.Role.OWNER, OrganizationMembership.Role.READER},
+    Need.USE: {OrganizationMembership.Role.OWNER},
+    Need.MANAGE: {OrganizationMembership.Role.OWNER},
+}
+_PROJECT_ROLES = {
+    Need.READ: {ProjectMembership.Role.OWNER, ProjectMembership.Role.MEMBER},
+    Need.USE: {ProjectMembership.Role.OWNER, ProjectMembership.Role.MEMBER},
+    Need.MANAGE: {ProjectMembership.Role.OWNER},
+}
+
+
+def _project_grants(org_role: str | None, project_role: str | None, need: Need) -> bool:
+    return org_role in _ORG_ROLES[need] or project_role in _PROJECT_ROLES[need]
+
+
 def get_project_for_user(user, public_id, *, need: Need = Need.READ) -> Project:
-    """The project, or 404 if the user cannot read it, or 403 if it lacks ``need``."""
-    project = projects_for_user(user, Need.READ).filter(public_id=_parse_uuid(public_id)).first()
-    if project is None:
+    """The project, or 404 if the user cannot read it, or 403 if it lacks ``need``.
+
+    One query: the project with the user's organization role and project role
+    (each membership is unique per user), judged by the rules of projects_for_user.
+    """
+    pid = _parse_uuid(public_id)
+    if not user.is_authenticated:
         raise Http404("Not found")
-    if need != Need.READ and not projects_for_user(user, need).filter(pk=project.pk).exists():
+    rows = list(
+        Project.objects.filter(public_id=pid)
+        .select_related("organization")
+        .annotate(
+            _user_org_role=Subquery(
+                OrganizationMembership.objects.filter(organization=OuterRef("organization_id"), user=user)
+                .values("role")[:1]
+            ),
+            _user_project_role=Subquery(
+                ProjectMembership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+            ),
+        )[:1]
+    )
+    project = rows[0] if rows else None
+    if project is None or not _project_grants(project._user_org_role, project._user_project_role, Need.READ):
+        raise Http404("Not found")
+    if need != Need.READ and not _project_grants(project._user_org_role, project._user_project_role, need):
         raise PermissionDenied(f"Your role does not allow you to {need.value} this project.")
     return project
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 
@@ -66,11 +65,15 @@ class PlaygroundForm(forms.Form):
         # The view fetched ``project`` with get_project_for_user(need=USE), so every key of
         # this project is usable by this user (what api_keys_for_user(USE) would return for
         # it); asking the access helper again would only repeat its membership joins.
-        self.keys = {
-            str(k.public_id): k
-            for k in APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE)
-            .exclude(kind=APIKey.Kind.ADMIN).select_related("organization", "project").order_by("name")
-        }
+        # No joins: each key's project is this project, and its organization is the
+        # project's (checked per key; any other would load on access as usual).
+        self.keys = {}
+        for k in (APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE)
+                  .exclude(kind=APIKey.Kind.ADMIN).order_by("name")):
+            k.project = project
+            if k.organization_id == project.organization_id:
+                k.organization = project.organization
+            self.keys[str(k.public_id)] = k
         self.fields["api_key"].choices = [
             (pid, f"{k.name} ({k.hint}){' · simulator' if k.is_simulator else ''}") for pid, k in self.keys.items()
         ]
@@ -152,36 +155,25 @@ def index(request: HttpRequest) -> HttpResponse:
     return _page(request, project=project, form=form)
 
 
-def _usable_project(user, public_id: str):
-    """The project if the user may USE it; else get_project_for_user's 404 or 403.
-
-    One query on the common path (the access helper's USE queryset); the helper itself
-    runs only to tell an outsider (404) from an insufficient role (403).
-    """
-    try:
-        pid = uuid.UUID(str(public_id))
-    except ValueError:
-        pid = None
-    if pid is not None:
-        project = projects_for_user(user, Need.USE).filter(public_id=pid).first()
-        if project is not None:
-            return project
-    return get_project_for_user(user, public_id, need=Need.USE)
-
-
 def _bound_form(request: HttpRequest):
-    project = _usable_project(request.user, request.POST.get("project", ""))
+    project = get_project_for_user(request.user, request.POST.get("project", ""), need=Need.USE)
     return project, PlaygroundForm(request.POST, user=request.user, project=project)
 
 
 @login_required
 @require_POST
 def run(request: HttpRequest) -> HttpResponse:
-    """A non-streamed call; the page again with the result panel (or the form's errors)."""
+    """A non-streamed call; the page again with the result panel (or the form's errors).
+
+    For an htmx request (``HX-Request``) a valid call answers with the result panel
+    alone; invalid input still gets the whole page with the field errors (status 400).
+    """
     project, form = _bound_form(request)
     if not form.is_valid():
         return _page(request, project=project, form=form, status=400)
     outcome = generate(api_key=form.api_key_obj, project=project, params=form.params(), user=request.user)
+    if getattr(request, "htmx", False):  # an htmx post swaps in the result panel only
+        return render(request, "platformadmin/playground_result.html", _result_context(outcome, project))
     return _page(request, project=project, form=form, outcome=outcome)
 
 
