@@ -81,8 +81,9 @@ def cpu_seconds() -> dict[str, float]:
         used = (int(fields[11]) + int(fields[12])) / tick
         if b"uvicorn" in cmd or b"multiprocessing" in cmd:
             out["server"] += used
-        elif cmd.startswith(b"postgres"):
-            out["postgres"] += used
+        elif cmd.startswith(b"postgres") or b"/bin/postgres" in cmd:
+            # + cutime/cstime: the postmaster collects the CPU of backends that exited.
+            out["postgres"] += used + (int(fields[13]) + int(fields[14])) / tick
     t = os.times()
     out["client"] = t.user + t.system
     return out

@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from .middleware import api_view
 from .parsing import TERMINAL_EVENTS, FieldError
 from .services import (
     build_record,
@@ -157,6 +158,7 @@ def _draft(project, raw, *, now, cutoff):
     return draft
 
 
+@api_view
 @csrf_exempt
 def ingest_usage(request: HttpRequest) -> HttpResponse:
     """Store one record or a batch of up to ``USAGE_INGEST_MAX_RECORDS`` for the token's project."""

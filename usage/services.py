@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
@@ -160,12 +161,13 @@ def _rollup_add(rows: Iterable[dict]) -> None:
             b[8] += r["cost"]
     if not buckets:
         return
+    if connection.vendor == "postgresql":
+        _rollup_write_postgresql(buckets)
+        return
     ops = connection.ops
     qn = ops.quote_name
     table = qn(UsageHourly._meta.db_table)
-    counters = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
-                "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
-    columns = ["hour", "organization_id", "project_id", "key_slot", "model", *counters]
+    columns = ["hour", "organization_id", "project_id", "key_slot", "model", *ROLLUP_COUNTERS]
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     params: list[Any] = []
     for key in sorted(buckets):
@@ -173,7 +175,7 @@ def _rollup_add(rows: Iterable[dict]) -> None:
         org_id, *numbers = buckets[key]
         numbers[7] = ops.adapt_decimalfield_value(numbers[7], 24, 10)
         params += [ops.adapt_datetimefield_value(hour), org_id, project_id, key_slot, model, *numbers]
-    updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in counters)
+    updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in ROLLUP_COUNTERS)
     sql = (
         f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) VALUES "
         + ", ".join([placeholders] * len(buckets))
@@ -182,6 +184,49 @@ def _rollup_add(rows: Iterable[dict]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+ROLLUP_COUNTERS = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
+                   "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
+ROLLUP_PG_TYPES = ["timestamptz", "bigint", "bigint", "bigint", "varchar",
+                   *["bigint"] * 7, "numeric", "bigint"]
+
+
+def _pg_cursor():
+    """A server-side-binding psycopg cursor on Django's connection (same transaction).
+
+    Django's default psycopg cursor binds parameters on the client: it renders every
+    value of the arrays into the SQL text and re-parses that text on each call, which
+    cost more than the database work. Here the statement text is constant, the values
+    travel separately, and psycopg prepares the statement after a few executions.
+    """
+    import psycopg
+
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
+def _rollup_write_postgresql(buckets: dict[tuple, list]) -> None:
+    """The same UPSERT, from arrays (one parameter per column: constant, preparable SQL)."""
+    keys = sorted(buckets)
+    cols: list[list] = [[] for _ in ROLLUP_PG_TYPES]
+    for key in keys:
+        project_id, key_slot, model, hour = key
+        org_id, *numbers = buckets[key]
+        for i, v in enumerate((hour, org_id, project_id, key_slot, model, *numbers)):
+            cols[i].append(v)
+    table = UsageHourly._meta.db_table
+    columns = ["hour", "organization_id", "project_id", "key_slot", "model", *ROLLUP_COUNTERS]
+    updates = ", ".join(f'"{c}" = "{table}"."{c}" + excluded."{c}"' for c in ROLLUP_COUNTERS)
+    arrays = ", ".join(f"%b::{t}[]" for t in ROLLUP_PG_TYPES)
+    # unnest keeps the (sorted) array order: buckets are locked in one order.
+    sql = (
+        f'INSERT INTO "{table}" ({", ".join(f'"{c}"' for c in columns)}) '
+        f"SELECT * FROM unnest({arrays}) "
+        f'ON CONFLICT ("project_id", "key_slot", "model", "hour") DO UPDATE SET {updates}'
+    )
+    with connection.wrap_database_errors, _pg_cursor() as cursor:
+        cursor.execute(sql, cols)
 
 
 def _price(drafts: list[RecordDraft], organization_id: int) -> None:
@@ -233,15 +278,15 @@ def _insert_sql_postgresql(rows: list[dict]) -> tuple[str, list]:
     plans it once."""
     qn = connection.ops.quote_name
     per_row = list(PG_ARRAY_TYPES)
-    jsonb = connection.ops.adapt_json_value
+    dumps = json.dumps
     # Placeholders in text order: the two constants of the SELECT, then the arrays.
     params: list[Any] = [rows[0]["write_batch"], rows[0]["created_at"]]
     for c in per_row:
         if c == "ratelimit_headers":
-            params.append([jsonb(r[c], None) for r in rows])
+            params.append([dumps(r[c]) if r[c] else "{}" for r in rows])
         else:
             params.append([r[c] for r in rows])
-    arrays = ", ".join(f"%s::{PG_ARRAY_TYPES[c]}[]" for c in per_row)
+    arrays = ", ".join(f"%b::{PG_ARRAY_TYPES[c]}[]" for c in per_row)
     sql = (
         f"INSERT INTO {qn(UsageRecord._meta.db_table)} "
         f"({', '.join(qn(c) for c in RECORD_COLUMNS)}) "
@@ -301,11 +346,14 @@ def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
     rows.sort(key=lambda r: (r["response_id"] is None, r["response_id"] or ""))
     if connection.vendor == "postgresql":
         sql, params = _insert_sql_postgresql(rows)
+        with connection.wrap_database_errors, _pg_cursor() as cursor:
+            cursor.execute(sql, params)
+            returned = cursor.fetchall()
     else:
         sql, params = _insert_sql_values(rows)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        returned = cursor.fetchall()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            returned = cursor.fetchall()
     by_id = {r["response_id"]: r for r in rows if r["response_id"] is not None}
     unkeyed = iter([r for r in rows if r["response_id"] is None])
     new: list[tuple[int, dict]] = []
