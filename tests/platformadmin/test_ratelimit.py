@@ -79,3 +79,52 @@ def test_counts_are_shared_across_processes(tmp_path):
         with pytest.raises(ratelimit.RateLimited):
             ratelimit.reserve(project=SimpleNamespace(public_id=public_id), model="m", estimated_tokens=1,
                               limits=ratelimit.ProjectLimits(rpm=2, tpm=10**6, source="test"))
+
+
+# --- The Redis path (one pipeline per reservation) ------------------------------------
+
+
+@pytest.fixture
+def redis_cache():
+    """Django's Redis cache on CACHE_URL (CI, or a developer's Redis); skipped without one."""
+    import os
+
+    url = os.environ.get("CACHE_URL", "")
+    if not url.startswith(("redis://", "rediss://")):
+        pytest.skip("CACHE_URL is not a Redis URL")
+    conf = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+                        "KEY_PREFIX": f"rl-{uuid.uuid4().hex}"}}
+    with override_settings(CACHES=conf):
+        from django.core.cache import caches
+
+        assert ratelimit._redis(caches["default"]) is not None  # the pipeline path is the one tested
+        yield caches["default"]
+
+
+def test_redis_counts_in_the_keys_django_reads(project, redis_cache):
+    limits = ratelimit.ProjectLimits(rpm=5, tpm=1000, source="test")
+    with time_machine.travel(FROZEN, tick=False):
+        reservation = ratelimit.reserve(project=project, model="m", estimated_tokens=40, limits=limits)
+        ratelimit.reserve(project=project, model="m", estimated_tokens=10, limits=limits)
+        reservation.settle(25)
+        prefix = f"openai-ratelimit:{project.public_id}:m:{FROZEN // ratelimit.WINDOW}"
+        assert redis_cache.get(f"{prefix}:requests") == 2
+        assert redis_cache.get(f"{prefix}:tokens") == 35  # 40 + 10, corrected by -15
+        assert 0 < redis_cache._cache.get_client().ttl(redis_cache.make_and_validate_key(f"{prefix}:tokens")) <= 120
+
+
+def test_redis_refusals_are_not_counted(project, redis_cache):
+    rpm = ratelimit.ProjectLimits(rpm=1, tpm=1000, source="test")
+    with time_machine.travel(FROZEN, tick=False):
+        ratelimit.reserve(project=project, model="m", estimated_tokens=10, limits=rpm)
+        for _ in range(3):
+            with pytest.raises(ratelimit.RateLimited) as info:
+                ratelimit.reserve(project=project, model="m", estimated_tokens=10, limits=rpm)
+        assert "limit of 1 requests per minute" in info.value.message
+        prefix = f"openai-ratelimit:{project.public_id}:m:{FROZEN // ratelimit.WINDOW}"
+        assert (redis_cache.get(f"{prefix}:requests"), redis_cache.get(f"{prefix}:tokens")) == (1, 10)
+        tpm = ratelimit.ProjectLimits(rpm=100, tpm=50, source="test")
+        with pytest.raises(ratelimit.RateLimited) as info:
+            ratelimit.reserve(project=project, model="m", estimated_tokens=45, limits=tpm)
+        assert "tokens per minute" in info.value.message
+        assert (redis_cache.get(f"{prefix}:requests"), redis_cache.get(f"{prefix}:tokens")) == (1, 10)
