@@ -10,13 +10,13 @@ Status codes (each one distinct, see usage/openapi.json):
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache as shared_cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -194,7 +194,7 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
         return _error(413, f"The body is larger than {max_bytes} bytes; send smaller batches.",
                       code="too_large")
     try:
-        payload = json.loads(body)
+        payload = orjson.loads(body)  # strict JSON (no NaN/Infinity); ints up to 64 bits
     except (ValueError, UnicodeDecodeError):
         return _error(400, "The body is not valid JSON.", code="invalid_json",
                       errors=[{"index": None, "field": "body", "message": "is not valid JSON."}])

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from django.db import connection
 from django.db.models import Q
 
-from .models import ModelPrice
+from .models import CatalogModel, ModelPrice
 
 MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("1e-10")  # UsageRecord.cost has 10 decimal places
@@ -113,15 +114,19 @@ class PriceBook:
         self._list: dict[str, tuple[list[date], list[Price]]] = {}
         self._org: dict[str, tuple[list[date], list[Price]]] = {}
         model_ids = set(model_ids)
-        owner = Q(organization__isnull=True)
-        if organization_id is not None:
-            owner |= Q(organization_id=organization_id)
         # One query: the price rows with their model's priority multiplier. A model
-        # with no price row at all is unpriced whatever its multiplier.
-        rows = ModelPrice.objects.filter(owner, model__model_id__in=model_ids).values_list(
-            "model__model_id", "model__priority_multiplier", "organization_id", "effective_from",
-            "input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
-        )
+        # with no price row at all is unpriced whatever its multiplier. Read on every
+        # write (never cached), so a price row added a moment ago applies at once.
+        if connection.vendor == "postgresql":
+            rows = _price_rows_postgresql(organization_id, sorted(model_ids))
+        else:
+            owner = Q(organization__isnull=True)
+            if organization_id is not None:
+                owner |= Q(organization_id=organization_id)
+            rows = ModelPrice.objects.filter(owner, model__model_id__in=model_ids).values_list(
+                "model__model_id", "model__priority_multiplier", "organization_id", "effective_from",
+                "input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
+            )
         staged: dict[tuple[str, bool], list[Price]] = {}
         for model_id, multiplier, org_id, eff, inp, cached, out in rows:
             self._multipliers[model_id] = multiplier
@@ -153,6 +158,23 @@ class PriceBook:
             usage, self.price_for(model_id, when), service_tier=service_tier,
             priority_multiplier=self._multipliers.get(model_id),
         )
+
+
+def _price_rows_postgresql(organization_id: int | None, model_ids: list[str]) -> list[tuple]:
+    """The same rows as the ORM query, as one prepared statement (the ORM's query
+    compilation cost more than the query itself)."""
+    from .db import pg_cursor
+
+    price, model = ModelPrice._meta.db_table, CatalogModel._meta.db_table
+    sql = (
+        "SELECT m.model_id, m.priority_multiplier, p.organization_id, p.effective_from, "
+        "p.input_per_mtok, p.cached_input_per_mtok, p.output_per_mtok "
+        f"FROM {price} p JOIN {model} m ON m.id = p.model_id "
+        "WHERE (p.organization_id IS NULL OR p.organization_id = %s) AND m.model_id = ANY(%s)"
+    )
+    with connection.wrap_database_errors, pg_cursor() as cursor:
+        cursor.execute(sql, [organization_id, model_ids])
+        return cursor.fetchall()
 
 
 def cost_for(*, organization, model_id: str, usage: Usage, when: datetime,

@@ -26,11 +26,13 @@ from django.views.decorators.debug import sensitive_variables
 
 from orgs.audit import audit_log
 
+from .db import pg_cursor
 from .models import IngestionToken, UsageHourly, UsageRecord
 from .parsing import FieldError, normalize_usage, parse_response, parse_timestamp, ratelimit_subset
 from .pricing import PriceBook, Usage
 
 ERROR_STATUSES = {"error", "failed"}
+SOURCES = tuple(UsageRecord.Source.values)
 
 
 # --- Building records -------------------------------------------------------------
@@ -68,8 +70,8 @@ def build_record(
     occurred_at=None, usage: Mapping | Usage | None = None, now: datetime | None = None,
 ) -> RecordDraft:
     """Validate and normalize one record (raises FieldError naming the bad field)."""
-    if source not in UsageRecord.Source.values:
-        raise FieldError("source", f"must be one of {', '.join(UsageRecord.Source.values)}.")
+    if source not in SOURCES:
+        raise FieldError("source", f"must be one of {', '.join(SOURCES)}.")
     parsed = parse_response(response) if response is not None else None
     model = model or (parsed.model if parsed else None)
     if not model:
@@ -192,20 +194,6 @@ ROLLUP_PG_TYPES = ["timestamptz", "bigint", "bigint", "bigint", "varchar",
                    *["bigint"] * 7, "numeric", "bigint"]
 
 
-def _pg_cursor():
-    """A server-side-binding psycopg cursor on Django's connection (same transaction).
-
-    Django's default psycopg cursor binds parameters on the client: it renders every
-    value of the arrays into the SQL text and re-parses that text on each call, which
-    cost more than the database work. Here the statement text is constant, the values
-    travel separately, and psycopg prepares the statement after a few executions.
-    """
-    import psycopg
-
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
-
-
 def _rollup_write_postgresql(buckets: dict[tuple, list]) -> None:
     """The same UPSERT, from arrays (one parameter per column: constant, preparable SQL)."""
     keys = sorted(buckets)
@@ -225,7 +213,7 @@ def _rollup_write_postgresql(buckets: dict[tuple, list]) -> None:
         f"SELECT * FROM unnest({arrays}) "
         f'ON CONFLICT ("project_id", "key_slot", "model", "hour") DO UPDATE SET {updates}'
     )
-    with connection.wrap_database_errors, _pg_cursor() as cursor:
+    with connection.wrap_database_errors, pg_cursor() as cursor:
         cursor.execute(sql, cols)
 
 
@@ -346,7 +334,7 @@ def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
     rows.sort(key=lambda r: (r["response_id"] is None, r["response_id"] or ""))
     if connection.vendor == "postgresql":
         sql, params = _insert_sql_postgresql(rows)
-        with connection.wrap_database_errors, _pg_cursor() as cursor:
+        with connection.wrap_database_errors, pg_cursor() as cursor:
             cursor.execute(sql, params)
             returned = cursor.fetchall()
     else:
@@ -476,10 +464,47 @@ def ingestion_token_lookup(raw: str) -> IngestionToken | None:
     if raw[PREFIX_LENGTH:PREFIX_LENGTH + 1] != "_":
         return None
     # The prefix is only a lookup key; the comparison is on the HMAC, in constant time.
-    row = IngestionToken.objects.select_related("project__organization").filter(prefix=prefix).first()
+    # Read from the database on every request: a revoked token is refused at once.
+    if connection.vendor == "postgresql":
+        row = _token_row_postgresql(prefix)
+    else:
+        row = IngestionToken.objects.select_related("project").filter(prefix=prefix).first()
     if row is None or not hmac.compare_digest(row.digest, token_digest(raw)):
         return None
     return row
+
+
+TOKEN_FIELDS = ["id", "public_id", "project_id", "digest", "last_used_at", "revoked_at"]
+TOKEN_PROJECT_FIELDS = ["id", "public_id", "openai_project_id", "organization_id"]
+
+
+def _token_row_postgresql(prefix: str) -> IngestionToken | None:
+    """The token and the project fields the API needs, in one prepared query (the ORM's
+    query compilation cost more than the query). Other fields load on access."""
+    from orgs.models import Project
+
+    # from_db() takes the values in the model's field order.
+    token_fields = _in_model_order(IngestionToken, TOKEN_FIELDS)
+    project_fields = _in_model_order(Project, TOKEN_PROJECT_FIELDS)
+    sql = (
+        f"SELECT {', '.join(f't.{c}' for c in token_fields)}, "
+        f"{', '.join(f'p.{c}' for c in project_fields)} "
+        f"FROM {IngestionToken._meta.db_table} t JOIN {Project._meta.db_table} p ON p.id = t.project_id "
+        "WHERE t.prefix = %s LIMIT 1"
+    )
+    with connection.wrap_database_errors, pg_cursor() as cursor:
+        cursor.execute(sql, [prefix])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    n = len(token_fields)
+    token = IngestionToken.from_db(connection.alias, token_fields, found[:n])
+    token.project = Project.from_db(connection.alias, project_fields, found[n:])
+    return token
+
+
+def _in_model_order(model, names: list[str]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields if f.attname in names]
 
 
 def ingestion_token_touch(*, token: IngestionToken, now: datetime | None = None) -> None:
