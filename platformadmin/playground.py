@@ -165,16 +165,28 @@ def _bound_form(request: HttpRequest):
 def run(request: HttpRequest) -> HttpResponse:
     """A non-streamed call; the page again with the result panel (or the form's errors).
 
-    For an htmx request (``HX-Request``) a valid call answers with the result panel
-    alone; invalid input still gets the whole page with the field errors (status 400).
+    For an htmx request (``HX-Request: true``, sent by static/playground.js for a call
+    with streaming off) the answer is the text and the result panel alone, or the
+    field errors as an ``invalid`` event (status 400), as the stream view sends them;
+    rendering the whole page again costs more than the rest of the request.
     """
     project, form = _bound_form(request)
+    htmx = bool(getattr(request, "htmx", False))
     if not form.is_valid():
+        if htmx:
+            return _invalid(form)
         return _page(request, project=project, form=form, status=400)
     outcome = generate(api_key=form.api_key_obj, project=project, params=form.params(), user=request.user)
-    if getattr(request, "htmx", False):  # an htmx post swaps in the result panel only
-        return render(request, "platformadmin/playground_result.html", _result_context(outcome, project))
+    if htmx:  # static/playground.js swaps in the text and the result panel only
+        return render(request, "platformadmin/playground_run_fragment.html", _result_context(outcome, project))
     return _page(request, project=project, form=form, outcome=outcome)
+
+
+def _invalid(form) -> HttpResponse:
+    """The form's errors as one ``invalid`` event (status 400), as static/playground.js reads them."""
+    errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
+    return HttpResponse(json.dumps({"type": "invalid", "errors": errors}) + "\n", status=400,
+                        content_type="application/x-ndjson")
 
 
 @login_required
@@ -183,9 +195,7 @@ def stream(request: HttpRequest) -> HttpResponse:
     """A streamed call as NDJSON: ``start``, ``delta``…, then ``done`` with the result panel."""
     project, form = _bound_form(request)
     if not form.is_valid():
-        errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
-        return HttpResponse(json.dumps({"type": "invalid", "errors": errors}) + "\n", status=400,
-                            content_type="application/x-ndjson")
+        return _invalid(form)
     api_key, params, user = form.api_key_obj, form.params(), request.user
 
     def lines() -> Iterator[bytes]:

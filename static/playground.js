@@ -50,9 +50,54 @@
     }
   }
 
+  // Streaming off: POST to the form's action as htmx would (HX-Request), and swap in
+  // the text and the result panel the server answers with (no full page reload).
+  async function runPlain() {
+    clearFieldErrors();
+    output.textContent = "";
+    result.innerHTML = "";
+    status.textContent = "Waiting for the reply…";
+    setRunning(true);
+    stopButton.disabled = true; // nothing to stop: the call is recorded whole either way
+    try {
+      const response = await fetch(form.action, {
+        method: "POST",
+        body: new FormData(form),
+        credentials: "same-origin",
+        headers: { "HX-Request": "true" },
+      });
+      if (response.status === 400) {
+        handle(JSON.parse(await response.text()));
+      } else if (!response.ok) {
+        status.textContent = "The server answered " + response.status + ". Reload the page and try again.";
+      } else {
+        const box = document.createElement("template");
+        box.innerHTML = await response.text(); // rendered and escaped by the server's template
+        const text = box.content.getElementById("run-output");
+        if (text) {
+          output.textContent = text.textContent;
+          text.remove();
+        }
+        result.replaceChildren(box.content);
+        const details = result.querySelector("#result-details");
+        status.textContent = details && details.dataset.status !== "error" && details.dataset.status !== "refused"
+          ? "Done." : "Finished with a problem, see below.";
+      }
+    } catch (err) {
+      status.textContent = "The request failed (" + err.message + "). Check the project's usage before retrying.";
+    } finally {
+      setRunning(false);
+    }
+  }
+
   form.addEventListener("submit", async (submitEvent) => {
     const streamBox = form.querySelector("input[name=stream]");
-    if (!streamBox || !streamBox.checked || !window.fetch || !window.ReadableStream) return;
+    if (!window.fetch) return; // the plain form post renders the whole page
+    if (!streamBox || !streamBox.checked || !window.ReadableStream) {
+      submitEvent.preventDefault();
+      await runPlain();
+      return;
+    }
     submitEvent.preventDefault();
     clearFieldErrors();
     output.textContent = "";

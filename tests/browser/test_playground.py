@@ -61,6 +61,32 @@ def test_a_streamed_call_shows_text_in_steps_and_lands_in_usage(page, login, liv
     screenshot("playground-usage")
 
 
+def test_a_call_without_streaming_swaps_in_the_result_without_a_reload(page, login, live_server, member,
+                                                                      project, openai_simulator):
+    key = sim_key(project, openai_simulator)
+    login(member)
+    page.goto(f"{live_server.url}/playground/?project={project.public_id}")
+    page.evaluate("window.__sameDocument = true")  # gone if the browser loaded a new page
+    page.select_option("#id_api_key", str(key.public_id))
+    page.select_option("#id_model", "gpt-5.4-mini")
+    page.fill("#id_input", "No streaming this time.")
+    page.uncheck("#id_stream")
+    page.click("#run-button")
+    page.wait_for_selector("#result-details", timeout=15_000)
+    assert page.evaluate("window.__sameDocument") is True
+    record = UsageRecord.objects.get(project=project)
+    expected = simulated_reply(model="gpt-5.4-mini", instructions="", text="No streaming this time.")
+    assert page.text_content("#output") == " ".join(expected)
+    assert page.text_content("#server-request-id") == record.server_request_id
+    assert page.text_content("#stream-status") == "Done."
+
+    page.fill("#id_input", "")
+    page.click("#run-button")
+    page.wait_for_selector("#field-input .errors")
+    assert "Enter the input" in page.text_content("#field-input .errors")
+    assert UsageRecord.objects.filter(project=project).count() == 1
+
+
 def test_the_stop_button_keeps_the_text_and_records_an_incomplete_call(page, login, live_server, member,
                                                                        project, openai_simulator):
     openai_simulator.delta_delay = 0.3  # slow enough to press Stop mid-way

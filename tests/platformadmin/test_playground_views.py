@@ -86,6 +86,25 @@ def test_a_plain_call_shows_the_result_panel_and_records_usage(client, member, p
     assert "$0.000" in page  # the cost, from the record
 
 
+def test_an_htmx_call_answers_the_text_and_result_panel_only(client, member, project, openai_simulator):
+    key = sim_key(project, openai_simulator)
+    client.force_login(member)
+    response = client.post(RUN, form_data(project, key), headers={"HX-Request": "true"})
+    fragment = response.content.decode()
+    assert response.status_code == 200
+    record = UsageRecord.objects.get(project=project)
+    assert record.status == "completed" and record.server_request_id in fragment
+    assert 'id="run-output"' in fragment and 'id="result-details"' in fragment
+    assert "project-switcher" not in fragment and "<html" not in fragment  # not the whole page
+
+
+def test_an_htmx_call_keeps_access_checks(client, outsider, reader, project, api_key):
+    client.force_login(outsider)
+    assert client.post(RUN, form_data(project, api_key), headers={"HX-Request": "true"}).status_code == 404
+    client.force_login(reader)
+    assert client.post(RUN, form_data(project, api_key), headers={"HX-Request": "true"}).status_code == 403
+
+
 def test_errors_are_a_message_not_a_500(client, member, project, openai_simulator):
     key = sim_key(project, openai_simulator, "401")
     client.force_login(member)
@@ -114,10 +133,11 @@ def test_bad_input_names_the_field(client, member, project, openai_simulator, ov
     response = client.post(RUN, form_data(project, key, **override))
     assert response.status_code == 400
     assert words in response.content.decode()
-    streamed = client.post(STREAM, form_data(project, key, **override))
-    assert streamed.status_code == 400
-    event = json.loads(streamed.content)
-    assert event["type"] == "invalid" and words in " ".join(event["errors"][field])
+    for streamed in (client.post(STREAM, form_data(project, key, **override)),
+                     client.post(RUN, form_data(project, key, **override), headers={"HX-Request": "true"})):
+        assert streamed.status_code == 400
+        event = json.loads(streamed.content)
+        assert event["type"] == "invalid" and words in " ".join(event["errors"][field])
     assert openai_simulator.requests == 0
 
 
