@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import importlib.util
 import json
 import os
 import random
@@ -223,11 +224,15 @@ def main() -> None:
         bodies = [json.dumps({"records": records[i:i + args.batch]}, separators=(",", ":")).encode()
                   for i in range(0, len(records), args.batch)]
         port = free_port()
+        # As in production: uvicorn with its C HTTP parser and event loop when installed
+        # (pyproject.toml lists both); otherwise its pure-Python ones, and we say so.
+        http_impl = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        loop_impl = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
         server = subprocess.Popen(
             [PY, "-m", "uvicorn", f"platformadmin.{args.interface}:application",
              "--interface", {"asgi": "asgi3", "wsgi": "wsgi"}[args.interface],
              "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(args.workers), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+             "--workers", str(args.workers), "--http", http_impl, "--loop", loop_impl, "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
             cwd=ROOT, env=env,
         )
         deadline = time.monotonic() + 60
@@ -246,7 +251,8 @@ def main() -> None:
         post_batches(port, token, [json.dumps([r]).encode() for r in warm], args.clients)
 
         print(f"POST /api/v1/usage: {args.records} records, batches of {args.batch}, "
-              f"{args.clients} client threads, {args.workers} uvicorn workers ({args.interface})", flush=True)
+              f"{args.clients} client threads, {args.workers} uvicorn workers ({args.interface}, "
+              f"{http_impl}, {loop_impl}; DB_CONN_MAX_AGE=600; rate limit off)", flush=True)
         cpu0 = cpu_seconds()
         elapsed, lat, created = post_batches(port, token, bodies, args.clients)
         cpu1 = cpu_seconds()

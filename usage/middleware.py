@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.urls import Resolver404, resolve
 
 API_PREFIX = "/api/"
@@ -67,6 +67,25 @@ def _executor() -> ThreadPoolExecutor:
                     thread_name_prefix="api",
                 )
     return _pool
+
+
+def pool_shutdown() -> None:
+    """Close every pool thread's database connections and stop the pool (tests, shutdown)."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is None:
+        return
+    n = pool._max_workers
+    barrier = threading.Barrier(n, timeout=10)
+
+    def close() -> None:
+        connections.close_all()
+        barrier.wait()  # one task per thread: each waits until all threads closed theirs
+
+    for future in [pool.submit(close) for _ in range(n)]:
+        future.result()
+    pool.shutdown(wait=True)
 
 
 class ApiShortPathMiddleware:

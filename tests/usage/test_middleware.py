@@ -12,7 +12,7 @@ from django.test import AsyncClient, Client
 from django.utils import timezone
 
 from tests.usage.conftest import response_json
-from usage.middleware import api_view
+from usage.middleware import api_view, pool_shutdown
 from usage.models import UsageRecord
 from usage.services import ingestion_token_create, ingestion_token_revoke
 
@@ -87,7 +87,8 @@ def test_only_csrf_exempt_views_can_take_the_short_path():
 @pytest.mark.skipif(connection.vendor == "sqlite",
                     reason="the ASGI path runs the view on another thread, which in-memory SQLite "
                     "does not share; run with DATABASE_URL=postgres://...")
-def test_under_asgi_requests_reuse_long_lived_database_connections(project, owner):
+def test_under_asgi_requests_reuse_long_lived_database_connections(project, owner, request):
+    request.addfinalizer(pool_shutdown)  # the pool threads' connections, before the test DB goes
     _, token = ingestion_token_create(project=project, name="asgi")
     client = AsyncClient()
     auth = {"Authorization": f"Bearer {token}"}
