@@ -40,6 +40,11 @@ def _cache():
     return caches[getattr(settings, "OPENAI_BREAKER_CACHE", "default")]
 
 
+def breaker_cache():
+    """The cache holding circuit state (the service batches with it when it is Redis)."""
+    return _cache()
+
+
 @dataclass(frozen=True)
 class BreakerState:
     """What the key page shows."""
@@ -84,8 +89,15 @@ class CircuitBreaker:
         return cls(effective_base_url(api_key), api_key.fingerprint, label=f"key {api_key.hint}")
 
     # -- reading ---------------------------------------------------------------------
-    def state(self, *, enabled: bool = True) -> BreakerState:
-        values = _cache().get_many([self._failures, self._open_until, self._last_error])
+    @property
+    def state_keys(self) -> list[str]:
+        """The cache keys state() reads (a caller may read them in its own round trip)."""
+        return [self._failures, self._open_until, self._last_error]
+
+    def state(self, *, enabled: bool = True, values: dict | None = None) -> BreakerState:
+        """The circuit's state; ``values``: state_keys already read from the cache."""
+        if values is None:
+            values = _cache().get_many(self.state_keys)
         failures = int(values.get(self._failures) or 0)
         open_until = values.get(self._open_until)
         if open_until is None:
@@ -97,9 +109,9 @@ class CircuitBreaker:
                             values.get(self._last_error) or "", enabled)
 
     # -- the call protocol -----------------------------------------------------------
-    def before_call(self, *, probe_seconds: float = 120.0) -> None:
-        """Raise BreakerOpen unless a call may go out now."""
-        current = self.state()
+    def before_call(self, *, probe_seconds: float = 120.0, values: dict | None = None) -> None:
+        """Raise BreakerOpen unless a call may go out now (``values``: as for state())."""
+        current = self.state(values=values)
         if current.state == CLOSED:
             return
         if current.state == OPEN:
@@ -118,9 +130,18 @@ class CircuitBreaker:
                 current,
             )
 
-    def record_success(self) -> None:
-        """The upstream answered: close the circuit."""
-        _cache().delete_many([self._failures, self._open_until, self._probe, self._last_error])
+    def record_success(self, *, pipeline=None) -> None:
+        """The upstream answered: close the circuit.
+
+        ``pipeline``: a (Redis pipeline, key maker) pair on this breaker's cache to queue
+        the delete in (see ratelimit.shared_pipeline); the caller executes it.
+        """
+        keys = [self._failures, self._open_until, self._probe, self._last_error]
+        if pipeline is not None:
+            pipe, make_key = pipeline
+            pipe.delete(*[make_key(k) for k in keys])
+            return
+        _cache().delete_many(keys)
 
     def record_failure(self, error_type: str) -> None:
         """A transient failure: count it; open (or re-open) the circuit at the threshold."""

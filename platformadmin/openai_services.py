@@ -26,7 +26,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from keys.services import SecretUnavailable, api_key_mark_used, api_key_reveal_secret
 from platformadmin import hooks, ratelimit
-from platformadmin.breaker import BreakerOpen, CircuitBreaker
+from platformadmin.breaker import BreakerOpen, CircuitBreaker, breaker_cache
 from platformadmin.openai_client import (
     CallSettings,
     client_for_key,
@@ -198,18 +198,34 @@ def _pre_call(*, api_key, project, params: GenerateParams, user) -> tuple[rateli
     decision = hooks.run_pre_call_hooks(hooks.PreCallContext(project, api_key, params.model, estimate, user))
     if not decision.allowed:
         raise CallRefused(decision.message or "A policy of this project refused the call.", "BudgetExceeded")
+    breaker = CircuitBreaker.for_key(api_key) if project.circuit_breaker_enabled else None
     try:
-        reservation = ratelimit.reserve(project=project, model=params.model, estimated_tokens=estimate)
+        # On Redis the breaker's state is read in the rate limit's round trip.
+        reservation = ratelimit.reserve(project=project, model=params.model, estimated_tokens=estimate,
+                                        read_also=breaker.state_keys if breaker is not None else ())
     except ratelimit.RateLimited as exc:
         raise CallRefused(exc.message, "ProjectRateLimited", exc.retry_after) from exc
-    breaker = CircuitBreaker.for_key(api_key) if project.circuit_breaker_enabled else None
     if breaker is not None:
         try:
-            breaker.before_call(probe_seconds=project.request_timeout_seconds * (project.max_retries + 1) + 5)
+            breaker.before_call(probe_seconds=project.request_timeout_seconds * (project.max_retries + 1) + 5,
+                                values=reservation.read)
         except BreakerOpen as exc:
             reservation.settle(0)
             raise CallRefused(exc.message, "CircuitOpen") from exc
     return reservation, breaker
+
+
+def _succeeded(breaker: CircuitBreaker | None, reservation: ratelimit.Reservation, tokens: int | None) -> None:
+    """After a reply: close the circuit and settle the tokens (one round trip on Redis)."""
+    shared = ratelimit.shared_pipeline(breaker_cache()) if breaker is not None else None
+    if shared is not None:
+        breaker.record_success(pipeline=shared)
+        reservation.settle(tokens, pipeline=shared[0])
+        shared[0].execute()
+        return
+    if breaker is not None:
+        breaker.record_success()
+    reservation.settle(tokens)
 
 
 # --- Errors ------------------------------------------------------------------------------
@@ -431,10 +447,8 @@ def generate(*, api_key, project, params: GenerateParams, user=None, source: str
                 "headers", None), source=source)
         _log(outcome, api_key)
         return outcome
-    if breaker is not None:
-        breaker.record_success()
     usage = UsageCounts.from_sdk(response.usage)
-    reservation.settle(usage.total_tokens if usage else None)
+    _succeeded(breaker, reservation, usage.total_tokens if usage else None)
     status = response.status or "completed"
     outcome = CallOutcome(
         ok=True, status=status, model=params.model, text=response.output_text, response_id=response.id,
@@ -548,8 +562,6 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None,
             yield StreamEvent("done", outcome=outcome, client_request_id=cid, server_request_id=rid)
             return
         finished = True
-        if breaker is not None:
-            breaker.record_success()
         latency = int((time.monotonic() - started) * 1000)
         if final is None:  # the stream ended without a terminal event: cut short upstream
             outcome = CallOutcome(ok=False, status="incomplete", model=params.model, error_type="StreamEnded",
@@ -558,11 +570,11 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None,
             outcome.message = _with_ids("The stream ended before the final event; the text so far is kept "
                                         "and recorded as incomplete.", rid, cid)
             _fill_partial(outcome, parts, params, response_id)
-            reservation.settle(outcome.usage.total_tokens)
+            _succeeded(breaker, reservation, outcome.usage.total_tokens)
             _record(outcome, project=project, api_key=api_key, headers=raw.headers, source=source)
         else:
             usage = UsageCounts.from_sdk(final.usage)
-            reservation.settle(usage.total_tokens if usage else None)
+            _succeeded(breaker, reservation, usage.total_tokens if usage else None)
             outcome = CallOutcome(
                 ok=final.status in ("completed", "incomplete"), status=final.status or "completed",
                 model=params.model, text="".join(parts) or final.output_text, response_id=final.id,

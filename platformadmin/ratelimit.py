@@ -33,8 +33,12 @@ class Reservation:
 
     tokens_key: str
     estimated_tokens: int
+    # Values of ``reserve(read_also=...)`` keys read in the same round trip (Redis only;
+    # None elsewhere: the caller reads them itself).
+    read: dict | None = None
 
-    def settle(self, actual_tokens: int | None) -> None:
+    def settle(self, actual_tokens: int | None, *, pipeline=None) -> None:
+        """Correct the window's tokens to what the call used (``pipeline``: queue it there)."""
         if actual_tokens is None or actual_tokens == self.estimated_tokens:
             return
         delta = actual_tokens - self.estimated_tokens
@@ -42,12 +46,13 @@ class Reservation:
         if redis is not None:
             client, make_key = redis
             key = make_key(self.tokens_key)
-            pipe = client.pipeline(transaction=False)
+            pipe = pipeline if pipeline is not None else client.pipeline(transaction=False)
             # If the window already expired this recreates its counter for two minutes;
             # nothing reads a past window's key.
             pipe.set(key, 0, ex=WINDOW * 2, nx=True)
             pipe.incrby(key, delta)
-            pipe.execute()
+            if pipeline is None:
+                pipe.execute()
             return
         try:
             _cache().incr(self.tokens_key, delta)
@@ -63,6 +68,19 @@ class RateLimited(Exception):
 
 def _cache():
     return caches[getattr(settings, "OPENAI_RATELIMIT_CACHE", "default")]
+
+
+def shared_pipeline(other_cache):
+    """(pipeline, key maker) when ``other_cache`` is this module's Redis cache, else None.
+
+    Lets the service queue the breaker's and the rate limit's bookkeeping of one call in
+    a single round trip.
+    """
+    cache = _cache()
+    redis = _redis(cache) if other_cache is cache else None
+    if redis is None:
+        return None
+    return redis[0].pipeline(transaction=False), redis[1]
 
 
 def _redis(cache):
@@ -109,8 +127,13 @@ def _incr(key: str, delta: int) -> int:
         return delta
 
 
-def reserve(*, project, model: str, estimated_tokens: int, limits: ProjectLimits | None = None) -> Reservation:
-    """Count one request and its estimated tokens, or raise RateLimited."""
+def reserve(*, project, model: str, estimated_tokens: int, limits: ProjectLimits | None = None,
+            read_also: tuple[str, ...] | list[str] = ()) -> Reservation:
+    """Count one request and its estimated tokens, or raise RateLimited.
+
+    ``read_also``: cache keys to read in the same round trip on Redis (the circuit
+    breaker's state); their values are in ``Reservation.read``.
+    """
     limits = limits or limits_for(project, model)
     now = time.time()
     window = int(now // WINDOW)
@@ -118,7 +141,7 @@ def reserve(*, project, model: str, estimated_tokens: int, limits: ProjectLimits
     prefix = f"openai-ratelimit:{project.public_id}:{model}:{window}"
     redis = _redis(_cache())
     if redis is not None:
-        return _reserve_redis(redis, prefix, limits, model, estimated_tokens, retry_after)
+        return _reserve_redis(redis, prefix, limits, model, estimated_tokens, retry_after, tuple(read_also))
     requests = _incr(f"{prefix}:requests", 1)
     if requests > limits.rpm:
         _incr(f"{prefix}:requests", -1)
@@ -149,7 +172,7 @@ def _tpm_refusal(limits: ProjectLimits, model: str, estimated_tokens: int, retry
 
 
 def _reserve_redis(redis, prefix: str, limits: ProjectLimits, model: str, estimated_tokens: int,
-                   retry_after: int) -> Reservation:
+                   retry_after: int, read_also: tuple[str, ...] = ()) -> Reservation:
     """reserve() on Redis: both counters in one pipeline, counted first as elsewhere.
 
     ``SET NX EX`` creates a window's counter with its expiry (as ``cache.add`` does),
@@ -164,7 +187,9 @@ def _reserve_redis(redis, prefix: str, limits: ProjectLimits, model: str, estima
     pipe.incrby(requests_key, 1)
     pipe.set(tokens_key, 0, ex=WINDOW * 2, nx=True)
     pipe.incrby(tokens_key, estimated_tokens)
-    _, requests, _, tokens = pipe.execute()
+    if read_also:
+        pipe.mget([make_key(k) for k in read_also])
+    _, requests, _, tokens, *rest = pipe.execute()
     refusal = None
     if requests > limits.rpm:
         refusal = _rpm_refusal(limits, model, retry_after)
@@ -176,4 +201,8 @@ def _reserve_redis(redis, prefix: str, limits: ProjectLimits, model: str, estima
         undo.decrby(tokens_key, estimated_tokens)
         undo.execute()
         raise refusal
-    return Reservation(f"{prefix}:tokens", estimated_tokens)
+    read = None
+    if read_also:
+        loads = _cache()._cache._serializer.loads  # how Django's get_many decodes
+        read = {k: loads(v) for k, v in zip(read_also, rest[0], strict=True) if v is not None}
+    return Reservation(f"{prefix}:tokens", estimated_tokens, read)

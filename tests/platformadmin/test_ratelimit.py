@@ -128,3 +128,23 @@ def test_redis_refusals_are_not_counted(project, redis_cache):
             ratelimit.reserve(project=project, model="m", estimated_tokens=45, limits=tpm)
         assert "tokens per minute" in info.value.message
         assert (redis_cache.get(f"{prefix}:requests"), redis_cache.get(f"{prefix}:tokens")) == (1, 10)
+
+
+def test_redis_reads_the_breaker_state_in_the_same_round_trip(project, redis_cache):
+    from platformadmin.breaker import CircuitBreaker
+
+    breaker = CircuitBreaker("http://upstream.test/v1", "fp-1")
+    breaker.record_failure("APIConnectionError")
+    breaker.record_failure("APITimeoutError")
+    limits = ratelimit.ProjectLimits(rpm=5, tpm=1000, source="test")
+    reservation = ratelimit.reserve(project=project, model="m", estimated_tokens=1, limits=limits,
+                                    read_also=breaker.state_keys)
+    assert reservation.read == redis_cache.get_many(breaker.state_keys)
+    state = breaker.state(values=reservation.read)
+    assert (state.state, state.consecutive_failures, state.last_error) == ("closed", 2, "APITimeoutError")
+    shared = ratelimit.shared_pipeline(redis_cache)
+    breaker.record_success(pipeline=shared)
+    reservation.settle(3, pipeline=shared[0])
+    shared[0].execute()
+    assert breaker.state().consecutive_failures == 0
+    assert redis_cache.get(reservation.tokens_key) == 3
