@@ -50,9 +50,12 @@ class ParsedResponse:
 
 
 def as_dict(response: Any, *, field_name: str = "response") -> dict:
-    """An SDK object (pydantic ``model_dump``) or a mapping, as a plain dict."""
+    """An SDK object (pydantic ``model_dump``) or a mapping, as a plain dict (a dict is
+    returned as is, not copied: treat the result as read-only)."""
     if response is None:
         return {}
+    if type(response) is dict:
+        return response  # read only: no copy
     if isinstance(response, Mapping):
         return dict(response)
     dump = getattr(response, "model_dump", None)
@@ -61,22 +64,26 @@ def as_dict(response: Any, *, field_name: str = "response") -> dict:
     raise FieldError(field_name, "expected an SDK response object or its JSON object.")
 
 
-def _int(value: Any, name: str) -> int:
+def _int(value: Any, name: str, key: str = "") -> int:
+    """A token count; the field's name (``name.key``) is only built for an error."""
+    if type(value) is int and 0 <= value <= MAX_TOKENS:  # the common case, first
+        return value
     if value is None:
         return 0
+    field = f"{name}.{key}" if key else name
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise FieldError(name, "must be a whole number of tokens.")
+            raise FieldError(field, "must be a whole number of tokens.")
     if value < 0 or value > MAX_TOKENS:
-        raise FieldError(name, f"must be between 0 and {MAX_TOKENS}.")
+        raise FieldError(field, f"must be between 0 and {MAX_TOKENS}.")
     return value
 
 
 def _details(usage: Mapping, key: str, name: str) -> Mapping:
     value = usage.get(key) or {}
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise FieldError(f"{name}.{key}", "must be an object.")
     return value
 
@@ -85,26 +92,26 @@ def normalize_usage(usage: Any, *, name: str = "usage") -> Usage | None:
     """One ``Usage`` from a Responses, Chat Completions or embeddings usage object."""
     if usage is None:
         return None
-    if not isinstance(usage, Mapping):
+    if type(usage) is not dict and not isinstance(usage, Mapping):
         dump = getattr(usage, "model_dump", None)
         if not callable(dump):
             raise FieldError(name, "must be an object with token counts.")
         usage = dump()
     if "input_tokens" in usage or "output_tokens" in usage:  # Responses API
-        inp = _int(usage.get("input_tokens"), f"{name}.input_tokens")
-        out = _int(usage.get("output_tokens"), f"{name}.output_tokens")
+        inp = _int(usage.get("input_tokens"), name, "input_tokens")
+        out = _int(usage.get("output_tokens"), name, "output_tokens")
         cached = _int(_details(usage, "input_tokens_details", name).get("cached_tokens"),
-                      f"{name}.input_tokens_details.cached_tokens")
+                      name, "input_tokens_details.cached_tokens")
         reasoning = _int(_details(usage, "output_tokens_details", name).get("reasoning_tokens"),
-                         f"{name}.output_tokens_details.reasoning_tokens")
+                         name, "output_tokens_details.reasoning_tokens")
     elif "prompt_tokens" in usage or "completion_tokens" in usage:  # Chat / embeddings
-        inp = _int(usage.get("prompt_tokens"), f"{name}.prompt_tokens")
-        out = _int(usage.get("completion_tokens"), f"{name}.completion_tokens")
+        inp = _int(usage.get("prompt_tokens"), name, "prompt_tokens")
+        out = _int(usage.get("completion_tokens"), name, "completion_tokens")
         cached = _int(_details(usage, "prompt_tokens_details", name).get("cached_tokens"),
-                      f"{name}.prompt_tokens_details.cached_tokens")
+                      name, "prompt_tokens_details.cached_tokens")
         reasoning = _int(
             _details(usage, "completion_tokens_details", name).get("reasoning_tokens"),
-            f"{name}.completion_tokens_details.reasoning_tokens",
+            name, "completion_tokens_details.reasoning_tokens",
         )
     elif not usage:
         return Usage()
@@ -118,7 +125,7 @@ def normalize_usage(usage: Any, *, name: str = "usage") -> Usage | None:
     if reasoning > out:
         raise FieldError(f"{name}.reasoning_tokens", "cannot exceed the output tokens.")
     total = usage.get("total_tokens")
-    total = inp + out if total is None else _int(total, f"{name}.total_tokens")
+    total = inp + out if total is None else _int(total, name, "total_tokens")
     return Usage(inp, cached, out, reasoning, total)
 
 
@@ -148,13 +155,14 @@ def parse_timestamp(value: Any, name: str) -> datetime | None:
     raise FieldError(name, "must be Unix seconds or an ISO 8601 string.")
 
 
-def _str(value: Any, name: str, max_length: int) -> str | None:
+def _str(value: Any, name: str, key: str, max_length: int) -> str | None:
+    """A string field; its name (``name.key``) is only built for an error."""
     if value is None:
         return None
     if not isinstance(value, str):
-        raise FieldError(name, "must be a string.")
+        raise FieldError(f"{name}.{key}", "must be a string.")
     if len(value) > max_length:
-        raise FieldError(name, f"must be at most {max_length} characters.")
+        raise FieldError(f"{name}.{key}", f"must be at most {max_length} characters.")
     return value
 
 
@@ -168,10 +176,10 @@ def parse_response(response: Any, *, name: str = "response") -> ParsedResponse:
     obj = data.get("object")
     created = data.get("created_at") if "created_at" in data else data.get("created")
     parsed = ParsedResponse(
-        response_id=_str(data.get("id"), f"{name}.id", 200) or None,
-        model=_str(data.get("model"), f"{name}.model", 100) or None,
-        status=_str(data.get("status"), f"{name}.status", 32) or None,
-        service_tier=_str(data.get("service_tier"), f"{name}.service_tier", 32) or None,
+        response_id=_str(data.get("id"), name, "id", 200) or None,
+        model=_str(data.get("model"), name, "model", 100) or None,
+        status=_str(data.get("status"), name, "status", 32) or None,
+        service_tier=_str(data.get("service_tier"), name, "service_tier", 32) or None,
         occurred_at=parse_timestamp(created, f"{name}.created_at"),
         server_request_id=request_id,
         usage=normalize_usage(data.get("usage"), name=f"{name}.usage"),
