@@ -107,3 +107,26 @@ def test_it_refuses_a_key_of_another_project(project, other_organization):
         usage_record_create(project=project, api_key=other_key, source="playground",
                             response=response_json())
     assert "api_key" in exc.value.message_dict
+
+
+TRICKY = ['a "quoted" id', "back\\slash\\", "comma,{brace}", "NULL", "", "ünïcødé ✓", " spaced ", "x\\\"y"]
+
+
+def test_any_text_round_trips_through_a_batch_insert(project):
+    from usage.services import build_record, usage_records_ingest
+
+    drafts = [
+        build_record(project=project, source="ingest", model=f"m{t}"[:100], response_id=f"resp_{i}_{t}",
+                     client_request_id=t, server_request_id=t, error_type=t or "", status="completed",
+                     ratelimit_headers={"x-ratelimit-remaining-requests": t}, usage={},
+                     occurred_at=datetime(2026, 7, 1, 12, 30, 15, 123456, tzinfo=UTC))
+        for i, t in enumerate(TRICKY)
+    ]
+    assert usage_records_ingest(project=project, drafts=drafts).created == len(TRICKY)
+    for i, t in enumerate(TRICKY):
+        rec = UsageRecord.objects.get(response_id=f"resp_{i}_{t}")
+        assert (rec.model, rec.client_request_id, rec.server_request_id) == (f"m{t}", t, t)
+        assert rec.ratelimit_headers == {"x-ratelimit-remaining-requests": t}
+        assert rec.occurred_at == datetime(2026, 7, 1, 12, 30, 15, 123456, tzinfo=UTC)
+        assert rec.cost == Decimal(0)
+    assert UsageHourly.objects.get(model="mNULL").requests == 1
