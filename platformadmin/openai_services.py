@@ -146,18 +146,44 @@ def models_for_project(project) -> list[tuple[str, bool]]:
     Memoized on the project instance for its current allow-list (the form and the
     service both ask within one request).
     """
-    from usage.models import CatalogModel
 
     allowed = tuple(sorted(project.allowed_models or []))
     memo = getattr(project, "_playground_models", None)
     if memo is not None and memo[0] == allowed:
         return memo[1]
-    rows = CatalogModel.objects.filter(is_active=True).exclude(category__in=NOT_RESPONSES_MODELS).order_by("model_id")
-    if allowed:
-        rows = rows.filter(model_id__in=allowed)
-    result = list(rows.values_list("model_id", "supports_reasoning"))
+    result = [(model_id, bool(reasoning)) for model_id, reasoning in _catalog_rows(allowed)]
     project._playground_models = (allowed, result)
     return result
+
+
+def _catalog_rows(allowed: tuple[str, ...]) -> list[tuple]:
+    """CatalogModel.objects.filter(is_active=True).exclude(category__in=NOT_RESPONSES_MODELS)
+    [.filter(model_id__in=allowed)].order_by("model_id").values_list("model_id", "supports_reasoning"),
+    written out: the ORM spent about 0.3 ms building that query on every playground request.
+    (category is not nullable, so NOT IN is exactly the ORM's exclude.)
+    """
+    from django.db import connections, router
+
+    from usage.models import CatalogModel
+
+    alias = router.db_for_read(CatalogModel)
+    connection = connections[alias]
+    qn = connection.ops.quote_name
+    meta = CatalogModel._meta
+
+    def col(name: str) -> str:
+        return qn(meta.get_field(name).column)
+
+    sql = (f"SELECT {col('model_id')}, {col('supports_reasoning')} FROM {qn(meta.db_table)} "
+           f"WHERE {col('is_active')} = %s AND {col('category')} NOT IN ({', '.join(['%s'] * len(NOT_RESPONSES_MODELS))})")
+    params: list = [True, *NOT_RESPONSES_MODELS]
+    if allowed:
+        sql += f" AND {col('model_id')} IN ({', '.join(['%s'] * len(allowed))})"
+        params += list(allowed)
+    sql += f" ORDER BY {col('model_id')} ASC"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _check_key(api_key, project) -> None:

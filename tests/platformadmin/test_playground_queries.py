@@ -1,0 +1,64 @@
+"""The playground's written-out reads return exactly what the ORM queries they replace return."""
+
+from __future__ import annotations
+
+import pytest
+
+from keys.models import APIKey
+from keys.services import api_key_reveal_secret
+from orgs.models import ProjectModelLimit
+from platformadmin import ratelimit
+from platformadmin.openai_services import NOT_RESPONSES_MODELS, _catalog_rows, models_for_project
+from platformadmin.playground import _usable_keys
+from tests.factories import ProjectFactory, fake_secret, make_api_key
+from usage.models import CatalogModel
+
+pytestmark = pytest.mark.django_db
+
+
+def field_values(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_usable_keys_equal_the_orm_query(project):
+    secrets_by_name = {}
+    for name in ("b key", "a key", "c key"):
+        secrets_by_name[name] = fake_secret("proj")
+        make_api_key(project, name=name, secret=secrets_by_name[name])
+    revoked = make_api_key(project, name="0 revoked")
+    revoked.status = APIKey.Status.REVOKED
+    revoked.save()
+    make_api_key(ProjectFactory(organization=project.organization), name="elsewhere")
+
+    got = _usable_keys(project)
+    orm = list(APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE)
+               .exclude(kind=APIKey.Kind.ADMIN).order_by("name"))
+    assert [k.name for k in got] == ["a key", "b key", "c key"] == [k.name for k in orm]  # (admin keys have no project)
+    for a, b in zip(got, orm, strict=True):
+        assert field_values(a) == field_values(b)
+        assert {n: type(v) for n, v in field_values(a).items()} == {n: type(v) for n, v in field_values(b).items()}
+        assert api_key_reveal_secret(a) == secrets_by_name[a.name]  # the sealed secret opens as usual
+
+
+@pytest.mark.parametrize("allowed", [[], ["gpt-5.4-mini", "gpt-4.1", "text-embedding-3-small", "no-such-model"]])
+def test_catalog_rows_equal_the_orm_query(project, allowed):
+    CatalogModel.objects.filter(model_id="gpt-4.1").update(is_active=False)
+    rows = CatalogModel.objects.filter(is_active=True).exclude(category__in=NOT_RESPONSES_MODELS).order_by("model_id")
+    if allowed:
+        rows = rows.filter(model_id__in=sorted(allowed))
+    expected = list(rows.values_list("model_id", "supports_reasoning"))
+    assert expected  # the seeded catalog is there
+    project.allowed_models = allowed
+    assert models_for_project(project) == expected
+    assert [(m, bool(r)) for m, r in _catalog_rows(tuple(sorted(allowed)))] == expected
+    assert all(type(r) is bool for _, r in models_for_project(project))
+
+
+def test_limit_override_is_read_per_project_and_model(project):
+    ProjectModelLimit.objects.create(project=project, model_id="gpt-5.4-mini", rpm=7, tpm=None)
+    ProjectModelLimit.objects.create(project=ProjectFactory(organization=project.organization),
+                                     model_id="gpt-4.1", rpm=9, tpm=99)
+    assert ratelimit._override(project.pk, "gpt-5.4-mini") == (7, None)
+    assert ratelimit._override(project.pk, "gpt-4.1") is None
+    limits = ratelimit.limits_for(project, "gpt-5.4-mini")
+    assert (limits.rpm, limits.tpm) == (7, project.organization.default_tpm)
