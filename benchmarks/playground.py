@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -113,6 +114,10 @@ def main() -> None:
     form = {"project": str(project.public_id), "api_key": str(key.public_id), "model": "gpt-5.4-mini",
             "input": prompt, "instructions": "", "temperature": "", "max_output_tokens": "", "reasoning_effort": ""}
 
+    # Browsers post the form urlencoded (a plain form post, and static/playground.js).
+    posted = urlencode(form)
+    urlencoded = "application/x-www-form-urlencoded"
+
     def timed(func):
         def wrapper() -> float:
             t = time.perf_counter()
@@ -142,18 +147,18 @@ def main() -> None:
 
     @timed
     def http_run():
-        response = web.post("/playground/run", form)
+        response = web.post("/playground/run", posted, content_type=urlencoded)
         assert response.status_code == 200 and b"result-details" in response.content, response.status_code
         assert b"project-switcher" in response.content  # the whole page
 
     @timed
     def http_run_htmx():
-        response = web.post("/playground/run", form, headers={"HX-Request": "true"})
+        response = web.post("/playground/run", posted, content_type=urlencoded, headers={"HX-Request": "true"})
         assert response.status_code == 200 and b"result-details" in response.content, response.status_code
 
     @timed
     def http_stream():
-        response = web.post("/playground/stream", form)
+        response = web.post("/playground/stream", posted, content_type=urlencoded)
         body = b"".join(response.streaming_content)
         assert b'"type": "done"' in body and b"completed" in body, body[-300:]
 

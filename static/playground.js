@@ -62,7 +62,7 @@
     try {
       const response = await fetch(form.action, {
         method: "POST",
-        body: new FormData(form),
+        body: new URLSearchParams(new FormData(form)), // urlencoded, as a plain form post sends it
         credentials: "same-origin",
         headers: { "HX-Request": "true" },
       });
@@ -108,7 +108,7 @@
     try {
       const response = await fetch(form.dataset.streamUrl, {
         method: "POST",
-        body: new FormData(form),
+        body: new URLSearchParams(new FormData(form)), // urlencoded, as a plain form post sends it
         signal: controller.signal,
         credentials: "same-origin",
         headers: { Accept: "application/x-ndjson" },
