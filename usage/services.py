@@ -137,7 +137,8 @@ def _is_error(row: dict) -> bool:
 
 
 def _rollup_add(rows: Iterable[dict]) -> None:
-    """Add these (newly inserted) rows to their hourly rollups: one UPSERT.
+    """Add these (newly inserted) rows to their hourly rollups: one UPSERT (SQLite and
+    other backends; on PostgreSQL the insert statement itself does it, see ROLLUP_CTE).
 
     INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n works on PostgreSQL and
     SQLite alike. Buckets are sorted so concurrent writers lock them in the same order
@@ -163,9 +164,6 @@ def _rollup_add(rows: Iterable[dict]) -> None:
             b[8] += r["cost"]
     if not buckets:
         return
-    if connection.vendor == "postgresql":
-        _rollup_write_postgresql(buckets)
-        return
     ops = connection.ops
     qn = ops.quote_name
     table = qn(UsageHourly._meta.db_table)
@@ -190,33 +188,6 @@ def _rollup_add(rows: Iterable[dict]) -> None:
 
 ROLLUP_COUNTERS = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
                    "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
-ROLLUP_PG_TYPES = ["timestamptz", "bigint", "bigint", "bigint", "varchar",
-                   *["bigint"] * 7, "numeric", "bigint"]
-
-
-def _rollup_write_postgresql(buckets: dict[tuple, list]) -> None:
-    """The same UPSERT, from arrays (one parameter per column: constant, preparable SQL)."""
-    keys = sorted(buckets)
-    cols: list[list] = [[] for _ in ROLLUP_PG_TYPES]
-    for key in keys:
-        project_id, key_slot, model, hour = key
-        org_id, *numbers = buckets[key]
-        for i, v in enumerate((hour, org_id, project_id, key_slot, model, *numbers)):
-            cols[i].append(v)
-    table = UsageHourly._meta.db_table
-    columns = ["hour", "organization_id", "project_id", "key_slot", "model", *ROLLUP_COUNTERS]
-    updates = ", ".join(f'"{c}" = "{table}"."{c}" + excluded."{c}"' for c in ROLLUP_COUNTERS)
-    arrays = ", ".join(f"%b::{t}[]" for t in ROLLUP_PG_TYPES)
-    # unnest keeps the (sorted) array order: buckets are locked in one order.
-    sql = (
-        f'INSERT INTO "{table}" ({", ".join(f'"{c}"' for c in columns)}) '
-        f"SELECT * FROM unnest({arrays}) "
-        f'ON CONFLICT ("project_id", "key_slot", "model", "hour") DO UPDATE SET {updates}'
-    )
-    with connection.wrap_database_errors, pg_cursor() as cursor:
-        cursor.execute(sql, cols)
-
-
 def _price(drafts: list[RecordDraft], organization_id: int) -> None:
     book = PriceBook(organization_id=organization_id, model_ids={d.row["model"] for d in drafts})
     for d in drafts:
@@ -260,10 +231,16 @@ def _returning() -> str:
     return f" ON CONFLICT DO NOTHING RETURNING {qn('id')}, {qn('response_id')}"
 
 
-def _insert_sql_postgresql(rows: list[dict]) -> tuple[str, list]:
+def _insert_sql_postgresql(rows: list[dict], *, rollup: bool = False) -> tuple[str, list]:
     """INSERT ... SELECT FROM unnest(arrays): one parameter per column, whatever the
     batch size, so the statement stays short (psycopg caches its parsing) and PostgreSQL
-    plans it once."""
+    plans it once.
+
+    With ``rollup``, the same statement also adds the rows it inserted (its RETURNING
+    set, nothing else) to their hourly buckets: a data-modifying CTE, so the rollup is
+    computed by PostgreSQL from exactly the new rows, in the same transaction, without a
+    second round trip. Buckets are upserted in one order (``COLLATE "C"``, the order
+    Python's sort gives the other path), so concurrent writers never deadlock."""
     qn = connection.ops.quote_name
     per_row = list(PG_ARRAY_TYPES)
     dumps = json.dumps
@@ -281,7 +258,40 @@ def _insert_sql_postgresql(rows: list[dict]) -> tuple[str, list]:
         f"SELECT t.*, %s::uuid, %s::timestamptz FROM unnest({arrays}) AS t"
         + _returning()
     )
+    if rollup:
+        sql = ROLLUP_CTE.format(insert=sql + ", " + ", ".join(ROLLUP_SOURCE),
+                                hourly=qn(UsageHourly._meta.db_table))
     return sql, params
+
+
+ROLLUP_SOURCE = ["organization_id", "api_key_id", "project_id", "model", "occurred_at", "status",
+                 "error_type", "input_tokens", "cached_input_tokens", "output_tokens",
+                 "reasoning_tokens", "total_tokens", "cost"]
+ROLLUP_CTE = """WITH ins AS ({insert}),
+roll AS (
+  INSERT INTO {hourly} (hour, organization_id, project_id, key_slot, model, requests,
+    errors, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, total_tokens,
+    cost, unpriced_requests)
+  SELECT date_trunc('hour', occurred_at, 'UTC'), organization_id, project_id,
+    COALESCE(api_key_id, 0), model, count(*),
+    count(*) FILTER (WHERE error_type <> '' OR status IN ('error', 'failed')),
+    sum(input_tokens), sum(cached_input_tokens), sum(output_tokens), sum(reasoning_tokens),
+    sum(total_tokens), COALESCE(sum(cost), 0), count(*) FILTER (WHERE cost IS NULL)
+  FROM ins
+  GROUP BY 1, organization_id, project_id, 4, model
+  ORDER BY project_id, 4, model COLLATE "C", 1
+  ON CONFLICT (project_id, key_slot, model, hour) DO UPDATE SET
+    requests = {hourly}.requests + excluded.requests,
+    errors = {hourly}.errors + excluded.errors,
+    input_tokens = {hourly}.input_tokens + excluded.input_tokens,
+    cached_input_tokens = {hourly}.cached_input_tokens + excluded.cached_input_tokens,
+    output_tokens = {hourly}.output_tokens + excluded.output_tokens,
+    reasoning_tokens = {hourly}.reasoning_tokens + excluded.reasoning_tokens,
+    total_tokens = {hourly}.total_tokens + excluded.total_tokens,
+    cost = {hourly}.cost + excluded.cost,
+    unpriced_requests = {hourly}.unpriced_requests + excluded.unpriced_requests
+)
+SELECT id, response_id FROM ins"""
 
 
 def _insert_sql_values(rows: list[dict]) -> tuple[str, list]:
@@ -333,10 +343,14 @@ def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
     # order, so they wait for each other instead of deadlocking.
     rows.sort(key=lambda r: (r["response_id"] is None, r["response_id"] or ""))
     if connection.vendor == "postgresql":
-        sql, params = _insert_sql_postgresql(rows)
+        # One statement: the insert, and the rollup of exactly the rows it inserted.
+        sql, params = _insert_sql_postgresql(rows, rollup=True)
         with connection.wrap_database_errors, pg_cursor() as cursor:
             cursor.execute(sql, params)
             returned = cursor.fetchall()
+        by_id = {r["response_id"]: r for r in rows if r["response_id"] is not None}
+        unkeyed = iter([r for r in rows if r["response_id"] is None])
+        return [(pk, by_id[rid] if rid is not None else next(unkeyed)) for pk, rid in returned]
     else:
         sql, params = _insert_sql_values(rows)
         with connection.cursor() as cursor:
