@@ -193,6 +193,8 @@ def api_key_mark_used(*, api_key: APIKey, when=None) -> bool:
     from django.db.models import Q
 
     when = when or timezone.now()
+    if api_key.last_used_at is not None and api_key.last_used_at >= when - timedelta(minutes=1):
+        return False  # already recent on the loaded row: spare the UPDATE
     changed = APIKey.objects.filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=when - timedelta(minutes=1)),
         pk=api_key.pk,
