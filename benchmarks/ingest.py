@@ -69,10 +69,33 @@ def synthetic(n: int, seed: int = 7) -> list[dict]:
     return out
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by the web server, PostgreSQL and this client (Linux /proc)."""
+def as_reporter_sends(records: list[dict], seed: int = 11) -> list[dict]:
+    """The envelopes usage/reporter.py sends: the whole ``model_dump()`` of a Response (a
+    short output message and the fields an SDK object carries) with request id and latency."""
+    rng = random.Random(seed)
+    out = []
+    for r in records:
+        response = {
+            **r, "error": None, "incomplete_details": None, "instructions": None,
+            "max_output_tokens": None, "metadata": {}, "parallel_tool_calls": True,
+            "previous_response_id": None, "reasoning": {"effort": "medium", "summary": None},
+            "store": True, "temperature": 1.0, "text": {"format": {"type": "text"}},
+            "tool_choice": "auto", "tools": [], "top_p": 1.0, "truncation": "disabled", "user": None,
+            "output": [{"id": "msg_" + r["id"][5:], "type": "message", "role": "assistant",
+                        "status": "completed", "content": [{"type": "output_text", "annotations": [],
+                                                            "text": "A short answer of a few words."}]}],
+        }
+        out.append({"response": response, "server_request_id": f"req_{rng.getrandbits(64):016x}",
+                    "latency_ms": rng.randint(200, 9000)})
+    return out
+
+
+def cpu_seconds(server_pid: int, db: str) -> dict[str, float]:
+    """CPU seconds used so far by the web server (uvicorn and its workers), this database's
+    PostgreSQL backends and this client (Linux /proc); other processes are not counted."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {"server": 0.0, "postgres": 0.0}
+    marker = f" {db} ".encode()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
@@ -80,11 +103,11 @@ def cpu_seconds() -> dict[str, float]:
         except OSError:
             continue
         used = (int(fields[11]) + int(fields[12])) / tick
-        if b"uvicorn" in cmd or b"multiprocessing" in cmd:
+        if int(pid) == server_pid or int(fields[1]) == server_pid:
             out["server"] += used
-        elif cmd.startswith(b"postgres") or b"/bin/postgres" in cmd:
-            # + cutime/cstime: the postmaster collects the CPU of backends that exited.
-            out["postgres"] += used + (int(fields[13]) + int(fields[14])) / tick
+        elif cmd.startswith(b"postgres:") and marker in cmd:
+            # Backends of this database (the API keeps its connections for the whole run).
+            out["postgres"] += used
     t = os.times()
     out["client"] = t.user + t.system
     # Every process on the machine (the other two helpers' test runs included), and idle.
@@ -166,19 +189,22 @@ def copy_rows(dsn: str, records: list[dict], org_id: int, project_id: int) -> fl
     cols = ["organization_id", "project_id", "source", "model", "response_id", "server_request_id",
             "client_request_id", "input_tokens", "cached_input_tokens", "output_tokens",
             "reasoning_tokens", "total_tokens", "cost", "service_tier", "status", "error_type",
-            "ratelimit_headers", "retries", "occurred_at", "write_batch", "created_at"]
+            "ratelimit_headers", "retries", "occurred_at", "write_batch", "created_at", "latency_ms"]
     batch = uuid.uuid4()
     now = datetime.now(UTC)
     rows = []
     for r in records:
+        meta = r if "response" in r else {}  # the reporter's envelope
+        r = r.get("response", r)
         u = r["usage"]
         p = MODELS[r["model"]]
         cached = u["input_tokens_details"]["cached_tokens"]
         cost = ((u["input_tokens"] - cached) * p[0] + cached * p[1] + u["output_tokens"] * p[2]) / 1_000_000
-        rows.append((org_id, project_id, "ingest", r["model"], r["id"], "", "", u["input_tokens"], cached,
+        rows.append((org_id, project_id, "ingest", r["model"], r["id"], meta.get("server_request_id", ""), "",
+                     u["input_tokens"], cached,
                      u["output_tokens"], u["output_tokens_details"]["reasoning_tokens"], u["total_tokens"],
                      cost.quantize(Decimal("1e-10")), r["service_tier"], "completed", "", "{}", 0,
-                     datetime.fromtimestamp(r["created_at"], tz=UTC), batch, now))
+                     datetime.fromtimestamp(r["created_at"], tz=UTC), batch, now, meta.get("latency_ms")))
     with psycopg.connect(dsn) as conn:
         conn.execute("TRUNCATE usage_usagerecord, usage_usagehourly")
         conn.commit()
@@ -201,6 +227,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     ap.add_argument("--interface", choices=["asgi", "wsgi"], default="asgi",
                     help="asgi: platformadmin.asgi (how the console runs); wsgi: platformadmin.wsgi")
+    ap.add_argument("--shape", choices=["minimal", "reporter"], default="minimal",
+                    help="minimal: bare Response JSON with usage; reporter: what usage/reporter.py "
+                         "sends (the whole model_dump() in an envelope with request id and latency)")
     ap.add_argument("--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
     ap.add_argument("--db", default="console_bench")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
@@ -225,7 +254,8 @@ def main() -> None:
         run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env)
         token, org_id, project_id = run([PY, "manage.py", "shell", "-c", SETUP], env).split()[-3:]
         records = synthetic(args.records)
-        bodies = [json.dumps({"records": records[i:i + args.batch]}, separators=(",", ":")).encode()
+        sent = as_reporter_sends(records) if args.shape == "reporter" else records
+        bodies = [json.dumps({"records": sent[i:i + args.batch]}, separators=(",", ":")).encode()
                   for i in range(0, len(records), args.batch)]
         port = free_port()
         # As in production: uvicorn with its C HTTP parser and event loop when installed
@@ -255,11 +285,12 @@ def main() -> None:
         post_batches(port, token, [json.dumps([r]).encode() for r in warm], args.clients)
 
         print(f"POST /api/v1/usage: {args.records} records, batches of {args.batch}, "
+              f"{args.shape} records ({sum(map(len, bodies)) // args.records} bytes each), "
               f"{args.clients} client threads, {args.workers} uvicorn workers ({args.interface}, "
               f"{http_impl}, {loop_impl}; DB_CONN_MAX_AGE=600; rate limit off)", flush=True)
-        cpu0 = cpu_seconds()
+        cpu0 = cpu_seconds(server.pid, args.db)
         elapsed, lat, created = post_batches(port, token, bodies, args.clients)
-        cpu1 = cpu_seconds()
+        cpu1 = cpu_seconds(server.pid, args.db)
         assert created == args.records, created
         lat.sort()
         api_rate = args.records / elapsed
@@ -279,7 +310,7 @@ def main() -> None:
         server.wait(timeout=30)
         server = None
 
-        copy_s = copy_rows(dsn, records, int(org_id), int(project_id))
+        copy_s = copy_rows(dsn, sent, int(org_id), int(project_id))
         copy_rate = args.records / copy_s
         print(f"  COPY: {copy_rate:,.0f} rows/s  ({copy_s:.2f} s, same table, same rows)")
         print(f"  ratio API / COPY: {api_rate / copy_rate:.3f}  (COPY is {copy_rate / api_rate:.1f}x faster)")
