@@ -87,13 +87,12 @@ def test_counts_are_shared_across_processes(tmp_path):
 @pytest.fixture
 def redis_cache():
     """Django's Redis cache on CACHE_URL (CI, or a developer's Redis); skipped without one."""
-    import os
+    from django.conf import settings
 
-    url = os.environ.get("CACHE_URL", "")
-    if not url.startswith(("redis://", "rediss://")):
-        pytest.skip("CACHE_URL is not a Redis URL")
-    conf = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
-                        "KEY_PREFIX": f"rl-{uuid.uuid4().hex}"}}
+    configured = settings.CACHES["default"]
+    if "redis" not in configured["BACKEND"].lower():
+        pytest.skip("the configured cache is not Redis (set CACHE_URL=rediscache://...; CI does)")
+    conf = {"default": {**configured, "KEY_PREFIX": f"rl-{uuid.uuid4().hex}"}}
     with override_settings(CACHES=conf):
         from django.core.cache import caches
 
