@@ -82,7 +82,6 @@ def test_client_settings_rows(project):
 
 
 def test_recent_usage_passes_the_logging_row(project):
-    pytest.importorskip("usage.services")
     from usage.services import usage_record_create
 
     assert _rows(project)["Request ids and usage logged"].status == "warn"

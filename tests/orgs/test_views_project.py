@@ -138,7 +138,7 @@ def test_org_page_shows_tier_limits_and_spend_note(client, reader, organization,
 
 
 def test_org_page_shows_month_to_date_spend_once_usage_exists(client, owner, organization, project):
-    usage_services = pytest.importorskip("usage.services")
+    from usage import services as usage_services
     from usage.selectors import organization_spend_month_to_date
 
     url = reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
