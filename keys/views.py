@@ -41,11 +41,8 @@ def _apply_errors(form, exc: ValidationError) -> None:
 
 def _run_test(request: HttpRequest, api_key: APIKey) -> dict:
     """Call models.list() with the key through the client layer; audited as key.test."""
-    try:
-        from platformadmin.openai_services import models_list
-    except ImportError:
-        return {"ok": False, "request_id": None, "model_ids": [],
-                "message": "Test connection is not available: the OpenAI client layer is not installed."}
+    from platformadmin.openai_services import models_list
+
     result = models_list(api_key=api_key)
     services.api_key_record_test(api_key=api_key, ok=result.ok, request_id=result.request_id,
                                  message=result.message, actor=request.user, request=request)

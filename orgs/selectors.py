@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+
+from usage.selectors import project_has_recent_usage
 
 from .access import Need, projects_for_user
 from .models import AuditEvent, Organization, OrganizationMembership, Project, ProjectMembership
@@ -218,19 +219,14 @@ def project_checklist(*, project: Project, now: dt.datetime | None = None) -> li
 
     # 7. Request ids and usage logged (recent usage exists).
     usage_url = _url("usage:project-usage", project_id=pid)
-    try:
-        from usage.selectors import project_has_recent_usage
-    except ImportError:
-        rows.append(ChecklistRow("Request ids and usage logged", NOT_CONFIGURED,
-                                 "Usage logging is not available in this version yet.", "", ""))
+    recent = project_has_recent_usage(project=project, since=now - USAGE_WINDOW)
+    if recent:
+        rows.append(ChecklistRow("Request ids and usage logged", PASS,
+                                 "Usage with request ids was recorded in the last 7 days.",
+                                 usage_url, "Usage"))
     else:
-        recent = project_has_recent_usage(project=project, since=now - USAGE_WINDOW)
-        rows.append(ChecklistRow(
-            "Request ids and usage logged", PASS if recent else WARN,
-            "Usage with request ids was recorded in the last 7 days." if recent
-            else "No usage recorded in the last 7 days: report usage through the ingestion API "
-                 "or use the playground.",
-            _url("usage:ingestion-tokens", project_id=pid) if not recent and _url(
-                "usage:ingestion-tokens", project_id=pid) else usage_url,
-            "Ingestion tokens" if not recent else "Usage"))
+        rows.append(ChecklistRow("Request ids and usage logged", WARN,
+                                 "No usage recorded in the last 7 days: report usage through the "
+                                 "ingestion API or use the playground.",
+                                 _url("usage:ingestion-tokens", project_id=pid), "Ingestion tokens"))
     return rows
