@@ -246,7 +246,7 @@ def main() -> None:
         "SECRET_KEY": secrets.token_urlsafe(50), "SECURE_SSL_REDIRECT": "false",
         "FIELD_ENCRYPTION_KEYS": "v1:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "CONSOLE_VAR_DIR": var_dir, "USAGE_INGEST_RATE_PER_MINUTE": "0", "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "platformadmin.settings", "DB_CONN_MAX_AGE": "600",
+        "DJANGO_SETTINGS_MODULE": "platformadmin.settings",
     }
     server = None
     try:
@@ -287,7 +287,7 @@ def main() -> None:
         print(f"POST /api/v1/usage: {args.records} records, batches of {args.batch}, "
               f"{args.shape} records ({sum(map(len, bodies)) // args.records} bytes each), "
               f"{args.clients} client threads, {args.workers} uvicorn workers ({args.interface}, "
-              f"{http_impl}, {loop_impl}; DB_CONN_MAX_AGE=600; rate limit off)", flush=True)
+              f"{http_impl}, {loop_impl}; PostgreSQL connection pool; rate limit off)", flush=True)
         cpu0 = cpu_seconds(server.pid, args.db)
         elapsed, lat, created = post_batches(port, token, bodies, args.clients)
         cpu1 = cpu_seconds(server.pid, args.db)

@@ -57,3 +57,18 @@ def test_secret_key_is_required_when_debug_is_off():
 def test_debug_runs_without_a_secret_key():
     result = _manage("check", DEBUG="true", FIELD_ENCRYPTION_KEYS=generate_key(1))
     assert result.returncode == 0, result.stderr
+
+
+def _settings_value(expression: str, **env) -> str:
+    result = _manage("shell", "-c", f"from django.conf import settings; print({expression})", **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_postgresql_connections_come_from_a_pool():
+    env = dict(PRODUCTION, DATABASE_URL="postgres://console@db.example.com:5432/console")
+    assert _settings_value("settings.DATABASES['default']['OPTIONS']['pool']['max_size']", **env) == "20"
+    assert _settings_value("settings.DATABASES['default']['CONN_MAX_AGE']", **env) == "0"
+    off = dict(env, DB_POOL="false", DB_CONN_MAX_AGE="120")
+    assert _settings_value("'pool' in settings.DATABASES['default'].get('OPTIONS', {})", **off) == "False"
+    assert _settings_value("settings.DATABASES['default']['CONN_MAX_AGE']", **off) == "120"
