@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import openai
 from django.db import transaction
@@ -438,10 +439,21 @@ def models_list(*, api_key) -> ModelsListResult:
                             f"(request id {raw.request_id}).")
 
 
+@dataclass
+class _Call:
+    """A call cleared to go: what the checks reserved, and the per-key client."""
+
+    reservation: Any
+    breaker: Any
+    settings: CallSettings
+    client: Any
+    started: float
+
+
 @sensitive_variables("secret")
-def generate(*, api_key, project, params: GenerateParams, user=None, source: str = SOURCE_PLAYGROUND) -> CallOutcome:
-    """One non-streamed ``responses.create``; every outcome recorded and explained."""
-    cid = new_client_request_id()
+def _begin_call(*, api_key, project, params: GenerateParams, user, cid: str) -> _Call | CallOutcome:
+    """The checks before a call, then the per-key client. A refusal comes back as a
+    logged ``CallOutcome`` (nothing was sent, so nothing is recorded)."""
     try:
         reservation, breaker = _pre_call(api_key=api_key, project=project, params=params, user=user)
     except CallRefused as exc:
@@ -460,10 +472,19 @@ def generate(*, api_key, project, params: GenerateParams, user=None, source: str
                            model=params.model, client_request_id=cid)
         _log(outcome, api_key)
         return outcome
+    client = client_for_key(api_key, secret=secret, settings=settings, project=project)
+    return _Call(reservation, breaker, settings, client, started)
+
+
+def generate(*, api_key, project, params: GenerateParams, user=None, source: str = SOURCE_PLAYGROUND) -> CallOutcome:
+    """One non-streamed ``responses.create``; every outcome recorded and explained."""
+    cid = new_client_request_id()
+    call = _begin_call(api_key=api_key, project=project, params=params, user=user, cid=cid)
+    if isinstance(call, CallOutcome):
+        return call
+    reservation, breaker, settings, started = call.reservation, call.breaker, call.settings, call.started
     try:
-        client = client_for_key(api_key, secret=secret, settings=settings, project=project)
-        secret = None
-        raw = client.responses.with_raw_response.create(**_request_kwargs(params, cid))
+        raw = call.client.responses.with_raw_response.create(**_request_kwargs(params, cid))
         response = raw.parse()
     except openai.APIError as exc:
         outcome = _failure(exc, api_key=api_key, params=params, settings=settings, cid=cid,
@@ -507,7 +528,6 @@ class StreamEvent:
     server_request_id: str | None = None
 
 
-@sensitive_variables("secret")
 def generate_stream(*, api_key, project, params: GenerateParams, user=None,
                     source: str = SOURCE_PLAYGROUND) -> Iterator[StreamEvent]:
     """A streamed ``responses.create`` as a generator of StreamEvent.
@@ -519,30 +539,13 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None,
     characters per token (flagged ``usage_estimated``).
     """
     cid = new_client_request_id()
-    try:
-        reservation, breaker = _pre_call(api_key=api_key, project=project, params=params, user=user)
-    except CallRefused as exc:
-        outcome = _refused(exc, model=params.model, client_request_id=cid)
-        _log(outcome, api_key)
-        yield StreamEvent("done", outcome=outcome, client_request_id=cid)
+    call = _begin_call(api_key=api_key, project=project, params=params, user=user, cid=cid)
+    if isinstance(call, CallOutcome):
+        yield StreamEvent("done", outcome=call, client_request_id=cid)
         return
-    settings = CallSettings.for_project(project)
-    started = time.monotonic()
+    reservation, breaker, settings, started = call.reservation, call.breaker, call.settings, call.started
     try:
-        secret = api_key_reveal_secret(api_key)  # decrypted at call time, never logged
-    except SecretUnavailable as exc:
-        reservation.settle(0)
-        if breaker is not None:
-            breaker.release_probe()
-        outcome = _refused(CallRefused(f"{exc} No request was sent.", "SecretUnavailable"),
-                           model=params.model, client_request_id=cid)
-        _log(outcome, api_key)
-        yield StreamEvent("done", outcome=outcome, client_request_id=cid)
-        return
-    try:
-        client = client_for_key(api_key, secret=secret, settings=settings, project=project)
-        secret = None
-        raw = client.responses.with_raw_response.create(stream=True, **_request_kwargs(params, cid))
+        raw = call.client.responses.with_raw_response.create(stream=True, **_request_kwargs(params, cid))
         stream = raw.parse()
     except openai.APIError as exc:
         outcome = _failure(exc, api_key=api_key, params=params, settings=settings, cid=cid,
