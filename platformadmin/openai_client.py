@@ -11,8 +11,10 @@ Services in platformadmin/openai_services.py call this; nothing else imports the
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 
 import httpx2
@@ -29,6 +31,9 @@ _lock = threading.RLock()
 _http_client: httpx2.Client | None = None
 _base_client: openai.OpenAI | None = None
 _azure_clients: dict[tuple[str, str], openai.AzureOpenAI] = {}
+# Async clients hold connections bound to an event loop: one per running loop (a uvicorn
+# worker has one), dropped with the loop.
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def shared_http_client() -> httpx2.Client:
@@ -71,6 +76,31 @@ def azure_base_client(endpoint: str, api_version: str) -> openai.AzureOpenAI:
                     timeout=httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS),
                 )
                 _azure_clients[key] = client
+    return client
+
+
+def async_base_client(*, azure: tuple[str, str] | None = None):
+    """The AsyncOpenAI (or AsyncAzureOpenAI for ``azure=(endpoint, api_version)``) of the
+    running event loop, on that loop's one async connection pool."""
+    loop = asyncio.get_running_loop()
+    with _lock:
+        per_loop = _async_clients.setdefault(loop, {})
+        if "http" not in per_loop:
+            per_loop["http"] = openai.DefaultAsyncHttpx2Client(
+                timeout=httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS)
+            )
+        key = ("azure", azure[0].rstrip("/"), azure[1]) if azure else ("openai",)
+        client = per_loop.get(key)
+        if client is None:
+            common = {
+                "api_key": _PLACEHOLDER_KEY, "http_client": per_loop["http"], "max_retries": DEFAULT_MAX_RETRIES,
+                "timeout": httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS),
+            }
+            if azure:
+                client = openai.AsyncAzureOpenAI(azure_endpoint=key[1], api_version=key[2], **common)
+            else:
+                client = openai.AsyncOpenAI(base_url=OPENAI_BASE_URL, **common)
+            per_loop[key] = client
     return client
 
 
@@ -117,20 +147,39 @@ def new_client_request_id() -> str:
 
 
 @sensitive_variables("secret")
+def _per_key_options(api_key, *, secret: str, settings: CallSettings, project) -> dict:
+    """What a per-call copy of a base client gets: the key, its owner's ids, the project's
+    timeouts and retries, and (OpenAI / compatible) the base URL."""
+    project = project if project is not None else api_key.project
+    options = {
+        "api_key": secret,
+        "organization": api_key.organization.openai_org_id or None,
+        "project": (project.openai_project_id if project is not None else "") or None,
+        "timeout": settings.httpx_timeout,
+        "max_retries": settings.max_retries,
+    }
+    if api_key.provider != "azure":
+        options["base_url"] = api_key.base_url or OPENAI_BASE_URL
+    return options
+
+
+@sensitive_variables("secret")
 def client_for_key(api_key, *, secret: str, settings: CallSettings, project=None):
     """A per-call client for ``api_key`` sharing the process pool.
 
     ``secret`` is the plaintext, decrypted by the caller just before the call; it lives
     only inside the returned client object for the duration of that call.
     """
-    project = project if project is not None else api_key.project
-    organization = api_key.organization.openai_org_id or None
-    openai_project = (project.openai_project_id if project is not None else "") or None
-    options = {"timeout": settings.httpx_timeout, "max_retries": settings.max_retries}
     if api_key.provider == "azure":
         base = azure_base_client(api_key.azure_endpoint, api_key.azure_api_version)
-        return base.with_options(api_key=secret, organization=organization, project=openai_project, **options)
-    return base_client().with_options(
-        api_key=secret, base_url=api_key.base_url or OPENAI_BASE_URL,
-        organization=organization, project=openai_project, **options,
-    )
+    else:
+        base = base_client()
+    return base.with_options(**_per_key_options(api_key, secret=secret, settings=settings, project=project))
+
+
+@sensitive_variables("secret")
+def async_client_for_key(api_key, *, secret: str, settings: CallSettings, project=None):
+    """``client_for_key`` for async code: a per-call copy of the running loop's AsyncOpenAI."""
+    azure = (api_key.azure_endpoint, api_key.azure_api_version) if api_key.provider == "azure" else None
+    base = async_base_client(azure=azure)
+    return base.with_options(**_per_key_options(api_key, secret=secret, settings=settings, project=project))

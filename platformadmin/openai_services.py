@@ -30,6 +30,7 @@ from platformadmin import hooks, ratelimit
 from platformadmin.breaker import BreakerOpen, CircuitBreaker, breaker_cache
 from platformadmin.openai_client import (
     CallSettings,
+    async_client_for_key,
     client_for_key,
     effective_base_url,
     new_client_request_id,
@@ -406,9 +407,17 @@ def _failure(exc: Exception, *, api_key, params: GenerateParams, settings: CallS
 # --- Services ------------------------------------------------------------------------------
 
 
-@sensitive_variables("secret")
-def models_list(*, api_key) -> ModelsListResult:
-    """``GET /models`` with the key: the "Test connection" button. Never raises."""
+@dataclass
+class _ModelsListCall:
+    cid: str
+    settings: CallSettings
+    breaker: CircuitBreaker
+    started: float
+
+
+def _models_list_begin(api_key, *, secret_holder: list) -> _ModelsListCall | ModelsListResult:
+    """Checks and decryption before ``GET /models``; the plaintext goes into
+    ``secret_holder`` (a list the caller empties as soon as the client holds it)."""
     cid = new_client_request_id()
     if not api_key.is_active:
         return ModelsListResult(False, message=f"Key {api_key.hint} is {api_key.get_status_display().lower()}; "
@@ -416,27 +425,56 @@ def models_list(*, api_key) -> ModelsListResult:
     settings = CallSettings.for_project(api_key.project)
     settings = CallSettings(min(settings.timeout, 20.0), settings.connect_timeout, min(settings.max_retries, 1))
     try:
-        secret = api_key_reveal_secret(api_key)  # plaintext: only handed to the client below
+        secret_holder.append(api_key_reveal_secret(api_key))  # plaintext: only for the client
     except SecretUnavailable as exc:
         return ModelsListResult(False, message=f"{exc} No request was sent.")
-    breaker = CircuitBreaker.for_key(api_key)
-    started = time.monotonic()
-    try:
-        client = client_for_key(api_key, secret=secret, settings=settings)
-        raw = client.models.with_raw_response.list(extra_headers={"X-Client-Request-Id": cid})
-        page = raw.parse()
-    except openai.APIError as exc:
+    return _ModelsListCall(cid, settings, CircuitBreaker.for_key(api_key), time.monotonic())
+
+
+def _models_list_end(api_key, call: _ModelsListCall, *, raw=None, page=None, exc=None) -> ModelsListResult:
+    if exc is not None:
         failure = _failure(exc, api_key=api_key, params=GenerateParams(model="(models list)", input=""),
-                           settings=settings, cid=cid, started=started, breaker=breaker)
+                           settings=call.settings, cid=call.cid, started=call.started, breaker=call.breaker)
         return ModelsListResult(False, request_id=failure.server_request_id, message=failure.message)
-    finally:
-        secret = None
-    breaker.record_success()
+    call.breaker.record_success()
     api_key_mark_used(api_key=api_key)
     ids = sorted(m.id for m in page.data)
     return ModelsListResult(True, ids, raw.request_id,
                             f"Connection works: {len(ids)} model(s) available to key {api_key.hint} "
                             f"(request id {raw.request_id}).")
+
+
+def models_list(*, api_key) -> ModelsListResult:
+    """``GET /models`` with the key: the "Test connection" button. Never raises."""
+    holder: list[str] = []
+    call = _models_list_begin(api_key, secret_holder=holder)
+    if isinstance(call, ModelsListResult):
+        return call
+    try:
+        client = client_for_key(api_key, secret=holder.pop(), settings=call.settings)
+        raw = client.models.with_raw_response.list(extra_headers={"X-Client-Request-Id": call.cid})
+        page = raw.parse()
+    except openai.APIError as exc:
+        return _models_list_end(api_key, call, exc=exc)
+    return _models_list_end(api_key, call, raw=raw, page=page)
+
+
+async def amodels_list(*, api_key) -> ModelsListResult:
+    """``models_list`` for async code (an async view, a task on an event loop): the call
+    goes through the process's AsyncOpenAI client; database work runs in a thread."""
+    from asgiref.sync import sync_to_async
+
+    holder: list[str] = []
+    call = await sync_to_async(_models_list_begin)(api_key, secret_holder=holder)
+    if isinstance(call, ModelsListResult):
+        return call
+    try:
+        client = async_client_for_key(api_key, secret=holder.pop(), settings=call.settings)
+        raw = await client.models.with_raw_response.list(extra_headers={"X-Client-Request-Id": call.cid})
+        page = raw.parse()
+    except openai.APIError as exc:
+        return await sync_to_async(_models_list_end)(api_key, call, exc=exc)
+    return await sync_to_async(_models_list_end)(api_key, call, raw=raw, page=page)
 
 
 @dataclass
