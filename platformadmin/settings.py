@@ -282,6 +282,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "redact_secrets": {"()": "platformadmin.redaction.RedactSecretsFilter"},
+        "client_errors_without_traceback": {"()": "platformadmin.logfilters.ClientErrorsWithoutTraceback"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -296,5 +297,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # A refused page (403/404) is logged as one line, without a traceback.
+        "django.request": {"filters": ["client_errors_without_traceback"]},
     },
 }
