@@ -14,10 +14,16 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@app.on_configure.connect
-def _make_filesystem_queue_dirs(sender, **kwargs) -> None:
-    """The embedded filesystem:// transport needs its folders to exist."""
-    options = sender.conf.broker_transport_options or {}
+@app.on_after_configure.connect
+def _make_filesystem_queue_dirs(sender, source=None, **kwargs) -> None:
+    """The embedded filesystem:// transport needs its folders to exist.
+
+    Connected to ``on_after_configure``, not ``on_configure``: the latter is sent while
+    the configuration is still being loaded, so reading ``sender.conf`` there re-enters
+    the loading and ends in a RecursionError (logged on the first task sent).
+    """
+    conf = source if source is not None else sender.conf
+    options = conf.broker_transport_options or {}
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             Path(options[key]).mkdir(parents=True, exist_ok=True)
