@@ -11,6 +11,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 # The tier table (shared/data/openai-models.json): default requests and tokens per minute.
 TIER_LIMITS: dict[str, tuple[int, int]] = {
@@ -310,3 +311,87 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only; they cannot be deleted.")
+
+
+class InvitationQuerySet(models.QuerySet):
+    def pending(self, *, now=None):
+        """Not accepted, not revoked, not expired: the ones whose link still works."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True,
+                           expires_at__gt=now or timezone.now())
+
+
+class Invitation(TimestampedModel):
+    """An invitation of an e-mail address to an organization or to some of its projects.
+
+    Nobody is attached to an organization without consent: the invitee accepts through a
+    one-time link sent to the address. Only an HMAC-SHA256 of the link's token is stored
+    (``orgs.services.invitation_token_digest``); a resend replaces it, so the old link dies.
+    """
+
+    class Role(models.TextChoices):
+        ORG_OWNER = "org_owner", "Organization owner"
+        ORG_READER = "org_reader", "Organization reader"
+        PROJECT_OWNER = "project_owner", "Project owner"
+        PROJECT_MEMBER = "project_member", "Project member"
+
+    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations",
+        verbose_name="organization",
+    )
+    email = models.EmailField("e-mail address", max_length=254)
+    role = models.CharField("role", max_length=16, choices=Role)
+    projects = models.ManyToManyField(
+        Project, blank=True, related_name="invitations", verbose_name="projects",
+        help_text="For a project role: the projects the invitee joins.",
+    )
+    token_digest = models.CharField("token HMAC-SHA256", max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField("expires at")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name="invited by",
+    )
+    sent_count = models.PositiveSmallIntegerField("times sent", default=1)
+    last_sent_at = models.DateTimeField("last sent at")
+    accepted_at = models.DateTimeField("accepted at", null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name="accepted by",
+    )
+    revoked_at = models.DateTimeField("revoked at", null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "email", "role"],
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="orgs_invitation_unique_open_per_org_email_role",
+                violation_error_message="This address already has an open invitation with this role: resend it.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(accepted_at__isnull=True) | models.Q(revoked_at__isnull=True),
+                name="orgs_invitation_not_accepted_and_revoked",
+                violation_error_message="An invitation is either accepted or revoked, not both.",
+            ),
+        ]
+        verbose_name = "invitation"
+
+    def __str__(self) -> str:
+        return f"{self.email} — {self.get_role_display()} of {self.organization}"
+
+    @property
+    def is_project_role(self) -> bool:
+        return self.role in (self.Role.PROJECT_OWNER, self.Role.PROJECT_MEMBER)
+
+    def status(self, now=None) -> str:
+        """pending, accepted, revoked or expired (for pages and the admin)."""
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= (now or timezone.now()):
+            return "expired"
+        return "pending"

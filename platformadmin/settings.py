@@ -253,6 +253,10 @@ OTP_REQUIRED_FOR_ORG_OWNERS = env.bool("OTP_REQUIRED_FOR_ORG_OWNERS", default=Fa
 # Failed codes double the wait before the next try (django-otp throttling).
 OTP_TOTP_THROTTLE_FACTOR = 1
 
+# --- Invitations ------------------------------------------------------------------
+# Members join by invitation only; the one-time link in the e-mail expires after this.
+INVITATION_EXPIRY_DAYS = env.int("INVITATION_EXPIRY_DAYS", default=7)
+
 # --- OpenAI client layer ----------------------------------------------------------
 # Base URL of the bundled OpenAI simulator, when one runs (make run); keys pointing
 # there are labelled "simulator" in the UI.
