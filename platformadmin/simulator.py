@@ -1,7 +1,9 @@
 """A small OpenAI-compatible HTTP server for tests and the offline demo.
 
 It speaks enough of the real API for the official SDK: ``POST /v1/responses`` (JSON and
-server-sent events), ``GET /v1/models`` and ``GET /v1/models/{id}``, with an
+server-sent events), ``POST /v1/chat/completions`` (JSON, or chunks with usage last when
+``stream_options.include_usage``), ``POST /v1/embeddings``, ``GET /v1/models`` and
+``GET /v1/models/{id}``, with an
 ``x-request-id`` on every reply, deterministic text and token counts derived from the
 input, and usage with cached and reasoning details. Azure-style paths
 (``/openai/...`` with an ``api-key`` header) are accepted too.
@@ -26,11 +28,13 @@ Standard library only, so it starts in a thread inside a test or as
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -143,6 +147,8 @@ class OpenAISimulator:
         self._stats = SimulatorStats()
         self.routes: list[Route] = [
             ("POST", re.compile(r"^/v1/responses$"), self.create_response),
+            ("POST", re.compile(r"^/v1/chat/completions$"), self.create_chat_completion),
+            ("POST", re.compile(r"^/v1/embeddings$"), self.create_embedding),
             ("GET", re.compile(r"^/v1/models$"), self.list_models),
             ("GET", re.compile(r"^/v1/models/(?P<model>[^/]+)$"), self.retrieve_model),
             # Admin API paths (/v1/organization/...) are added here by a later issue.
@@ -358,6 +364,111 @@ class OpenAISimulator:
         handler.sse({"type": terminal, "sequence_number": next(seq), "response": final})
         handler.end_chunks()
 
+    def _chat_request(self, call: Call) -> tuple[str, set[str], bool]:
+        """Validate what chat completions and embeddings share: model, faults, catalog."""
+        model = call.body.get("model") or ""
+        if not model:
+            raise SimulatorError(400, "Missing required parameter: 'model'.", type_="invalid_request_error",
+                                 code="missing_required_parameter", param="model")
+        faults = self.faults(call.key, model)
+        self._check_auth_faults(call, faults)
+        return model, faults, self._check_model(model, faults)
+
+    def create_chat_completion(self, call: Call, handler: _Handler) -> None:
+        """``POST /v1/chat/completions``: the same words and counts as the Responses API."""
+        body = call.body
+        model, faults, reasoning_model = self._chat_request(call)
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise SimulatorError(400, "Missing required parameter: 'messages'.", type_="invalid_request_error",
+                                 code="missing_required_parameter", param="messages")
+        effort = body.get("reasoning_effort")
+        if effort and not reasoning_model:
+            raise SimulatorError(400, "Unsupported parameter: 'reasoning_effort' is not supported with this "
+                                 "model.", type_="invalid_request_error", code="unsupported_parameter",
+                                 param="reasoning_effort")
+        system = " ".join(_flatten_text(m) for m in messages if isinstance(m, dict) and m.get("role")
+                          in ("system", "developer"))
+        text = " ".join(_flatten_text(m) for m in messages if isinstance(m, dict) and m.get("role")
+                        not in ("system", "developer"))
+        words = simulated_reply(model=model, instructions=system, text=text)
+        input_tokens, cached, reasoning = simulated_usage_counts(instructions=system, text=text, effort=effort)
+        finish = "stop"
+        max_out = body.get("max_completion_tokens") or body.get("max_tokens")
+        if max_out is not None and len(words) + reasoning > int(max_out):
+            words, finish = words[: max(0, int(max_out) - reasoning)], "length"
+        usage = {
+            "prompt_tokens": input_tokens, "completion_tokens": len(words) + reasoning,
+            "total_tokens": input_tokens + len(words) + reasoning,
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+        }
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": model,
+                "service_tier": body.get("service_tier") or "default", "system_fingerprint": "fp_simulator"}
+        headers = self._ratelimit_headers(input_tokens)
+        if not body.get("stream"):
+            if "cut" in faults:
+                handler.drop_connection()
+                return
+            message = {"role": "assistant", "content": " ".join(words), "refusal": None, "annotations": []}
+            handler.send_json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [
+                {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}, extra=headers)
+            return
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        chunk = {**base, "object": "chat.completion.chunk"}
+        if include_usage:
+            chunk["usage"] = None
+        handler.start_sse(extra=headers)
+        handler.sse_data({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                 "finish_reason": None, "logprobs": None}]})
+        cut_at = max(1, len(words) // 2) if "cut" in faults else None
+        for i, word in enumerate(words):
+            if cut_at is not None and i == cut_at:
+                handler.drop_connection()
+                return
+            delta = word if i == len(words) - 1 else word + " "
+            handler.sse_data({**chunk, "choices": [{"index": 0, "delta": {"content": delta},
+                                                     "finish_reason": None, "logprobs": None}]})
+            if self.delta_delay:
+                time.sleep(self.delta_delay)
+        handler.sse_data({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish,
+                                                 "logprobs": None}]})
+        if include_usage:
+            handler.sse_data({**chunk, "choices": [], "usage": usage})
+        handler.sse_data("[DONE]")
+        handler.end_chunks()
+
+    def create_embedding(self, call: Call, handler: _Handler) -> None:
+        """``POST /v1/embeddings``: a deterministic unit vector per input, tokens ~ chars / 4."""
+        body = call.body
+        model, faults, _ = self._chat_request(call)
+        raw = body.get("input")
+        if raw is None or raw == "" or raw == []:
+            raise SimulatorError(400, "Missing required parameter: 'input'.", type_="invalid_request_error",
+                                 code="missing_required_parameter", param="input")
+        # A string, a list of strings, a list of token ids or a list of such lists.
+        inputs = [raw] if isinstance(raw, str) or (isinstance(raw, list) and raw and isinstance(raw[0], int)) \
+            else list(raw)
+        dimensions = int(body.get("dimensions") or 8)
+        data, tokens = [], 0
+        for i, item in enumerate(inputs):
+            text = " ".join(map(str, item)) if isinstance(item, list) else str(item)
+            tokens += len(item) if isinstance(item, list) else max(1, math.ceil(len(text) / 4))
+            digest = hashlib.sha256(f"{model}\x00{text}".encode()).digest()
+            vector = [(digest[j % 32] - 127.5) / 127.5 for j in range(dimensions)]
+            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+            data.append({"object": "embedding", "index": i, "embedding": [v / norm for v in vector]})
+        if "cut" in faults:
+            handler.drop_connection()
+            return
+        if body.get("encoding_format") == "base64":
+            for row in data:
+                row["embedding"] = base64.b64encode(struct.pack(f"<{dimensions}f", *row["embedding"])).decode()
+        handler.send_json(200, {"object": "list", "model": model, "data": data,
+                                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+                          extra=self._ratelimit_headers(tokens))
+
     @staticmethod
     def _ratelimit_headers(tokens: int) -> dict[str, str]:
         return {
@@ -476,6 +587,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def sse(self, event: dict) -> None:
         data = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def sse_data(self, payload: dict | str) -> None:
+        """One server-sent event with no ``event:`` line, as Chat Completions streams them."""
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        data = f"data: {text}\n\n".encode()
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
