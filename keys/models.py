@@ -16,7 +16,7 @@ class APIKey(TimestampedModel):
     """One OpenAI (or Azure / OpenAI-compatible) key.
 
     ``secret`` holds only ciphertext (see keys/fields.py); ``hint`` is what people
-    see; ``fingerprint`` is an HMAC that refuses the same key twice.
+    see; ``fingerprint`` is an HMAC that refuses the same key twice in one organization.
     """
 
     class Kind(models.TextChoices):
@@ -85,9 +85,11 @@ class APIKey(TimestampedModel):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
+            # Per organization: a global constraint would tell the owner of one
+            # organization whether another organization stores a given key.
             models.UniqueConstraint(
-                fields=["fingerprint"], name="keys_apikey_unique_fingerprint",
-                violation_error_message="This key is already stored in the console.",
+                fields=["organization", "fingerprint"], name="keys_apikey_unique_fingerprint_per_org",
+                violation_error_message="This key is already stored in this organization.",
             ),
             models.CheckConstraint(
                 condition=(

@@ -5,6 +5,7 @@ Views, the admin and tasks call these functions, never ``APIKey.objects.create``
 
 from __future__ import annotations
 
+import hmac
 import re
 
 from django.core.exceptions import ValidationError
@@ -88,11 +89,28 @@ def _store_secret(api_key: APIKey, secret: str) -> None:
 
 
 def _check_duplicate(api_key: APIKey) -> None:
-    clash = APIKey.objects.filter(fingerprint=api_key.fingerprint).exclude(pk=api_key.pk)
+    """Refuse a key this organization already stores.
+
+    Scoped to the organization: a console-wide check would tell the owner of one
+    organization whether another organization stores a given key.
+    """
+    clash = APIKey.objects.filter(
+        organization_id=api_key.organization_id, fingerprint=api_key.fingerprint,
+    ).exclude(pk=api_key.pk)
     if clash.exists():
         raise ValidationError(
-            {"secret": "This key is already stored in the console (same fingerprint). "
+            {"secret": "This key is already stored in this organization (same fingerprint). "
                        "Open the existing key instead of adding it twice."}
+        )
+
+
+@sensitive_variables("secret")
+def _refuse_current_value(api_key: APIKey, secret: str) -> None:
+    """A rotation to the value in use would restart the rotation clock on an old secret."""
+    if api_key.fingerprint and hmac.compare_digest(api_key.fingerprint, fingerprint(secret)):
+        raise ValidationError(
+            {"secret": "This is the key's current value. Paste the newly issued key "
+                       "(create it at OpenAI first, then paste it here)."}
         )
 
 
@@ -139,7 +157,7 @@ def api_key_create(
     try:
         api_key.save()
     except IntegrityError as exc:  # a concurrent insert of the same key
-        raise ValidationError({"secret": "This key is already stored in the console."}) from exc
+        raise ValidationError({"secret": "This key is already stored in this organization."}) from exc
     return api_key
 
 
@@ -171,6 +189,7 @@ def _validate_relations(api_key: APIKey) -> None:
 def api_key_replace_secret(*, api_key: APIKey, secret: str, rotated: bool = True) -> APIKey:
     """Store a new value for an existing key (rotation, or an admin correction)."""
     validate_key_format(secret=secret, kind=api_key.kind, provider=api_key.provider)
+    _refuse_current_value(api_key, secret)
     _store_secret(api_key, secret)
     _check_duplicate(api_key)
     if rotated:
@@ -178,7 +197,7 @@ def api_key_replace_secret(*, api_key: APIKey, secret: str, rotated: bool = True
     try:
         api_key.save()
     except IntegrityError as exc:
-        raise ValidationError({"secret": "This key is already stored in the console."}) from exc
+        raise ValidationError({"secret": "This key is already stored in this organization."}) from exc
     return api_key
 
 

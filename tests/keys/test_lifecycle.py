@@ -104,6 +104,86 @@ def test_rotate_to_a_value_already_stored_is_refused(owner, api_key, project):
     assert not APIKeyEvent.objects.filter(action="rotated").exists()
 
 
+def test_rotate_to_the_current_value_is_a_form_error_and_keeps_the_clock(client, owner, project):
+    from tests.factories import make_api_key
+
+    secret = fake_secret("proj")
+    api_key = make_api_key(project, secret=secret)
+    client.force_login(owner)
+    response = client.post(_u("rotate", api_key), {"secret": secret})
+    assert response.status_code == 400
+    assert "current value" in response.context["form"].errors["secret"][0]
+    assert secret not in response.content.decode()
+    api_key.refresh_from_db()
+    assert api_key.last_rotated_at is None
+    assert not APIKeyEvent.objects.filter(action="rotated").exists()
+    assert not AuditEvent.objects.filter(action="key.rotate").exists()
+
+
+def test_rotating_twice_to_the_same_new_value_is_refused_the_second_time(owner, api_key):
+    new_secret = fake_secret("proj")
+    services.api_key_rotate(api_key=api_key, secret=new_secret, actor=owner)
+    first_rotation = APIKey.objects.get(pk=api_key.pk).last_rotated_at
+    with pytest.raises(ValidationError) as excinfo:
+        services.api_key_rotate(api_key=api_key, secret=new_secret, actor=owner)
+    assert "current value" in excinfo.value.message_dict["secret"][0]
+    assert APIKey.objects.get(pk=api_key.pk).last_rotated_at == first_rotation
+    assert APIKeyEvent.objects.filter(action="rotated").count() == 1
+
+
+# --- duplicates are detected within an organization -----------------------------------
+
+def test_two_organizations_may_store_the_same_key(project):
+    from tests.factories import ProjectFactory, make_api_key
+
+    secret = fake_secret("proj")
+    first = make_api_key(project, secret=secret)
+    elsewhere = ProjectFactory()  # another organization
+    second = make_api_key(elsewhere, secret=secret)
+    assert first.fingerprint == second.fingerprint
+    assert first.organization_id != second.organization_id
+    assert services.api_key_reveal_secret(second) == secret
+
+
+def test_the_same_key_is_still_refused_twice_in_one_organization(project):
+    from tests.factories import ProjectFactory, make_api_key
+
+    secret = fake_secret("proj")
+    make_api_key(project, secret=secret)
+    sibling = ProjectFactory(organization=project.organization)  # same org, other project
+    with pytest.raises(ValidationError) as excinfo:
+        make_api_key(sibling, secret=secret)
+    assert "already stored in this organization" in excinfo.value.message_dict["secret"][0]
+    assert APIKey.objects.filter(organization=project.organization).count() == 1
+
+
+def test_the_database_refuses_a_duplicate_within_the_organization_only(project):
+    from django.db import IntegrityError, transaction
+
+    from tests.factories import ProjectFactory, make_api_key
+
+    first = make_api_key(project)
+    other = ProjectFactory()
+
+    def copy_into(target_project):
+        return APIKey(organization=target_project.organization, project=target_project,
+                      name="copy", hint=first.hint, fingerprint=first.fingerprint,
+                      secret=first.secret)
+
+    copy_into(other).save()  # another organization: accepted by the constraint
+    with pytest.raises(IntegrityError), transaction.atomic():
+        copy_into(project).save()
+
+
+def test_rotating_to_a_key_another_organization_stores_is_accepted(owner, api_key):
+    from tests.factories import ProjectFactory, make_api_key
+
+    shared = fake_secret("proj")
+    make_api_key(ProjectFactory(), secret=shared)
+    services.api_key_rotate(api_key=api_key, secret=shared, actor=owner)
+    assert services.api_key_reveal_secret(APIKey.objects.get(pk=api_key.pk)) == shared
+
+
 # --- revoke -----------------------------------------------------------------------------
 
 def test_revoke_keeps_the_row_and_marks_it_unusable(client, project_owner, api_key):
