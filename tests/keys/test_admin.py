@@ -148,3 +148,103 @@ def test_key_history_and_two_factor_devices_show_no_secret(superuser_client, pro
         for secret in (first, second, seed_b32, device.seed, api_key.secret):
             assert secret not in body, url
     assert api_key.hint in superuser_client.get(pages[1]).content.decode()
+
+
+# --- lifecycle fields are read-only; secrets go through the audited services ---------
+
+def _change_form(api_key, **overrides):
+    data = {
+        "project": api_key.project.pk,
+        "name": api_key.name,
+        "kind": api_key.kind,
+        "provider": api_key.provider,
+        "permissions": api_key.permissions,
+        "new_secret": "",
+        "events-TOTAL_FORMS": "0",
+        "events-INITIAL_FORMS": "0",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_a_revoked_key_cannot_be_set_back_to_active(superuser_client, api_key, owner):
+    from keys.services import api_key_revoke
+
+    api_key_revoke(api_key=api_key, actor=owner, reason="leaked")
+    url = reverse("admin:keys_apikey_change", args=[api_key.pk])
+    response = superuser_client.post(url, _change_form(
+        api_key, status="active", revoked_at="", last_rotated_at="", fingerprint="x", hint="sk-…none",
+    ))
+    assert response.status_code == 302
+    api_key.refresh_from_db()
+    assert api_key.status == APIKey.Status.REVOKED and api_key.revoked_at is not None
+    assert api_key.hint != "sk-…none" and api_key.fingerprint != "x"
+    form = superuser_client.get(url).context["adminform"].form
+    for field in ("status", "revoked_at", "last_rotated_at", "fingerprint", "hint",
+                  "created_at", "last_used_at", "expires_at", "organization"):
+        assert field not in form.fields, field
+
+
+def test_a_revoked_key_cannot_get_a_new_secret_in_the_admin(superuser_client, api_key, owner):
+    from keys.services import api_key_revoke
+
+    api_key_revoke(api_key=api_key, actor=owner)
+    before = APIKey.objects.get(pk=api_key.pk).secret
+    response = superuser_client.post(reverse("admin:keys_apikey_change", args=[api_key.pk]),
+                                     _change_form(api_key, new_secret=fake_secret()))
+    assert response.status_code == 200
+    assert "revoked" in response.context["adminform"].form.errors["new_secret"][0]
+    assert APIKey.objects.get(pk=api_key.pk).secret == before
+
+
+def test_a_secret_replaced_in_the_admin_is_an_audited_rotation(superuser_client, api_key):
+    from keys.models import APIKeyEvent
+    from orgs.models import AuditEvent
+
+    old_hint = api_key.hint
+    replacement = fake_secret()
+    response = superuser_client.post(reverse("admin:keys_apikey_change", args=[api_key.pk]),
+                                     _change_form(api_key, new_secret=replacement))
+    assert response.status_code == 302
+    api_key.refresh_from_db()
+    assert api_key_reveal_secret(api_key) == replacement
+    event = APIKeyEvent.objects.get(api_key=api_key, action="rotated")
+    assert event.actor_label == "root" and event.old_hint == old_hint
+    audit = AuditEvent.objects.get(action="key.rotate")
+    assert audit.actor.username == "root" and audit.detail["old_hint"] == old_hint
+    assert replacement not in str(audit.detail)
+
+
+def test_the_admin_refuses_the_current_value_as_a_rotation(superuser_client, project):
+    secret = fake_secret()
+    api_key = make_api_key(project, secret=secret)
+    response = superuser_client.post(reverse("admin:keys_apikey_change", args=[api_key.pk]),
+                                     _change_form(api_key, new_secret=secret))
+    assert response.status_code == 200
+    assert "current value" in response.context["adminform"].form.errors["new_secret"][0]
+    api_key.refresh_from_db()
+    assert api_key.last_rotated_at is None
+
+
+def test_a_key_added_in_the_admin_is_audited_with_the_admin_as_actor(superuser_client, project):
+    from keys.models import APIKeyEvent
+    from orgs.models import AuditEvent
+
+    response = superuser_client.post(reverse("admin:keys_apikey_add"),
+                                     _add_form(project, fake_secret(), status="revoked"))
+    assert response.status_code == 302
+    api_key = APIKey.objects.get(name="from admin")
+    assert api_key.status == APIKey.Status.ACTIVE  # status is not set from the form
+    assert api_key.created_by.username == "root"
+    assert APIKeyEvent.objects.get(api_key=api_key, action="created").actor_label == "root"
+    assert AuditEvent.objects.get(action="key.create").actor.username == "root"
+
+
+def test_other_admin_edits_are_audited_by_field_name(superuser_client, api_key):
+    from orgs.models import AuditEvent
+
+    response = superuser_client.post(reverse("admin:keys_apikey_change", args=[api_key.pk]),
+                                     _change_form(api_key, name="renamed", permissions="read_only"))
+    assert response.status_code == 302
+    audit = AuditEvent.objects.get(action="key.admin_change")
+    assert audit.detail["fields"] == ["name", "permissions"] and audit.actor.username == "root"
