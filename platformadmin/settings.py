@@ -55,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: everything below reads REMOTE_ADDR (see orgs/lockout.py).
+    "orgs.lockout.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Bearer-token API views skip the rest of the stack (see usage/middleware.py).
     "usage.middleware.ApiShortPathMiddleware",
@@ -196,7 +198,10 @@ SECRET_FINGERPRINT_KEY = env.str("SECRET_FINGERPRINT_KEY", default="")
 # Turns on a clear startup error instead of a lazy one; tests switch it off to
 # exercise the error path themselves.
 FIELD_ENCRYPTION_CHECK_AT_STARTUP = env.bool("FIELD_ENCRYPTION_CHECK_AT_STARTUP", default=True)
+# Error pages and error e-mails hide secrets with DEBUG on or off (by name, by shape,
+# and by value for the request's own credentials): see platformadmin/redaction.py.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "platformadmin.redaction.SecretRedactingReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "platformadmin.redaction.SecretRedactingExceptionReporter"
 
 # --- Celery -----------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -236,12 +241,24 @@ USAGE_INGEST_MAX_RECORDS = env.int("USAGE_INGEST_MAX_RECORDS", default=1000)  # 
 USAGE_INGEST_RATE_PER_MINUTE = env.int("USAGE_INGEST_RATE_PER_MINUTE", default=1200)  # per token; 429
 
 # --- Sign-in throttling (django-axes) ---------------------------------------------
-# Locks on username + IP together, so an attacker elsewhere cannot lock a real user
-# out; the lock lifts by itself after the cool-off.
+# Three locks, each with its own limit (orgs/lockout.py): an account from one address
+# (AXES_FAILURE_LIMIT), an account from any address, an address over any accounts.
+# Every lock lifts by itself after the cool-off; a password reset lifts the account's.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+SIGNIN_ACCOUNT_FAILURE_LIMIT = env.int("SIGNIN_ACCOUNT_FAILURE_LIMIT", default=10)
+SIGNIN_ADDRESS_FAILURE_LIMIT = env.int("SIGNIN_ADDRESS_FAILURE_LIMIT", default=20)
+if min(SIGNIN_ACCOUNT_FAILURE_LIMIT, SIGNIN_ADDRESS_FAILURE_LIMIT) <= AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        "SIGNIN_ACCOUNT_FAILURE_LIMIT and SIGNIN_ADDRESS_FAILURE_LIMIT must be higher than "
+        "AXES_FAILURE_LIMIT (the limit for one account from one address)."
+    )
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username", "ip_address"]
+AXES_HANDLER = "orgs.lockout.LockoutHandler"
+AXES_RESET_ON_SUCCESS = True  # only that account's failures from that address (lockout.py)
+# Proxies whose X-Forwarded-For is believed (addresses or CIDR ranges, comma-separated);
+# REMOTE_ADDR is rewritten for them only (orgs.lockout.TrustedProxyMiddleware).
+TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=[])
 # Failures while locked do not extend the lock: it always lifts after the cool-off.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_SENSITIVE_PARAMETERS = ["password", "new_secret", "secret"]
