@@ -14,6 +14,9 @@ Faults are chosen by a token in the key or in the model name (see docs/playgroun
     fault-404      404 model_not_found          fault-429   429 with retry-after
     fault-500      500 server_error              fault-flakyN 500 until the N-th retry
     fault-slow     replies after ``slow_seconds`` fault-cut  the stream stops mid-way
+    fault-echo     a hostile upstream: 401 whose message and param echo the credential
+                   received (bearer or ``api-key``) plainly, URL-encoded and in base64
+    fault-echo200  the same credential inside a 200: extra model ids of ``GET /v1/models``
 
 A model id not in the catalog (usage/data/openai-models.json) is a 404 as well.
 
@@ -42,10 +45,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 CATALOG_FILE = Path(__file__).resolve().parent.parent / "usage" / "data" / "openai-models.json"
-FAULT_RE = re.compile(r"fault-(401|403|404|429|500|slow|cut|flaky(\d+))")
+FAULT_RE = re.compile(r"fault-(401|403|404|429|500|slow|cut|echo200|echo|flaky(\d+))")
 REASONING_TOKENS = {"none": 0, "minimal": 4, "low": 8, "medium": 16, "high": 32, "xhigh": 48, "max": 64}
 VOCABULARY = (
     "the quick model answers every prompt with calm and careful words about budgets keys "
@@ -229,6 +232,12 @@ class OpenAISimulator:
             raise SimulatorError(401, "You didn't provide an API key. You need to provide your API key "
                                  "in an Authorization header using Bearer auth.",
                                  type_="invalid_request_error", code="missing_api_key")
+        if "echo" in faults:  # hostile upstream: the console must scrub this before showing it
+            auth = call.headers.get("Authorization") or call.headers.get("authorization") or ""
+            raise SimulatorError(401, f"Incorrect API key provided: {call.key} (url-encoded: "
+                                 f"{quote(call.key, safe='')}; base64: "
+                                 f"{base64.b64encode(call.key.encode()).decode()}; header: {auth}).",
+                                 type_="invalid_request_error", code="invalid_api_key", param=call.key)
         if "401" in faults:
             hint = f"{call.key[:8]}****{call.key[-4:]}"
             raise SimulatorError(401, f"Incorrect API key provided: {hint}. You can find your API key at "
@@ -266,6 +275,9 @@ class OpenAISimulator:
         self._check_auth_faults(call, self.faults(call.key))
         data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
                 for m in sorted(self.catalog)]
+        if "echo200" in self.faults(call.key):  # hostile upstream: the credential as model ids
+            data += [{"id": key_id, "object": "model", "created": 1_700_000_000, "owned_by": "echo"}
+                     for key_id in (call.key, f"echo-{quote(call.key, safe='')}")]
         handler.send_json(200, {"object": "list", "data": data})
 
     def retrieve_model(self, call: Call, handler: _Handler) -> None:
