@@ -239,6 +239,8 @@ USAGE_RAW_RETENTION_DAYS = env.int("USAGE_RAW_RETENTION_DAYS", default=400)
 USAGE_INGEST_MAX_BYTES = env.int("USAGE_INGEST_MAX_BYTES", default=4 * 1024 * 1024)  # 413 above
 USAGE_INGEST_MAX_RECORDS = env.int("USAGE_INGEST_MAX_RECORDS", default=1000)  # per request
 USAGE_INGEST_RATE_PER_MINUTE = env.int("USAGE_INGEST_RATE_PER_MINUTE", default=1200)  # per token; 429
+# Unknown ingestion tokens per client address per minute before 429 (guessing); 0 = off.
+USAGE_INGEST_FAILED_AUTH_PER_MINUTE = env.int("USAGE_INGEST_FAILED_AUTH_PER_MINUTE", default=30)
 
 # --- Sign-in throttling (django-axes) ---------------------------------------------
 # Three locks, each with its own limit (orgs/lockout.py): an account from one address
@@ -278,6 +280,11 @@ INVITATION_EXPIRY_DAYS = env.int("INVITATION_EXPIRY_DAYS", default=7)
 # Base URL of the bundled OpenAI simulator, when one runs (make run); keys pointing
 # there are labelled "simulator" in the UI.
 OPENAI_SIMULATOR_URL = env.str("OPENAI_SIMULATOR_URL", default="")
+# Requests the server makes to user-given URLs (key base URLs, Azure endpoints) go only
+# to public addresses, checked on the resolved address at connect time, no redirects
+# (platformadmin/netguard.py); except these exact origins, scheme://host[:port]
+# comma-separated (`make run` lists the bundled simulator's).
+OUTBOUND_ALLOWED_ORIGINS = env.list("OUTBOUND_ALLOWED_ORIGINS", default=[])
 # Circuit breaker per (base URL, key), state in the cache above (platformadmin/breaker.py):
 # opens after this many consecutive transient failures, half-opens after the cool-down.
 OPENAI_BREAKER_FAILURE_THRESHOLD = env.int("OPENAI_BREAKER_FAILURE_THRESHOLD", default=5)

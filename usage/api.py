@@ -4,8 +4,10 @@ Status codes (each one distinct, see usage/openapi.json):
 - 200 stored (after the commit): ``{"received", "created", "duplicates"}``;
 - 400 bad input, naming the record index and the field (nothing is stored);
 - 401 no token or an unknown one; 403 a revoked token or a project that is not the
-  token's; 413 a body above ``USAGE_INGEST_MAX_BYTES``; 429 above
-  ``USAGE_INGEST_RATE_PER_MINUTE`` requests per token per minute, with Retry-After.
+  token's; 413 a body above ``USAGE_INGEST_MAX_BYTES``; 415 a body that is not
+  ``application/json``; 429 above ``USAGE_INGEST_RATE_PER_MINUTE`` requests per token
+  per minute, or above ``USAGE_INGEST_FAILED_AUTH_PER_MINUTE`` unknown tokens per client
+  address per minute, with Retry-After.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from orgs.audit import client_ip
+
 from .middleware import api_view
-from .parsing import TERMINAL_EVENTS, FieldError
+from .parsing import FieldError
 from .services import (
     build_record,
     ingestion_token_lookup,
@@ -62,6 +66,25 @@ def _bearer(request: HttpRequest) -> str | None:
     return value.strip()
 
 
+def _window_key(kind: str, subject: str, now: float) -> tuple[str, int]:
+    window = int(now // 60)
+    return f"usage:ingest:{kind}:{subject}:{window}", window
+
+
+def _retry_after(window: int, now: float) -> int:
+    return max(1, math.ceil((window + 1) * 60 - now))
+
+
+def _count(key: str) -> int:
+    """Add one to a window's counter in the shared cache (created with its expiry)."""
+    shared_cache.add(key, 0, timeout=120)
+    try:
+        return shared_cache.incr(key)
+    except ValueError:  # evicted between add and incr: start the window again
+        shared_cache.set(key, 1, timeout=120)
+        return 1
+
+
 def _rate_limited(token_key: str) -> int | None:
     """Fixed one-minute window per token, counted in the shared cache.
 
@@ -72,17 +95,39 @@ def _rate_limited(token_key: str) -> int | None:
     if limit <= 0:
         return None
     now = time.time()
-    window = int(now // 60)
-    key = f"usage:ingest:rate:{token_key}:{window}"
-    shared_cache.add(key, 0, timeout=120)
-    try:
-        count = shared_cache.incr(key)
-    except ValueError:  # evicted between add and incr: start the window again
-        shared_cache.set(key, 1, timeout=120)
-        count = 1
-    if count > limit:
-        return max(1, math.ceil((window + 1) * 60 - now))
+    key, window = _window_key("rate", token_key, now)
+    if _count(key) > limit:
+        return _retry_after(window, now)
     return None
+
+
+def _auth_blocked(address: str) -> int | None:
+    """Seconds to wait when this client address already failed too many token lookups
+    this minute (``USAGE_INGEST_FAILED_AUTH_PER_MINUTE``), else None.
+
+    Read before the lookup, so a guesser over the limit learns nothing more, not even
+    whether a guess was right. Counted per address, not per token: a guess names no token.
+    """
+    limit = _setting("USAGE_INGEST_FAILED_AUTH_PER_MINUTE", 30)
+    if limit <= 0:
+        return None
+    now = time.time()
+    key, window = _window_key("authfail", address, now)
+    if (shared_cache.get(key) or 0) >= limit:
+        return _retry_after(window, now)
+    return None
+
+
+def _auth_failed(address: str) -> None:
+    """Count one failed token lookup for this client address."""
+    if _setting("USAGE_INGEST_FAILED_AUTH_PER_MINUTE", 30) > 0:
+        _count(_window_key("authfail", address, time.time())[0])
+
+
+def _is_json(content_type: str) -> bool:
+    """``application/json``, parameters (``; charset=utf-8``) allowed."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json"
 
 
 def _split_records(payload) -> tuple[list, object]:
@@ -100,45 +145,42 @@ def _split_records(payload) -> tuple[list, object]:
 
 
 def _draft(project, raw, *, now, cutoff):
-    """One record of the body -> a RecordDraft (raises FieldError with a relative field)."""
-    if not isinstance(raw, dict):
-        raise FieldError("", "must be a JSON object.")
-    envelope = isinstance(raw.get("response"), dict) and raw.get("type") not in TERMINAL_EVENTS
-    response = raw["response"] if envelope else raw
+    """One record of the body -> a RecordDraft (raises FieldError with a relative field).
+
+    Two shapes, told apart by one key: with ``response`` (an object: ``model_dump()`` of
+    a Response, ChatCompletion or embeddings response, or a stream's terminal event, whose
+    ``response`` is the Response) the top-level ``model``/``status``/``service_tier``/
+    ``usage`` override the response's own; without it the record is the response itself,
+    or a bare report of a failed call (no ``usage``/``object``/``id``: status "error").
+    """
+    if type(raw) is not dict:
+        raise FieldError("", "must be a JSON object (a response, or {\"response\": {...}, ...}).")
+    envelope = "response" in raw
+    if envelope and type(raw["response"]) is not dict:
+        raise FieldError("response", "must be the response as a JSON object (response.model_dump()).")
     kwargs = {
         "response_id": raw.get("response_id"),
-        "server_request_id": raw.get("server_request_id") or "",
-        "client_request_id": raw.get("client_request_id") or "",
+        "server_request_id": raw.get("server_request_id"),
+        "client_request_id": raw.get("client_request_id"),
         "latency_ms": raw.get("latency_ms"),
-        "error_type": raw.get("error_type") or "",
+        "error_type": raw.get("error_type"),
         "ratelimit_headers": raw.get("ratelimit_headers"),
         "retries": raw.get("retries", 0),
         "occurred_at": raw.get("occurred_at"),
     }
-    for name in ("server_request_id", "client_request_id", "error_type"):
-        if not isinstance(kwargs[name], str):
-            raise FieldError(name, "must be a string.")
     if envelope:
-        kwargs.update(
-            model=raw.get("model"), status=raw.get("status") or "completed",
-            service_tier=raw.get("service_tier"), usage=raw.get("usage"),
-        )
-        if not isinstance(kwargs["status"], str):
-            raise FieldError("status", "must be a string.")
-    has_response = envelope or raw.get("type") in TERMINAL_EVENTS or any(
-        k in raw for k in ("usage", "object", "id")
-    )
-    if not has_response:
-        # A bare error report: {"model", "status", "error_type", "response_id", ...}.
-        kwargs.update(model=raw.get("model"), status=raw.get("status") or "error",
-                      service_tier=raw.get("service_tier"))
-        if not isinstance(kwargs["status"], str):
-            raise FieldError("status", "must be a string.")
+        status = raw.get("status")
+        kwargs.update(model=raw.get("model"), status="completed" if status is None else status,
+                      service_tier=raw.get("service_tier"), usage=raw.get("usage"))
+        response = raw["response"]
+    else:
+        bare = not any(k in raw for k in ("usage", "object", "id"))
+        status = raw.get("status")
+        if bare and status is None:
+            kwargs["status"] = "error"  # a failed call's report: no response came back
+        response = raw
     try:
-        draft = build_record(
-            project=project, source="ingest", response=response if has_response else None,
-            now=now, **kwargs,
-        )
+        draft = build_record(project=project, source="ingest", response=response, now=now, **kwargs)
     except FieldError as exc:
         if exc.field.startswith("response.") and not envelope:
             raise FieldError(exc.field.removeprefix("response."), exc.message) from exc
@@ -170,8 +212,16 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
     if raw_token is None:
         return _error(401, "Send the project's ingestion token as 'Authorization: Bearer <token>'.",
                       code="missing_token", headers={"WWW-Authenticate": "Bearer"})
+    address = client_ip(request) or "unknown"
+    wait = _auth_blocked(address)
+    if wait is not None:
+        return _error(429, f"Too many unknown ingestion tokens from this address; retry in {wait} s.",
+                      code="too_many_failed_tokens", headers={"Retry-After": str(wait)})
     token = ingestion_token_lookup(raw_token)
     if token is None:
+        # Check-then-count: concurrent guesses may pass the limit by a few; the next
+        # request from the address sees the full count.
+        _auth_failed(address)
         return _error(401, "Unknown ingestion token. Create one on the project's Ingestion tokens page.",
                       code="unknown_token", headers={"WWW-Authenticate": "Bearer"})
     if token.revoked_at is not None:
@@ -180,6 +230,10 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
     if wait is not None:
         return _error(429, f"Too many requests for this token; retry in {wait} s.",
                       code="rate_limited", headers={"Retry-After": str(wait)})
+    content_type = request.META.get("CONTENT_TYPE", "")
+    if not _is_json(content_type):
+        return _error(415, f"Send the body as JSON with 'Content-Type: application/json' "
+                      f"(got {content_type[:100]!r}).", code="unsupported_media_type")
     max_bytes = _setting("USAGE_INGEST_MAX_BYTES", 4 * 1024 * 1024)
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -203,6 +257,9 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
     except FieldError as exc:
         return _error(400, str(exc), code="invalid",
                       errors=[{"index": None, "field": exc.field, "message": exc.message}])
+    if project_ref is not None and type(project_ref) is not str:
+        return _error(400, "project: must be a string (the project's public id).", code="invalid",
+                      errors=[{"index": None, "field": "project", "message": "must be a string."}])
     project = token.project
     if project_ref is not None and str(project_ref) not in {str(project.public_id), project.openai_project_id or ""}:
         return _error(403, "This token belongs to another project than the one named in 'project'.",

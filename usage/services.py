@@ -27,8 +27,17 @@ from django.views.decorators.debug import sensitive_variables
 from orgs.audit import audit_log
 
 from .db import pg_cursor
+from .fields import MAX_AMOUNT
 from .models import IngestionToken, UsageHourly, UsageRecord
-from .parsing import FieldError, normalize_usage, parse_response, parse_timestamp, ratelimit_subset
+from .parsing import (
+    FieldError,
+    column_length,
+    normalize_usage,
+    parse_response,
+    parse_timestamp,
+    ratelimit_subset,
+    text,
+)
 from .pricing import PriceBook, Usage
 
 ERROR_STATUSES = {"error", "failed"}
@@ -58,29 +67,57 @@ class RecordDraft:
         return self.row["occurred_at"]
 
 
-def _clip(value: str | None, length: int) -> str:
-    return (value or "")[:length]
+MAX_LATENCY_MS = 3_600_000  # one hour: no API call the console records waits longer
+MAX_RETRIES = 100  # the SDK retries twice by default; more than 100 is a counting bug
+
+
+def _clip(value: str | None, field: str, *, allow_empty: bool = True) -> str | None:
+    """A string column's value, checked against the column's own ``max_length``.
+
+    Named for its history: it used to cut values to length. A value that does not fit
+    is now refused (FieldError naming the field), since a cut id no longer matches the
+    response it names.
+    """
+    return text(value, field, column_length(field), allow_empty=allow_empty)
+
+
+def _whole(value, field: str, maximum: int, unit: str) -> int:
+    """A bounded whole number; booleans are refused (``true`` is not 1 retry)."""
+    if type(value) is not int or not 0 <= value <= maximum:
+        raise FieldError(field, f"must be a whole number of {unit} between 0 and {maximum}.")
+    return value
 
 
 def build_record(
     *, project, api_key=None, source: str, response=None, model: str | None = None,
-    response_id: str | None = None, server_request_id: str = "", client_request_id: str = "",
-    latency_ms: int | None = None, status: str = "completed", error_type: str = "",
+    response_id: str | None = None, server_request_id: str | None = "",
+    client_request_id: str | None = "", latency_ms: int | None = None,
+    status: str | None = "completed", error_type: str | None = "",
     ratelimit_headers=None, service_tier: str | None = None, retries: int = 0,
     occurred_at=None, usage: Mapping | Usage | None = None, now: datetime | None = None,
 ) -> RecordDraft:
-    """Validate and normalize one record (raises FieldError naming the bad field)."""
+    """Validate and normalize one record (raises FieldError naming the bad field).
+
+    Every string is checked against its column (type, length, no control characters)
+    and refused rather than truncated; counts and times are bounded to what a real call
+    can produce.
+    """
     if source not in SOURCES:
         raise FieldError("source", f"must be one of {', '.join(SOURCES)}.")
     parsed = parse_response(response) if response is not None else None
-    model = model or (parsed.model if parsed else None)
+    model = _clip(model, "model", allow_empty=False) or (parsed.model if parsed else None)
     if not model:
-        raise FieldError("model", "is required when there is no response (e.g. an error).")
-    if len(model) > 100:
-        raise FieldError("model", "must be at most 100 characters.")
-    response_id = response_id or (parsed.response_id if parsed else None) or None
-    if response_id is not None and (not isinstance(response_id, str) or len(response_id) > 200):
-        raise FieldError("response_id", "must be a string of at most 200 characters.")
+        raise FieldError("model", "is required: the response's 'model', or 'model' beside it "
+                         "for a report without a response (e.g. an error).")
+    response_id = (_clip(response_id, "response_id", allow_empty=False)
+                   or (parsed.response_id if parsed else None))
+    server_request_id = (_clip(server_request_id, "server_request_id")
+                         or _clip(parsed.server_request_id if parsed else "", "server_request_id"))
+    client_request_id = _clip(client_request_id, "client_request_id") or ""
+    status = _clip(status, "status", allow_empty=False) or "completed"
+    error_type = _clip(error_type, "error_type") or ""
+    if service_tier is not None:
+        service_tier = _clip(service_tier, "service_tier", allow_empty=False)
     if isinstance(usage, Usage):
         norm = usage
     elif usage is not None:
@@ -92,10 +129,9 @@ def build_record(
         status = parsed.status
     if error_type and status == "completed":
         status = "error"
-    if latency_ms is not None and (not isinstance(latency_ms, int) or latency_ms < 0):
-        raise FieldError("latency_ms", "must be a whole number of milliseconds, 0 or more.")
-    if not isinstance(retries, int) or not 0 <= retries <= 1000:
-        raise FieldError("retries", "must be a whole number between 0 and 1000.")
+    if latency_ms is not None:
+        latency_ms = _whole(latency_ms, "latency_ms", MAX_LATENCY_MS, "milliseconds")
+    retries = _whole(retries, "retries", MAX_RETRIES, "retries")
     when = parse_timestamp(occurred_at, "occurred_at") if occurred_at is not None else None
     when = when or (parsed.occurred_at if parsed else None) or now or timezone.now()
     tier = service_tier if service_tier is not None else (parsed.service_tier if parsed else None)
@@ -106,18 +142,18 @@ def build_record(
         "source": source,
         "model": model,
         "response_id": response_id,
-        "server_request_id": _clip(server_request_id or (parsed.server_request_id if parsed else ""), 200),
-        "client_request_id": _clip(client_request_id, 200),
+        "server_request_id": server_request_id,
+        "client_request_id": client_request_id,
         "input_tokens": norm.input_tokens,
         "cached_input_tokens": norm.cached_input_tokens,
         "output_tokens": norm.output_tokens,
         "reasoning_tokens": norm.reasoning_tokens,
         "total_tokens": norm.total_tokens,
         "cost": None,
-        "service_tier": _clip(tier, 32),
+        "service_tier": tier or "",
         "latency_ms": latency_ms,
-        "status": _clip(status, 32) or "completed",
-        "error_type": _clip(error_type, 100),
+        "status": status,
+        "error_type": error_type,
         "ratelimit_headers": ratelimit_subset(ratelimit_headers),
         "retries": retries,
         "occurred_at": when,
@@ -150,6 +186,7 @@ def _rollup_add(rows: Iterable[dict]) -> None:
         key = (r["project_id"], r["api_key_id"] or 0, r["model"], _hour(r["occurred_at"]))
         b = buckets.get(key)
         if b is None:
+            # Costs are quantized to the money unit, so this Decimal sum is exact.
             b = buckets[key] = [r["organization_id"], 0, 0, 0, 0, 0, 0, 0, Decimal(0), 0]
         b[1] += 1
         b[2] += _is_error(r)
@@ -167,13 +204,15 @@ def _rollup_add(rows: Iterable[dict]) -> None:
     ops = connection.ops
     qn = ops.quote_name
     table = qn(UsageHourly._meta.db_table)
+    # Integer units of the money field: the database adds them exactly (SQLite too).
+    cost_to_db = UsageHourly._meta.get_field("cost").get_db_prep_save
     columns = ["hour", "organization_id", "project_id", "key_slot", "model", *ROLLUP_COUNTERS]
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     params: list[Any] = []
     for key in sorted(buckets):
         project_id, key_slot, model, hour = key
         org_id, *numbers = buckets[key]
-        numbers[7] = ops.adapt_decimalfield_value(numbers[7], 24, 10)
+        numbers[7] = cost_to_db(numbers[7], connection)
         params += [ops.adapt_datetimefield_value(hour), org_id, project_id, key_slot, model, *numbers]
     updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in ROLLUP_COUNTERS)
     sql = (
@@ -189,11 +228,16 @@ def _rollup_add(rows: Iterable[dict]) -> None:
 ROLLUP_COUNTERS = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
                    "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
 def _price(drafts: list[RecordDraft], organization_id: int) -> None:
+    """Set each draft's cost; FieldError for a cost no money column can hold."""
     book = PriceBook(organization_id=organization_id, model_ids={d.row["model"] for d in drafts})
     for d in drafts:
         r = d.row
-        r["cost"] = book.cost(model_id=r["model"], usage=d.usage, when=r["occurred_at"],
-                              service_tier=r["service_tier"])
+        cost = book.cost(model_id=r["model"], usage=d.usage, when=r["occurred_at"],
+                         service_tier=r["service_tier"])
+        if cost is not None and cost > MAX_AMOUNT:
+            raise FieldError("usage", f"these token counts cost {cost} USD at this model's price, more than "
+                             f"the {MAX_AMOUNT} USD a record can hold; check the token counts.")
+        r["cost"] = cost
 
 
 RECORD_COLUMNS = [
@@ -219,7 +263,7 @@ PG_ARRAY_TYPES = {
     "source": "varchar", "model": "varchar", "response_id": "varchar",
     "server_request_id": "varchar", "client_request_id": "varchar",
     "input_tokens": "bigint", "cached_input_tokens": "bigint", "output_tokens": "bigint",
-    "reasoning_tokens": "bigint", "total_tokens": "bigint", "cost": "numeric",
+    "reasoning_tokens": "bigint", "total_tokens": "bigint", "cost": "bigint",  # MoneyField units
     "service_tier": "varchar", "latency_ms": "integer", "status": "varchar",
     "error_type": "varchar", "ratelimit_headers": "jsonb", "retries": "smallint",
     "occurred_at": "timestamptz",
@@ -244,11 +288,14 @@ def _insert_sql_postgresql(rows: list[dict], *, rollup: bool = False) -> tuple[s
     qn = connection.ops.quote_name
     per_row = list(PG_ARRAY_TYPES)
     dumps = json.dumps
+    cost_to_db = UsageRecord._meta.get_field("cost").get_db_prep_save
     # Placeholders in text order: the two constants of the SELECT, then the arrays.
     params: list[Any] = [rows[0]["write_batch"], rows[0]["created_at"]]
     for c in per_row:
         if c == "ratelimit_headers":
             params.append([dumps(r[c]) if r[c] else "{}" for r in rows])
+        elif c == "cost":  # Decimal -> integer units, by the field (as the other path does)
+            params.append([cost_to_db(r[c], connection) for r in rows])
         else:
             params.append([r[c] for r in rows])
     arrays = ", ".join(f"%b::{PG_ARRAY_TYPES[c]}[]" for c in per_row)
@@ -392,7 +439,10 @@ def usage_record_create(
         raise ValidationError({exc.field: exc.message}) from exc
     if api_key is not None and api_key.project_id != project.pk:
         raise ValidationError({"api_key": "This key belongs to another project."})
-    new = _insert([draft])
+    try:
+        new = _insert([draft])
+    except FieldError as exc:  # a cost too large to store
+        raise ValidationError({exc.field: exc.message}) from exc
     if new:
         if api_key is not None:
             from keys.services import api_key_mark_used
