@@ -637,7 +637,11 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None,
             outcome.message = _with_ids("The stream ended before the final event; the text so far is kept "
                                         "and recorded as incomplete.", rid, cid)
             _fill_partial(outcome, parts, params, response_id)
-            _succeeded(breaker, reservation, outcome.usage.total_tokens)
+            # A cut stream is a transient upstream failure: it counts toward opening the
+            # circuit (docs/playground.md), it does not prove the upstream healthy.
+            if breaker is not None:
+                breaker.record_failure("StreamEnded")
+            reservation.settle(outcome.usage.total_tokens)
             _record(outcome, project=project, api_key=api_key, headers=raw.headers, source=source)
         else:
             usage = UsageCounts.from_sdk(final.usage)

@@ -14,7 +14,8 @@ import time_machine
 from django.test import override_settings
 
 from platformadmin.breaker import CircuitBreaker, breaker_state_for_key
-from platformadmin.openai_services import GenerateParams, generate
+from platformadmin.openai_services import GenerateParams, generate, generate_stream
+from platformadmin.simulator import OpenAISimulator
 from tests.platformadmin.helpers import sim_key
 from usage.models import UsageRecord
 
@@ -153,3 +154,60 @@ def test_its_state_is_shared_across_processes(tmp_path, settings):
         assert (state.state, state.consecutive_failures) == ("open", 3)
         CircuitBreaker(base_url, fingerprint).record_success()
         assert CircuitBreaker(base_url, fingerprint).state().state == "closed"
+
+
+# --- streams cut short count as failures (docs/playground.md) --------------------------
+
+def stream(key, project):
+    events = list(generate_stream(api_key=key, project=project,
+                                  params=GenerateParams(model="gpt-5.4-mini", input="tell me a long story")))
+    return events[-1].outcome
+
+
+class CleanEndSimulator(OpenAISimulator):
+    """The simulator's ``cut`` fault, with the body ended cleanly where it drops the socket:
+    a proxy or load balancer that closes the stream in order. The SDK then sees the
+    stream end with no terminal event and no connection error."""
+
+    def create_response(self, call, handler) -> None:
+        handler.drop_connection = handler.end_chunks
+        super().create_response(call, handler)
+
+
+@pytest.fixture
+def clean_end_simulator(settings):
+    sim = CleanEndSimulator("127.0.0.1", 0, delta_delay=0.0).start()
+    settings.OUTBOUND_ALLOWED_ORIGINS = [sim.root_url]  # loopback: allowed by setting only
+    yield sim
+    sim.stop()
+
+
+def test_streams_cut_by_the_simulator_open_the_circuit(fast_project, openai_simulator):
+    key = sim_key(fast_project, openai_simulator, "cut")
+    for n in range(1, 4):
+        outcome = stream(key, fast_project)
+        assert (outcome.status, outcome.error_type) == ("incomplete", "APIConnectionError")
+        assert breaker_state_for_key(key).consecutive_failures == n
+    assert breaker_state_for_key(key).state == "open"
+    assert stream(key, fast_project).error_type == "CircuitOpen"
+
+
+def test_a_stream_ending_without_its_terminal_event_counts_as_a_failure(fast_project, clean_end_simulator):
+    key = sim_key(fast_project, clean_end_simulator, "cut")
+    breaker = CircuitBreaker.for_key(key)
+    breaker.record_failure("InternalServerError")
+    breaker.record_failure("InternalServerError")
+    outcome = stream(key, fast_project)
+    assert (outcome.status, outcome.error_type) == ("incomplete", "StreamEnded")
+    state = breaker_state_for_key(key)
+    # Before: the cut stream was taken as a success and reset the count to 0.
+    assert (state.state, state.consecutive_failures, state.last_error) == ("open", 3, "StreamEnded")
+    record = UsageRecord.objects.get(api_key=key)
+    assert (record.status, record.error_type) == ("incomplete", "StreamEnded")
+
+
+def test_a_complete_stream_still_closes_the_circuit(fast_project, openai_simulator):
+    key = sim_key(fast_project, openai_simulator)
+    CircuitBreaker.for_key(key).record_failure("APIConnectionError")
+    assert stream(key, fast_project).status == "completed"
+    assert breaker_state_for_key(key).consecutive_failures == 0
