@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from orgs.models import Organization, Project, ServiceAccount
+from platformadmin.redaction import redact, scrub
 
 from .crypto import DecryptionError, KeyRingError, fingerprint
 from .fields import seal, unseal
@@ -248,7 +249,7 @@ def _record(api_key: APIKey, action: str, *, actor=None, old_hint: str = "", not
         actor_label=actor.get_username() if getattr(actor, "is_authenticated", False) else "system",
         old_hint=old_hint,
         new_hint=api_key.hint,
-        note=note[:255],
+        note=redact(note)[:255],  # a typed reason may carry a pasted key
     )
 
 
@@ -319,14 +320,24 @@ def api_key_reveal(*, api_key: APIKey, actor, request=None) -> str:
     return secret
 
 
+@sensitive_variables("secret", "secrets")
 @transaction.atomic
 def api_key_record_test(
     *, api_key: APIKey, ok: bool, request_id: str | None, message: str, actor, request=None
 ) -> None:
-    """History and audit for a Test connection (the call itself is the client layer's)."""
-    from platformadmin.redaction import redact
+    """History and audit for a Test connection (the call itself is the client layer's).
 
-    message = redact(message or "")
+    The message and request id come from the upstream, which may echo the key: both are
+    scrubbed of this key's value (any encoding) and of key shapes before they are
+    stored, since audit rows are append-only and could never be cleaned afterwards.
+    """
+    try:
+        secrets = [api_key_reveal_secret(api_key)]  # plaintext: only to scrub it out below
+    except SecretUnavailable:
+        secrets = []  # nothing decryptable: the shape patterns still apply
+    message = scrub(message, secrets)
+    request_id = scrub(request_id, secrets) or None
+    secrets.clear()
     _record(api_key, "tested", actor=actor,
             note=f"{'ok' if ok else 'failed'}; request id {request_id or '-'}")
     _audit("key.test", api_key, actor=actor, request=request,

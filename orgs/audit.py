@@ -7,6 +7,8 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
+from platformadmin.redaction import redact
+
 from .models import AuditEvent, Organization, Project
 
 
@@ -30,7 +32,9 @@ def audit_log(
 ) -> AuditEvent:
     """Append one event. ``action`` is dotted, e.g. ``key.create``, ``auth.login_failed``.
 
-    Never put a secret in ``detail``: hints and ids only.
+    Never put a secret in ``detail``: hints and ids only. As a last guard (the log is
+    append-only, so a leaked value could never be cleaned), every string in ``detail``
+    and the target's label is redacted by shape before the row is written.
     """
     if actor is None and request is not None and getattr(request, "user", None) is not None:
         actor = request.user if request.user.is_authenticated else None
@@ -46,7 +50,18 @@ def audit_log(
         action=action,
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(getattr(target, "public_id", None) or getattr(target, "pk", "") or "") if target is not None else "",
-        target_label=str(target)[:255] if target is not None else "",
+        target_label=redact(str(target))[:255] if target is not None else "",
         ip_address=client_ip(request),
-        detail=detail or {},
+        detail=_redact_detail(detail or {}),
     )
+
+
+def _redact_detail(value: Any) -> Any:
+    """``value`` with every string in it redacted by shape (dicts and lists walked)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redact_detail(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_detail(item) for item in value]
+    return value
