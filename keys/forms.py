@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
 from orgs.models import Project
+from platformadmin.netguard import validate_outbound_url
 
 from .models import APIKey
 
@@ -51,6 +52,18 @@ class APIKeyCreateForm(forms.Form):
         # Scoped: only this project's service accounts can be chosen.
         self.fields["service_account"].queryset = project.service_accounts.all()
         self.fields["service_account"].to_field_name = "public_id"
+
+    def clean_base_url(self) -> str:
+        """The server calls this URL with the key: refuse private destinations now, with
+        the reason (the same check runs again on every connection)."""
+        value = self.cleaned_data.get("base_url") or ""
+        validate_outbound_url(value, label="Base URL")
+        return value
+
+    def clean_azure_endpoint(self) -> str:
+        value = self.cleaned_data.get("azure_endpoint") or ""
+        validate_outbound_url(value, label="Azure endpoint")
+        return value
 
     @sensitive_variables("cleaned")
     def clean(self):

@@ -1,6 +1,8 @@
 """The one place that builds OpenAI SDK clients.
 
-One long-lived ``httpx2.Client`` per process carries every call's connections; one
+One long-lived ``httpx2.Client`` per process carries every call's connections (through
+the outgoing-request guard, platformadmin/netguard.py: public addresses only unless
+allow-listed, checked at connect time, no redirects); one
 ``OpenAI`` base client (and one ``AzureOpenAI`` per endpoint + API version) is built on
 it once. A call gets a per-key copy via ``with_options``, which reuses the parent's
 connection pool, with the secret decrypted right before the call and the project's
@@ -21,11 +23,53 @@ import httpx2
 import openai
 from django.views.decorators.debug import sensitive_variables
 
+from platformadmin import netguard
+
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_RETRIES = 3
 _PLACEHOLDER_KEY = "unset"  # the base clients never send a request themselves
+
+
+
+def _refused(exc: netguard.OutboundRefused, request: httpx2.Request) -> openai.APIConnectionError:
+    """The guard refused the key's destination; nothing was sent. Raised as an
+    ``OpenAIError`` so the SDK passes it up at once (no retries) with the guard's message;
+    ``__cause__`` is the ``OutboundRefused``."""
+    return openai.APIConnectionError(message=str(exc), request=request)
+
+
+class _GuardedSDKTransport(netguard.GuardedTransport):
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return super().handle_request(request)
+        except netguard.OutboundRefused as exc:
+            raise _refused(exc, request) from exc
+
+
+class _AsyncGuardedSDKTransport(netguard.AsyncGuardedTransport):
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return await super().handle_async_request(request)
+        except netguard.OutboundRefused as exc:
+            raise _refused(exc, request) from exc
+
+
+def _timeout() -> httpx2.Timeout:
+    return httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS)
+
+
+def new_guarded_http_client() -> httpx2.Client:
+    """A pool like the SDK's default (1000 connections, 100 kept alive), through the guard."""
+    return netguard.guarded_client(transport=_GuardedSDKTransport(limits=netguard.DEFAULT_LIMITS),
+                                   timeout=_timeout())
+
+
+def new_guarded_async_http_client() -> httpx2.AsyncClient:
+    return netguard.guarded_async_client(transport=_AsyncGuardedSDKTransport(limits=netguard.DEFAULT_LIMITS),
+                                         timeout=_timeout())
+
 
 _lock = threading.RLock()
 _http_client: httpx2.Client | None = None
@@ -37,14 +81,12 @@ _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def shared_http_client() -> httpx2.Client:
-    """The process's connection pool (SDK defaults: 1000 connections, 100 kept alive)."""
+    """The process's connection pool (SDK defaults: 1000 connections, 100 kept alive), guarded."""
     global _http_client
     if _http_client is None:
         with _lock:
             if _http_client is None:
-                _http_client = openai.DefaultHttpx2Client(
-                    timeout=httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS)
-                )
+                _http_client = new_guarded_http_client()
     return _http_client
 
 
@@ -86,9 +128,7 @@ def async_base_client(*, azure: tuple[str, str] | None = None):
     with _lock:
         per_loop = _async_clients.setdefault(loop, {})
         if "http" not in per_loop:
-            per_loop["http"] = openai.DefaultAsyncHttpx2Client(
-                timeout=httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS)
-            )
+            per_loop["http"] = new_guarded_async_http_client()
         key = ("azure", azure[0].rstrip("/"), azure[1]) if azure else ("openai",)
         client = per_loop.get(key)
         if client is None:

@@ -13,6 +13,7 @@ never with the secret.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -431,17 +432,58 @@ def _models_list_begin(api_key, *, secret_holder: list) -> _ModelsListCall | Mod
     return _ModelsListCall(cid, settings, CircuitBreaker.for_key(api_key), time.monotonic())
 
 
-def _models_list_end(api_key, call: _ModelsListCall, *, raw=None, page=None, exc=None) -> ModelsListResult:
+class _UnexpectedModelsReply(ValueError):
+    """The upstream answered 2xx, but not with a model list (what is wrong with it)."""
+
+
+def _json_kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _models_list_ids(raw) -> list[str]:
+    """The model ids of a ``GET /models`` reply, checked here rather than by the SDK's
+    parser, which on an odd body (``{"data": 5}``, ``[]``, HTML) raises TypeError or
+    AttributeError, or returns something that fails later. The reason never quotes the
+    body: an upstream may echo the key."""
+    try:
+        body = json.loads(raw.content)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        kind = (raw.headers.get("content-type") or "no content type").split(";")[0].strip()
+        raise _UnexpectedModelsReply(f"the body is not JSON but {redact(kind)[:60]!r}") from exc
+    if not isinstance(body, dict):
+        raise _UnexpectedModelsReply(f"the JSON is {_json_kind(body)}, not an object with a 'data' list")
+    data = body.get("data")
+    if not isinstance(data, list):
+        found = "missing" if "data" not in body else _json_kind(data)
+        raise _UnexpectedModelsReply(f"'data' is {found}, not a list of models")
+    ids = []
+    for position, item in enumerate(data):
+        model_id = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(model_id, str) or not model_id:
+            raise _UnexpectedModelsReply(f"entry {position} of 'data' has no string 'id'")
+        ids.append(model_id)
+    return sorted(ids)
+
+
+def _models_list_end(api_key, call: _ModelsListCall, *, raw=None, exc=None) -> ModelsListResult:
     if exc is not None:
         failure = _failure(exc, api_key=api_key, params=GenerateParams(model="(models list)", input=""),
                            settings=call.settings, cid=call.cid, started=call.started, breaker=call.breaker)
         return ModelsListResult(False, request_id=failure.server_request_id, message=failure.message)
-    call.breaker.record_success()
+    call.breaker.record_success()  # the upstream answered: it is up, whatever it said
+    request_id = redact(raw.request_id) if raw.request_id else None
+    try:
+        ids = _models_list_ids(raw)
+    except _UnexpectedModelsReply as odd:
+        return ModelsListResult(False, request_id=request_id, message=(
+            f"{effective_base_url(api_key)} answered {raw.status_code} to GET /models, but not with a model "
+            f"list: {odd}. Check the key's base URL: it must be the API root that serves /models, e.g. "
+            f"https://llm.example.com/v1 (request id {request_id or 'none'}, client request id {call.cid})."))
     api_key_mark_used(api_key=api_key)
-    ids = sorted(m.id for m in page.data)
-    return ModelsListResult(True, ids, raw.request_id,
+    return ModelsListResult(True, ids, request_id,
                             f"Connection works: {len(ids)} model(s) available to key {api_key.hint} "
-                            f"(request id {raw.request_id}).")
+                            f"(request id {request_id}).")
 
 
 def models_list(*, api_key) -> ModelsListResult:
@@ -453,10 +495,9 @@ def models_list(*, api_key) -> ModelsListResult:
     try:
         client = client_for_key(api_key, secret=holder.pop(), settings=call.settings)
         raw = client.models.with_raw_response.list(extra_headers={"X-Client-Request-Id": call.cid})
-        page = raw.parse()
     except openai.APIError as exc:
         return _models_list_end(api_key, call, exc=exc)
-    return _models_list_end(api_key, call, raw=raw, page=page)
+    return _models_list_end(api_key, call, raw=raw)
 
 
 async def amodels_list(*, api_key) -> ModelsListResult:
@@ -471,10 +512,9 @@ async def amodels_list(*, api_key) -> ModelsListResult:
     try:
         client = async_client_for_key(api_key, secret=holder.pop(), settings=call.settings)
         raw = await client.models.with_raw_response.list(extra_headers={"X-Client-Request-Id": call.cid})
-        page = raw.parse()
     except openai.APIError as exc:
         return await sync_to_async(_models_list_end)(api_key, call, exc=exc)
-    return await sync_to_async(_models_list_end)(api_key, call, raw=raw, page=page)
+    return await sync_to_async(_models_list_end)(api_key, call, raw=raw)
 
 
 @dataclass

@@ -87,7 +87,7 @@ def _openai_simulator_server():
 
 
 @pytest.fixture
-def openai_simulator(_openai_simulator_server):
+def openai_simulator(_openai_simulator_server, settings):
     """The simulator on a free loopback port, counters reset for this test.
 
     ``.base_url`` is ``http://127.0.0.1:<port>/v1``; ``.connections``, ``.requests``,
@@ -96,6 +96,9 @@ def openai_simulator(_openai_simulator_server):
     request with ``.force_faults = {"500"}`` (an outage; cleared after the test).
     """
     sim = _openai_simulator_server
+    # Outgoing requests go only to public addresses (platformadmin/netguard.py): the
+    # simulator's own origin, exactly, is allowed for this test (restored afterwards).
+    settings.OUTBOUND_ALLOWED_ORIGINS = [sim.root_url]
     defaults = (sim.delta_delay, sim.slow_seconds, sim.retry_after_ms)
     sim.reset()
     yield sim
