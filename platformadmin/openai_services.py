@@ -36,7 +36,7 @@ from platformadmin.openai_client import (
     effective_base_url,
     new_client_request_id,
 )
-from platformadmin.redaction import redact
+from platformadmin.redaction import exception_secrets, redact, scrub
 
 log = logging.getLogger("platformadmin.openai")
 
@@ -280,13 +280,25 @@ def _retries_from_error(exc) -> int:
 
 
 def _server_message(exc) -> str:
+    """The upstream's own words, without the credential this call sent (an upstream may
+    echo it, in any encoding) and without anything shaped like a secret."""
     body = getattr(exc, "body", None)
     text = body.get("message") if isinstance(body, dict) else None
-    return redact(str(text or getattr(exc, "message", "") or exc)).strip()
+    return scrub(str(text or getattr(exc, "message", "") or exc), exception_secrets(exc)).strip()
 
 
 def explain_error(exc: Exception, *, api_key, model: str, settings: CallSettings, retries: int) -> tuple[str, str | None]:
-    """(a message a person can act on, the offending parameter) for an SDK exception."""
+    """(a message a person can act on, the offending parameter) for an SDK exception.
+
+    Both are scrubbed of the credential the call sent, by value and by shape, before
+    anything shows, logs or stores them: the parameter name comes from the upstream too.
+    """
+    message, param = _explain_error(exc, api_key=api_key, model=model, settings=settings, retries=retries)
+    secrets = exception_secrets(exc)
+    return scrub(message, secrets), (scrub(param, secrets) or None) if param is not None else None
+
+
+def _explain_error(exc: Exception, *, api_key, model: str, settings: CallSettings, retries: int) -> tuple[str, str | None]:
     where = effective_base_url(api_key)
     server = _server_message(exc)
     tries = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
@@ -351,7 +363,7 @@ def _record(outcome: CallOutcome, *, project, api_key, response=None, headers=No
         record, _ = usage_record_create(
             project=project, api_key=api_key, source=source, response=response,
             model=outcome.model, response_id=outcome.response_id,
-            server_request_id=outcome.server_request_id or "",
+            server_request_id=redact(outcome.server_request_id or ""),
             client_request_id=outcome.client_request_id, latency_ms=outcome.latency_ms,
             status=outcome.status if outcome.status != "refused" else "error",
             error_type=outcome.error_type, ratelimit_headers=_ratelimit_headers(headers),
@@ -367,7 +379,7 @@ def _record(outcome: CallOutcome, *, project, api_key, response=None, headers=No
 def _log(outcome: CallOutcome, api_key) -> None:
     log.info("openai call key=%s model=%s status=%s error=%s request_id=%s client_request_id=%s "
              "retries=%s latency_ms=%s", api_key.hint, outcome.model, outcome.status, outcome.error_type or "-",
-             outcome.server_request_id or "-", outcome.client_request_id, outcome.retries, outcome.latency_ms)
+             redact(outcome.server_request_id or "-"), outcome.client_request_id, outcome.retries, outcome.latency_ms)
 
 
 def _refused(exc: CallRefused, *, model: str, client_request_id: str) -> CallOutcome:
@@ -393,7 +405,9 @@ def _failure(exc: Exception, *, api_key, params: GenerateParams, settings: CallS
              started: float, breaker: CircuitBreaker | None, retries: int | None = None) -> CallOutcome:
     retries = _retries_from_error(exc) if retries is None else retries
     message, param = explain_error(exc, api_key=api_key, model=params.model, settings=settings, retries=retries)
-    rid = getattr(exc, "request_id", None)
+    # The request id is the upstream's header: scrubbed like its message before it is
+    # shown, logged or stored on the usage record.
+    rid = scrub(getattr(exc, "request_id", None), exception_secrets(exc)) or None
     if breaker is not None:
         if isinstance(exc, TRANSIENT_ERRORS):
             breaker.record_failure(type(exc).__name__)
