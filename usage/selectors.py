@@ -145,7 +145,33 @@ def project_usage_summary(*, project, since: datetime | None = None,
         {"model": row["model"], **{c: row[f"s_{c}"] for c in COUNTERS}}
         for row in qs.values("model").annotate(**sums).order_by("-s_requests", "model")
     ]
+    _count_incomplete_apart(project=project, since=since, until=until, totals=totals, by_model=by_model)
     return UsageSummary(since=since, until=until, totals=totals, by_model=by_model)
+
+
+def _count_incomplete_apart(*, project, since: datetime, until: datetime, totals: dict,
+                            by_model: list[dict]) -> None:
+    """Show incomplete calls (streams cut short or stopped) as their own figure.
+
+    The rollups count a cut stream (status incomplete with an error type) among the
+    errors; the page shows it as ``incomplete`` instead and takes it out of ``errors``,
+    so "errors" means calls that produced nothing. Read from the raw records over the
+    same whole hours as the rollups (incomplete calls are few; the index is by time).
+    """
+    start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    rows = (
+        UsageRecord.objects.filter(project=project, occurred_at__gte=start,
+                                   occurred_at__lt=_hour_ceil(until), status="incomplete")
+        .values("model")
+        .annotate(n=Count("pk"), in_errors=Count("pk", filter=~Q(error_type="")))
+    )
+    counted = {row["model"]: row for row in rows}
+    totals["incomplete"] = sum(row["n"] for row in counted.values())
+    totals["errors"] = (totals.get("errors") or 0) - sum(row["in_errors"] for row in counted.values())
+    for entry in by_model:
+        row = counted.get(entry["model"], {"n": 0, "in_errors": 0})
+        entry["incomplete"] = row["n"]
+        entry["errors"] = (entry.get("errors") or 0) - row["in_errors"]
 
 
 def project_recent_usage_records(*, project, limit: int = 50) -> QuerySet[UsageRecord]:

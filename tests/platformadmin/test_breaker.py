@@ -211,3 +211,25 @@ def test_a_complete_stream_still_closes_the_circuit(fast_project, openai_simulat
     CircuitBreaker.for_key(key).record_failure("APIConnectionError")
     assert stream(key, fast_project).status == "completed"
     assert breaker_state_for_key(key).consecutive_failures == 0
+
+
+# --- the usage page counts cut streams apart from errors -------------------------------
+
+def test_incomplete_streams_are_counted_apart_from_errors(fast_project, openai_simulator, client, owner):
+    from django.urls import reverse
+
+    from usage.selectors import project_usage_summary
+
+    assert stream(sim_key(fast_project, openai_simulator), fast_project).status == "completed"
+    cut = sim_key(fast_project, openai_simulator, "cut")
+    assert [stream(cut, fast_project).status for _ in range(2)] == ["incomplete", "incomplete"]
+    assert call(sim_key(fast_project, openai_simulator, "500"), fast_project).status == "error"
+
+    totals = project_usage_summary(project=fast_project).totals
+    assert (totals["requests"], totals["errors"], totals["incomplete"]) == (4, 1, 2)
+    (by_model,) = project_usage_summary(project=fast_project).by_model
+    assert (by_model["errors"], by_model["incomplete"]) == (1, 2)
+
+    client.force_login(owner)
+    page = client.get(reverse("usage:project-usage", kwargs={"project_id": fast_project.public_id}))
+    assert "4 calls · 1 errors · 2 incomplete" in page.content.decode()
