@@ -22,7 +22,9 @@ import secrets
 import uuid
 from urllib.parse import quote
 
+import segno
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -31,6 +33,8 @@ from django_otp.models import Device, ThrottlingMixin
 from django_otp.oath import TOTP
 
 from keys.fields import EncryptedSecretField, seal, unseal
+
+from .models import OrganizationMembership
 
 STEP_SECONDS = 30
 DIGITS = 6
@@ -111,6 +115,22 @@ def totp_device_start(*, user) -> tuple[TOTPDevice, str]:
     return device, seed_b32
 
 
+@sensitive_variables("seed")
+@transaction.atomic
+def totp_device_for_setup(*, user) -> tuple[TOTPDevice, str]:
+    """The user's unconfirmed device and its seed, created only if there is none.
+
+    What a visit to the set-up page uses: reloading it (or two tabs opening it at once)
+    shows the same QR code instead of writing a new device each time. The user's row is
+    locked so two first visits cannot both create one.
+    """
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    if device is None:
+        return totp_device_start(user=user)
+    return device, totp_seed_for_setup(device)
+
+
 def totp_seed_for_setup(device: TOTPDevice) -> str:
     """The seed of an unconfirmed device, to show its QR code again while setting up."""
     if device.confirmed:
@@ -131,14 +151,10 @@ def totp_device_confirm(*, device: TOTPDevice, token: str) -> bool:
 
 def qr_svg(data: str) -> str:
     """An inline SVG QR code (segno; no external service sees the seed)."""
-    import segno
-
     return segno.make(data, error="m").svg_inline(scale=5, dark="#111827")
 
 
 def is_org_owner(user) -> bool:
-    from .models import OrganizationMembership
-
     return OrganizationMembership.objects.filter(
         user=user, role=OrganizationMembership.Role.OWNER
     ).exists()

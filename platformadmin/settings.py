@@ -69,6 +69,8 @@ MIDDLEWARE = [
     # Users with a TOTP device enter a code before any page (see orgs/otp.py).
     "orgs.otp.OTPRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Idle timeout and absolute lifetime of signed-in sessions (orgs/session_timeout.py).
+    "orgs.session_timeout.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Axes must be last: it turns lockouts into responses.
@@ -266,6 +268,23 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_SENSITIVE_PARAMETERS = ["password", "new_secret", "secret"]
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# Password reset requests per client address and per target e-mail in a window (shared
+# cache); over a limit the page answers the same and sends nothing (orgs/views_auth.py).
+PASSWORD_RESET_LIMIT_PER_ADDRESS = env.int("PASSWORD_RESET_LIMIT_PER_ADDRESS", default=10)
+PASSWORD_RESET_LIMIT_PER_EMAIL = env.int("PASSWORD_RESET_LIMIT_PER_EMAIL", default=3)
+PASSWORD_RESET_THROTTLE_WINDOW_MINUTES = env.int("PASSWORD_RESET_THROTTLE_WINDOW_MINUTES", default=60)
+
+# --- Sessions -----------------------------------------------------------------------
+# Signed out after this many seconds without a request (a working day), and this many
+# after sign-in whatever happens (orgs/session_timeout.py). The cookie lasts as long.
+SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=8 * 3600)
+SESSION_ABSOLUTE_LIFETIME = env.int("SESSION_ABSOLUTE_LIFETIME", default=7 * 24 * 3600)
+if not 60 <= SESSION_IDLE_TIMEOUT <= SESSION_ABSOLUTE_LIFETIME:
+    raise ImproperlyConfigured(
+        "SESSION_IDLE_TIMEOUT must be at least 60 seconds and at most SESSION_ABSOLUTE_LIFETIME."
+    )
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_LIFETIME
 
 # --- Two-factor -------------------------------------------------------------------
 OTP_REQUIRED_FOR_ORG_OWNERS = env.bool("OTP_REQUIRED_FOR_ORG_OWNERS", default=False)
