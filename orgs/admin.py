@@ -8,6 +8,7 @@ from keys.models import APIKey
 
 from .models import (
     AuditEvent,
+    Invitation,
     Organization,
     OrganizationMembership,
     Project,
@@ -132,6 +133,24 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are made and resent from the console (the link is e-mailed there); here
+    they can be read and revoked. The token's HMAC is never shown."""
+
+    list_display = ["email", "organization", "role", "invited_by", "expires_at", "accepted_at", "revoked_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["email", "organization__name"]
+    list_select_related = ["organization", "invited_by"]
+    fields = ["organization", "email", "role", "projects", "invited_by", "created_at", "expires_at",
+              "sent_count", "last_sent_at", "accepted_at", "accepted_by", "revoked_at"]
+    readonly_fields = ["organization", "email", "role", "projects", "invited_by", "created_at", "expires_at",
+                       "sent_count", "last_sent_at", "accepted_at", "accepted_by"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # the link must be e-mailed: invite from the organization page
 
 
 @admin.register(TOTPDevice)

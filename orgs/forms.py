@@ -5,10 +5,18 @@ from __future__ import annotations
 import zoneinfo
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 
-from .models import Organization, OrganizationMembership, Project, ProjectMembership, ServiceAccount
-from .selectors import find_user, users_known_to_organization
+from .models import (
+    Invitation,
+    Organization,
+    OrganizationMembership,
+    Project,
+    ProjectMembership,
+    ServiceAccount,
+)
 
 
 class OrganizationForm(forms.ModelForm):
@@ -123,47 +131,68 @@ class ModelLimitRemoveForm(forms.Form):
         self.fields["limit"].queryset = project.model_limits.all()
 
 
-class _UserByIdentifier(forms.Form):
-    user = forms.CharField(label="Username or email", max_length=254)
+class OrganizationInviteForm(forms.Form):
+    """Invite an address to the organization, or to some of its projects (org owners)."""
 
-    def clean_user(self):
-        identifier = self.cleaned_data["user"]
-        user = find_user(identifier=identifier)
-        if user is None or not self.user_allowed(user):
-            raise ValidationError(self.unknown_message(identifier))
-        return user
+    email = forms.EmailField(label="E-mail address", max_length=254)
+    role = forms.ChoiceField(label="Role", choices=Invitation.Role.choices,
+                             initial=Invitation.Role.ORG_READER)
+    projects = forms.ModelMultipleChoiceField(
+        queryset=None, label="Projects", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="For a project role only: the projects the invitee joins.",
+    )
 
-    def user_allowed(self, user) -> bool:
-        return True
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["projects"].queryset = organization.projects.order_by("name")
+        self.fields["projects"].to_field_name = "public_id"
 
-    def unknown_message(self, identifier: str) -> str:
-        return f"No account '{identifier}': check the username or email (the person must have an account)."
+    def clean(self):
+        cleaned = super().clean()
+        role, projects = cleaned.get("role"), cleaned.get("projects")
+        if role in (Invitation.Role.PROJECT_OWNER, Invitation.Role.PROJECT_MEMBER) and not projects:
+            self.add_error("projects", "Choose at least one project for a project role.")
+        if role in (Invitation.Role.ORG_OWNER, Invitation.Role.ORG_READER) and projects:
+            self.add_error("projects", "An organization role covers every project: untick the projects.")
+        return cleaned
 
 
-class OrganizationMemberAddForm(_UserByIdentifier):
-    role = forms.ChoiceField(label="Role", choices=OrganizationMembership.Role.choices,
-                             initial=OrganizationMembership.Role.READER)
+class ProjectInviteForm(forms.Form):
+    """Invite an address to one project (its owners, or org owners)."""
 
+    ROLES = {ProjectMembership.Role.OWNER: Invitation.Role.PROJECT_OWNER,
+             ProjectMembership.Role.MEMBER: Invitation.Role.PROJECT_MEMBER}
 
-class ProjectMemberAddForm(_UserByIdentifier):
+    email = forms.EmailField(label="E-mail address", max_length=254)
     role = forms.ChoiceField(label="Role", choices=ProjectMembership.Role.choices,
                              initial=ProjectMembership.Role.MEMBER)
 
-    def __init__(self, *args, project: Project, any_user: bool, **kwargs):
+    def invitation_role(self) -> str:
+        return self.ROLES[self.cleaned_data["role"]]
+
+
+class InvitationForm(forms.Form):
+    """Pick one of this organization's open invitations (scoped queryset), by public id."""
+
+    invitation = forms.ModelChoiceField(queryset=None, label="Invitation", to_field_name="public_id")
+
+    def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
-        self.project = project
-        self.any_user = any_user
+        self.fields["invitation"].queryset = Invitation.objects.filter(
+            organization=organization, accepted_at__isnull=True, revoked_at__isnull=True)
 
-    def user_allowed(self, user) -> bool:
-        if self.any_user:
-            return True
-        return users_known_to_organization(organization=self.project.organization).filter(pk=user.pk).exists()
 
-    def unknown_message(self, identifier: str) -> str:
-        if self.any_user:
-            return super().unknown_message(identifier)
-        return (f"No account '{identifier}' in this organization: project owners can add people "
-                "who already belong to the organization; ask an organization owner for others.")
+class InvitationAccountForm(UserCreationForm):
+    """A new account from an invitation link: username and password (Django's validators
+    run with the invited address on the account, so a password like the address fails)."""
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)
+
+    def __init__(self, *args, email: str, **kwargs):
+        kwargs.setdefault("instance", get_user_model()(email=email))
+        super().__init__(*args, **kwargs)
 
 
 class OrganizationMembershipForm(forms.Form):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -13,7 +12,14 @@ from django.utils import timezone
 from usage.selectors import project_has_recent_usage
 
 from .access import Need, projects_for_user
-from .models import AuditEvent, Organization, OrganizationMembership, Project, ProjectMembership
+from .models import (
+    AuditEvent,
+    Invitation,
+    Organization,
+    OrganizationMembership,
+    Project,
+    ProjectMembership,
+)
 
 
 def organization_projects_for_user(*, user, organization: Organization) -> QuerySet[Project]:
@@ -32,30 +38,16 @@ def project_members(*, project: Project) -> QuerySet[ProjectMembership]:
     return ProjectMembership.objects.filter(project=project).select_related("user").order_by("user__username")
 
 
-def users_known_to_organization(*, organization: Organization):
-    """Users who already belong to the organization or one of its projects.
-
-    Project owners may add only these to their project (they cannot probe the whole
-    user table); organization owners may add any account by username or email.
-    """
-    User = get_user_model()
-    return User._default_manager.filter(
-        Q(organization_memberships__organization=organization)
-        | Q(project_memberships__project__organization=organization)
-    ).distinct()
+def organization_open_invitations(*, organization: Organization) -> QuerySet[Invitation]:
+    """Invitations not accepted nor revoked (expired ones too: an owner may resend them)."""
+    return (
+        Invitation.objects.filter(organization=organization, accepted_at__isnull=True, revoked_at__isnull=True)
+        .select_related("invited_by").prefetch_related("projects").order_by("email", "role")
+    )
 
 
-def find_user(*, identifier: str):
-    """A user by exact username or email (case-insensitive email), or None."""
-    User = get_user_model()
-    identifier = identifier.strip()
-    if not identifier:
-        return None
-    user = User._default_manager.filter(**{User.USERNAME_FIELD: identifier}).first()
-    if user is None and "@" in identifier:
-        matches = list(User._default_manager.filter(email__iexact=identifier)[:2])
-        user = matches[0] if len(matches) == 1 else None
-    return user
+def project_open_invitations(*, project: Project) -> QuerySet[Invitation]:
+    return organization_open_invitations(organization=project.organization).filter(projects=project)
 
 
 def organization_spend_mtd(*, organization: Organization):
@@ -70,6 +62,20 @@ def organization_spend_mtd(*, organization: Organization):
 
 # --- Audit log ---------------------------------------------------------------------
 
+def _member_since(organization: Organization) -> dict[int, dt.datetime]:
+    """Each member's start in the organization: the earliest of their organization and
+    project memberships there (a membership's created_at is when they joined)."""
+    since: dict[int, dt.datetime] = {}
+    rows = list(OrganizationMembership.objects.filter(organization=organization)
+                .values_list("user_id", "created_at"))
+    rows += list(ProjectMembership.objects.filter(project__organization=organization)
+                 .values_list("user_id", "created_at"))
+    for user_id, created_at in rows:
+        if user_id not in since or created_at < since[user_id]:
+            since[user_id] = created_at
+    return since
+
+
 def audit_events_for_organization(
     *,
     organization: Organization,
@@ -79,16 +85,15 @@ def audit_events_for_organization(
     since: dt.date | None = None,
     until: dt.date | None = None,
 ) -> QuerySet[AuditEvent]:
-    """The organization's events, plus sign-in events of its members (those have no
-    organization because a user may belong to several)."""
-    member_ids = set(OrganizationMembership.objects.filter(
-        organization=organization).values_list("user_id", flat=True))
-    member_ids |= set(ProjectMembership.objects.filter(
-        project__organization=organization).values_list("user_id", flat=True))
-    sign_ins = Q(organization__isnull=True, action__startswith="auth.") & (
-        Q(actor_id__in=member_ids)
-        | Q(target_type="auth.user", target_id__in=[str(pk) for pk in member_ids])
-    )
+    """The organization's events, plus the user-scoped events (sign-ins, failed sign-ins,
+    two-factor; they have no organization, as a user may belong to several) of its
+    members, only from the moment each joined: never their history from before, made
+    for another tenant or for none."""
+    user_scoped = Q(pk__in=[])
+    for user_id, joined_at in _member_since(organization).items():
+        user_scoped |= (Q(actor_id=user_id) | Q(target_type="auth.user", target_id=str(user_id))) & Q(
+            occurred_at__gte=joined_at)
+    sign_ins = Q(organization__isnull=True, action__startswith="auth.") & user_scoped
     events = AuditEvent.objects.filter(Q(organization=organization) | sign_ins)
     if action:
         events = events.filter(action__startswith=action)

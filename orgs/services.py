@@ -6,13 +6,27 @@ happen in the views (through orgs/access.py) before these are called.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import smtplib
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .audit import audit_log
 from .models import (
+    Invitation,
     Organization,
     OrganizationMembership,
     Project,
@@ -118,23 +132,6 @@ def _username(user) -> str:
     return user.get_username()
 
 
-@transaction.atomic
-def organization_membership_add(
-    *, organization: Organization, user, role: str, actor, request=None
-) -> OrganizationMembership:
-    if OrganizationMembership.objects.filter(organization=organization, user=user).exists():
-        raise ValidationError({"user": f"{_username(user)} is already a member; change the role instead."})
-    membership = OrganizationMembership(organization=organization, user=user, role=role)
-    membership.full_clean()
-    try:
-        membership.save()
-    except IntegrityError as exc:  # a concurrent add
-        raise ValidationError({"user": f"{_username(user)} is already a member."}) from exc
-    audit_log(action="membership.add", actor=actor, organization=organization, target=user,
-              request=request, detail={"scope": "organization", "user": _username(user), "role": role})
-    return membership
-
-
 def _would_leave_no_owner(membership: OrganizationMembership) -> bool:
     if membership.role != OrganizationMembership.Role.OWNER:
         return False
@@ -177,21 +174,6 @@ def organization_membership_remove(*, membership: OrganizationMembership, actor,
 
 
 @transaction.atomic
-def project_membership_add(*, project: Project, user, role: str, actor, request=None) -> ProjectMembership:
-    if ProjectMembership.objects.filter(project=project, user=user).exists():
-        raise ValidationError({"user": f"{_username(user)} is already in this project; change the role instead."})
-    membership = ProjectMembership(project=project, user=user, role=role)
-    membership.full_clean()
-    try:
-        membership.save()
-    except IntegrityError as exc:
-        raise ValidationError({"user": f"{_username(user)} is already in this project."}) from exc
-    audit_log(action="membership.add", actor=actor, project=project, target=user, request=request,
-              detail={"scope": "project", "user": _username(user), "role": role})
-    return membership
-
-
-@transaction.atomic
 def project_membership_change_role(
     *, membership: ProjectMembership, role: str, actor, request=None
 ) -> ProjectMembership:
@@ -225,3 +207,261 @@ def service_account_create(
     audit_log(action="service_account.create", actor=actor, project=project, target=account,
               request=request, detail={"name": account.name})
     return account
+
+
+# --- Invitations ---------------------------------------------------------------------
+# Members join by invitation only (nobody is attached without consent). The link's token
+# is a bearer secret: it exists in plaintext only in the e-mail and in the frames below;
+# the database keeps its HMAC-SHA256, as for ingestion tokens.
+
+class InvitationInvalid(Exception):
+    """The link is unknown, expired, used or revoked: all look the same to the visitor."""
+
+
+INVITATION_ROLE_TO_ORG = {
+    Invitation.Role.ORG_OWNER: OrganizationMembership.Role.OWNER,
+    Invitation.Role.ORG_READER: OrganizationMembership.Role.READER,
+}
+INVITATION_ROLE_TO_PROJECT = {
+    Invitation.Role.PROJECT_OWNER: ProjectMembership.Role.OWNER,
+    Invitation.Role.PROJECT_MEMBER: ProjectMembership.Role.MEMBER,
+}
+
+
+def _invitation_key() -> bytes:
+    return (settings.SECRET_FINGERPRINT_KEY or ("invitation-token:" + settings.SECRET_KEY)).encode()
+
+
+@sensitive_variables("token")
+def invitation_token_digest(token: str) -> str:
+    """HMAC-SHA256 of the link's token: the only form in which it is stored."""
+    return hmac.new(_invitation_key(), token.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def invitation_expiry_days() -> int:
+    return max(1, int(settings.INVITATION_EXPIRY_DAYS))
+
+
+def _normalise_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise ValidationError({"email": "Enter a valid e-mail address, e.g. name@example.com."}) from exc
+    return email
+
+
+def _invitation_link(token: str, request) -> str:
+    path = reverse("invitation-accept", kwargs={"token": token})
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+@sensitive_variables("token", "link")
+def _invitation_send(invitation: Invitation, token: str, request) -> None:
+    """Send the link. Called inside the action's transaction: a failed send rolls it back,
+    so no invitation exists that nobody received (the owner sees the error and retries)."""
+    link = _invitation_link(token, request)
+    context = {
+        "invitation": invitation, "organization": invitation.organization, "link": link,
+        "projects": [p.name for p in invitation.projects.order_by("name")],
+        "invited_by": invitation.invited_by.get_username() if invitation.invited_by else "",
+        "expiry_days": invitation_expiry_days(),
+    }
+    subject = f"You are invited to {invitation.organization.name} on the Platform Console"
+    body = render_to_string("orgs/invitation_email.txt", context)
+    try:
+        send_mail(subject, body, None, [invitation.email])
+    except (smtplib.SMTPException, OSError) as exc:
+        raise ValidationError({"email": (
+            f"The invitation e-mail could not be sent ({type(exc).__name__}): check the mail "
+            "settings (EMAIL_URL) and try again; nothing was saved.")}) from exc
+
+
+def _new_token(invitation: Invitation, now) -> str:
+    token = secrets.token_urlsafe(32)
+    invitation.token_digest = invitation_token_digest(token)
+    invitation.expires_at = now + dt.timedelta(days=invitation_expiry_days())
+    invitation.last_sent_at = now
+    return token
+
+
+def _project_names(invitation: Invitation) -> list[str]:
+    return [p.name for p in invitation.projects.order_by("name")]
+
+
+@transaction.atomic
+@sensitive_variables("token")
+def invitation_create(
+    *, organization: Organization, email: str, role: str, projects=(), actor, request=None
+) -> Invitation:
+    """Invite ``email`` with ``role`` (on ``projects`` for a project role) and send the link.
+
+    Whether the address has an account is never looked at, so nothing here tells the
+    inviter. An open invitation of the same address and role is renewed (new link,
+    new expiry, the projects added), not duplicated.
+    """
+    email = _normalise_email(email)
+    if role not in Invitation.Role.values:
+        raise ValidationError({"role": f"Choose one of: {', '.join(Invitation.Role.labels)}."})
+    projects = list(projects)
+    if role in INVITATION_ROLE_TO_PROJECT:
+        if not projects:
+            raise ValidationError({"projects": "Choose at least one project for a project role."})
+        if any(p.organization_id != organization.pk for p in projects):
+            raise ValidationError({"projects": "Choose projects of this organization only."})
+    elif projects:
+        raise ValidationError({"projects": "An organization role covers every project: leave the projects empty."})
+    now = timezone.now()
+    invitation = (
+        Invitation.objects.select_for_update()
+        .filter(organization=organization, email=email, role=role,
+                accepted_at__isnull=True, revoked_at__isnull=True).first()
+    )
+    renewed = invitation is not None
+    if invitation is None:
+        invitation = Invitation(organization=organization, email=email, role=role, invited_by=actor)
+    else:
+        invitation.sent_count += 1
+    token = _new_token(invitation, now)
+    invitation.full_clean(exclude=["projects"])
+    try:
+        with transaction.atomic():
+            invitation.save()
+    except IntegrityError as exc:  # a concurrent invitation of the same address and role
+        raise ValidationError({"email": f"{email} was just invited by someone else: resend that invitation."}) from exc
+    if projects:
+        invitation.projects.add(*projects)
+    audit_log(action="invitation.resend" if renewed else "invitation.create", actor=actor,
+              organization=organization, target=invitation, request=request,
+              detail={"email": email, "role": role, "projects": _project_names(invitation),
+                      "expires_at": invitation.expires_at.isoformat()})
+    _invitation_send(invitation, token, request)
+    return invitation
+
+
+@transaction.atomic
+@sensitive_variables("token")
+def invitation_resend(*, invitation: Invitation, actor, request=None) -> Invitation:
+    """A new link and a new expiry (the old link stops working), sent again."""
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at or invitation.revoked_at:
+        raise ValidationError({"invitation": f"This invitation was {invitation.status()}: invite the address again."})
+    invitation.sent_count += 1
+    token = _new_token(invitation, timezone.now())
+    invitation.save()
+    audit_log(action="invitation.resend", actor=actor, organization=invitation.organization,
+              target=invitation, request=request,
+              detail={"email": invitation.email, "role": invitation.role,
+                      "projects": _project_names(invitation), "expires_at": invitation.expires_at.isoformat()})
+    _invitation_send(invitation, token, request)
+    return invitation
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor, request=None) -> Invitation:
+    """The link stops working at once. Claimed by a conditional update (no double revoke)."""
+    changed = Invitation.objects.filter(
+        pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now(), updated_at=timezone.now())
+    invitation.refresh_from_db()
+    if not changed:
+        raise ValidationError({"invitation": f"This invitation was {invitation.status()} already."})
+    audit_log(action="invitation.revoke", actor=actor, organization=invitation.organization,
+              target=invitation, request=request,
+              detail={"email": invitation.email, "role": invitation.role})
+    return invitation
+
+
+@sensitive_variables("token")
+def invitation_for_token(token: str) -> Invitation:
+    """The pending invitation of a link, or InvitationInvalid (unknown, used, revoked, expired)."""
+    if not token or len(token) > 200:
+        raise InvitationInvalid
+    digest = invitation_token_digest(token)
+    invitation = (Invitation.objects.pending().select_related("organization", "invited_by")
+                  .filter(token_digest=digest).first())
+    # The digest is the lookup key; compare in constant time all the same.
+    if invitation is None or not hmac.compare_digest(invitation.token_digest, digest):
+        raise InvitationInvalid
+    return invitation
+
+
+def invitation_email_matches(invitation: Invitation, user) -> bool:
+    """Acceptance goes to the signed-in account only if its e-mail is the invited address.
+
+    Account e-mails are set by an administrator or from an invitation link (which proves
+    the address), so a match says the invitee is the one accepting; a forwarded link
+    cannot attach some other account.
+    """
+    return bool(user.email) and user.email.strip().lower() == invitation.email
+
+
+def _join(invitation: Invitation, user, request) -> list[str]:
+    """Create the memberships the invitation grants; existing ones keep their role."""
+    joined: list[str] = []
+    organization = invitation.organization
+    if invitation.role in INVITATION_ROLE_TO_ORG:
+        role = INVITATION_ROLE_TO_ORG[invitation.role]
+        _, created = OrganizationMembership.objects.get_or_create(
+            organization=organization, user=user, defaults={"role": role})
+        if created:
+            joined.append(organization.name)
+            audit_log(action="membership.add", actor=user, organization=organization, target=user,
+                      request=request, detail={"scope": "organization", "user": _username(user),
+                                               "role": role, "via": "invitation"})
+        return joined
+    role = INVITATION_ROLE_TO_PROJECT[invitation.role]
+    for project in invitation.projects.select_related("organization").order_by("name"):
+        _, created = ProjectMembership.objects.get_or_create(project=project, user=user, defaults={"role": role})
+        if created:
+            joined.append(project.name)
+            audit_log(action="membership.add", actor=user, project=project, target=user, request=request,
+                      detail={"scope": "project", "user": _username(user), "role": role, "via": "invitation"})
+    return joined
+
+
+@transaction.atomic
+@sensitive_variables("token")
+def invitation_accept(*, token: str, user, request=None) -> tuple[Invitation, list[str]]:
+    """The signed-in ``user`` accepts; returns the invitation and what they joined.
+
+    Single use: the row is claimed by a conditional update, so two clicks (or two tabs)
+    cannot both accept.
+    """
+    invitation = invitation_for_token(token)
+    if not invitation_email_matches(invitation, user):
+        raise ValidationError({"email": (
+            "This invitation was sent to another e-mail address than your account's. Sign out, then "
+            "sign in with the account of the invited address, or create an account from this link.")})
+    claimed = Invitation.objects.pending().filter(pk=invitation.pk, token_digest=invitation.token_digest).update(
+        accepted_at=timezone.now(), accepted_by=user, updated_at=timezone.now())
+    if claimed != 1:
+        raise InvitationInvalid
+    joined = _join(invitation, user, request)
+    audit_log(action="invitation.accept", actor=user, organization=invitation.organization,
+              target=invitation, request=request,
+              detail={"email": invitation.email, "role": invitation.role, "joined": joined})
+    return invitation, joined
+
+
+@transaction.atomic
+@sensitive_variables("token", "password")
+def invitation_accept_new_account(*, token: str, username: str, password: str, request=None):
+    """Create an account for the invited address and accept, in one transaction.
+
+    ``password`` has passed Django's validators (the form runs them). Returns the user.
+    """
+    invitation = invitation_for_token(token)
+    User = get_user_model()
+    if User._default_manager.filter(email__iexact=invitation.email).exists():
+        # Only the holder of the link (who controls the address) can see this.
+        raise ValidationError({"username": (
+            "An account with the invited address exists already: sign in with it to accept.")})
+    user = User(**{User.USERNAME_FIELD: username.strip()}, email=invitation.email)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    audit_log(action="auth.account_create", actor=user, organization=invitation.organization,
+              target=user, request=request, detail={"via": "invitation", "email": invitation.email})
+    invitation_accept(token=token, user=user, request=request)
+    return user

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import views, views_members
 
 app_name = "orgs"
 
@@ -12,8 +12,12 @@ urlpatterns = [
     path("<uuid:org_id>/", views.organization_detail, name="organization-detail"),
     path("<uuid:org_id>/edit/", views.organization_edit, name="organization-edit"),
     path("<uuid:org_id>/projects/new/", views.project_create, name="project-create"),
-    path("<uuid:org_id>/members/add/", views.organization_member_add, name="organization-member-add"),
-    path("<uuid:org_id>/members/update/", views.organization_member_update, name="organization-member-update"),
+    path("<uuid:org_id>/invitations/new/", views_members.organization_invite, name="organization-invite"),
+    path("<uuid:org_id>/invitations/update/", views_members.invitation_update, name="invitation-update"),
+    path("<uuid:org_id>/members/update/", views_members.organization_member_update,
+         name="organization-member-update"),
+    path("<uuid:org_id>/members/remove/", views_members.organization_member_remove,
+         name="organization-member-remove"),
     path("<uuid:org_id>/audit/", views.audit_log_view, name="audit-log"),
     path("<uuid:org_id>/audit.csv", views.audit_log_export, name="audit-export"),
     path("projects/<uuid:project_id>/", views.project_detail, name="project-detail"),
@@ -21,8 +25,11 @@ urlpatterns = [
     path("projects/<uuid:project_id>/settings/", views.project_settings, name="project-settings"),
     path("projects/<uuid:project_id>/limits/set/", views.project_limit_set, name="project-limit-set"),
     path("projects/<uuid:project_id>/limits/remove/", views.project_limit_remove, name="project-limit-remove"),
-    path("projects/<uuid:project_id>/members/add/", views.project_member_add, name="project-member-add"),
-    path("projects/<uuid:project_id>/members/update/", views.project_member_update, name="project-member-update"),
+    path("projects/<uuid:project_id>/invitations/new/", views_members.project_invite, name="project-invite"),
+    path("projects/<uuid:project_id>/members/update/", views_members.project_member_update,
+         name="project-member-update"),
+    path("projects/<uuid:project_id>/members/remove/", views_members.project_member_remove,
+         name="project-member-remove"),
     path("projects/<uuid:project_id>/service-accounts/new/", views.service_account_create,
          name="service-account-create"),
 ]

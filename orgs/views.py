@@ -40,11 +40,9 @@ from .forms import (
     ModelLimitForm,
     ModelLimitRemoveForm,
     OrganizationForm,
-    OrganizationMemberAddForm,
-    OrganizationMembershipForm,
+    OrganizationInviteForm,
     ProjectCreateForm,
-    ProjectMemberAddForm,
-    ProjectMembershipForm,
+    ProjectInviteForm,
     ProjectSettingsForm,
     ServiceAccountForm,
 )
@@ -53,10 +51,12 @@ from .selectors import (
     audit_actions,
     audit_events_for_organization,
     organization_members,
+    organization_open_invitations,
     organization_projects_for_user,
     organization_spend_mtd,
     project_checklist,
     project_members,
+    project_open_invitations,
 )
 
 CURRENT_ORG_SESSION_KEY = "current_organization"
@@ -142,7 +142,9 @@ def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
         "members": organization_members(organization=organization) if role else [],
         "spend": spend,
         "project_form": ProjectCreateForm(organization=organization),
-        "member_form": OrganizationMemberAddForm(),
+        "invite_form": OrganizationInviteForm(organization=organization),
+        "invitations": (organization_open_invitations(organization=organization)
+                        if role == OrganizationMembership.Role.OWNER else []),
         "roles": OrganizationMembership.Role.choices,
         **_switcher_context(request, organization),
     })
@@ -179,39 +181,6 @@ def project_create(request: HttpRequest, org_id) -> HttpResponse:
             return redirect("orgs:project-detail", project_id=project.public_id)
     return render(request, "orgs/project_create.html", {
         "organization": organization, "form": form, **_switcher_context(request, organization)})
-
-
-@login_required
-def organization_member_add(request: HttpRequest, org_id) -> HttpResponse:
-    organization = get_organization_for_user(request.user, org_id, manage=True)
-
-    def add(data) -> str:
-        services.organization_membership_add(organization=organization, user=data["user"],
-                                             role=data["role"], actor=request.user, request=request)
-        return f"{data['user'].get_username()} added."
-
-    return _post_action(request, OrganizationMemberAddForm(request.POST), add,
-                        back=_org_back(organization, "#members"))
-
-
-@login_required
-def organization_member_update(request: HttpRequest, org_id) -> HttpResponse:
-    """Change a member's role, or remove them (``remove`` in the POST)."""
-    organization = get_organization_for_user(request.user, org_id, manage=True)
-
-    def update(data) -> str:
-        membership = data["membership"]
-        if "remove" in request.POST:
-            services.organization_membership_remove(membership=membership, actor=request.user, request=request)
-            return f"{membership.user.get_username()} removed."
-        if not data["role"]:
-            raise ValidationError({"role": "choose a role, or press Remove."})
-        services.organization_membership_change_role(membership=membership, role=data["role"],
-                                                     actor=request.user, request=request)
-        return f"{membership.user.get_username()} is now {data['role']}."
-
-    form = OrganizationMembershipForm(request.POST, organization=organization)
-    return _post_action(request, form, update, back=_org_back(organization, "#members"))
 
 
 # --- Project -----------------------------------------------------------------------
@@ -262,7 +231,8 @@ def project_detail(request: HttpRequest, project_id) -> HttpResponse:
     context = _project_page_context(request, project)
     context.update({
         "service_account_form": ServiceAccountForm(project=project),
-        "member_form": ProjectMemberAddForm(project=project, any_user=context["is_org_owner"]),
+        "invite_form": ProjectInviteForm(),
+        "invitations": project_open_invitations(project=project) if context["can_manage"] else [],
         "limit_form": ModelLimitForm(),
         "member_roles": project.memberships.model.Role.choices,
     })
@@ -325,39 +295,6 @@ def project_limit_remove(request: HttpRequest, project_id) -> HttpResponse:
 
     return _post_action(request, ModelLimitRemoveForm(request.POST, project=project), remove,
                         back=_project_back(project, "#limits"))
-
-
-@login_required
-def project_member_add(request: HttpRequest, project_id) -> HttpResponse:
-    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
-    is_org_owner = organization_role(request.user, project.organization) == OrganizationMembership.Role.OWNER
-
-    def add(data) -> str:
-        services.project_membership_add(project=project, user=data["user"], role=data["role"],
-                                        actor=request.user, request=request)
-        return f"{data['user'].get_username()} added to the project."
-
-    form = ProjectMemberAddForm(request.POST, project=project, any_user=is_org_owner)
-    return _post_action(request, form, add, back=_project_back(project, "#members"))
-
-
-@login_required
-def project_member_update(request: HttpRequest, project_id) -> HttpResponse:
-    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
-
-    def update(data) -> str:
-        membership = data["membership"]
-        if "remove" in request.POST:
-            services.project_membership_remove(membership=membership, actor=request.user, request=request)
-            return f"{membership.user.get_username()} removed from the project."
-        if not data["role"]:
-            raise ValidationError({"role": "choose a role, or press Remove."})
-        services.project_membership_change_role(membership=membership, role=data["role"],
-                                                actor=request.user, request=request)
-        return f"{membership.user.get_username()} is now {data['role']}."
-
-    form = ProjectMembershipForm(request.POST, project=project)
-    return _post_action(request, form, update, back=_project_back(project, "#members"))
 
 
 @login_required

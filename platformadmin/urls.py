@@ -7,6 +7,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from orgs import views as orgs_views
+from orgs import views_members as orgs_members
 
 from . import views
 
@@ -24,6 +25,8 @@ urlpatterns = [
          name="password_reset_complete"),
     path("accounts/2fa/", orgs_views.otp_verify, name="otp-verify"),
     path("accounts/2fa/setup/", orgs_views.otp_setup, name="otp-setup"),
+    # Public: the one-time link of an invitation e-mail (unknown/used/expired → 404).
+    path("invitations/<str:token>/", orgs_members.invitation_accept, name="invitation-accept"),
     path("admin/", admin.site.urls),
     path("orgs/", include("orgs.urls")),
     path("keys/", include("keys.urls")),

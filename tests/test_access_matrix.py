@@ -25,7 +25,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from keys.models import APIKey
-from orgs.models import AuditEvent, OrganizationMembership, ProjectMembership
+from orgs.models import AuditEvent, Invitation, OrganizationMembership, ProjectMembership
+from orgs.services import invitation_create
 from tests.factories import (
     TEST_PASSWORD,
     ProjectFactory,
@@ -47,6 +48,8 @@ KNOWN_PARAMS = {"org_id", "project_id", "key_id", "token_id"}
 # Writes a project member may make ("use the project"): everything else is refused.
 USE_ACTIONS = {"keys:key-test"}
 OTHER_PROJECT_NAME = "Zeta confidential project"
+# Public pages reached by a one-time token (no sign-in): a bad token is a 404 for anyone.
+PUBLIC_TOKEN_URLS = {"invitation-accept"}
 
 
 def _walk(patterns, namespace=None):
@@ -91,6 +94,10 @@ class World:
         self.other_org_membership = add_org_member(UserFactory(username="zeta-reader"), other_organization, "reader")
         self.other_project_membership = add_project_member(
             UserFactory(username="zeta-member"), self.other_project, "member")
+        self.invitation = invitation_create(organization=organization, email="invitee@example.com",
+                                            role="org_reader", actor=None)
+        self.other_invitation = invitation_create(organization=other_organization, email="zeta-invitee@example.com",
+                                                  role="org_reader", actor=None)
 
     def kwargs(self, params: set[str], *, other: bool = False) -> dict:
         values = {
@@ -115,12 +122,13 @@ class World:
             "membership": org_membership.pk if org_membership else "",
             "project_membership": project_membership.pk if project_membership else "",
             "model_id": "gpt-5-mini", "rpm": "10", "tpm": "1000", "openai_id": "",
+            "email": "sweep@example.com", "invitation": str(self.invitation.public_id),
         }
 
     def leaks(self, html: str) -> list[str]:
         needles = [OTHER_PROJECT_NAME, self.other_key.hint, str(self.other_key.public_id),
                    str(self.other_project.public_id), str(self.other_org.public_id),
-                   self.other_org.name, "zeta-svc", "zeta-reader", "zeta-member"]
+                   self.other_org.name, "zeta-svc", "zeta-reader", "zeta-member", "zeta-invitee"]
         return [n for n in needles if n in html]
 
 
@@ -142,6 +150,7 @@ def state(world: World) -> tuple:
         world.project.model_limits.count(),
         AuditEvent.objects.exclude(action__startswith="auth.").count(),
         list(IngestionToken.objects.order_by("pk").values_list("pk", "revoked_at")),
+        list(Invitation.objects.order_by("pk").values_list("pk", "token_digest", "revoked_at", "accepted_at")),
     )
 
 
@@ -217,8 +226,9 @@ def test_read_only_roles_change_nothing(client, world, users, role):
 @pytest.mark.parametrize("role", ["owner", "project_owner"])
 def test_managers_are_not_refused_in_their_scope_and_see_nothing_foreign(client, world, users, role):
     client.force_login(users[role])
-    org_level = {"orgs:organization-edit", "orgs:project-create", "orgs:organization-member-add",
-                 "orgs:organization-member-update", "orgs:audit-log", "orgs:audit-export"}
+    org_level = {"orgs:organization-edit", "orgs:project-create", "orgs:organization-invite",
+                 "orgs:invitation-update", "orgs:organization-member-update", "orgs:organization-member-remove",
+                 "orgs:audit-log", "orgs:audit-export"}
     for name, params in swept_urls():
         url = reverse(name, kwargs=world.kwargs(params))
         get = client.get(url)
@@ -240,8 +250,14 @@ def test_forms_refuse_another_organizations_rows(client, world, users):
     client.force_login(users["owner"])
     before = state(world)
     org_url = reverse("orgs:organization-member-update", kwargs={"org_id": world.org.public_id})
-    response = client.post(org_url, {"membership": world.other_org_membership.pk, "remove": "1"})
+    response = client.post(org_url, {"membership": world.other_org_membership.pk, "role": "owner"})
     assert response.status_code == 302
+    remove_url = reverse("orgs:organization-member-remove", kwargs={"org_id": world.org.public_id})
+    assert client.post(remove_url, {"membership": world.other_org_membership.pk, "confirm": "1"}).status_code == 302
+    invitation_url = reverse("orgs:invitation-update", kwargs={"org_id": world.org.public_id})
+    for extra in ({}, {"revoke": "1"}):
+        response = client.post(invitation_url, {"invitation": str(world.other_invitation.public_id), **extra})
+        assert response.status_code == 302
     proj_url = reverse("orgs:project-member-update", kwargs={"project_id": world.project.public_id})
     client.post(proj_url, {"membership": world.other_project_membership.pk, "role": "owner"})
     key_url = reverse("keys:key-create", kwargs={"project_id": world.project.public_id})
@@ -262,3 +278,25 @@ def test_home_lists_only_what_the_user_belongs_to(client, world, users):
     client.force_login(users["outsider"])
     page = client.get(reverse("home")).content.decode()
     assert world.org.name not in page and world.project.name not in page
+
+
+def test_public_token_pages_are_known_and_answer_bad_tokens_alike(client, world, users):
+    """Token pages are outside the sweep (no sign-in, no ids): each is listed here, and an
+    unknown token (or the stored digest passed as a token) is the same 404 for anonymous
+    visitors and every role, and changes nothing. Used, expired and revoked links:
+    tests/orgs/test_invitations.py."""
+    public = {name for namespace, name, params in _walk(get_resolver().url_patterns)
+              if namespace is None and params == {"token"}}
+    assert public == PUBLIC_TOKEN_URLS, f"Teach the sweep about these token pages: {public ^ PUBLIC_TOKEN_URLS}"
+    bad_tokens = ["unknown-token", "x" * 300, world.invitation.token_digest]
+    before = state(world)
+    for name in sorted(PUBLIC_TOKEN_URLS):
+        for role in (None, *users):
+            client.logout()
+            if role:
+                client.force_login(users[role])
+            for token in bad_tokens:
+                url = reverse(name, kwargs={"token": token})
+                assert client.get(url).status_code == 404, (name, role, token)
+                assert client.post(url, {**world.body(), "accept": "1", "create_account": "1"}).status_code == 404
+    assert state(world) == before

@@ -5,16 +5,18 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 
 import pytest
 import time_machine
+from django.core import mail
 from django.urls import reverse
 
 from keys import services as key_services
 from orgs import services
 from orgs.audit import audit_log
 from orgs.models import AuditEvent
-from tests.factories import UserFactory, add_org_member
+from tests.factories import UserFactory, add_org_member, add_project_member
 
 pytestmark = pytest.mark.django_db
 
@@ -36,20 +38,28 @@ def test_membership_and_settings_changes_are_recorded(client, owner, organizatio
     newcomer = UserFactory(username="newcomer")
     client.force_login(owner)
     org_id = organization.public_id
-    client.post(reverse("orgs:organization-member-add", kwargs={"org_id": org_id}),
-                {"user": "newcomer", "role": "reader"}, REMOTE_ADDR="198.51.100.20")
+    client.post(reverse("orgs:organization-invite", kwargs={"org_id": org_id}),
+                {"email": newcomer.email, "role": "org_reader"}, REMOTE_ADDR="198.51.100.20")
+    link = re.search(r"(/invitations/[^/\s]+/)", mail.outbox[-1].body).group(1)
+    client.force_login(newcomer)
+    client.post(link, {"accept": "1"}, REMOTE_ADDR="203.0.113.9")
     membership = newcomer.organization_memberships.get()
+    client.force_login(owner)
     client.post(reverse("orgs:organization-member-update", kwargs={"org_id": org_id}),
                 {"membership": membership.pk, "role": "owner"})
-    client.post(reverse("orgs:organization-member-update", kwargs={"org_id": org_id}),
-                {"membership": membership.pk, "remove": "1"})
+    client.post(reverse("orgs:organization-member-remove", kwargs={"org_id": org_id}),
+                {"membership": membership.pk, "confirm": "1"})
     client.post(reverse("orgs:organization-edit", kwargs={"org_id": org_id}),
                 {"name": "Acme", "tier": "tier_3", "openai_org_id": "", "billing_timezone": "Europe/Paris"})
     events = AuditEvent.objects.exclude(action__startswith="auth.").order_by("id")
     actions = [e.action for e in events]
-    assert actions == ["membership.add", "membership.role_change", "membership.remove", "organization.update"]
-    add, change, remove, update = events
-    assert add.ip_address == "198.51.100.20" and add.actor == owner and add.detail["role"] == "reader"
+    assert actions == ["invitation.create", "membership.add", "invitation.accept", "membership.role_change",
+                       "membership.remove", "organization.update"]
+    invite, add, accept, change, remove, update = events
+    assert invite.ip_address == "198.51.100.20" and invite.actor == owner and invite.detail["role"] == "org_reader"
+    assert invite.detail["email"] == newcomer.email
+    assert add.actor == newcomer and add.detail["role"] == "reader" and add.ip_address == "203.0.113.9"
+    assert accept.actor == newcomer
     assert change.detail["from"] == "reader" and change.detail["to"] == "owner"
     assert update.detail["changes"]["tier"] == ["tier_1", "tier_3"]
     assert update.occurred_at.tzinfo is not None and update.occurred_at.utcoffset() == dt.timedelta(0)
@@ -85,6 +95,39 @@ def test_sign_ins_of_members_appear_and_others_do_not(client, owner, organizatio
     events = _events(client.get(_page(organization)))
     assert "auth.login_failed" in events
     assert "outsider" not in events
+
+
+def test_a_members_history_from_before_they_joined_is_not_shown(client, owner, organization, outsider):
+    """Sign-ins (and failed ones) of a member appear only from the moment they joined:
+    not their history from before, made for another tenant."""
+    with time_machine.travel(dt.datetime(2026, 3, 1, 9, tzinfo=dt.UTC), tick=False):
+        client.force_login(outsider)  # signs in to work in their own organization
+        client.post("/accounts/login/", {"username": "outsider", "password": "wrong"}, REMOTE_ADDR="192.0.2.77")
+        audit_log(action="auth.login", actor=outsider, target=outsider, detail={"marker": "before-joining"})
+    with time_machine.travel(dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC), tick=False):
+        add_org_member(outsider, organization, "reader")
+    with time_machine.travel(dt.datetime(2026, 4, 2, 9, tzinfo=dt.UTC), tick=False):
+        audit_log(action="auth.login", actor=outsider, target=outsider, detail={"marker": "after-joining"})
+        client.post("/accounts/login/", {"username": "outsider", "password": "wrong"}, REMOTE_ADDR="192.0.2.88")
+    client.force_login(owner)
+    events = _events(client.get(_page(organization)))
+    assert "after-joining" in events and "192.0.2.88" in events
+    assert "before-joining" not in events and "192.0.2.77" not in events
+    rows = list(csv.reader(io.StringIO(b"".join(client.get(_csv(organization)).streaming_content).decode())))
+    outsider_rows = [r for r in rows[1:] if "outsider" in (r[1], r[5]) or "outsider" in r[8]]
+    assert outsider_rows and all(r[0] >= "2026-04-01" for r in outsider_rows)
+
+
+def test_a_project_members_history_starts_at_their_first_membership(client, owner, organization, project):
+    user = UserFactory(username="late-joiner")
+    with time_machine.travel(dt.datetime(2026, 3, 1, 9, tzinfo=dt.UTC), tick=False):
+        audit_log(action="auth.login", actor=user, target=user, detail={"marker": "before-joining"})
+    with time_machine.travel(dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC), tick=False):
+        add_project_member(user, project, "member")
+        audit_log(action="auth.login", actor=user, target=user, detail={"marker": "after-joining"})
+    client.force_login(owner)
+    events = _events(client.get(_page(organization)))
+    assert "after-joining" in events and "before-joining" not in events
 
 
 def test_csv_export(client, owner, organization, api_key):

@@ -71,25 +71,26 @@ def test_per_model_limits(client, project_owner, project):
         "project.model_limit_set", "project.model_limit_set", "project.model_limit_remove"]
 
 
-def test_project_owner_adds_only_people_known_to_the_organization(client, project_owner, project, reader, outsider):
-    client.force_login(project_owner)
-    response = client.post(_u("project-member-add", project), {"user": "outsider", "role": "member"}, follow=True)
-    assert "No account 'outsider' in this organization" in html.unescape(response.content.decode())
+def test_nobody_is_added_to_a_project_without_an_invitation(client, project_owner, owner, project, reader, outsider):
+    for user in (project_owner, owner):
+        client.force_login(user)
+        response = client.post(f"/orgs/projects/{project.public_id}/members/add/", {"user": "outsider", "role": "member"})
+        assert response.status_code == 404
+        response = client.post(_u("project-invite", project), {"email": outsider.email, "role": "member"}, follow=True)
+        assert "No account" not in html.unescape(response.content.decode())
     assert not ProjectMembership.objects.filter(user=outsider).exists()
-    client.post(_u("project-member-add", project), {"user": reader.email, "role": "member"})
-    assert ProjectMembership.objects.get(user=reader, project=project).role == "member"
-    assert AuditEvent.objects.filter(action="membership.add", project=project).exists()
 
 
-def test_org_owner_adds_any_account_and_changes_roles(client, owner, project):
+def test_org_owner_changes_roles_and_removes_after_confirming(client, owner, project):
     newcomer = UserFactory(username="newcomer")
+    membership = ProjectMembership.objects.create(user=newcomer, project=project, role="member")
     client.force_login(owner)
-    client.post(_u("project-member-add", project), {"user": "newcomer", "role": "member"})
-    membership = ProjectMembership.objects.get(user=newcomer, project=project)
     client.post(_u("project-member-update", project), {"membership": membership.pk, "role": "owner"})
     membership.refresh_from_db()
     assert membership.role == "owner"
-    client.post(_u("project-member-update", project), {"membership": membership.pk, "remove": "1"})
+    client.post(_u("project-member-remove", project), {"membership": membership.pk})
+    assert ProjectMembership.objects.filter(pk=membership.pk).exists()
+    client.post(_u("project-member-remove", project), {"membership": membership.pk, "confirm": "1"})
     assert not ProjectMembership.objects.filter(pk=membership.pk).exists()
     assert AuditEvent.objects.filter(action="membership.role_change").get().detail["to"] == "owner"
 
