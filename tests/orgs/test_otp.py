@@ -130,3 +130,47 @@ def test_seeds_move_with_the_key_ring(client, owner):
         from orgs.otp import totp_seed_for_setup
 
         assert totp_seed_for_setup(device) == seed
+
+
+def test_visiting_the_setup_page_again_shows_the_same_device(client, owner):
+    client.force_login(owner)
+    first = client.get(reverse("otp-setup")).context["seed"]
+    device = TOTPDevice.objects.get(user=owner)
+    for _ in range(3):
+        assert client.get(reverse("otp-setup")).context["seed"] == first
+    assert list(TOTPDevice.objects.filter(user=owner).values_list("public_id", flat=True)) == [device.public_id]
+    device_row = TOTPDevice.objects.get(pk=device.pk)
+    assert device_row.seed == device.seed  # not even re-sealed
+
+
+def test_a_verified_user_visiting_setup_gets_one_unconfirmed_device_however_often(client, owner):
+    _set_up(client, owner)
+    for _ in range(3):
+        client.get(reverse("otp-setup"))
+    assert TOTPDevice.objects.filter(user=owner, confirmed=False).count() == 1
+    assert TOTPDevice.objects.filter(user=owner, confirmed=True).count() == 1
+
+
+def test_new_qr_code_replaces_the_unconfirmed_device_once(client, owner):
+    client.force_login(owner)
+    old_seed = client.get(reverse("otp-setup")).context["seed"]
+    old = TOTPDevice.objects.get(user=owner)
+    response = client.post(reverse("otp-setup"), {"restart": "1"})
+    assert response.status_code == 302 and response["Location"] == reverse("otp-setup")
+    new = TOTPDevice.objects.get(user=owner)
+    assert new.pk != old.pk
+    page = client.get(reverse("otp-setup"))
+    assert page.context["seed"] != old_seed
+    assert TOTPDevice.objects.get(user=owner).pk == new.pk
+    # The old QR code's codes no longer confirm anything.
+    assert client.post(reverse("otp-setup"), {"token": _code(old_seed)}).status_code == 400
+    assert not TOTPDevice.objects.get(user=owner).confirmed
+
+
+def test_a_code_after_the_device_was_replaced_elsewhere_is_a_clear_error(client, owner):
+    client.force_login(owner)
+    seed = client.get(reverse("otp-setup")).context["seed"]
+    TOTPDevice.objects.filter(user=owner).delete()  # e.g. set-up restarted in another tab, then removed
+    response = client.post(reverse("otp-setup"), {"token": _code(seed)})
+    assert response.status_code == 400
+    assert "replaced" in response.context["error"]
