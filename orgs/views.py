@@ -1,4 +1,5 @@
-"""Console pages for organizations, projects, members, the audit log and sign-in extras.
+"""Console pages for organizations, projects, members and the audit log (sign-in pages:
+orgs/views_auth.py).
 
 Every view starts with an access helper from orgs/access.py (404 for outsiders, 403 for
 an insufficient role), then form → service → redirect. Write-only views check access
@@ -8,21 +9,13 @@ before the HTTP method, so an outsider gets the same 404 whatever the method.
 from __future__ import annotations
 
 import csv
-from urllib.parse import urlparse
 
-import django_otp
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils.decorators import method_decorator
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.cache import never_cache
-from django.views.decorators.debug import sensitive_post_parameters
 
 from . import services
 from .access import (
@@ -34,7 +27,6 @@ from .access import (
     organizations_for_user,
     project_role,
 )
-from .audit import audit_log
 from .forms import (
     AuditFilterForm,
     ModelLimitForm,
@@ -397,86 +389,3 @@ def _csv_safe(value: str) -> str:
     if value and value[0] in "=+-@\t\r":
         return "'" + value
     return value
-
-
-# --- Sign-in extras: two-factor, password reset ------------------------------------
-
-def _safe_next(request: HttpRequest, default: str = "/") -> str:
-    target = request.POST.get("next") or request.GET.get("next") or default
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                       require_https=request.is_secure()):
-        return urlparse(target).path + (f"?{urlparse(target).query}" if urlparse(target).query else "")
-    return default
-
-
-@login_required
-@never_cache
-@sensitive_post_parameters("token")
-def otp_verify(request: HttpRequest) -> HttpResponse:
-    """The code after the password, for users with a confirmed authenticator."""
-    from .otp import TOTPDevice
-
-    device = TOTPDevice.objects.filter(user=request.user, confirmed=True).first()
-    if device is None:
-        return redirect("otp-setup")
-    error = ""
-    if request.method == "POST":
-        if device.verify_token(request.POST.get("token", "")):
-            django_otp.login(request, device)
-            audit_log(action="auth.otp_verified", actor=request.user, target=request.user, request=request)
-            return redirect(_safe_next(request))
-        allowed, data = device.verify_is_allowed()
-        audit_log(action="auth.otp_failed", actor=request.user, target=request.user, request=request)
-        error = ("Wrong or expired code: type the 6-digit code your authenticator app shows now."
-                 if allowed else "Too many wrong codes: wait a little and try again.")
-    return render(request, "registration/otp_verify.html",
-                  {"error": error, "next": _safe_next(request)}, status=400 if error else 200)
-
-
-@login_required
-@never_cache
-@sensitive_post_parameters("token")
-def otp_setup(request: HttpRequest) -> HttpResponse:
-    """Set up an authenticator: a QR code (inline SVG) and a first code to confirm.
-
-    The seed is shown only on this page, only while the device is unconfirmed; the
-    database keeps it sealed with the key ring.
-    """
-    from .otp import TOTPDevice, qr_svg, totp_device_confirm, totp_device_start, totp_seed_for_setup
-
-    has_confirmed = TOTPDevice.objects.filter(user=request.user, confirmed=True).exists()
-    if has_confirmed and not request.user.is_verified():
-        return redirect("otp-verify")
-    error = ""
-    device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
-    if request.method == "POST" and "restart" not in request.POST and device is not None:
-        if totp_device_confirm(device=device, token=request.POST.get("token", "")):
-            django_otp.login(request, device)
-            audit_log(action="auth.otp_enabled", actor=request.user, target=request.user, request=request)
-            messages.success(request, "Two-factor sign-in is on: you will be asked for a code at each sign-in.")
-            return redirect("home")
-        error = "That code does not match: check the time on your phone and type the current code."
-    if device is None or (request.method == "POST" and "restart" in request.POST):
-        device, seed = totp_device_start(user=request.user)
-    else:
-        seed = totp_seed_for_setup(device)
-    return render(request, "registration/otp_setup.html", {
-        "qr": qr_svg(device.config_url(seed, request.user.get_username())),
-        "seed": seed,
-        "error": error,
-        "has_confirmed": has_confirmed,
-        "required": getattr(settings, "OTP_REQUIRED_FOR_ORG_OWNERS", False),
-    }, status=400 if error else 200)
-
-
-@method_decorator(sensitive_post_parameters("new_password1", "new_password2"), name="dispatch")
-class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
-    """Django's view, plus: the sign-in lock of that user lifts, and it is audited."""
-
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        from axes.utils import reset
-
-        reset(username=form.user.get_username())
-        audit_log(action="auth.password_reset", actor=form.user, target=form.user, request=self.request)
-        return response

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from orgs import views as orgs_views
+from orgs import views_auth
 from orgs import views_members as orgs_members
 
 from . import views
@@ -16,15 +16,15 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/password-reset/", views_auth.PasswordResetView.as_view(), name="password_reset"),
     path("accounts/password-reset/sent/", auth_views.PasswordResetDoneView.as_view(),
          name="password_reset_done"),
-    path("accounts/reset/<uidb64>/<token>/", orgs_views.PasswordResetConfirmView.as_view(),
+    path("accounts/reset/<uidb64>/<token>/", views_auth.PasswordResetConfirmView.as_view(),
          name="password_reset_confirm"),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(),
          name="password_reset_complete"),
-    path("accounts/2fa/", orgs_views.otp_verify, name="otp-verify"),
-    path("accounts/2fa/setup/", orgs_views.otp_setup, name="otp-setup"),
+    path("accounts/2fa/", views_auth.otp_verify, name="otp-verify"),
+    path("accounts/2fa/setup/", views_auth.otp_setup, name="otp-setup"),
     # Public: the one-time link of an invitation e-mail (unknown/used/expired → 404).
     path("invitations/<str:token>/", orgs_members.invitation_accept, name="invitation-accept"),
     path("admin/", admin.site.urls),
