@@ -8,7 +8,8 @@ from platformadmin.simulator import OpenAISimulator
 
 
 class Command(BaseCommand):
-    help = "Serve an OpenAI-compatible simulator (Responses API, models, faults) on a local port."
+    help = ("Serve an OpenAI-compatible simulator (Responses, Chat Completions, Embeddings, models, "
+            "faults) on a local port.")
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="Interface to bind (default 127.0.0.1).")
