@@ -6,11 +6,14 @@ Usage records, rollups and budgets are added next to these.
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 
 from orgs.models import Organization, TimestampedModel
+
+from .fields import MoneyField
 
 
 class CatalogModel(TimestampedModel):
@@ -48,6 +51,12 @@ class ModelPrice(TimestampedModel):
     """Prices per 1M tokens (USD) from a date on; per organization for negotiated rates.
 
     A null price means unknown: the model is *unpriced*, never silently free.
+
+    Prices (and ``CatalogModel.priority_multiplier``) stay ``DecimalField`` although
+    SQLite keeps them as REAL: they are only ever read one value at a time and
+    multiplied in Python, never summed or multiplied in SQL, and Django reads a REAL
+    back through 15 significant digits quantized to the field's places, so any value
+    of at most 15 digits (these have 12 and 5) comes back exactly as written.
     """
 
     model = models.ForeignKey(
@@ -137,8 +146,9 @@ class UsageRecord(models.Model):
     output_tokens = models.PositiveBigIntegerField("output tokens", default=0)
     reasoning_tokens = models.PositiveBigIntegerField("reasoning tokens", default=0)
     total_tokens = models.PositiveBigIntegerField("total tokens", default=0)
-    cost = models.DecimalField(
-        "cost (USD)", max_digits=20, decimal_places=10, null=True, blank=True,
+    # Integer units of 1e-10 USD in the database (exact on SQLite too), Decimal here.
+    cost = MoneyField(
+        "cost (USD)", null=True, blank=True,
         help_text="Empty: unpriced (no price known for this model, date and tier).",
     )
     service_tier = models.CharField("service tier", max_length=32, blank=True)
@@ -209,9 +219,8 @@ class UsageHourly(models.Model):
     output_tokens = models.PositiveBigIntegerField("output tokens", default=0)
     reasoning_tokens = models.PositiveBigIntegerField("reasoning tokens", default=0)
     total_tokens = models.PositiveBigIntegerField("total tokens", default=0)
-    cost = models.DecimalField(
-        "cost of priced records (USD)", max_digits=24, decimal_places=10, default=0
-    )
+    # Added to by the database (cost = cost + excluded.cost): exact only as integers.
+    cost = MoneyField("cost of priced records (USD)", default=Decimal(0))
     unpriced_requests = models.PositiveBigIntegerField("unpriced records", default=0)
 
     class Meta:

@@ -22,15 +22,16 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Q
 
+from .db import pg_cursor
+from .fields import quantize_money
 from .models import CatalogModel, ModelPrice
 
 MILLION = Decimal(1_000_000)
-COST_QUANTUM = Decimal("1e-10")  # UsageRecord.cost has 10 decimal places
 HALF = Decimal("0.5")
 STANDARD_TIERS = {"", "default", "auto", "standard", "scale"}
 DISCOUNT_TIERS = {"flex": HALF, "batch": HALF}
@@ -78,9 +79,9 @@ def compute_cost(
     usage: Usage, price: Price | None, *, service_tier: str | None = None,
     priority_multiplier: Decimal | None = None,
 ) -> Decimal | None:
-    """Cost of one response in USD, rounded to 1e-10; None when unpriced."""
+    """Cost of one response in USD, rounded half-even to 1e-10; None when unpriced."""
     if usage.is_empty:
-        return Decimal(0).quantize(COST_QUANTUM)
+        return quantize_money(Decimal(0))
     if price is None:
         return None
     cached = min(usage.cached_input_tokens, usage.input_tokens)
@@ -98,7 +99,8 @@ def compute_cost(
     factor = tier_factor(service_tier, priority_multiplier)
     if factor is None:
         return None
-    return (amount / MILLION * factor).quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
+    # Rounded once, here, to the stored unit: the column then holds this value exactly.
+    return quantize_money(amount / MILLION * factor)
 
 
 class PriceBook:
@@ -163,8 +165,6 @@ class PriceBook:
 def _price_rows_postgresql(organization_id: int | None, model_ids: list[str]) -> list[tuple]:
     """The same rows as the ORM query, as one prepared statement (the ORM's query
     compilation cost more than the query itself)."""
-    from .db import pg_cursor
-
     price, model = ModelPrice._meta.db_table, CatalogModel._meta.db_table
     sql = (
         "SELECT m.model_id, m.priority_multiplier, p.organization_id, p.effective_from, "

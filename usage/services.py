@@ -27,6 +27,7 @@ from django.views.decorators.debug import sensitive_variables
 from orgs.audit import audit_log
 
 from .db import pg_cursor
+from .fields import MAX_AMOUNT
 from .models import IngestionToken, UsageHourly, UsageRecord
 from .parsing import (
     FieldError,
@@ -185,6 +186,7 @@ def _rollup_add(rows: Iterable[dict]) -> None:
         key = (r["project_id"], r["api_key_id"] or 0, r["model"], _hour(r["occurred_at"]))
         b = buckets.get(key)
         if b is None:
+            # Costs are quantized to the money unit, so this Decimal sum is exact.
             b = buckets[key] = [r["organization_id"], 0, 0, 0, 0, 0, 0, 0, Decimal(0), 0]
         b[1] += 1
         b[2] += _is_error(r)
@@ -202,13 +204,15 @@ def _rollup_add(rows: Iterable[dict]) -> None:
     ops = connection.ops
     qn = ops.quote_name
     table = qn(UsageHourly._meta.db_table)
+    # Integer units of the money field: the database adds them exactly (SQLite too).
+    cost_to_db = UsageHourly._meta.get_field("cost").get_db_prep_save
     columns = ["hour", "organization_id", "project_id", "key_slot", "model", *ROLLUP_COUNTERS]
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     params: list[Any] = []
     for key in sorted(buckets):
         project_id, key_slot, model, hour = key
         org_id, *numbers = buckets[key]
-        numbers[7] = ops.adapt_decimalfield_value(numbers[7], 24, 10)
+        numbers[7] = cost_to_db(numbers[7], connection)
         params += [ops.adapt_datetimefield_value(hour), org_id, project_id, key_slot, model, *numbers]
     updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in ROLLUP_COUNTERS)
     sql = (
@@ -224,11 +228,16 @@ def _rollup_add(rows: Iterable[dict]) -> None:
 ROLLUP_COUNTERS = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
                    "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
 def _price(drafts: list[RecordDraft], organization_id: int) -> None:
+    """Set each draft's cost; FieldError for a cost no money column can hold."""
     book = PriceBook(organization_id=organization_id, model_ids={d.row["model"] for d in drafts})
     for d in drafts:
         r = d.row
-        r["cost"] = book.cost(model_id=r["model"], usage=d.usage, when=r["occurred_at"],
-                              service_tier=r["service_tier"])
+        cost = book.cost(model_id=r["model"], usage=d.usage, when=r["occurred_at"],
+                         service_tier=r["service_tier"])
+        if cost is not None and cost > MAX_AMOUNT:
+            raise FieldError("usage", f"these token counts cost {cost} USD at this model's price, more than "
+                             f"the {MAX_AMOUNT} USD a record can hold; check the token counts.")
+        r["cost"] = cost
 
 
 RECORD_COLUMNS = [
@@ -254,7 +263,7 @@ PG_ARRAY_TYPES = {
     "source": "varchar", "model": "varchar", "response_id": "varchar",
     "server_request_id": "varchar", "client_request_id": "varchar",
     "input_tokens": "bigint", "cached_input_tokens": "bigint", "output_tokens": "bigint",
-    "reasoning_tokens": "bigint", "total_tokens": "bigint", "cost": "numeric",
+    "reasoning_tokens": "bigint", "total_tokens": "bigint", "cost": "bigint",  # MoneyField units
     "service_tier": "varchar", "latency_ms": "integer", "status": "varchar",
     "error_type": "varchar", "ratelimit_headers": "jsonb", "retries": "smallint",
     "occurred_at": "timestamptz",
@@ -279,11 +288,14 @@ def _insert_sql_postgresql(rows: list[dict], *, rollup: bool = False) -> tuple[s
     qn = connection.ops.quote_name
     per_row = list(PG_ARRAY_TYPES)
     dumps = json.dumps
+    cost_to_db = UsageRecord._meta.get_field("cost").get_db_prep_save
     # Placeholders in text order: the two constants of the SELECT, then the arrays.
     params: list[Any] = [rows[0]["write_batch"], rows[0]["created_at"]]
     for c in per_row:
         if c == "ratelimit_headers":
             params.append([dumps(r[c]) if r[c] else "{}" for r in rows])
+        elif c == "cost":  # Decimal -> integer units, by the field (as the other path does)
+            params.append([cost_to_db(r[c], connection) for r in rows])
         else:
             params.append([r[c] for r in rows])
     arrays = ", ".join(f"%b::{PG_ARRAY_TYPES[c]}[]" for c in per_row)
@@ -427,7 +439,10 @@ def usage_record_create(
         raise ValidationError({exc.field: exc.message}) from exc
     if api_key is not None and api_key.project_id != project.pk:
         raise ValidationError({"api_key": "This key belongs to another project."})
-    new = _insert([draft])
+    try:
+        new = _insert([draft])
+    except FieldError as exc:  # a cost too large to store
+        raise ValidationError({exc.field: exc.message}) from exc
     if new:
         if api_key is not None:
             from keys.services import api_key_mark_used

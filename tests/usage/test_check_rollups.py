@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -53,3 +54,16 @@ def test_a_stray_rollup_without_records_is_a_difference(records):
 def test_bad_arguments_are_explained():
     with pytest.raises(CommandError, match="--since"):
         call_command("check_rollups", since="yesterday", until="2026-07-02")
+
+
+def test_many_small_writes_into_one_hour_still_match(project, settings, capsys):
+    """300 single writes into one bucket: the rollup is added to 300 times. With costs
+    stored as REAL (SQLite) the sum drifted ("stored 0.0859500000 != recomputed
+    0.0859499999999997"); as integer units it is exact."""
+    settings.USAGE_RAW_RETENTION_DAYS = 0
+    for i in range(300):
+        usage_record_create(project=project, source="playground",
+                            response=response_json(f"small{i}", model="gpt-5.5", inp=45, cached=3, out=2, reasoning=0))
+    call_command("check_rollups", since="2026-07-01", until="2026-07-02")
+    assert "match" in capsys.readouterr().out
+    assert UsageHourly.objects.get().cost == 300 * Decimal("0.0002715")  # (42×5 + 3×0.5 + 2×30) / 1M
