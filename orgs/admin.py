@@ -17,6 +17,7 @@ from .models import (
     ServiceAccount,
 )
 from .otp import TOTPDevice
+from .services import invitation_revoke
 
 
 class OrganizationMembershipInline(admin.TabularInline):
@@ -137,8 +138,9 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
-    """Invitations are made and resent from the console (the link is e-mailed there); here
-    they can be read and revoked. The token's HMAC is never shown."""
+    """Read-only, with an audited Revoke action: invitations are made and resent from the
+    console (the link must be e-mailed, and every change audited). The token's HMAC is
+    never shown."""
 
     list_display = ["email", "organization", "role", "invited_by", "expires_at", "accepted_at", "revoked_at"]
     list_filter = ["role", "organization"]
@@ -146,11 +148,22 @@ class InvitationAdmin(admin.ModelAdmin):
     list_select_related = ["organization", "invited_by"]
     fields = ["organization", "email", "role", "projects", "invited_by", "created_at", "expires_at",
               "sent_count", "last_sent_at", "accepted_at", "accepted_by", "revoked_at"]
-    readonly_fields = ["organization", "email", "role", "projects", "invited_by", "created_at", "expires_at",
-                       "sent_count", "last_sent_at", "accepted_at", "accepted_by"]
+    readonly_fields = fields
+    actions = ["revoke_selected"]
 
     def has_add_permission(self, request) -> bool:
         return False  # the link must be e-mailed: invite from the organization page
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead: a deletion would leave no trace
+
+    @admin.action(description="Revoke the selected invitations (their links stop working)")
+    def revoke_selected(self, request, queryset) -> None:
+        revoked = 0
+        for invitation in queryset.filter(accepted_at__isnull=True, revoked_at__isnull=True):
+            invitation_revoke(invitation=invitation, actor=request.user, request=request)
+            revoked += 1
+        self.message_user(request, f"{revoked} invitation(s) revoked.")
 
 
 @admin.register(TOTPDevice)

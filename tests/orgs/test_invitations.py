@@ -368,3 +368,10 @@ def test_the_admin_never_shows_the_token_hash(client, owner, organization):
         assert page.status_code == 200
         assert invitation.token_digest not in page.content.decode()
     assert client.get(reverse("admin:orgs_invitation_add")).status_code == 403
+    changelist = reverse("admin:orgs_invitation_changelist")
+    client.post(changelist, {"action": "delete_selected", "_selected_action": [invitation.pk], "post": "yes"})
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
+    client.post(changelist, {"action": "revoke_selected", "_selected_action": [invitation.pk]})
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is not None
+    assert AuditEvent.objects.get(action="invitation.revoke").actor == admin
