@@ -267,7 +267,9 @@ class UsageReporter:
             if not model:
                 return False
             record: dict[str, Any] = {
-                "response_id": response_id or f"err_{uuid.uuid4().hex}", "model": str(model),
+                # A client-made id, fixed now, so a resent batch stays a replay.
+                "response_id": response_id or f"{'err' if status == 'error' else 'inc'}_{uuid.uuid4().hex}",
+                "model": str(model),
                 "status": status, "error_type": error_type,
             }
             if server_request_id:

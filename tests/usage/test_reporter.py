@@ -264,6 +264,24 @@ def test_a_stream_the_application_stops_reading_is_reported_incomplete(console, 
     assert rec.server_request_id == openai_simulator.log[-1]["request_id"]
 
 
+@live_db
+def test_a_stream_dropped_unread_is_still_counted(console, openai_simulator, project):
+    reporter = make_reporter(*console)
+    client = instrument(openai.OpenAI(api_key=fake_secret(), base_url=openai_simulator.base_url, max_retries=0),
+                        reporter)
+    try:
+        stream = client.responses.create(**_stream_kwargs("responses", "gpt-5.4-mini"))
+        request_id = stream.response.headers["x-request-id"]
+        stream.response.close()
+        del stream  # never iterated: the request was made all the same
+        assert reporter.flush(timeout=30)
+    finally:
+        reporter.close(timeout=5)
+    [rec] = records(project)
+    assert (rec.model, rec.status, rec.error_type) == ("gpt-5.4-mini", "incomplete", "stream_abandoned")
+    assert rec.server_request_id == request_id and rec.response_id.startswith("inc_")
+
+
 # --- delivery: one bad record never keeps the others out ---------------------------------------------
 
 
