@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from django.urls import reverse
 
 from keys.models import APIKey, APIKeyEvent
 from orgs.models import AuditEvent
 from tests.factories import ServiceAccountFactory, fake_secret, make_api_key
+from tests.platformadmin.test_netguard import PHRASE as PRIVATE
+from tests.platformadmin.test_netguard import RecordingServer
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +112,78 @@ def test_readers_and_members_cannot_add_keys(client, reader, member, project):
 def test_outsiders_get_404(client, outsider, project):
     client.force_login(outsider)
     assert client.post(_url(project), _data(fake_secret("proj"))).status_code == 404
+
+
+# --- Hardening: the base URL / Azure endpoint the server will call ------------------------
+
+
+@pytest.fixture
+def target():
+    server = RecordingServer()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("base_url", [
+    "http://127.0.0.1:{port}/latest/meta-data", "http://localhost:{port}/v1", "http://[::1]:{port}/v1",
+    "http://0.0.0.0:{port}/v1", "http://169.254.169.254/latest/meta-data", "http://10.0.0.8/v1",
+    "http://[fd00:ec2::254]/latest/meta-data", "http://100.100.100.200/latest/meta-data",
+    "http://[::ffff:127.0.0.1]:{port}/v1",
+])
+def test_a_private_base_url_is_refused_naming_the_field_and_the_fix(client, owner, project, target, base_url):
+    client.force_login(owner)
+    response = client.post(_url(project), _data(fake_secret("proj"), provider="compatible",
+                                                base_url=base_url.format(port=target.port), test_connection="on"))
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert PRIVATE in " ".join(form.errors["base_url"])
+    assert PRIVATE in html.unescape(response.content.decode())
+    assert not APIKey.objects.exists()
+    assert target.requests == []
+
+
+def test_a_private_azure_endpoint_is_refused(client, owner, project, target):
+    client.force_login(owner)
+    response = client.post(_url(project), _data("0123456789abcdef0123456789abcdef", provider="azure",
+                                                azure_endpoint=f"http://127.0.0.1:{target.port}",
+                                                azure_api_version="2024-10-21"))
+    assert response.status_code == 400
+    assert PRIVATE in " ".join(response.context["form"].errors["azure_endpoint"])
+    assert not APIKey.objects.exists()
+
+
+def test_credentials_in_the_base_url_are_refused(client, owner, project, target, settings):
+    settings.OUTBOUND_ALLOWED_ORIGINS = [target.origin]
+    client.force_login(owner)
+    response = client.post(_url(project), _data(fake_secret("proj"), provider="compatible",
+                                                base_url=f"http://127.0.0.1:{target.port}@llm.example.com/v1"))
+    assert response.status_code == 400
+    assert "user or password" in " ".join(response.context["form"].errors["base_url"])
+    assert not APIKey.objects.exists()
+
+
+def test_an_allow_listed_origin_is_accepted(client, owner, project, target, settings):
+    settings.OUTBOUND_ALLOWED_ORIGINS = [target.origin]
+    client.force_login(owner)
+    response = client.post(_url(project), _data(fake_secret("proj"), provider="compatible",
+                                                base_url=f"{target.origin}/v1"))
+    assert response.status_code == 200
+    assert APIKey.objects.get(project=project).base_url == f"{target.origin}/v1"
+
+
+@pytest.mark.parametrize("body", [b'{"data": 5}', b"[]", b"<html>login</html>", b"\xff\xfe not json"])
+def test_an_odd_reply_to_the_test_still_shows_the_key_once(client, owner, project, target, settings, body):
+    """The key is committed before the test runs: whatever the upstream says, the one-time
+    display must come, with the test's outcome beside it."""
+    settings.OUTBOUND_ALLOWED_ORIGINS = [target.origin]
+    target.reply = (200, {"content-type": "application/json"}, body)
+    secret = fake_secret("proj")
+    client.force_login(owner)
+    response = client.post(_url(project), _data(secret, provider="compatible", base_url=f"{target.origin}/v1",
+                                                test_connection="on"))
+    page = html.unescape(response.content.decode())
+    assert response.status_code == 200
+    assert secret in page and "no-store" in response["Cache-Control"]
+    assert "Test connection: failed" in page and "not with a model list" in page
+    assert APIKey.objects.filter(project=project).count() == 1
+    assert len(target.requests) == 1

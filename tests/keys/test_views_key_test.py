@@ -12,6 +12,8 @@ from keys import services
 from keys.models import APIKeyEvent
 from orgs.models import AuditEvent
 from tests.factories import fake_secret, make_api_key
+from tests.platformadmin.test_netguard import PHRASE as PRIVATE
+from tests.platformadmin.test_netguard import RecordingServer
 
 pytestmark = pytest.mark.django_db
 
@@ -80,3 +82,66 @@ def test_readers_cannot_test(client, reader, sim_key):
     assert client.post(_url(sim_key)).status_code == 403
     assert client.get(_url(sim_key)).status_code == 403
     assert not AuditEvent.objects.filter(action="key.test").exists()
+
+
+# --- Hardening: where the server's request may go, and any reply is a message ------------
+
+
+@pytest.fixture
+def target():
+    server = RecordingServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def second():
+    server = RecordingServer()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:{port}/latest/meta-data", "http://localhost:{port}/v1",
+                                      "http://[::1]:{port}/v1", "http://0.0.0.0:{port}/v1"])
+def test_a_key_aimed_at_the_servers_own_network_is_never_fetched(client, member, project, target, base_url):
+    key = make_api_key(project, provider="compatible", base_url=base_url.format(port=target.port))
+    client.force_login(member)
+    for _ in range(3):  # a member could repeat it at will
+        page = html.unescape(client.post(_url(key), follow=True).content.decode())
+        assert "Test connection:" in page and PRIVATE in page
+    assert target.requests == []
+    assert "internal-secret-model" not in page
+    assert AuditEvent.objects.filter(action="key.test", detail__ok=False).count() == 3
+
+
+@pytest.mark.parametrize(("content_type", "body", "why"), [
+    ("application/json", b'{"data": 5}', "'data' is a number"),
+    ("application/json", b"[]", "the JSON is a list"),
+    ("application/json", b"null", "the JSON is null"),
+    ("application/json", b'{"object": "list"}', "'data' is missing"),
+    ("application/json", b'{"data": [5, {"id": 3}]}', "entry 0 of 'data' has no string 'id'"),
+    ("text/html", b"<html><body>Welcome to nginx</body></html>", "not JSON but 'text/html'"),
+    ("application/json", b"this is not json", "not JSON"),
+])
+def test_any_upstream_reply_becomes_a_message(client, owner, project, target, settings, content_type, body, why):
+    settings.OUTBOUND_ALLOWED_ORIGINS = [target.origin]
+    target.reply = (200, {"content-type": content_type}, body)
+    key = make_api_key(project, provider="compatible", base_url=f"{target.origin}/v1")
+    client.force_login(owner)
+    response = client.post(_url(key), follow=True)
+    page = html.unescape(response.content.decode())
+    assert response.status_code == 200
+    assert "not with a model list" in page and why in page and "Check the key's base URL" in page
+    fragment = html.unescape(client.post(_url(key), HTTP_HX_REQUEST="true").content.decode())
+    assert "Test connection: failed" in fragment and why in fragment
+    assert AuditEvent.objects.filter(action="key.test", detail__ok=False).count() == 2
+
+
+def test_a_redirect_from_an_allowed_origin_is_not_followed(client, owner, project, target, second, settings):
+    settings.OUTBOUND_ALLOWED_ORIGINS = [target.origin]
+    target.reply = (302, {"location": f"{second.origin}/latest/meta-data"}, b"")
+    key = make_api_key(project, provider="compatible", base_url=f"{target.origin}/v1")
+    client.force_login(owner)
+    page = html.unescape(client.post(_url(key), follow=True).content.decode())
+    assert "Test connection:" in page and "302" in page
+    assert len(target.requests) == 1 and second.requests == []
