@@ -168,7 +168,9 @@ def users(owner, reader, project_owner, member, outsider):
 def test_the_sweep_finds_the_console_urls():
     names = {name for name, _ in swept_urls()}
     assert {"orgs:organization-detail", "orgs:project-detail", "orgs:audit-log", "keys:key-detail",
-            "keys:key-reveal", "keys:key-rotate", "keys:key-revoke", "keys:key-create"} <= names
+            "keys:key-reveal", "keys:key-rotate", "keys:key-revoke", "keys:key-create",
+            "orgs:organization-invite", "orgs:project-invite", "orgs:invitation-update",
+            "orgs:organization-member-remove", "orgs:project-member-remove"} <= names
 
 
 def test_anonymous_is_sent_to_sign_in(client, world):
