@@ -1,17 +1,33 @@
 """Write a local .env for the embedded demo if there is none (stdlib only).
 
-It holds a DEBUG flag, a random SECRET_KEY and a fresh encryption key ring, so
-`make run` works on a fresh clone with nothing configured. Never used in production.
+It holds a DEBUG flag, a random SECRET_KEY, a fresh encryption key ring, the bundled
+simulator's URL and, in OUTBOUND_ALLOWED_ORIGINS, exactly the simulator's origin: the
+server's outgoing requests go only to public addresses otherwise (platformadmin/netguard.py),
+and the simulator listens on 127.0.0.1. `make run` works on a fresh clone with nothing
+configured. Never used in production.
+
+SIM_PORT (default 8765) is the simulator's port, as in scripts/run-console.sh. An older
+.env without OUTBOUND_ALLOWED_ORIGINS gets the line added.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 from pathlib import Path
 
 ENV = Path(__file__).resolve().parent.parent / ".env"
+SIM_PORT = int(os.environ.get("SIM_PORT") or 8765)
+SIM_ORIGIN = f"http://127.0.0.1:{SIM_PORT}"
+
+
+def _simulator_origin(text: str) -> str:
+    """The origin of the .env's OPENAI_SIMULATOR_URL (the one seed_demo's keys use)."""
+    match = re.search(r"^OPENAI_SIMULATOR_URL=(https?://[^/\s]+)", text, flags=re.M)
+    return match.group(1) if match else SIM_ORIGIN
+
 
 if not ENV.exists():
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
@@ -20,7 +36,18 @@ if not ENV.exists():
         "DEBUG=true\n"
         f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
         f"FIELD_ENCRYPTION_KEYS=v1:{key}\n"
-        "OPENAI_SIMULATOR_URL=http://127.0.0.1:8765/v1\n"
+        f"OPENAI_SIMULATOR_URL={SIM_ORIGIN}/v1\n"
+        "# Outgoing requests go only to public addresses, except these exact origins.\n"
+        f"OUTBOUND_ALLOWED_ORIGINS={SIM_ORIGIN}\n"
     )
     ENV.chmod(0o600)
     print(f"Wrote {ENV.name} with a new SECRET_KEY and encryption key (keep it: it decrypts var/db.sqlite3).")
+else:
+    text = ENV.read_text()
+    if not re.search(r"^OUTBOUND_ALLOWED_ORIGINS=", text, flags=re.M):
+        origin = _simulator_origin(text)
+        with ENV.open("a") as env_file:
+            env_file.write(("" if text.endswith("\n") or not text else "\n")
+                           + "# Outgoing requests go only to public addresses, except these exact origins.\n"
+                           + f"OUTBOUND_ALLOWED_ORIGINS={origin}\n")
+        print(f"Added OUTBOUND_ALLOWED_ORIGINS={origin} (the simulator) to {ENV.name}.")

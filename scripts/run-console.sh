@@ -19,6 +19,16 @@ trap cleanup INT TERM EXIT
 
 if $PY manage.py help openai_simulator >/dev/null 2>&1; then
   $PY manage.py openai_simulator --host 127.0.0.1 --port "$SIM_PORT" & pids+=($!)
+  # The server's outgoing requests go only to public addresses (platformadmin/netguard.py);
+  # the simulator listens on loopback, so exactly its origin is allowed, added to what the
+  # environment or .env already lists.
+  SIM_ORIGIN="http://127.0.0.1:$SIM_PORT"
+  allowed=${OUTBOUND_ALLOWED_ORIGINS-$(sed -n 's/^OUTBOUND_ALLOWED_ORIGINS=//p' .env 2>/dev/null | tail -n 1)}
+  case ",$allowed," in
+    *",$SIM_ORIGIN,"*) ;;
+    *) allowed="${allowed:+$allowed,}$SIM_ORIGIN" ;;
+  esac
+  export OUTBOUND_ALLOWED_ORIGINS="$allowed"
 fi
 $PY -m celery -A platformadmin worker --loglevel=INFO --concurrency=2 & pids+=($!)
 $PY -m celery -A platformadmin beat --loglevel=INFO & pids+=($!)
