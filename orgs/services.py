@@ -460,7 +460,11 @@ def invitation_accept_new_account(*, token: str, username: str, password: str, r
     user = User(**{User.USERNAME_FIELD: username.strip()}, email=invitation.email)
     user.set_password(password)
     user.full_clean(exclude=["password"])
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:  # the same username taken a moment ago
+        raise ValidationError({"username": "This username was just taken: choose another."}) from exc
     audit_log(action="auth.account_create", actor=user, organization=invitation.organization,
               target=user, request=request, detail={"via": "invitation", "email": invitation.email})
     invitation_accept(token=token, user=user, request=request)
