@@ -157,3 +157,10 @@ def test_a_bad_trusted_proxy_entry_names_the_setting():
 
     with pytest.raises(ImproperlyConfigured, match="TRUSTED_PROXY_IPS: 'proxy.local'"):
         parse_networks(["proxy.local"], setting="TRUSTED_PROXY_IPS")
+
+
+def test_a_trusted_proxy_that_sends_no_client_address_is_logged(db, settings, caplog):
+    settings.TRUSTED_PROXY_IPS = [PROXY]
+    with caplog.at_level("WARNING", logger="orgs.lockout"):
+        Client().get("/healthz", REMOTE_ADDR=PROXY)
+    assert "without X-Forwarded-For" in caplog.text
