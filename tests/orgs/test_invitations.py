@@ -14,6 +14,8 @@ import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
 
 from orgs import services
@@ -375,3 +377,21 @@ def test_the_admin_never_shows_the_token_hash(client, owner, organization):
     invitation.refresh_from_db()
     assert invitation.revoked_at is not None
     assert AuditEvent.objects.get(action="invitation.revoke").actor == admin
+
+
+def test_the_organization_page_does_not_query_per_invitation(client, owner, organization, project):
+    client.force_login(owner)
+    url = _org_url("organization-detail", organization)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    services.invitation_create(organization=organization, email="one@example.com", role="project_member",
+                               projects=[project], actor=owner)
+    one = queries()
+    for n in range(5):
+        services.invitation_create(organization=organization, email=f"more{n}@example.com",
+                                   role="project_owner", projects=[project], actor=owner)
+    assert queries() == one
