@@ -140,7 +140,7 @@ def _split_records(payload) -> tuple[list, object]:
             raise FieldError("records", "must be a list of records.")
         return records, payload.get("project")
     if isinstance(payload, dict):
-        return [payload], payload.get("project") if "response" in payload else None
+        return [payload], payload.get("project")
     raise FieldError("body", "must be a JSON object (one record or {\"records\": [...]}) or a list.")
 
 
@@ -165,7 +165,7 @@ def _draft(project, raw, *, now, cutoff):
         "latency_ms": raw.get("latency_ms"),
         "error_type": raw.get("error_type"),
         "ratelimit_headers": raw.get("ratelimit_headers"),
-        "retries": raw.get("retries", 0),
+        "retries": 0 if raw.get("retries") is None else raw["retries"],  # null = not given
         "occurred_at": raw.get("occurred_at"),
     }
     if envelope:
