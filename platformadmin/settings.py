@@ -58,6 +58,9 @@ MIDDLEWARE = [
     # First: everything below reads REMOTE_ADDR (see orgs/lockout.py).
     "orgs.lockout.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy and Permissions-Policy headers on every response.
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     # Bearer-token API views skip the rest of the stack (see usage/middleware.py).
     "usage.middleware.ApiShortPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -322,6 +325,33 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# No inline script or style on any page (django-csp 4.x): the console's CSS and JS are
+# static files, htmx's injected indicator style is off (base.html). A browser test
+# visits every page and fails on any violation (tests/browser/test_csp.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "connect-src": ["'self'"],  # the playground's streamed run (fetch)
+        "font-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    },
+}
+# Browser features the console never uses, switched off for every page (and any frame).
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media",
+        "fullscreen", "geolocation", "gyroscope", "magnetometer", "microphone", "midi",
+        "payment", "picture-in-picture", "publickey-credentials-get", "screen-wake-lock",
+        "sync-xhr", "usb", "xr-spatial-tracking",
+    )
+}
 
 # --- Logging ------------------------------------------------------------------------
 LOGGING = {
