@@ -5,6 +5,8 @@ middleware keeps two more in the session: when it started and when it was last a
 Past ``SESSION_IDLE_TIMEOUT`` seconds without a request, or ``SESSION_ABSOLUTE_LIFETIME``
 seconds after sign-in, the user is signed out with a message and sent to the sign-in
 page. Activity is written at most once a minute, so most requests save no session.
+Both clocks start at the first request after sign-in (a session signed in before this
+middleware was deployed starts them then too); signing out flushes them.
 """
 
 from __future__ import annotations
