@@ -125,8 +125,24 @@ def exception_secrets(exc: BaseException | None) -> tuple[str, ...]:
     return header_secrets(getattr(request, "headers", None))
 
 
+def request_secrets(request) -> list[str]:
+    """The secrets a Django request carries: its credentials (``Authorization``,
+    ``api-key``) and the POST values hidden by name or by ``sensitive_post_parameters``.
+    An error page or a log line about this request is scrubbed of them by value."""
+    if request is None:
+        return []
+    found = list(header_secrets(getattr(request, "headers", None)))
+    post = getattr(request, "POST", None) or {}
+    sensitive = getattr(request, "sensitive_post_parameters", None) or []
+    for key in getattr(post, "keys", list)():
+        if sensitive == "__ALL__" or key in sensitive or SENSITIVE_NAMES.search(key):
+            found.extend(v for v in post.getlist(key) if isinstance(v, str))
+    return found
+
+
 class RedactSecretsFilter(logging.Filter):
-    """Logging filter: formats the message once, then redacts it by shape.
+    """Logging filter: formats the message once, then redacts it by shape, and by value
+    for the request a record carries (``django.request`` attaches it to its errors).
 
     The traceback of ``log.exception`` is redacted too (it is formatted here and cached
     on the record, where the formatter takes it from)."""
@@ -136,13 +152,14 @@ class RedactSecretsFilter(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError, KeyError):  # a malformed log call must not drop the record
             return True
-        redacted = redact(message)
+        secrets = request_secrets(getattr(record, "request", None))
+        redacted = scrub(message, secrets)
         if redacted != message:
             record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = scrub(record.exc_text, secrets)
         return True
 
 
@@ -203,21 +220,9 @@ class SecretRedactingExceptionReporter(ExceptionReporter):
     message or an unnamed local is removed wherever it appears.
     """
 
-    def _request_secrets(self) -> list[str]:
-        request = self.request
-        if request is None:
-            return []
-        found = list(header_secrets(getattr(request, "headers", None)))
-        post = getattr(request, "POST", None) or {}
-        sensitive = getattr(request, "sensitive_post_parameters", None) or []
-        for key in getattr(post, "keys", list)():
-            if sensitive == "__ALL__" or key in sensitive or SENSITIVE_NAMES.search(key):
-                found.extend(v for v in post.getlist(key) if isinstance(v, str))
-        return found
-
     def get_traceback_data(self):
         data = super().get_traceback_data()
-        secrets = self._request_secrets()
+        secrets = request_secrets(self.request)
         substitute = self.filter.cleansed_substitute
 
         def clean(value: Any) -> Any:

@@ -374,7 +374,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Django's own console and mail_admins handlers (DEFAULT_LOGGING) do not redact: its
+        # records go to the root's redacting handler instead (ADMINS is not used here).
+        "django": {"handlers": [], "level": "INFO"},
         # A refused page (403/404) is logged as one line, without a traceback.
-        "django.request": {"filters": ["client_errors_without_traceback"]},
+        # Request errors are redacted where they are logged (by value too: the record
+        # carries the request), so every handler, not only the console, gets them clean.
+        "django.request": {"filters": ["client_errors_without_traceback", "redact_secrets"]},
     },
 }

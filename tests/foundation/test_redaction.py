@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import logging
 import sys
@@ -187,3 +188,36 @@ def test_credentials_are_hidden_by_name_with_debug_on(settings, name):
     reporter_filter = SecretRedactingReporterFilter()
     assert reporter_filter.is_active(None)
     assert reporter_filter.cleanse_setting(name, "value-of-it") == reporter_filter.cleansed_substitute
+
+
+def _stream_handlers_of(name: str) -> list[logging.StreamHandler]:
+    """Every stream handler a record of logger ``name`` reaches (Django's own included)."""
+    found, logger = [], logging.getLogger(name)
+    while logger is not None:
+        found += [h for h in logger.handlers  # not pytest's own capture handlers
+                  if isinstance(h, logging.StreamHandler) and not type(h).__module__.startswith("_pytest")]
+        logger = logger.parent if logger.propagate else None
+    return found
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("debug", [True, False])
+def test_a_request_error_is_logged_without_its_secrets(settings, client, caplog, debug):
+    settings.DEBUG = debug
+    client.raise_request_exception = False
+    buffer = io.StringIO()
+    handlers = _stream_handlers_of("django.request")
+    previous = [h.setStream(buffer) for h in handlers]
+    try:
+        with caplog.at_level(logging.INFO):
+            response = client.post("/boom/", {"secret": COMPAT, "note": AZURE},
+                                   HTTP_AUTHORIZATION=f"Bearer {INGEST}")
+    finally:
+        for h, stream in zip(handlers, previous, strict=True):
+            h.setStream(stream)
+    assert response.status_code == 500
+    assert "upstream said" in buffer.getvalue() and "upstream said" in caplog.text
+    _assert_no_secret(buffer.getvalue())
+    _assert_no_secret(caplog.text)
+    for record in caplog.records:
+        _assert_no_secret(record.getMessage() + (record.exc_text or ""))
