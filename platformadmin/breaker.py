@@ -6,7 +6,8 @@ opens: calls fail fast with a clear message instead of waiting on a dead upstrea
 After ``OPENAI_BREAKER_COOLDOWN_SECONDS`` it half-opens: exactly one caller (claimed
 with an atomic ``cache.add``) makes a probe call; success closes the circuit, a
 transient failure opens it again for another cool-down. Any reply that proves the
-upstream answers (a success, or a 4xx such as 401) resets the count.
+upstream answers (a success, or a 4xx such as 401) resets the count; a stream cut short
+(the connection dropped, or the body ended with no terminal event) is a transient failure.
 
 The state lives in the cache (Redis in production and CI, a file cache in
 ``make run``) so every web and worker process sees the same circuit. It is keyed by the
