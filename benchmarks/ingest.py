@@ -41,6 +41,10 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+sys.path.insert(0, str(ROOT))  # for the money unit's one definition (no Django set-up needed)
+
+from usage.fields import money_to_units, quantize_money, units_to_money  # noqa: E402
+
 MODELS = {  # model: (input, cached, output) per 1M tokens, as seeded
     "gpt-5.5": (Decimal(5), Decimal("0.5"), Decimal(30)),
     "gpt-5.4-mini": (Decimal("0.75"), Decimal("0.075"), Decimal("4.5")),
@@ -185,7 +189,8 @@ def post_batches(port: int, token: str, bodies: list[bytes], clients: int) -> tu
 
 
 def copy_rows(dsn: str, records: list[dict], org_id: int, project_id: int) -> float:
-    """The same rows (cost computed here) through COPY into usage_usagerecord; seconds."""
+    """The same rows (cost computed here, stored as the column's integer units of 1e-10 USD)
+    through COPY into usage_usagerecord; seconds."""
     cols = ["organization_id", "project_id", "source", "model", "response_id", "server_request_id",
             "client_request_id", "input_tokens", "cached_input_tokens", "output_tokens",
             "reasoning_tokens", "total_tokens", "cost", "service_tier", "status", "error_type",
@@ -203,7 +208,7 @@ def copy_rows(dsn: str, records: list[dict], org_id: int, project_id: int) -> fl
         rows.append((org_id, project_id, "ingest", r["model"], r["id"], meta.get("server_request_id", ""), "",
                      u["input_tokens"], cached,
                      u["output_tokens"], u["output_tokens_details"]["reasoning_tokens"], u["total_tokens"],
-                     cost.quantize(Decimal("1e-10")), r["service_tier"], "completed", "", "{}", 0,
+                     money_to_units(quantize_money(cost)), r["service_tier"], "completed", "", "{}", 0,
                      datetime.fromtimestamp(r["created_at"], tz=UTC), batch, now, meta.get("latency_ms")))
     with psycopg.connect(dsn) as conn:
         conn.execute("TRUNCATE usage_usagerecord, usage_usagehourly")
@@ -305,6 +310,7 @@ def main() -> None:
             n, cost = conn.execute("SELECT count(*), sum(cost) FROM usage_usagerecord "
                                    "WHERE response_id LIKE 'resp_bench_%%'").fetchone()
             rolled = conn.execute("SELECT sum(requests) FROM usage_usagehourly").fetchone()[0]
+        cost = units_to_money(cost) if cost is not None else None  # SUM of the integer units
         print(f"        stored {n} rows, rollups count {rolled} (incl. {len(warm)} warm-up), cost ${cost}")
         server.terminate()
         server.wait(timeout=30)
