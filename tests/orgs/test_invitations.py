@@ -120,6 +120,17 @@ def test_the_invitee_accepts_while_signed_in_with_the_invited_address(client, ow
     assert client.post(link, {"accept": "1"}).status_code == 404
 
 
+def test_an_existing_member_who_accepts_keeps_their_role(client, owner, reader, organization):
+    client.force_login(owner)
+    _invite(client, organization, reader.email, "org_owner")
+    client.force_login(reader)
+    response = client.post(_last_link(), {"accept": "1"}, follow=True)
+    assert "role is unchanged" in _messages(response)[0]
+    assert OrganizationMembership.objects.get(user=reader, organization=organization).role == "reader"
+    assert not AuditEvent.objects.filter(action="membership.add").exists()
+    assert Invitation.objects.get().accepted_by == reader
+
+
 def test_another_signed_in_account_cannot_accept(client, owner, organization, outsider):
     client.force_login(owner)
     _invite(client, organization, "someone.else@example.com", "org_owner")
