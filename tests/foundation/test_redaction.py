@@ -158,7 +158,8 @@ def _assert_no_secret(text: str) -> None:
 def test_the_debug_error_page_shows_no_secret(settings, client, accept):
     settings.DEBUG = True
     client.raise_request_exception = False
-    response = client.post("/boom/", {"secret": COMPAT, "note": AZURE, "comment": f"see {AZURE}"},
+    response = client.post(f"/boom/?api-key={quote(COMPAT, safe='')}&token={INGEST}",
+                           {"secret": COMPAT, "note": AZURE, "comment": f"see {AZURE}"},
                            HTTP_AUTHORIZATION=f"Bearer {INGEST}", HTTP_API_KEY=AZURE, HTTP_ACCEPT=accept)
     page = response.content.decode()
     assert response.status_code == 500
