@@ -40,6 +40,12 @@ def _refused(exc: netguard.OutboundRefused, request: httpx2.Request) -> openai.A
     return openai.APIConnectionError(message=str(exc), request=request)
 
 
+def refusal_of(exc: BaseException) -> netguard.OutboundRefused | None:
+    """The guard's refusal behind an SDK connection error, if that is what it was."""
+    cause = exc.__cause__
+    return cause if isinstance(cause, netguard.OutboundRefused) else None
+
+
 class _GuardedSDKTransport(netguard.GuardedTransport):
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         try:

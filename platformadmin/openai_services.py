@@ -35,6 +35,7 @@ from platformadmin.openai_client import (
     client_for_key,
     effective_base_url,
     new_client_request_id,
+    refusal_of,
 )
 from platformadmin.redaction import exception_secrets, redact, scrub
 
@@ -481,6 +482,13 @@ def _models_list_ids(raw) -> list[str]:
 
 
 def _models_list_end(api_key, call: _ModelsListCall, *, raw=None, exc=None) -> ModelsListResult:
+    refused = refusal_of(exc) if exc is not None else None
+    if refused is not None:
+        # Nothing left the server: not an upstream failure, so the breaker is not told.
+        return ModelsListResult(False, message=(
+            f"Could not reach {effective_base_url(api_key)}: the request was not sent, because {refused} "
+            f"Otherwise change the key's base URL or endpoint to the provider's public address "
+            f"(client request id {call.cid})."))
     if exc is not None:
         failure = _failure(exc, api_key=api_key, params=GenerateParams(model="(models list)", input=""),
                            settings=call.settings, cid=call.cid, started=call.started, breaker=call.breaker)

@@ -17,6 +17,7 @@ from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from platformadmin import netguard
+from platformadmin.breaker import CircuitBreaker
 from platformadmin.openai_services import GenerateParams, amodels_list, generate, models_list
 from tests.factories import make_api_key
 
@@ -319,3 +320,14 @@ def test_an_allowed_origin_redirecting_elsewhere_is_not_followed(project, target
     result = models_list(api_key=key)
     assert not result.ok and "307" in result.message
     assert second.requests == [] and len(target.requests) == 1
+
+
+@pytest.mark.django_db
+def test_a_refused_test_connection_says_nothing_was_sent_and_leaves_the_breaker_alone(project, target, settings):
+    settings.OPENAI_BREAKER_FAILURE_THRESHOLD = 2
+    key = make_api_key(project, secret=_secret(), provider="compatible", base_url=f"http://127.0.0.1:{target.port}/v1")
+    for _ in range(3):
+        result = models_list(api_key=key)
+        assert "the request was not sent, because 127.0.0.1 " + PHRASE in result.message
+    assert CircuitBreaker.for_key(key).state().state == "closed"
+    assert target.requests == []
