@@ -123,6 +123,12 @@ def _named_errors(payload: Any, size: int) -> dict[int, dict]:
     return named
 
 
+def _count(payload: Mapping, key: str) -> int:
+    """A count from the console's reply, 0 if it is missing or not a number."""
+    value = payload.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _record_id(record: Mapping, index: int) -> str:
     """How a log line names a record: its response id, else its place in the batch."""
     response = record.get("response")
@@ -316,7 +322,12 @@ class UsageReporter:
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return resp.status, json.loads(resp.read() or b"{}"), None
+                status, raw = resp.status, resp.read()
+            try:
+                payload = json.loads(raw or b"{}")
+            except ValueError:  # a 2xx is a 2xx: the records are stored, only the counts are unknown
+                payload = {}
+            return status, payload if isinstance(payload, dict) else {}, None
         except urllib.error.HTTPError as err:
             retry_after = err.headers.get("Retry-After") if err.headers else None
             try:
@@ -384,8 +395,8 @@ class UsageReporter:
     def _delivered(self, chunk: _Chunk, payload: dict) -> None:
         self._work.popleft()
         self.sent += len(chunk.records)
-        self.created += int(payload.get("created", 0) or 0)
-        self.duplicates += int(payload.get("duplicates", 0) or 0)
+        self.created += _count(payload, "created")
+        self.duplicates += _count(payload, "duplicates")
         self._successes += 1
         self._streak = 0
         self._release(chunk.records)

@@ -301,7 +301,7 @@ class _Relay(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     target = ""
-    rule: Callable[[dict], tuple[int, dict] | None] = staticmethod(lambda body: None)
+    rule: Callable[[dict], tuple[int, dict | bytes] | None] = staticmethod(lambda body: None)
     seen: list
 
     def log_message(self, *args):
@@ -313,7 +313,7 @@ class _Relay(BaseHTTPRequestHandler):
         answer = self.rule(json.loads(body))
         if answer is not None:
             status, payload = answer
-            data = json.dumps(payload).encode()
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         else:
             req = urllib.request.Request(self.target, data=body, method="POST",
                                          headers={k: v for k, v in self.headers.items() if k.lower() in
@@ -445,6 +445,18 @@ def test_an_outage_of_500s_loses_nothing(relay, console, project):
         reporter.close(timeout=5)
     assert {r.response_id for r in records(project)} == {f"good{i}" for i in range(30)}
     assert (reporter.poisoned, reporter.rejected, reporter.sent) == (0, 0, 30)
+
+
+@live_db
+def test_a_2xx_that_is_not_json_still_counts_as_sent(relay, console, project):
+    url, seen = relay(lambda body: (200, b"<html>OK</html>"))  # e.g. a proxy's own page
+    reporter = make_reporter(url, console[1], batch_size=50, flush_interval=0.3)
+    try:
+        _report_all(reporter, [good(i) for i in range(5)])
+        assert reporter.flush(timeout=10)
+    finally:
+        reporter.close(timeout=1)
+    assert (reporter.sent, reporter.created, reporter.failed_attempts, len(seen)) == (5, 0, 0, 1)
 
 
 @live_db
