@@ -28,6 +28,9 @@ from pprint import pformat
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from django.core.exceptions import SuspiciousOperation
+from django.http import RawPostDataException
+from django.http.multipartparser import MultiPartParserError
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 REDACTED = "…[redacted]"
@@ -132,7 +135,12 @@ def request_secrets(request) -> list[str]:
     if request is None:
         return []
     found = list(header_secrets(getattr(request, "headers", None)))
-    post = getattr(request, "POST", None) or {}
+    try:
+        post = getattr(request, "POST", None) or {}
+    except (SuspiciousOperation, MultiPartParserError, RawPostDataException, OSError):
+        # A body that cannot be parsed has no POST values to scrub; the error being
+        # reported or logged must still get through (its headers are scrubbed above).
+        post = {}
     sensitive = getattr(request, "sensitive_post_parameters", None) or []
     for key in getattr(post, "keys", list)():
         if sensitive == "__ALL__" or key in sensitive or SENSITIVE_NAMES.search(key):
