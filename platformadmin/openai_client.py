@@ -1,8 +1,8 @@
 """The one place that builds OpenAI SDK clients.
 
-One long-lived ``httpx2.Client`` per process carries every call's connections (through
-the outgoing-request guard, platformadmin/netguard.py: public addresses only unless
-allow-listed, checked at connect time, no redirects); one
+One long-lived ``httpx2.Client`` per process carries every call's connections, through
+the outgoing-request guard (platformadmin/netguard.py: public addresses only unless
+allow-listed, checked at connect time, no redirects; the async pool likewise). One
 ``OpenAI`` base client (and one ``AzureOpenAI`` per endpoint + API version) is built on
 it once. A call gets a per-key copy via ``with_options``, which reuses the parent's
 connection pool, with the secret decrypted right before the call and the project's
@@ -30,7 +30,6 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_RETRIES = 3
 _PLACEHOLDER_KEY = "unset"  # the base clients never send a request themselves
-
 
 
 def _refused(exc: netguard.OutboundRefused, request: httpx2.Request) -> openai.APIConnectionError:
