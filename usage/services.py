@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -212,6 +212,8 @@ def _rollup_add(rows: Iterable[dict]) -> None:
     for key in sorted(buckets):
         project_id, key_slot, model, hour = key
         org_id, *numbers = buckets[key]
+        if numbers[7] > MAX_AMOUNT:
+            raise FieldError("usage", ROLLUP_TOO_LARGE)
         numbers[7] = cost_to_db(numbers[7], connection)
         params += [ops.adapt_datetimefield_value(hour), org_id, project_id, key_slot, model, *numbers]
     updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in ROLLUP_COUNTERS)
@@ -219,12 +221,19 @@ def _rollup_add(rows: Iterable[dict]) -> None:
         f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) VALUES "
         + ", ".join([placeholders] * len(buckets))
         + f" ON CONFLICT ({qn('project_id')}, {qn('key_slot')}, {qn('model')}, {qn('hour')})"
-        + f" DO UPDATE SET {updates}"
+        + f" DO UPDATE SET {updates} RETURNING {qn('cost')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        # SQLite turns an integer sum past 64 bits into REAL without an error: refuse it
+        # (the transaction rolls back) instead of storing an inexact amount.
+        if any(type(cost) is not int for (cost,) in cursor.fetchall()):
+            raise FieldError("usage", ROLLUP_TOO_LARGE)
 
 
+ROLLUP_TOO_LARGE = (f"this hour's total cost for the project, key and model would exceed {MAX_AMOUNT} USD, "
+                    "the most a rollup holds; check the token counts.")
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE for a bigint past 64 bits
 ROLLUP_COUNTERS = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
                    "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
 def _price(drafts: list[RecordDraft], organization_id: int) -> None:
@@ -392,9 +401,14 @@ def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
     if connection.vendor == "postgresql":
         # One statement: the insert, and the rollup of exactly the rows it inserted.
         sql, params = _insert_sql_postgresql(rows, rollup=True)
-        with connection.wrap_database_errors, pg_cursor() as cursor:
-            cursor.execute(sql, params)
-            returned = cursor.fetchall()
+        try:
+            with connection.wrap_database_errors, pg_cursor() as cursor:
+                cursor.execute(sql, params)
+                returned = cursor.fetchall()
+        except DataError as exc:  # a rollup's cost past 64 bits (each record is checked)
+            if getattr(exc.__cause__, "sqlstate", None) != NUMERIC_VALUE_OUT_OF_RANGE:
+                raise
+            raise FieldError("usage", ROLLUP_TOO_LARGE) from exc
         by_id = {r["response_id"]: r for r in rows if r["response_id"] is not None}
         unkeyed = iter([r for r in rows if r["response_id"] is None])
         return [(pk, by_id[rid] if rid is not None else next(unkeyed)) for pk, rid in returned]

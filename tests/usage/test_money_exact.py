@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.forms import modelform_factory
 
 from tests.factories import ProjectFactory, make_api_key
 from usage.fields import MAX_AMOUNT, MoneyField, money_to_units, units_to_money
@@ -319,3 +320,43 @@ def test_the_migration_converts_existing_costs_both_ways(project):
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_a_rollup_past_the_largest_amount_is_refused_not_stored_inexactly(project, catalog):
+    """Each record fits, the hour's sum would not: SQLite would silently make it REAL."""
+    model = CatalogModel.objects.get(model_id="h-long-a")
+    ModelPrice.objects.create(model=model, effective_from=date(2026, 7, 1), input_per_mtok=D("400000"),
+                              output_per_mtok=D("400000"))
+    big = {"input_tokens": 10**9, "output_tokens": 0, "total_tokens": 10**9}  # $400M each
+    when = "2026-07-01T12:00:00Z"
+    for i in range(2):
+        usage_record_create(project=project, source="ingest", model="h-long-a", response_id=f"big{i}",
+                            occurred_at=when, usage=big)
+    assert UsageHourly.objects.get().cost == D("800000000")
+    with pytest.raises(ValidationError) as exc:  # a third write: past 922,337,203.68
+        usage_record_create(project=project, source="ingest", model="h-long-a", response_id="big2",
+                            occurred_at=when, usage=big)
+    assert "rollup" in exc.value.message_dict["usage"][0]
+    assert UsageHourly.objects.get().cost == D("800000000") and UsageRecord.objects.count() == 2
+    with pytest.raises(FieldError, match="rollup"):  # three in one batch: summed before the write
+        usage_records_ingest(project=project, drafts=[build_record(
+            project=project, source="ingest", model="h-long-a", response_id=f"batch{i}",
+            occurred_at="2026-07-01T13:00:00Z", usage=big) for i in range(3)])
+    assert UsageRecord.objects.count() == 2
+
+
+def test_the_admin_form_takes_and_gives_decimal_amounts(admin_client, project):
+    record, _ = usage_record_create(project=project, source="ingest", model="gpt-5.5", response_id="adm",
+                                    usage={"input_tokens": 1000, "output_tokens": 0, "total_tokens": 1000})
+    page = admin_client.get(f"/admin/usage/usagerecord/{record.pk}/change/")
+    assert page.status_code == 200 and 'value="0.0050000000"' in page.content.decode()
+    form_class = modelform_factory(UsageRecord, fields=["cost"])
+    form = form_class(instance=record, data={"cost": "0.0000000001"})
+    assert form.is_valid(), form.errors
+    form.save()
+    assert UsageRecord.objects.values_list("cost", flat=True).get(pk=record.pk) == D("1E-10")
+    with connection.cursor() as cursor:  # stored as one unit, not as a float
+        cursor.execute(f"SELECT cost FROM {UsageRecord._meta.db_table} WHERE id = %s", [record.pk])
+        assert cursor.fetchone() == (1,)
+    too_fine = form_class(instance=record, data={"cost": "0.00000000001"})
+    assert not too_fine.is_valid() and "10 decimal places" in str(too_fine.errors["cost"])
