@@ -2,6 +2,10 @@
 
 Spend is the sum of *priced* records; unpriced records (no price known) are counted
 separately and must be shown next to any total, never folded in as $0.
+
+Costs are ``MoneyField`` columns (integer units of 1e-10 USD): ``Sum("cost")`` adds
+integers in the database, exact on SQLite as on PostgreSQL, and comes back as
+``Decimal`` through the field, so every total here equals the sum of its records.
 """
 
 from __future__ import annotations
