@@ -248,3 +248,23 @@ def test_other_admin_edits_are_audited_by_field_name(superuser_client, api_key):
     assert response.status_code == 302
     audit = AuditEvent.objects.get(action="key.admin_change")
     assert audit.detail["fields"] == ["name", "permissions"] and audit.actor.username == "root"
+
+
+def test_after_the_admin_form_the_playground_still_refuses_a_revoked_key(superuser_client, project, owner,
+                                                                        openai_simulator):
+    from keys.services import api_key_revoke
+    from platformadmin.openai_services import GenerateParams, generate
+    from tests.platformadmin.helpers import sim_key
+
+    key = sim_key(project, openai_simulator)
+    api_key_revoke(api_key=key, actor=owner)
+    response = superuser_client.post(
+        reverse("admin:keys_apikey_change", args=[key.pk]),
+        _change_form(APIKey.objects.get(pk=key.pk), status="active", base_url=key.base_url,
+                     organization=project.organization.pk),
+    )
+    assert response.status_code == 302
+    key = APIKey.objects.get(pk=key.pk)
+    outcome = generate(api_key=key, project=project, params=GenerateParams(model="gpt-5.4-mini", input="hi"))
+    assert outcome.status == "refused" and "revoked" in outcome.message
+    assert openai_simulator.requests == 0
