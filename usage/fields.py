@@ -45,6 +45,8 @@ def money_to_units(amount: Decimal | int) -> int:
             f"A money amount must be a Decimal (or int), not {type(amount).__name__}: "
             "floats cannot hold cents exactly; pass Decimal(str(value))."
         )
+    if isinstance(amount, Decimal) and not amount.is_finite():
+        raise ValueError(f"{amount} is not an amount of money; pass a finite Decimal.")
     units = int(Decimal(amount).scaleb(MONEY_DECIMAL_PLACES).quantize(Decimal(1), rounding=MONEY_ROUNDING))
     if not -MAX_UNITS - 1 <= units <= MAX_UNITS:
         raise ValueError(
@@ -86,18 +88,23 @@ class MoneyField(models.BigIntegerField):
             )
 
     def to_python(self, value: Any) -> Decimal | None:
-        if value is None or isinstance(value, Decimal):
+        if value is None or (isinstance(value, Decimal) and value.is_finite()):
             return value
         if isinstance(value, float):
             raise exceptions.ValidationError(
                 self.error_messages["invalid"], code="invalid", params={"value": value}
             )
         try:
-            return Decimal(str(value).strip() if isinstance(value, str) else value)
+            amount = Decimal(str(value).strip() if isinstance(value, str) else value)
         except (InvalidOperation, TypeError, ValueError) as exc:
             raise exceptions.ValidationError(
                 self.error_messages["invalid"], code="invalid", params={"value": value}
             ) from exc
+        if not amount.is_finite():
+            raise exceptions.ValidationError(
+                self.error_messages["invalid"], code="invalid", params={"value": value}
+            )
+        return amount
 
     def from_db_value(self, value: Any, expression, connection) -> Decimal | None:
         if value is None:

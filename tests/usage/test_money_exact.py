@@ -278,6 +278,10 @@ def test_the_money_field_converts_at_the_edges():
         field.get_prep_value(MAX_AMOUNT + 1)
     with pytest.raises(ValidationError):
         field.clean(MAX_AMOUNT + 1, None)
+    with pytest.raises(ValidationError):
+        field.clean("NaN", None)
+    with pytest.raises(ValueError, match="finite"):
+        field.get_prep_value(D("Infinity"))
     assert field.clean("3.1415926535", None) == D("3.1415926535")
     assert field.formfield().clean("0.0000000001") == D("1E-10")
 
