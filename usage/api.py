@@ -13,6 +13,7 @@ Status codes (each one distinct, see usage/openapi.json):
 from __future__ import annotations
 
 import math
+import re
 import time
 from datetime import timedelta
 from functools import cache
@@ -40,6 +41,7 @@ from .services import (
 
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
 MAX_ERRORS_REPORTED = 50
+_PRINTABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
 FUTURE_TOLERANCE = timedelta(hours=24)
 
 
@@ -217,7 +219,9 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
     if wait is not None:
         return _error(429, f"Too many unknown ingestion tokens from this address; retry in {wait} s.",
                       code="too_many_failed_tokens", headers={"Retry-After": str(wait)})
-    token = ingestion_token_lookup(raw_token)
+    # A token is printable ASCII; anything else (a NUL, which PostgreSQL cannot even
+    # compare) is an unknown token without a database round trip.
+    token = ingestion_token_lookup(raw_token) if _PRINTABLE_TOKEN.fullmatch(raw_token) else None
     if token is None:
         # Check-then-count: concurrent guesses may pass the limit by a few; the next
         # request from the address sees the full count.

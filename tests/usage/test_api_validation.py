@@ -230,3 +230,10 @@ def test_guessed_tokens_are_throttled_per_address(client, ingest_token, settings
     with time_machine.travel("2026-07-01 12:01:01Z", tick=False):
         r = post(client, record("resp_later"), token, REMOTE_ADDR="203.0.113.7")
         assert r.status_code == 200, r.content
+
+
+def test_a_token_with_a_nul_is_unknown_not_a_500(client, ingest_token):
+    """PostgreSQL refuses NUL even in a comparison: the token is refused before the query."""
+    r = post(client, record(), "ingest_" + "\x00" * 12 + "_x")
+    assert r.status_code == 401, r.content
+    assert r.json()["error"]["code"] == "unknown_token"
