@@ -47,8 +47,10 @@ def money_to_units(amount: Decimal | int) -> int:
         )
     if isinstance(amount, Decimal) and not amount.is_finite():
         raise ValueError(f"{amount} is not an amount of money; pass a finite Decimal.")
-    units = int(Decimal(amount).scaleb(MONEY_DECIMAL_PLACES).quantize(Decimal(1), rounding=MONEY_ROUNDING))
-    if not -MAX_UNITS - 1 <= units <= MAX_UNITS:
+    scaled = Decimal(amount).scaleb(MONEY_DECIMAL_PLACES)
+    # Range first: quantizing a huge value would raise InvalidOperation instead.
+    units = int(scaled.quantize(Decimal(1), rounding=MONEY_ROUNDING)) if abs(scaled) <= MAX_UNITS + 1 else None
+    if units is None or not -MAX_UNITS - 1 <= units <= MAX_UNITS:
         raise ValueError(
             f"The amount {amount} USD is outside what a money column holds "
             f"(±{MAX_AMOUNT} USD); check the token counts and the price."

@@ -276,6 +276,8 @@ def test_the_money_field_converts_at_the_edges():
         field.get_prep_value(0.1)
     with pytest.raises(ValueError, match="outside"):
         field.get_prep_value(MAX_AMOUNT + 1)
+    with pytest.raises(ValueError, match="outside"):
+        field.get_prep_value(D("1E+40"))
     with pytest.raises(ValidationError):
         field.clean(MAX_AMOUNT + 1, None)
     with pytest.raises(ValidationError):
