@@ -66,11 +66,12 @@ def test_the_secret_is_never_rendered_back_on_an_error(client, owner, project):
     assert secret not in response.content.decode()
 
 
-def test_a_duplicate_is_refused_by_fingerprint(client, owner, project, other_organization):
+def test_a_duplicate_is_refused_by_fingerprint(client, owner, project, organization):
+    """Within the organization (detection is scoped to it: keys/services.py)."""
     from tests.factories import ProjectFactory
 
     secret = fake_secret("proj")
-    make_api_key(ProjectFactory(organization=other_organization), secret=secret)
+    make_api_key(ProjectFactory(organization=organization), secret=secret)
     client.force_login(owner)
     response = client.post(_url(project), _data(secret))
     assert response.status_code == 400
