@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import shutil
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpcore2
 import httpx2
@@ -23,6 +28,7 @@ from tests.factories import make_api_key
 
 PHRASE = ("resolves to a private address; outgoing requests go only to public addresses unless its "
           "origin is in OUTBOUND_ALLOWED_ORIGINS")
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = json.dumps({"object": "list", "data": [{"id": "internal-secret-model", "object": "model"}]}).encode()
 
 
@@ -331,3 +337,29 @@ def test_a_refused_test_connection_says_nothing_was_sent_and_leaves_the_breaker_
         assert "the request was not sent, because 127.0.0.1 " + PHRASE in result.message
     assert CircuitBreaker.for_key(key).state().state == "closed"
     assert target.requests == []
+
+
+# --- make run: exactly the simulator's origin is allowed -----------------------------------
+
+
+def _ensure_env(tmp_path, sim_port: str) -> str:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "scripts" / "ensure_env.py", scripts / "ensure_env.py")
+    subprocess.run([sys.executable, str(scripts / "ensure_env.py")], check=True, capture_output=True,
+                   env={**os.environ, "SIM_PORT": sim_port})
+    return (tmp_path / ".env").read_text()
+
+
+def test_make_run_allows_exactly_the_simulators_origin(tmp_path):
+    env = _ensure_env(tmp_path, "9123")
+    assert "\nOPENAI_SIMULATOR_URL=http://127.0.0.1:9123/v1\n" in env
+    assert "\nOUTBOUND_ALLOWED_ORIGINS=http://127.0.0.1:9123\n" in env
+
+
+def test_an_older_demo_env_gets_the_simulators_origin_once(tmp_path):
+    (tmp_path / ".env").write_text("DEBUG=true\nOPENAI_SIMULATOR_URL=http://127.0.0.1:8765/v1")
+    _ensure_env(tmp_path, "")
+    env = _ensure_env(tmp_path, "")
+    assert env.count("OUTBOUND_ALLOWED_ORIGINS=") == 1
+    assert env.endswith("\nOUTBOUND_ALLOWED_ORIGINS=http://127.0.0.1:8765\n")
