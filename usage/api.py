@@ -265,7 +265,8 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
         return _error(400, "project: must be a string (the project's public id).", code="invalid",
                       errors=[{"index": None, "field": "project", "message": "must be a string."}])
     project = token.project
-    if project_ref is not None and str(project_ref) not in {str(project.public_id), project.openai_project_id or ""}:
+    names = {str(project.public_id)} | ({project.openai_project_id} if project.openai_project_id else set())
+    if project_ref is not None and project_ref not in names:  # "" names no project
         return _error(403, "This token belongs to another project than the one named in 'project'.",
                       code="wrong_project")
     max_records = _setting("USAGE_INGEST_MAX_RECORDS", 1000)

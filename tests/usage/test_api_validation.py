@@ -237,3 +237,12 @@ def test_a_token_with_a_nul_is_unknown_not_a_500(client, ingest_token):
     r = post(client, record(), "ingest_" + "\x00" * 12 + "_x")
     assert r.status_code == 401, r.content
     assert r.json()["error"]["code"] == "unknown_token"
+
+
+def test_an_empty_project_names_no_project(client, ingest_token, project):
+    """A project without an OpenAI id must not match ``"project": ""``."""
+    _, token = ingest_token
+    assert not project.openai_project_id
+    r = post(client, {"project": "", "records": [record()]}, token)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_project"
+    assert UsageRecord.objects.count() == 0
