@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -37,7 +39,7 @@ from platformadmin.openai_client import (
     new_client_request_id,
     refusal_of,
 )
-from platformadmin.redaction import exception_secrets, redact, scrub
+from platformadmin.redaction import exception_secrets, header_secrets, redact, scrub
 
 log = logging.getLogger("platformadmin.openai")
 
@@ -456,11 +458,11 @@ def _json_kind(value) -> str:
         type(value), "a number")
 
 
-def _models_list_ids(raw) -> list[str]:
+def _models_list_ids(raw, secrets: tuple[str, ...]) -> list[str]:
     """The model ids of a ``GET /models`` reply, checked here rather than by the SDK's
     parser, which on an odd body (``{"data": 5}``, ``[]``, HTML) raises TypeError or
     AttributeError, or returns something that fails later. The reason never quotes the
-    body: an upstream may echo the key."""
+    body, and each id is scrubbed of the credential sent: an upstream may echo the key."""
     try:
         body = json.loads(raw.content)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
@@ -477,7 +479,7 @@ def _models_list_ids(raw) -> list[str]:
         model_id = item.get("id") if isinstance(item, dict) else None
         if not isinstance(model_id, str) or not model_id:
             raise _UnexpectedModelsReply(f"entry {position} of 'data' has no string 'id'")
-        ids.append(model_id)
+        ids.append(scrub(model_id, secrets))
     return sorted(ids)
 
 
@@ -494,9 +496,10 @@ def _models_list_end(api_key, call: _ModelsListCall, *, raw=None, exc=None) -> M
                            settings=call.settings, cid=call.cid, started=call.started, breaker=call.breaker)
         return ModelsListResult(False, request_id=failure.server_request_id, message=failure.message)
     call.breaker.record_success()  # the upstream answered: it is up, whatever it said
-    request_id = redact(raw.request_id) if raw.request_id else None
+    secrets = header_secrets(raw.http_request.headers)  # what this call sent, scrubbed from the reply
+    request_id = scrub(raw.request_id, secrets) or None
     try:
-        ids = _models_list_ids(raw)
+        ids = _models_list_ids(raw, secrets)
     except _UnexpectedModelsReply as odd:
         return ModelsListResult(False, request_id=request_id, message=(
             f"{effective_base_url(api_key)} answered {raw.status_code} to GET /models, but not with a model "
@@ -619,7 +622,7 @@ def _incomplete_message(response) -> str:
 
 @dataclass
 class StreamEvent:
-    """What the streaming view sends the browser: ``start``, ``delta`` or ``done``."""
+    """What the streaming view sends the browser: ``start``, ``delta``, ``waiting`` or ``done``."""
 
     kind: str
     text: str = ""
@@ -628,68 +631,153 @@ class StreamEvent:
     server_request_id: str | None = None
 
 
-def generate_stream(*, api_key, project, params: GenerateParams, user=None,
-                    source: str = SOURCE_PLAYGROUND) -> Iterator[StreamEvent]:
+class _Upstream:
+    """The SDK's blocking stream read on a thread of its own, handed over through a queue.
+
+    ``responses.create`` blocks until the response headers arrive (a slow or busy model:
+    seconds, up to the project's timeout) and a reasoning model may think a long time
+    before its first delta. Read here, the generator is never stuck inside the SDK: it
+    wakes every ``heartbeat`` seconds and can notice a Stop at any moment. This thread
+    never touches the database; ``cancel`` makes it close the HTTP response (also one
+    that arrives after the Stop) and end.
+    """
+
+    def __init__(self, create: Callable[[], Any]):
+        self.items: queue.Queue = queue.Queue()
+        self.cancel = threading.Event()
+        threading.Thread(target=self._run, args=(create,), name="openai-stream", daemon=True).start()
+
+    def _run(self, create: Callable[[], Any]) -> None:
+        stream = None
+        try:
+            try:
+                raw = create()
+                stream = raw.parse()
+            except openai.APIError as exc:
+                self.items.put(("create_error", exc))
+                return
+            self.items.put(("opened", raw))
+            try:
+                for event in stream:
+                    if self.cancel.is_set():
+                        return
+                    self.items.put(("event", event))
+            except openai.APIError as exc:
+                self.items.put(("stream_error", exc))
+                return
+            self.items.put(("end", None))
+        except BaseException as exc:  # handed to the generator and re-raised there, never lost
+            self.items.put(("crash", exc))
+        finally:
+            if stream is not None:
+                stream.close()  # also a response that arrived after a Stop: frees the connection
+
+
+def generate_stream(*, api_key, project, params: GenerateParams, user=None, source: str = SOURCE_PLAYGROUND,
+                    client_request_id: str | None = None, heartbeat: float | None = None,
+                    stop_requested: Callable[[], bool] | None = None) -> Iterator[StreamEvent]:
     """A streamed ``responses.create`` as a generator of StreamEvent.
 
-    The last event is ``done`` with the outcome (recorded). If the consumer stops early
-    (the stop button: the generator is closed) or the stream breaks, the call is
-    recorded as ``incomplete`` with what is known: the text received, the output
-    tokens counted from the deltas (one token each) and the prompt estimated at four
-    characters per token (flagged ``usage_estimated``).
+    The last event is ``done`` with the outcome (recorded). A Stop, at any moment once the
+    checks passed (before the response is created, before the first delta, mid-stream),
+    writes exactly one ``incomplete`` record (``StreamStopped``) with what is known: the
+    client request id always, the server request id and response id if they arrived, the
+    text received, the output tokens counted from the deltas (one token each) and the
+    prompt estimated at four characters per token (flagged ``usage_estimated``). A Stop is
+    either the consumer closing the generator (the browser went away: recorded, nothing
+    more is yielded) or ``stop_requested()`` turning true (the Stop button: recorded, then
+    a ``done`` event with the outcome). With ``heartbeat`` (seconds) a ``waiting`` event
+    comes at that interval while nothing arrives, so a server notices a client that left
+    at its next write, not when the model finally answers. ``client_request_id`` lets the
+    caller choose the id (a UUID it already showed); a new one otherwise.
     """
-    cid = new_client_request_id()
+    cid = client_request_id or new_client_request_id()
     call = _begin_call(api_key=api_key, project=project, params=params, user=user, cid=cid)
     if isinstance(call, CallOutcome):
         yield StreamEvent("done", outcome=call, client_request_id=cid)
         return
     reservation, breaker, settings, started = call.reservation, call.breaker, call.settings, call.started
-    try:
-        raw = call.client.responses.with_raw_response.create(stream=True, **_request_kwargs(params, cid))
-        stream = raw.parse()
-    except openai.APIError as exc:
-        outcome = _failure(exc, api_key=api_key, params=params, settings=settings, cid=cid,
-                           started=started, breaker=breaker)
-        reservation.settle(0)
-        _record(outcome, project=project, api_key=api_key,
-                headers=getattr(getattr(exc, "response", None), "headers", None), source=source)
-        _log(outcome, api_key)
-        yield StreamEvent("done", outcome=outcome, client_request_id=cid)
-        return
-    rid = raw.request_id
+    upstream = _Upstream(lambda: call.client.responses.with_raw_response.create(
+        stream=True, **_request_kwargs(params, cid)))
+    raw = None
+    rid: str | None = None
     parts: list[str] = []
     response_id: str | None = None
     final = None
     finished = False
+
+    def stopped() -> CallOutcome:
+        """Record the stop with what is known (see above); the upstream thread lets go."""
+        upstream.cancel.set()
+        outcome = CallOutcome(ok=False, status="incomplete", model=params.model, error_type="StreamStopped",
+                              server_request_id=rid, client_request_id=cid,
+                              retries=raw.retries_taken if raw is not None else 0,
+                              latency_ms=int((time.monotonic() - started) * 1000))
+        before = "before the model answered" if raw is None else (
+            "before the first text arrived" if not parts else f"after {len(parts)} text part(s)")
+        outcome.message = _with_ids(f"Stopped {before}: the call is recorded as incomplete"
+                                    f"{' with the text so far' if parts else ''}.", rid, cid)
+        _fill_partial(outcome, parts, params, response_id)
+        reservation.settle(outcome.usage.total_tokens)
+        _record(outcome, project=project, api_key=api_key, headers=raw.headers if raw is not None else None,
+                source=source)
+        _log(outcome, api_key)
+        return outcome
+
+    checked = time.monotonic()
     try:
-        yield StreamEvent("start", client_request_id=cid, server_request_id=rid)
-        try:
-            for event in stream:
-                etype = getattr(event, "type", "")
+        while True:
+            if stop_requested is not None and time.monotonic() - checked >= (heartbeat or 0.25):
+                checked = time.monotonic()
+                if stop_requested():
+                    finished = True
+                    yield StreamEvent("done", outcome=stopped(), client_request_id=cid, server_request_id=rid)
+                    return
+            try:
+                kind, value = upstream.items.get(timeout=heartbeat)
+            except queue.Empty:
+                yield StreamEvent("waiting", client_request_id=cid, server_request_id=rid)
+                continue
+            if kind == "opened":
+                raw, rid = value, value.request_id
+                yield StreamEvent("start", client_request_id=cid, server_request_id=rid)
+            elif kind == "event":
+                etype = getattr(value, "type", "")
                 if etype == "response.created":
-                    response_id = event.response.id
+                    response_id = value.response.id
                 elif etype == "response.output_text.delta":
-                    parts.append(event.delta)
-                    yield StreamEvent("delta", text=event.delta)
+                    parts.append(value.delta)
+                    yield StreamEvent("delta", text=value.delta)
                 elif etype in ("response.completed", "response.incomplete", "response.failed"):
-                    final = event.response
+                    final = value.response
                 elif etype == "error":
-                    raise openai.APIError(getattr(event, "message", "stream error"), raw.http_request, body=None)
-        except openai.APIError as exc:
-            outcome = _failure(exc, api_key=api_key, params=params, settings=settings, cid=cid,
-                               started=started, breaker=breaker, retries=raw.retries_taken)
-            outcome.server_request_id = outcome.server_request_id or rid
-            outcome.message = _with_ids(
-                explain_error(exc, api_key=api_key, model=params.model, settings=settings,
-                              retries=raw.retries_taken)[0] + f" The stream was cut after {len(parts)} text "
-                "part(s); what arrived is kept and recorded as incomplete.", outcome.server_request_id, cid)
-            _fill_partial(outcome, parts, params, response_id)
-            finished = True
-            reservation.settle(outcome.usage.total_tokens)
-            _record(outcome, project=project, api_key=api_key, headers=raw.headers, source=source)
-            _log(outcome, api_key)
-            yield StreamEvent("done", outcome=outcome, client_request_id=cid, server_request_id=rid)
-            return
+                    upstream.cancel.set()
+                    finished = True
+                    exc = openai.APIError(getattr(value, "message", "stream error"), raw.http_request, body=None)
+                    yield _stream_broken(exc, raw=raw, parts=parts, response_id=response_id, api_key=api_key,
+                                         project=project, params=params, settings=settings, cid=cid,
+                                         started=started, breaker=breaker, reservation=reservation, source=source)
+                    return
+            elif kind == "create_error":
+                finished = True
+                outcome = _failure(value, api_key=api_key, params=params, settings=settings, cid=cid,
+                                   started=started, breaker=breaker)
+                reservation.settle(0)
+                _record(outcome, project=project, api_key=api_key,
+                        headers=getattr(getattr(value, "response", None), "headers", None), source=source)
+                _log(outcome, api_key)
+                yield StreamEvent("done", outcome=outcome, client_request_id=cid)
+                return
+            elif kind == "stream_error":
+                finished = True
+                yield _stream_broken(value, raw=raw, parts=parts, response_id=response_id, api_key=api_key,
+                                     project=project, params=params, settings=settings, cid=cid,
+                                     started=started, breaker=breaker, reservation=reservation, source=source)
+                return
+            elif kind == "crash":  # a failure outside the SDK's errors: goes up, the call recorded as stopped
+                raise value
+            else:  # "end"
+                break
         finished = True
         latency = int((time.monotonic() - started) * 1000)
         if final is None:  # the stream ended without a terminal event: cut short upstream
@@ -718,16 +806,28 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None,
         _log(outcome, api_key)
         yield StreamEvent("done", outcome=outcome, client_request_id=cid, server_request_id=rid)
     finally:
-        if not finished:  # the consumer stopped reading: the stop button, or the browser left
-            stream.close()
-            outcome = CallOutcome(ok=False, status="incomplete", model=params.model, error_type="StreamStopped",
-                                  server_request_id=rid, client_request_id=cid, retries=raw.retries_taken,
-                                  latency_ms=int((time.monotonic() - started) * 1000))
-            outcome.message = _with_ids("Stopped: the text so far is kept and recorded as incomplete.", rid, cid)
-            _fill_partial(outcome, parts, params, response_id)
-            reservation.settle(outcome.usage.total_tokens)
-            _record(outcome, project=project, api_key=api_key, headers=raw.headers, source=source)
-            _log(outcome, api_key)
+        upstream.cancel.set()
+        if not finished:  # the consumer stopped reading: the browser left, at any moment
+            stopped()
+
+
+def _stream_broken(exc: openai.APIError, *, raw, parts: list[str], response_id: str | None, api_key, project,
+                   params: GenerateParams, settings: CallSettings, cid: str, started: float, breaker,
+                   reservation, source: str) -> StreamEvent:
+    """A stream that broke after it began: recorded as incomplete with what arrived."""
+    outcome = _failure(exc, api_key=api_key, params=params, settings=settings, cid=cid,
+                       started=started, breaker=breaker, retries=raw.retries_taken)
+    rid = raw.request_id
+    outcome.server_request_id = outcome.server_request_id or rid
+    outcome.message = _with_ids(
+        explain_error(exc, api_key=api_key, model=params.model, settings=settings,
+                      retries=raw.retries_taken)[0] + f" The stream was cut after {len(parts)} text "
+        "part(s); what arrived is kept and recorded as incomplete.", outcome.server_request_id, cid)
+    _fill_partial(outcome, parts, params, response_id)
+    reservation.settle(outcome.usage.total_tokens)
+    _record(outcome, project=project, api_key=api_key, headers=raw.headers, source=source)
+    _log(outcome, api_key)
+    return StreamEvent("done", outcome=outcome, client_request_id=cid, server_request_id=rid)
 
 
 def _fill_partial(outcome: CallOutcome, parts: list[str], params: GenerateParams, response_id: str | None) -> None:

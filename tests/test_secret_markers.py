@@ -208,8 +208,6 @@ def test_the_failure_is_still_explained(marker, client, owner):
     assert key.hint in message and "(401)" in message
 
 
-@pytest.mark.xfail(strict=True, reason="model ids are built in _models_list_end, which track C owns: "
-                   "scrub them there with redaction.scrub(..., header_secrets(raw.http_request.headers))")
 @pytest.mark.parametrize("marker", ["compatible", "azure-32-hex"], indirect=True)
 def test_an_echo_inside_a_successful_reply_is_not_shown(marker, client, owner, openai_simulator):
     _, secret, key = marker
