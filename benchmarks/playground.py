@@ -100,6 +100,7 @@ def main() -> None:
     from tests.factories import make_api_key as make_key
 
     sim = OpenAISimulator(delta_delay=0).start()
+    settings.OUTBOUND_ALLOWED_ORIGINS = [sim.root_url]  # the guard lets exactly the simulator through
     org = OrganizationFactory(tier="tier_4")
     project = ProjectFactory(organization=org, name="Bench")
     user = UserFactory(username="bench")
