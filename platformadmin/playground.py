@@ -1,9 +1,11 @@
 """The playground: call a model with one of the project's keys and see what it cost.
 
-Three views: the page (``playground:index``), a plain POST that renders the result
-(``playground:run``, works without JavaScript) and a streamed POST
-(``playground:stream``) that sends newline-delimited JSON events, read by
-static/playground.js with fetch + ReadableStream.
+Four views: the page (``playground:index``), a plain POST that renders the result
+(``playground:run``, works without JavaScript), a streamed POST (``playground:stream``)
+that sends newline-delimited JSON events, read by static/playground.js with fetch +
+ReadableStream, and the Stop button's POST (``playground:stop``), which asks a running
+stream to stop: it records the call as incomplete and ends with its result panel, so the
+page shows what was recorded rather than guessing.
 
 Streaming works under both server kinds: under WSGI (runserver, tests' live server)
 the response iterates a plain generator; under ASGI (uvicorn, ``make run``) the same
@@ -16,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connections
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -32,6 +36,7 @@ from django.views.decorators.http import require_GET, require_POST
 from keys.models import APIKey
 from orgs.access import Need, get_project_for_user, projects_for_user
 from platformadmin.breaker import breaker_state_for_key
+from platformadmin.openai_client import new_client_request_id
 from platformadmin.openai_services import (
     REASONING_EFFORTS,
     CallOutcome,
@@ -40,6 +45,11 @@ from platformadmin.openai_services import (
     generate_stream,
     models_for_project,
 )
+
+# A running stream wakes this often to check for a Stop and writes a ``waiting`` line, so a
+# server also notices a client that went away before the model answered.
+STREAM_HEARTBEAT_SECONDS = 0.25
+STOP_FLAG_SECONDS = 600  # a Stop asked for a call is remembered this long (shared cache)
 
 
 class PlaygroundForm(forms.Form):
@@ -166,17 +176,10 @@ def _cap_validator(cap: int):
     return MaxValueValidator(cap, message=f"The project caps max output tokens at {cap}: enter {cap} or less.")
 
 
-def format_cost(cost: Decimal | None) -> str:
-    if cost is None:
-        return "unpriced"
-    return f"${cost.quantize(Decimal('0.00000001')):f}"
-
-
 def _result_context(outcome: CallOutcome, project) -> dict:
     return {
         "outcome": outcome,
         "project": project,
-        "cost": format_cost(outcome.cost) if outcome.record is not None else "not recorded",
         "usage_url": reverse("usage:project-usage", kwargs={"project_id": project.public_id}),
     }
 
@@ -248,14 +251,22 @@ def stream(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _invalid(form)
     api_key, params, user = form.api_key_obj, form.params(), request.user
+    cid = new_client_request_id()
+    flag = _stop_flag(user, cid)
 
     def lines() -> Iterator[bytes]:
-        events = generate_stream(api_key=api_key, project=project, params=params, user=user)
+        events = generate_stream(api_key=api_key, project=project, params=params, user=user,
+                                 client_request_id=cid, heartbeat=STREAM_HEARTBEAT_SECONDS,
+                                 stop_requested=lambda: bool(cache.get(flag)))
         try:
+            # First the id the Stop button names, before anything is sent upstream.
+            yield (json.dumps({"type": "accepted", "client_request_id": cid}) + "\n").encode()
             for event in events:
                 if event.kind == "start":
                     payload = {"type": "start", "request_id": event.server_request_id,
                                "client_request_id": event.client_request_id}
+                elif event.kind == "waiting":
+                    payload = {"type": "waiting"}
                 elif event.kind == "delta":
                     payload = {"type": "delta", "text": event.text}
                 else:
@@ -272,6 +283,31 @@ def stream(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each line through
     return response
+
+
+def _stop_flag(user, client_request_id: str) -> str:
+    """The shared-cache key of a Stop: scoped to the user, so nobody stops another's call."""
+    return f"playground:stop:{user.pk}:{client_request_id}"
+
+
+@login_required
+@require_POST
+def stop(request: HttpRequest) -> HttpResponse:
+    """The Stop button: ask this user's running stream ``client_request_id`` to stop.
+
+    The stream (in whichever process serves it) sees the flag within a heartbeat, records
+    the call as incomplete with what is known and sends its ``done`` event with the result
+    panel. Answers 202 (asked) or 400 naming the field.
+    """
+    value = request.POST.get("client_request_id", "").strip()
+    try:
+        cid = str(uuid.UUID(value))
+    except ValueError:
+        return JsonResponse({"error": {"field": "client_request_id", "message": (
+            f"client_request_id {value[:80]!r} is not a UUID: send the id from the stream's "
+            "'accepted' event.")}}, status=400)
+    cache.set(_stop_flag(request.user, cid), True, STOP_FLAG_SECONDS)
+    return JsonResponse({"stopping": cid}, status=202)
 
 
 async def _in_thread(factory: Callable[[], Iterator[bytes]]) -> AsyncIterator[bytes]:

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", playground.index, name="index"),
     path("run", playground.run, name="run"),
     path("stream", playground.stream, name="stream"),
+    path("stop", playground.stop, name="stop"),
 ]

@@ -1,6 +1,9 @@
 // The playground's streaming: POST the form with fetch, read newline-delimited JSON
-// events from the response body as they arrive, append text deltas, and let the Stop
-// button abort the request (the server then records the call as incomplete).
+// events from the response body as they arrive, append text deltas. The Stop button asks
+// the server to stop this call (POST playground:stop with the client request id from the
+// stream's first event): the server records it as incomplete and ends the stream with the
+// result panel, so the page says what was recorded. Only if the server does not answer
+// does the page close the connection itself, and then it says it could not confirm.
 (function () {
   "use strict";
   const switcher = document.getElementById("project-select");
@@ -14,6 +17,10 @@
   const runButton = document.getElementById("run-button");
   const stopButton = document.getElementById("stop-button");
   let controller = null;
+  let callId = null; // the client request id of the running stream, from its "accepted" event
+  let stopping = false;
+  let stopTimer = null;
+  const STOP_WAIT_MS = 8000; // then give up on the server's answer and close the connection
 
   function setRunning(running) {
     runButton.disabled = running;
@@ -38,13 +45,23 @@
   }
 
   function handle(event) {
-    if (event.type === "start") {
-      status.textContent = "Streaming… request id " + (event.request_id || "unknown");
+    if (event.type === "accepted") {
+      callId = event.client_request_id;
+      if (stopping) sendStop(); // Stop was pressed before this first event arrived
+      else status.textContent = "Sent, waiting for the model… (client request id " + callId + ")";
+    } else if (event.type === "waiting") {
+      // a heartbeat while the model has not answered; nothing to show
+    } else if (event.type === "start") {
+      if (!stopping) status.textContent = "Streaming… request id " + (event.request_id || "unknown");
     } else if (event.type === "delta") {
       output.appendChild(document.createTextNode(event.text));
     } else if (event.type === "done") {
       result.innerHTML = event.html; // rendered and escaped by the server's template
-      status.textContent = event.ok ? "Done." : "Finished with a problem, see below.";
+      if (stopping && event.status === "incomplete") {
+        status.textContent = "Stopped. The server recorded the call as incomplete, see below.";
+      } else {
+        status.textContent = event.ok ? "Done." : "Finished with a problem, see below.";
+      }
     } else if (event.type === "invalid") {
       showFieldErrors(event.errors || {});
     }
@@ -104,6 +121,8 @@
     result.innerHTML = "";
     status.textContent = "Waiting for the first tokens…";
     controller = new AbortController();
+    callId = null;
+    stopping = false;
     setRunning(true);
     try {
       const response = await fetch(form.dataset.streamUrl, {
@@ -133,17 +152,46 @@
       }
     } catch (err) {
       if (err.name === "AbortError") {
-        status.textContent = "Stopped. The text so far is kept; the call is recorded as incomplete in the project's usage.";
+        status.textContent = callId
+          ? "Stopped without an answer from the server: the connection is closed, and the server records " +
+            "the call as incomplete when it notices. Check the project's usage for client request id " + callId + "."
+          : "Stopped without an answer from the server: the connection is closed. If the call had already " +
+            "been sent, the server records it as incomplete in the project's usage.";
       } else {
         status.textContent = "The stream broke off (" + err.message + "). The call is recorded in the project's usage.";
       }
     } finally {
+      clearTimeout(stopTimer);
       controller = null;
+      callId = null;
+      stopping = false;
       setRunning(false);
     }
   });
 
+  // Ask the server to stop the call callId; it answers on the stream with the result panel.
+  async function sendStop() {
+    const running = controller;
+    status.textContent = "Stopping… (client request id " + callId + ")";
+    try {
+      const body = new URLSearchParams({
+        csrfmiddlewaretoken: form.elements.csrfmiddlewaretoken.value,
+        client_request_id: callId,
+      });
+      const response = await fetch(form.dataset.stopUrl, { method: "POST", body, credentials: "same-origin" });
+      if (!response.ok) running.abort();
+    } catch (err) {
+      running.abort(); // the stop request itself failed: close the stream instead
+    }
+  }
+
   stopButton.addEventListener("click", () => {
-    if (controller) controller.abort();
+    if (!controller || stopping) return;
+    const running = controller;
+    stopping = true;
+    stopButton.disabled = true;
+    stopTimer = setTimeout(() => running.abort(), STOP_WAIT_MS);
+    if (callId) sendStop();
+    else status.textContent = "Stopping…"; // sent as soon as the server names the call
   });
 })();

@@ -98,12 +98,36 @@ def test_the_stop_button_keeps_the_text_and_records_an_incomplete_call(page, log
     page.click("#run-button")
     page.wait_for_function("document.getElementById('output').textContent.length > 0")
     page.click("#stop-button")
-    page.wait_for_function("document.getElementById('stream-status').textContent.startsWith('Stopped')")
+    page.wait_for_selector("#result-details", timeout=15_000)
     assert page.text_content("#output")
-    # The server notices the closed connection at its next write and records the cut stream.
-    for _ in range(50):
-        if UsageRecord.objects.filter(project=project, status="incomplete").exists():
-            break
-        page.wait_for_timeout(100)
+    # The page shows what the server recorded, once it has.
     record = UsageRecord.objects.get(project=project)
     assert (record.status, record.error_type) == ("incomplete", "StreamStopped")
+    assert page.text_content("#stream-status").startswith("Stopped. The server recorded the call as incomplete")
+    assert page.text_content("#result-status") == "incomplete"
+    assert page.text_content("#client-request-id") == record.client_request_id
+    assert page.text_content("#server-request-id") == record.server_request_id
+
+
+def test_stop_before_the_model_answers_records_the_call_and_says_so(page, login, live_server, member, project,
+                                                                     openai_simulator, screenshot):
+    """The simulator's ``slow`` fault holds the reply back: Stop is pressed before the first token."""
+    openai_simulator.slow_seconds = 5
+    key = sim_key(project, openai_simulator, "slow")
+    login(member)
+    page.goto(f"{live_server.url}/playground/?project={project.public_id}")
+    page.select_option("#id_api_key", str(key.public_id))
+    page.fill("#id_input", "Take your time.")
+    page.click("#run-button")
+    page.wait_for_function("document.getElementById('stream-status').textContent.includes('waiting for the model')")
+    page.click("#stop-button")
+    page.wait_for_selector("#result-details", timeout=4_000)  # well before the slow reply
+    screenshot("playground-stopped-before-reply")
+    record = UsageRecord.objects.get(project=project)
+    assert (record.status, record.error_type, record.server_request_id) == ("incomplete", "StreamStopped", "")
+    assert page.text_content("#output") == ""
+    assert page.text_content("#stream-status").startswith("Stopped. The server recorded the call as incomplete")
+    assert page.text_content("#result-status") == "incomplete"
+    assert page.text_content("#client-request-id") == record.client_request_id
+    assert "before the model answered" in page.text_content("#result-message")
+    assert page.is_enabled("#run-button") and not page.is_enabled("#stop-button")

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
+from decimal import Decimal
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
-from django.test import AsyncClient
+from django.test import AsyncClient, Client
 from django.urls import reverse
 
+from platformadmin.templatetags.console_format import format_money
 from tests.factories import ProjectFactory
 from tests.platformadmin.helpers import sim_key
 from usage.models import UsageRecord
@@ -83,7 +88,8 @@ def test_a_plain_call_shows_the_result_panel_and_records_usage(client, member, p
     for shown in (record.server_request_id, record.client_request_id, f"{record.input_tokens}",
                   reverse("usage:project-usage", kwargs={"project_id": project.public_id})):
         assert shown in page
-    assert "$0.000" in page  # the cost, from the record
+    assert f'id="result-cost">{format_money(record.cost)}<' in page  # the cost, from the record, as money
+    assert record.cost < Decimal("0.01") and format_money(record.cost) != "$0.00"
 
 
 def test_an_htmx_call_answers_the_text_and_result_panel_only(client, member, project, openai_simulator):
@@ -155,9 +161,10 @@ def test_a_streamed_call_sends_deltas_then_the_result(client, member, project, o
     assert response["Content-Type"] == "application/x-ndjson"
     events = ndjson(response)
     kinds = [e["type"] for e in events]
-    assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("delta") >= 8
+    assert kinds[:2] == ["accepted", "start"] and kinds[-1] == "done" and kinds.count("delta") >= 8
     record = UsageRecord.objects.get(project=project)
-    assert events[0]["request_id"] == record.server_request_id
+    assert events[0]["client_request_id"] == record.client_request_id
+    assert events[1]["request_id"] == record.server_request_id
     assert record.server_request_id in events[-1]["html"]
     assert record.status == "completed"
 
@@ -166,8 +173,8 @@ def test_a_streamed_error_arrives_as_a_message(client, member, project, openai_s
     key = sim_key(project, openai_simulator, "403")
     client.force_login(member)
     events = ndjson(client.post(STREAM, form_data(project, key)))
-    assert [e["type"] for e in events] == ["done"]
-    assert not events[0]["ok"] and "(403)" in events[0]["html"]
+    assert [e["type"] for e in events if e["type"] != "waiting"] == ["accepted", "done"]
+    assert not events[-1]["ok"] and "(403)" in events[-1]["html"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -186,6 +193,103 @@ def test_under_asgi_the_stream_is_served_from_a_thread(member, project, openai_s
 
     chunks = asyncio.run(go())
     events = [json.loads(c) for c in chunks]
-    assert events[0]["type"] == "start" and events[-1]["type"] == "done"
+    assert [e["type"] for e in events[:2]] == ["accepted", "start"] and events[-1]["type"] == "done"
     assert len(chunks) >= 10  # one chunk per event, not one buffered blob
     assert UsageRecord.objects.filter(project=project, status="completed").count() == 1
+
+
+# --- Stop, at any moment: exactly one incomplete record, and the page is told so --------------
+
+
+def read_until(lines, kind: str) -> list[dict]:
+    """The stream's events up to and including the first of ``kind``."""
+    seen = []
+    for line in lines:
+        seen.append(json.loads(line))
+        if seen[-1]["type"] == kind:
+            return seen
+    raise AssertionError(f"no {kind!r} event in {seen}")
+
+
+@pytest.mark.parametrize("moment", ["accepted", "start", "delta"])
+def test_stop_at_any_moment_records_one_incomplete_call_and_says_so(client, member, project, openai_simulator,
+                                                                     moment):
+    """Before the response is created (the simulator's ``slow`` fault holds the reply back),
+    once it is (before the first text) and mid-stream."""
+    openai_simulator.delta_delay = 0.2
+    key = sim_key(project, openai_simulator, "slow" if moment == "accepted" else "")
+    client.force_login(member)
+    started = time.monotonic()
+    lines = iter(client.post(STREAM, form_data(project, key)).streaming_content)
+    before = read_until(lines, moment)
+    cid = before[0]["client_request_id"]
+    assert client.post(reverse("playground:stop"), {"client_request_id": cid}).status_code == 202
+    after = [json.loads(line) for line in lines]
+    done = after[-1]
+    assert done["type"] == "done" and done["status"] == "incomplete"
+    if moment == "accepted":  # the stop did not wait for the slow reply
+        assert time.monotonic() - started < openai_simulator.slow_seconds
+    record = UsageRecord.objects.get(project=project)
+    assert (record.status, record.error_type, record.client_request_id) == ("incomplete", "StreamStopped", cid)
+    assert "recorded as incomplete" in done["html"] and cid in done["html"]
+    assert reverse("usage:project-usage", kwargs={"project_id": project.public_id}) in done["html"]
+    starts = [e for e in before + after if e["type"] == "start"]
+    if moment == "accepted":
+        assert record.server_request_id == "" and record.response_id is None and not starts
+        assert "none (no reply)" in done["html"]
+    else:
+        assert record.server_request_id == starts[0]["request_id"] and record.server_request_id in done["html"]
+    if moment == "delta":
+        assert record.response_id.startswith("resp_") and record.output_tokens >= 1
+    time.sleep(openai_simulator.slow_seconds if moment == "accepted" else 0.3)  # the late reply changes nothing
+    assert UsageRecord.objects.filter(project=project).count() == 1
+
+
+def test_a_stop_names_a_bad_call_id(client, member):
+    assert client.post(reverse("playground:stop"), {"client_request_id": "x"}).status_code == 302  # sign in first
+    client.force_login(member)
+    response = client.post(reverse("playground:stop"), {"client_request_id": "not-an-id"})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "client_request_id"
+    assert "not a UUID" in response.json()["error"]["message"]
+
+
+CSRF = "c" * 32  # an unmasked CSRF secret, sent as cookie and header alike
+
+
+def open_stream(server_url: str, user, data: dict) -> socket.socket:
+    """POST /playground/stream on a raw socket, so the test can drop the connection at will."""
+    client = Client()
+    client.force_login(user)
+    body = urlencode(data).encode()
+    where = urlsplit(server_url)
+    sock = socket.create_connection((where.hostname, where.port))
+    sock.sendall((f"POST {STREAM} HTTP/1.1\r\nHost: {where.netloc}\r\n"
+                  f"Cookie: sessionid={client.cookies['sessionid'].value}; csrftoken={CSRF}\r\n"
+                  f"X-CSRFToken: {CSRF}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+    return sock
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_browser_that_leaves_before_the_reply_is_recorded_at_once(live_server, member, project,
+                                                                    openai_simulator):
+    """The connection dropped while the model has not answered: the server notices at its
+    next heartbeat and records the call then, not when the slow reply finally comes."""
+    key = sim_key(project, openai_simulator, "slow")
+    sock = open_stream(live_server.url, member, form_data(project, key))
+    received = b""
+    while b'"accepted"' not in received:  # the headers, then the first event
+        chunk = sock.recv(4096)
+        assert chunk, received
+        received += chunk
+    sock.close()
+    left = time.monotonic()
+    while not UsageRecord.objects.filter(project=project).exists():
+        assert time.monotonic() - left < openai_simulator.slow_seconds - 0.3, "not recorded before the reply"
+        time.sleep(0.05)
+    record = UsageRecord.objects.get(project=project)
+    assert (record.status, record.error_type, record.server_request_id) == ("incomplete", "StreamStopped", "")
+    assert record.client_request_id
+    time.sleep(openai_simulator.slow_seconds)
+    assert UsageRecord.objects.filter(project=project).count() == 1
