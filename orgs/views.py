@@ -17,6 +17,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, Strea
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 
+from platformadmin.redaction import redact
+
 from . import services
 from .access import (
     Need,
@@ -368,9 +370,10 @@ def audit_log_export(request: HttpRequest, org_id) -> HttpResponse:
         for event in events.iterator(chunk_size=500):
             yield writer.writerow([
                 event.occurred_at.isoformat(), event.actor_label, event.action, event.target_type,
-                event.target_id, _csv_safe(event.target_label),
+                event.target_id, _csv_safe(redact(event.target_label)),
                 _csv_safe(event.project.name if event.project else ""),
-                event.ip_address or "", _csv_safe(_json(event.detail)),
+                # Rows written before redaction by shape existed are redacted as they are read.
+                event.ip_address or "", _csv_safe(redact(_json(event.detail))),
             ])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")

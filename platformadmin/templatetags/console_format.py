@@ -12,6 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 
+from platformadmin.redaction import redact
+
 register = template.Library()
 
 CENT = Decimal("0.01")
@@ -46,5 +48,11 @@ def format_count(value) -> str:
         return str(value)
 
 
+def redact_value(value) -> str:
+    """Anything key-shaped replaced (for rows stored before a shape was known)."""
+    return redact("" if value is None else str(value))
+
+
 register.filter("money", format_money)
+register.filter("redact", redact_value)
 register.filter("count", format_count)
