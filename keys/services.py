@@ -40,9 +40,13 @@ AZURE_FORMAT = (
     re.compile(r"^[A-Za-z0-9]{32,100}$"),
     "an Azure OpenAI key is 32 to 100 letters and digits, as shown under 'Keys and Endpoint'",
 )
+# Any provider's token, but a token: printable ASCII, no whitespace, and long enough that a
+# word or a placeholder ("hello-not-a-key") is refused (real tokens are 20+ characters).
+COMPATIBLE_MIN_LENGTH, COMPATIBLE_MAX_LENGTH = 20, 512
 COMPATIBLE_FORMAT = (
-    re.compile(r"^[\x21-\x7e]{8,512}$"),
-    "a key is 8 to 512 printable characters with no spaces",
+    re.compile(rf"^[\x21-\x7e]{{{COMPATIBLE_MIN_LENGTH},{COMPATIBLE_MAX_LENGTH}}}$"),
+    f"an OpenAI-compatible key is {COMPATIBLE_MIN_LENGTH} to {COMPATIBLE_MAX_LENGTH} printable "
+    "characters with no spaces; paste the whole token your provider issued",
 )
 
 

@@ -97,9 +97,84 @@ def test_service_account_keys_need_one_of_this_projects_accounts(client, owner, 
 
 def test_compatible_keys_need_a_base_url(client, owner, project):
     client.force_login(owner)
-    response = client.post(_url(project), _data("local-key-123456", provider="compatible"))
+    response = client.post(_url(project), _data("local-key-1234567890abcdef", provider="compatible"))
     assert response.status_code == 400
     assert "base URL" in response.content.decode()
+    assert "base_url" in response.context["form"].errors
+
+
+@pytest.mark.parametrize("secret", ["hello-not-a-key", "short-token-19chars", "x" * 513,
+                                    "has a space in it 1234567", "tab\tinside-1234567890abc"])
+def test_a_compatible_key_must_look_like_a_token(client, owner, project, target, settings, secret):
+    """Anything used to be accepted (`hello-not-a-key` was stored): printable, no
+    whitespace, 20 to 512 characters, the message naming the field and the fix."""
+    settings.OUTBOUND_ALLOWED_ORIGINS = [target.origin]
+    client.force_login(owner)
+    response = client.post(_url(project), _data(secret, provider="compatible", base_url=f"{target.origin}/v1"))
+    assert response.status_code == 400
+    errors = " ".join(response.context["form"].errors["secret"])
+    assert "20 to 512 printable characters with no spaces" in errors
+    assert not APIKey.objects.exists()
+
+
+def test_a_compatible_token_of_twenty_printable_characters_is_accepted(client, owner, project, target, settings):
+    settings.OUTBOUND_ALLOWED_ORIGINS = [target.origin]
+    client.force_login(owner)
+    response = client.post(_url(project), _data("tok_/+=~!abcdefghijkl", provider="compatible",
+                                                base_url=f"{target.origin}/v1"))
+    assert response.status_code == 200
+    assert APIKey.objects.get(project=project).provider == "compatible"
+
+
+@pytest.mark.parametrize(("provider", "field", "value", "applies_to"), [
+    ("openai", "base_url", "https://llm.example.com/v1", "OpenAI-compatible"),
+    ("openai", "azure_endpoint", "https://res.openai.azure.com", "Azure OpenAI"),
+    ("openai", "azure_api_version", "2024-10-21", "Azure OpenAI"),
+    ("azure", "base_url", "https://llm.example.com/v1", "OpenAI-compatible"),
+    ("compatible", "azure_api_version", "2024-10-21", "Azure OpenAI"),
+])
+def test_a_field_that_does_not_apply_is_refused_naming_it(client, owner, project, provider, field, value,
+                                                          applies_to):
+    """An OpenAI key with a base URL used to be stored with it (and an Azure version on
+    a compatible key): the field is refused with what to do."""
+    secret = {"openai": fake_secret("proj"), "azure": "0123456789abcdef0123456789abcdef",
+              "compatible": "compatible-token-0123456789"}[provider]
+    extra = {"openai": {}, "azure": {"azure_endpoint": "https://res.openai.azure.com",
+                                     "azure_api_version": "2024-10-21"},
+             "compatible": {"base_url": "https://llm.example.com/v1"}}[provider]
+    client.force_login(owner)
+    response = client.post(_url(project), _data(secret, provider=provider, **{**extra, field: value}))
+    assert response.status_code == 400
+    message = " ".join(response.context["form"].errors[field])
+    assert f"applies only to {applies_to} keys" in message and "clear it" in message
+    assert not APIKey.objects.exists()
+    assert secret not in response.content.decode()
+
+
+def test_azure_keys_need_endpoint_and_version_named_in_the_form(client, owner, project):
+    client.force_login(owner)
+    response = client.post(_url(project), _data("0123456789abcdef0123456789abcdef", provider="azure"))
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert "Azure OpenAI keys need the Azure endpoint" in " ".join(errors["azure_endpoint"])
+    assert "2024-10-21" in " ".join(errors["azure_api_version"])
+
+
+def test_the_form_marks_which_fields_apply_to_which_choice(client, owner, project):
+    """Groups carry the select and value they apply to, for static/key_form.js; without
+    JS every field shows, its hint saying when it applies."""
+    client.force_login(owner)
+    page = client.get(_url(project)).content.decode()
+    assert "key_form.js" in page
+    for field, select, value in [("service_account", "kind", "service_account"),
+                                 ("base_url", "provider", "compatible"),
+                                 ("azure_endpoint", "provider", "azure"),
+                                 ("azure_api_version", "provider", "azure")]:
+        marker = f'data-when-field="{select}" data-when-value="{value}">'
+        start = page.index(f'id="id_{field}"')
+        assert page.rindex(marker, 0, start) > page.rindex('class="field-row"', 0, start) - 60, field
+    assert page.count("Only for") == 4
+    assert 'data-when-field' not in page[page.index('id="id_name"') - 300:page.index('id="id_name"')]
 
 
 def test_readers_and_members_cannot_add_keys(client, reader, member, project):
