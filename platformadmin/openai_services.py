@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -47,7 +48,19 @@ SOURCE_PLAYGROUND = "playground"
 # Catalog categories that do not answer text through the Responses API (embeddings,
 # speech, realtime, image generation).
 NOT_RESPONSES_MODELS = ("embeddings", "audio", "realtime", "multimodal")
-REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+CATALOG_FILE = Path(__file__).resolve().parent.parent / "usage" / "data" / "openai-models.json"
+
+
+def _reasoning_efforts() -> tuple[str, ...]:
+    """The efforts the SDK accepts for a reasoning model, from the catalog's data file (it has
+    one list, not one per model), so a new effort is one edit there, not a hunt in code."""
+    efforts = json.loads(CATALOG_FILE.read_text())["reasoning_effort"]
+    if not efforts or not all(isinstance(e, str) and e for e in efforts):
+        raise ValueError(f"{CATALOG_FILE}: 'reasoning_effort' must be a non-empty list of names.")
+    return tuple(efforts)
+
+
+REASONING_EFFORTS = _reasoning_efforts()
 TRANSIENT_ERRORS = (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError)
 RATELIMIT_HEADERS = (
     "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
@@ -213,6 +226,9 @@ def _check_model(params: GenerateParams, project) -> None:
     if params.reasoning_effort and not catalog[params.model]:
         raise CallRefused(f"{params.model} is not a reasoning model: leave reasoning effort empty.",
                           "ReasoningNotSupported")
+    if params.reasoning_effort and params.reasoning_effort not in REASONING_EFFORTS:
+        raise CallRefused(f"Reasoning effort {params.reasoning_effort!r} is not one of "
+                          f"{', '.join(REASONING_EFFORTS)}: choose one of them.", "ReasoningNotSupported")
     cap = project.max_output_tokens
     if cap and params.max_output_tokens and params.max_output_tokens > cap:
         raise CallRefused(f"Max output tokens {params.max_output_tokens} is above the project's cap of {cap}. "

@@ -52,6 +52,20 @@ STREAM_HEARTBEAT_SECONDS = 0.25
 STOP_FLAG_SECONDS = 600  # a Stop asked for a call is remembered this long (shared cache)
 
 
+class ModelSelect(forms.Select):
+    """The model select; each option says whether the model reasons (``data-reasoning``),
+    so static/playground.js shows the effort select only for a model that takes one."""
+
+    def __init__(self, *args, reasoning: dict[str, bool] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reasoning = reasoning or {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        option["attrs"]["data-reasoning"] = "true" if self.reasoning.get(str(value)) else "false"
+        return option
+
+
 class PlaygroundForm(forms.Form):
     """The call's parameters, limited to what this user may use in this project."""
 
@@ -89,20 +103,35 @@ class PlaygroundForm(forms.Form):
         if self.keys:
             self.fields["api_key"].initial = next(iter(self.keys))
         self.models = dict(models_for_project(project))
+        self.fields["model"].widget = ModelSelect(reasoning=self.models)
         self.fields["model"].choices = [
             (m, f"{m}{' · reasoning' if r else ''}") for m, r in self.models.items()
         ]
+        if self.models:
+            self.fields["model"].initial = next(iter(self.models))
+        self.fields["reasoning_effort"].help_text = "Only for reasoning models; empty uses the model's default."
         cap = project.max_output_tokens
         if cap:
             self.fields["max_output_tokens"].validators.append(_cap_validator(cap))
             self.fields["max_output_tokens"].help_text = f"At most {cap} (the project's cap)."
             self.fields["max_output_tokens"].widget.attrs["max"] = cap
 
+    @property
+    def offers_reasoning(self) -> bool:
+        """Whether any model of this project takes a reasoning effort (else no effort select)."""
+        return any(self.models.values())
+
+    @property
+    def selected_reasons(self) -> bool:
+        """Whether the model selected now (posted, or the first one) takes a reasoning effort."""
+        return bool(self.models.get(str(self["model"].value() or "")))
+
     def clean(self):
         data = super().clean()
         model, effort = data.get("model"), data.get("reasoning_effort")
         if model and effort and not self.models.get(model):
-            self.add_error("reasoning_effort", f"{model} is not a reasoning model: choose 'default'.")
+            self.add_error("reasoning_effort", f"{model} is not a reasoning model: leave reasoning effort "
+                                               "at 'default' or choose a reasoning model.")
         return data
 
     def params(self) -> GenerateParams:

@@ -16,6 +16,21 @@
   const status = document.getElementById("stream-status");
   const runButton = document.getElementById("run-button");
   const stopButton = document.getElementById("stop-button");
+  // The effort select only for a model that takes one (data-reasoning on each option); a
+  // hidden select is disabled, so nothing is sent for it.
+  const modelSelect = document.getElementById("id_model");
+  const effortBox = document.getElementById("field-reasoning_effort");
+  const effortSelect = document.getElementById("id_reasoning_effort");
+  function showEffort() {
+    if (!modelSelect || !effortBox || !effortSelect) return;
+    const option = modelSelect.options[modelSelect.selectedIndex];
+    const reasons = !!option && option.dataset.reasoning === "true";
+    effortBox.hidden = !reasons;
+    effortSelect.disabled = !reasons;
+  }
+  if (modelSelect) modelSelect.addEventListener("change", showEffort);
+  showEffort();
+
   let controller = null;
   let callId = null; // the client request id of the running stream, from its "accepted" event
   let stopping = false;

@@ -131,3 +131,26 @@ def test_stop_before_the_model_answers_records_the_call_and_says_so(page, login,
     assert page.text_content("#client-request-id") == record.client_request_id
     assert "before the model answered" in page.text_content("#result-message")
     assert page.is_enabled("#run-button") and not page.is_enabled("#stop-button")
+
+
+def test_the_effort_select_follows_the_selected_model(page, login, live_server, member, project, openai_simulator,
+                                                      screenshot):
+    project.allowed_models = ["gpt-4.1", "gpt-5.4-mini"]
+    project.save()
+    key = sim_key(project, openai_simulator)
+    login(member)
+    page.goto(f"{live_server.url}/playground/?project={project.public_id}")
+    assert page.input_value("#id_model") == "gpt-4.1"
+    assert not page.is_visible("#id_reasoning_effort")  # gpt-4.1 takes no effort
+    page.select_option("#id_model", "gpt-5.4-mini")
+    assert page.is_visible("#id_reasoning_effort")
+    page.select_option("#id_reasoning_effort", "xhigh")
+    screenshot("playground-reasoning-effort")
+    page.select_option("#id_api_key", str(key.public_id))
+    page.fill("#id_input", "Think hard.")
+    page.uncheck("#id_stream")
+    page.click("#run-button")
+    page.wait_for_selector("#result-details", timeout=15_000)
+    assert UsageRecord.objects.get(project=project).reasoning_tokens == 48  # the simulator's count for xhigh
+    page.select_option("#id_model", "gpt-4.1")
+    assert not page.is_visible("#id_reasoning_effort")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import time
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -293,3 +295,65 @@ def test_a_browser_that_leaves_before_the_reply_is_recorded_at_once(live_server,
     assert record.client_request_id
     time.sleep(openai_simulator.slow_seconds)
     assert UsageRecord.objects.filter(project=project).count() == 1
+
+
+# --- Reasoning effort: what the selected model supports ----------------------------------------
+
+CATALOG_EFFORTS = json.loads((Path(__file__).resolve().parents[2] / "usage" / "data" / "openai-models.json")
+                             .read_text())["reasoning_effort"]
+
+
+def test_reasoning_models_are_offered_every_effort_of_the_catalog(client, member, project, openai_simulator):
+    project.allowed_models = ["gpt-5.4-mini", "gpt-4.1-mini"]
+    project.save()
+    sim_key(project, openai_simulator)
+    client.force_login(member)
+    page = client.get(INDEX).content.decode()
+    assert {"none", "xhigh"} <= set(CATALOG_EFFORTS)
+    for effort in CATALOG_EFFORTS:
+        assert f'<option value="{effort}">{effort}</option>' in page
+    assert re.search(r'value="gpt-5.4-mini"[^>]* data-reasoning="true"', page)
+    assert re.search(r'value="gpt-4.1-mini"[^>]* data-reasoning="false"', page)
+    project.allowed_models = ["gpt-5.4-mini"]
+    project.save()
+    page = client.get(INDEX).content.decode()
+    assert '<div class="field" id="field-reasoning_effort">' in page  # the selected model reasons: shown
+
+
+def test_no_effort_select_when_no_model_of_the_project_reasons(client, member, project, openai_simulator):
+    project.allowed_models = ["gpt-4.1-mini", "gpt-4.1"]
+    project.save()
+    sim_key(project, openai_simulator)
+    client.force_login(member)
+    page = client.get(INDEX).content.decode()
+    assert "id_reasoning_effort" not in page and "Reasoning effort" not in page
+
+
+def test_the_effort_select_starts_hidden_when_the_first_model_does_not_reason(client, member, project,
+                                                                              openai_simulator):
+    project.allowed_models = ["gpt-4.1", "gpt-5.4-mini"]
+    project.save()
+    sim_key(project, openai_simulator)
+    client.force_login(member)
+    page = client.get(INDEX).content.decode()
+    assert '<div class="field" id="field-reasoning_effort" hidden>' in page
+
+
+@pytest.mark.parametrize("effort", ["none", "xhigh"])
+def test_efforts_beyond_minimal_to_high_reach_the_model(client, member, project, openai_simulator, effort):
+    key = sim_key(project, openai_simulator)
+    client.force_login(member)
+    response = client.post(RUN, form_data(project, key, reasoning_effort=effort))
+    assert response.status_code == 200
+    record = UsageRecord.objects.get(project=project)
+    assert record.status == "completed"
+    assert record.reasoning_tokens == {"none": 0, "xhigh": 48}[effort]  # the simulator's count for it
+
+
+def test_an_unknown_effort_is_a_form_error_naming_the_field(client, member, project, openai_simulator):
+    key = sim_key(project, openai_simulator)
+    client.force_login(member)
+    response = client.post(STREAM, form_data(project, key, reasoning_effort="max"))
+    assert response.status_code == 400
+    assert "Select a valid choice" in " ".join(json.loads(response.content)["errors"]["reasoning_effort"])
+    assert openai_simulator.requests == 0
