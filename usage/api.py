@@ -293,7 +293,11 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
         first = errors[0]
         return _error(400, f"{first['field']}: {first['message']}", code="invalid", errors=errors)
     # Returns only after the transaction committed: a 2xx means the records are stored.
-    result = usage_records_ingest(project=project, drafts=drafts)
+    try:
+        result = usage_records_ingest(project=project, drafts=drafts)
+    except FieldError as exc:  # an amount past what a rollup can hold; rolled back, nothing stored
+        return _error(400, f"{exc.field}: {exc.message}", code="invalid",
+                      errors=[{"index": None, "field": exc.field, "message": exc.message}])
     ingestion_token_touch(token=token, now=now)
     return JsonResponse(
         {"received": result.received, "created": result.created, "duplicates": result.duplicates},

@@ -246,3 +246,18 @@ def test_an_empty_project_names_no_project(client, ingest_token, project):
     r = post(client, {"project": "", "records": [record()]}, token)
     assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_project"
     assert UsageRecord.objects.count() == 0
+
+
+def test_a_batch_whose_cost_overflows_its_rollup_is_a_400_and_nothing_is_stored(client, ingest_token):
+    """Three calls of a trillion output tokens on gpt-5.5-pro at priority: each fits a
+    record, their hour's rollup would pass what 64 bits of 1e-10 USD hold."""
+    big = [
+        response_json(f"resp_big_{i}", model="gpt-5.5-pro", inp=0, cached=0, out=10**12, reasoning=0,
+                      tier="priority", created_at=timezone.now().timestamp())
+        for i in range(3)
+    ]
+    response = post(client, big, ingest_token[1])
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["errors"][0]["field"] == "usage" and "usage" in error["message"]
+    assert UsageRecord.objects.count() == 0
