@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -46,6 +47,15 @@ def organizations_for_user(user) -> QuerySet[Organization]:
     return Organization.objects.filter(
         Q(memberships__user=user) | Q(projects__memberships__user=user)
     ).distinct()
+
+
+def can_create_organization(user) -> bool:
+    """Superusers may always create an organization (the first one, on a new install);
+    anyone signed in only when ORG_CREATION_OPEN_TO_ALL is on. Not an object: others get
+    403, not 404."""
+    if not user.is_authenticated:
+        return False
+    return bool(user.is_superuser or settings.ORG_CREATION_OPEN_TO_ALL)
 
 
 def organization_role(user, organization: Organization) -> str | None:

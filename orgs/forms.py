@@ -9,6 +9,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 
+from usage.models import CatalogModel
+from usage.selectors import catalog_models
+
 from .models import (
     Invitation,
     Organization,
@@ -18,21 +21,81 @@ from .models import (
     ServiceAccount,
 )
 
+# Shown first in the timezone select: where most billing offices are.
+COMMON_TIMEZONES = [
+    "UTC", "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+    "America/Sao_Paulo", "Europe/London", "Europe/Paris", "Europe/Berlin", "Africa/Johannesburg",
+    "Asia/Dubai", "Asia/Kolkata", "Asia/Singapore", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney",
+]
+
+
+def timezone_choices(current: str = "") -> list:
+    """Every IANA timezone this Python knows, common ones first, each listed once
+    (a value listed twice would render two selected options)."""
+    # "localtime" is this host's zone and "Factory" no place at all: neither is a billing office.
+    known = zoneinfo.available_timezones() - {"localtime", "Factory"}
+    common = [tz for tz in COMMON_TIMEZONES if tz in known or tz == "UTC"]
+    rest = sorted(known - set(common))
+    if current and current not in known and current not in common:
+        rest = sorted([*rest, current])  # a stored value outside the list stays selectable
+    return [("Common", [(tz, tz) for tz in common]), ("All timezones", [(tz, tz) for tz in rest])]
+
+
+def timezone_field(*, current: str = "") -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label="Billing timezone", choices=timezone_choices(current), initial="UTC",
+        help_text="Budget months start at midnight in this timezone.",
+        error_messages={"invalid_choice": "Unknown timezone '%(value)s': choose one from the list "
+                                          "(IANA names such as UTC or Europe/Paris)."},
+    )
+
+
+def _clean_timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(
+            f"Unknown timezone '{value}': choose one from the list (IANA names such as UTC or Europe/Paris)."
+        ) from exc
+    return value
+
 
 class OrganizationForm(forms.ModelForm):
     class Meta:
         model = Organization
         fields = ["name", "tier", "openai_org_id", "billing_timezone"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["billing_timezone"] = timezone_field(current=self.instance.billing_timezone or "")
+
     def clean_billing_timezone(self) -> str:
-        value = self.cleaned_data["billing_timezone"].strip()
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValidationError(
-                f"Unknown timezone '{value}': use an IANA name such as UTC or Europe/Paris."
-            ) from exc
-        return value
+        return _clean_timezone(self.cleaned_data["billing_timezone"])
+
+
+class OrganizationCreateForm(forms.Form):
+    """A new organization: the slug is made from the name unless given."""
+
+    name = forms.CharField(label="Name", max_length=200, help_text="Your company or team, as people know it.")
+    slug = forms.SlugField(
+        label="Slug", max_length=80, required=False,
+        help_text="Short name used in file names (e.g. the audit CSV); leave empty to make it from the name.",
+    )
+    tier = forms.ChoiceField(label="Usage tier", choices=Organization.Tier.choices, initial=Organization.Tier.TIER_1,
+                             help_text="As shown on your OpenAI limits page; it sets the default RPM/TPM.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["billing_timezone"] = timezone_field()
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise ValidationError("Give the organization a name.")
+        return name
+
+    def clean_billing_timezone(self) -> str:
+        return _clean_timezone(self.cleaned_data["billing_timezone"])
 
 
 class ProjectCreateForm(forms.Form):
@@ -54,17 +117,41 @@ class ProjectCreateForm(forms.Form):
 
 
 def _catalog_model_ids() -> set[str]:
-    # The usage app owns the catalog; read ids only, to validate what people type.
-    from usage.models import CatalogModel
+    """Every catalog model id (inactive ones too), read through usage's selectors."""
+    return set(catalog_models(include_inactive=True).values_list("model_id", flat=True))
 
-    return set(CatalogModel.objects.values_list("model_id", flat=True))
+
+CATEGORY_ORDER = [value for value, _ in CatalogModel.Category.choices]
+
+
+def allowed_model_choices(current: list[str]) -> list:
+    """Checkbox groups by catalog category (in the catalog's own order); inactive models
+    only when already allowed, and ids no longer in the catalog in a group of their own,
+    so saving the page never drops a choice silently."""
+    groups: dict[str, list] = {}
+    labels: dict[str, str] = {}
+    known = set()
+    for model in catalog_models(include_inactive=True):
+        known.add(model.model_id)
+        if not model.is_active and model.model_id not in current:
+            continue
+        label = model.model_id if model.is_active else f"{model.model_id} (inactive)"
+        groups.setdefault(model.category, []).append((model.model_id, label))
+        labels[model.category] = model.get_category_display()
+    choices = [(labels[c], groups[c]) for c in sorted(groups, key=lambda c: (
+        CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else len(CATEGORY_ORDER), c))]
+    missing = [m for m in current if m not in known]
+    if missing:
+        choices.append(("Not in the catalog", [(m, m) for m in missing]))
+    return choices
 
 
 class ProjectSettingsForm(forms.ModelForm):
-    allowed_models = forms.CharField(
-        label="Allowed models", required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Model ids, one per line or separated by commas; empty allows every catalog model.",
+    allowed_models = forms.MultipleChoiceField(
+        label="Allowed models", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Tick the models this project may call; none ticked allows every catalog model.",
+        error_messages={"invalid_choice": "Not in the model catalog: %(value)s. Tick models from the list "
+                                          "(add a model to the catalog first if it is missing)."},
     )
 
     class Meta:
@@ -77,23 +164,25 @@ class ProjectSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance and isinstance(self.instance.allowed_models, list):
-            self.initial["allowed_models"] = "\n".join(self.instance.allowed_models)
+        current = list(self.instance.allowed_models or []) if isinstance(self.instance.allowed_models, list) else []
+        self.fields["allowed_models"].choices = allowed_model_choices(current)
+        self.initial["allowed_models"] = current
+
+    def allowed_model_groups(self) -> list[tuple[str, list]]:
+        """The allowed-models checkboxes cut into their category groups, for the template
+        (Django's own rendering labels a group like a field)."""
+        boxes = list(self["allowed_models"])
+        groups, start = [], 0
+        for label, options in self.fields["allowed_models"].choices:
+            groups.append((label, boxes[start:start + len(options)]))
+            start += len(options)
+        return groups
 
     def clean_allowed_models(self) -> list[str]:
-        raw = self.cleaned_data.get("allowed_models") or ""
-        ids = []
-        for part in raw.replace(",", "\n").splitlines():
-            part = part.strip()
-            if part and part not in ids:
-                ids.append(part)
-        catalog = _catalog_model_ids()
-        unknown = [m for m in ids if catalog and m not in catalog]
-        if unknown:
-            raise ValidationError(
-                f"Not in the model catalog: {', '.join(unknown)}. Check the spelling "
-                "(e.g. gpt-5-mini) or add the model to the catalog first."
-            )
+        ids: list[str] = []
+        for model_id in self.cleaned_data.get("allowed_models") or []:
+            if model_id not in ids:
+                ids.append(model_id)
         return ids
 
     def clean_name(self) -> str:
@@ -233,9 +322,20 @@ class ServiceAccountForm(forms.Form):
         return name
 
 
+def audit_action_choices(actions: list[str]) -> list:
+    """"All actions", each family ("key." → every key action) and each action that exists.
+    A family value ends with a dot and filters by prefix; an action filters exactly."""
+    families = sorted({a.split(".", 1)[0] + "." for a in actions if "." in a})
+    return [("", "All actions"),
+            ("Families", [(f, f"{f}* (every {f[:-1].replace('_', ' ')} action)") for f in families]),
+            ("Actions", [(a, a) for a in actions])]
+
+
 class AuditFilterForm(forms.Form):
-    action = forms.CharField(label="Action", required=False,
-                             help_text="Prefix, e.g. key. or auth.login")
+    action = forms.ChoiceField(
+        label="Action", required=False, choices=[("", "All actions")],
+        error_messages={"invalid_choice": "No event has the action '%(value)s': choose one from the list."},
+    )
     actor = forms.CharField(label="Who", required=False)
     project = forms.ModelChoiceField(queryset=None, label="Project", required=False)
     since = forms.DateField(label="From (UTC)", required=False,
@@ -243,8 +343,9 @@ class AuditFilterForm(forms.Form):
     until = forms.DateField(label="To (UTC)", required=False,
                             widget=forms.DateInput(attrs={"type": "date"}))
 
-    def __init__(self, *args, projects, **kwargs):
+    def __init__(self, *args, projects, actions: list[str], **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["action"].choices = audit_action_choices(actions)
         self.fields["project"].queryset = projects
         self.fields["project"].to_field_name = "public_id"
 

@@ -96,7 +96,9 @@ def audit_events_for_organization(
     sign_ins = Q(organization__isnull=True, action__startswith="auth.") & user_scoped
     events = AuditEvent.objects.filter(Q(organization=organization) | sign_ins)
     if action:
-        events = events.filter(action__startswith=action)
+        # "key." is a family (every key action); "auth.login" is one action, not also
+        # auth.login_failed.
+        events = events.filter(action__startswith=action) if action.endswith(".") else events.filter(action=action)
     if actor:
         events = events.filter(actor_label__icontains=actor)
     if project is not None:

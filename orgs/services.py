@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_variables
 
 from .audit import audit_log
@@ -72,6 +73,44 @@ def organization_update(*, organization: Organization, actor, request=None, **va
         audit_log(action="organization.update", actor=actor, organization=organization,
                   target=organization, request=request, detail={"changes": changed})
     return changed
+
+
+def _free_slug(name: str) -> str:
+    """A slug from the name, made unique with -2, -3… (the audit CSV and admin use it)."""
+    base = slugify(name)[:70].strip("-") or "organization"
+    slug, n = base, 1
+    while Organization.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def organization_create(
+    *, name: str, actor, slug: str = "", tier: str = Organization.Tier.TIER_1,
+    billing_timezone: str = "UTC", request=None,
+) -> Organization:
+    """Create an organization with ``actor`` as its owner (the access check, who may
+    create one, is the view's: orgs.access.can_create_organization)."""
+    name = name.strip()
+    if slug and Organization.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"The slug '{slug}' is taken: choose another, or leave it empty "
+                                       "to make one from the name."})
+    organization = Organization(name=name, slug=slug or _free_slug(name), tier=tier,
+                                billing_timezone=billing_timezone)
+    organization.full_clean()
+    try:
+        with transaction.atomic():
+            organization.save()
+    except IntegrityError as exc:  # the same slug created at the same moment
+        raise ValidationError({"slug": f"The slug '{organization.slug}' was just taken: save again "
+                                       "or choose another."}) from exc
+    OrganizationMembership.objects.create(user=actor, organization=organization,
+                                          role=OrganizationMembership.Role.OWNER)
+    audit_log(action="organization.create", actor=actor, organization=organization, target=organization,
+              request=request, detail={"slug": organization.slug, "tier": tier,
+                                       "billing_timezone": billing_timezone, "owner": _username(actor)})
+    return organization
 
 
 @transaction.atomic

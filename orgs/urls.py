@@ -9,6 +9,7 @@ from . import views, views_members
 app_name = "orgs"
 
 urlpatterns = [
+    path("new/", views.organization_create, name="organization-create"),
     path("<uuid:org_id>/", views.organization_detail, name="organization-detail"),
     path("<uuid:org_id>/edit/", views.organization_edit, name="organization-edit"),
     path("<uuid:org_id>/projects/new/", views.project_create, name="project-create"),

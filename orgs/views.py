@@ -12,16 +12,18 @@ import csv
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils.text import capfirst
 
 from platformadmin.redaction import redact
 
 from . import services
 from .access import (
     Need,
+    can_create_organization,
     can_on_project,
     get_organization_for_user,
     get_project_for_user,
@@ -33,6 +35,7 @@ from .forms import (
     AuditFilterForm,
     ModelLimitForm,
     ModelLimitRemoveForm,
+    OrganizationCreateForm,
     OrganizationForm,
     OrganizationInviteForm,
     ProjectCreateForm,
@@ -77,11 +80,31 @@ def _form_errors(form) -> str:
     )
 
 
-def _validation_message(exc: ValidationError) -> str:
+def _field_label(name: str, form=None, model=None) -> str:
+    """What a person reads for a field: the form's label, else the model's verbose name
+    (capitalised), never the raw attribute name."""
+    if form is not None and name in form.fields and form.fields[name].label:
+        return str(form.fields[name].label)
+    if model is not None:
+        try:
+            return capfirst(model._meta.get_field(name).verbose_name)
+        except FieldDoesNotExist:
+            pass
+    return capfirst(name.replace("_", " "))
+
+
+def _validation_message(exc: ValidationError, *, form=None, model=None) -> str:
     if hasattr(exc, "message_dict"):
-        return "; ".join(f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
-                         for field, msgs in exc.message_dict.items())
+        return "; ".join(f"{_field_label(field, form, model)}: {' '.join(msgs)}" if field != "__all__"
+                         else " ".join(msgs) for field, msgs in exc.message_dict.items())
     return " ".join(exc.messages)
+
+
+def _saved_message(changed, *, form) -> str:
+    """"Saved: Usage tier, Billing timezone." — labels, in the form's order."""
+    if not changed:
+        return "Nothing changed."
+    return f"Saved: {', '.join(_field_label(name, form) for name in form.fields if name in changed)}."
 
 
 def _post_action(request: HttpRequest, form, action, *, back: str) -> HttpResponse:
@@ -99,7 +122,7 @@ def _post_action(request: HttpRequest, form, action, *, back: str) -> HttpRespon
         try:
             messages.success(request, action(form.cleaned_data))
         except ValidationError as exc:
-            messages.error(request, _validation_message(exc))
+            messages.error(request, _validation_message(exc, form=form))
     return redirect(back)
 
 
@@ -145,6 +168,29 @@ def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
 
 
 @login_required
+def organization_create(request: HttpRequest) -> HttpResponse:
+    """A new organization, its creator its owner. Not an object page: who may not create
+    one gets 403 (there is nothing to hide), as the switcher shows no link to them."""
+    if not can_create_organization(request.user):
+        raise PermissionDenied("Only administrators can create organizations.")
+    form = OrganizationCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            organization = services.organization_create(
+                name=data["name"], slug=data["slug"], tier=data["tier"],
+                billing_timezone=data["billing_timezone"], actor=request.user, request=request)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"Organization {organization.name} created; you are its owner.")
+            return redirect("orgs:organization-detail", org_id=organization.public_id)
+    return render(request, "orgs/organization_create.html", {"form": form},
+                  status=400 if form.is_bound and form.errors else 200)
+
+
+@login_required
 def organization_edit(request: HttpRequest, org_id) -> HttpResponse:
     organization = get_organization_for_user(request.user, org_id, manage=True)
     form = OrganizationForm(request.POST or None, instance=type(organization).objects.get(pk=organization.pk))
@@ -153,7 +199,7 @@ def organization_edit(request: HttpRequest, org_id) -> HttpResponse:
             organization=organization, actor=request.user, request=request,
             **{f: form.cleaned_data[f] for f in services.ORGANIZATION_FIELDS},
         )
-        messages.success(request, "Saved." if changed else "Nothing changed.")
+        messages.success(request, _saved_message(changed, form=form))
         return redirect("orgs:organization-detail", org_id=organization.public_id)
     return render(request, "orgs/organization_edit.html", {
         "organization": organization, "form": form, **_switcher_context(request, organization)})
@@ -257,9 +303,9 @@ def project_settings(request: HttpRequest, project_id) -> HttpResponse:
                 project=project, actor=request.user, request=request,
                 **{f: form.cleaned_data[f] for f in services.PROJECT_SETTINGS_FIELDS})
         except ValidationError as exc:
-            form.add_error(None, _validation_message(exc))
+            form.add_error(None, _validation_message(exc, form=form, model=Project))
         else:
-            messages.success(request, f"Saved: {', '.join(changed)}." if changed else "Nothing changed.")
+            messages.success(request, _saved_message(changed, form=form))
             return redirect("orgs:project-detail", project_id=project.public_id)
     return render(request, "orgs/project_settings.html", {
         "project": project, "organization": project.organization, "form": form,
@@ -316,8 +362,8 @@ def _audit_organization(request: HttpRequest, org_id):
 
 
 def _filtered_events(request: HttpRequest, organization):
-    form = AuditFilterForm(request.GET or None,
-                           projects=organization.projects.order_by("name"))
+    form = AuditFilterForm(request.GET or None, projects=organization.projects.order_by("name"),
+                           actions=audit_actions(organization=organization))
     filters = {}
     if form.is_bound and form.is_valid():
         filters = {k: v for k, v in form.cleaned_data.items() if v}
@@ -341,7 +387,6 @@ def audit_log_view(request: HttpRequest, org_id) -> HttpResponse:
     context = {
         "organization": organization, "form": form, "events": rows[:AUDIT_PAGE_SIZE],
         "page": page, "has_next": len(rows) > AUDIT_PAGE_SIZE, "query": query.urlencode(),
-        "actions": audit_actions(organization=organization),
         **_switcher_context(request, organization),
     }
     if request.htmx:

@@ -298,6 +298,10 @@ OTP_TOTP_THROTTLE_FACTOR = 1
 # Members join by invitation only; the one-time link in the e-mail expires after this.
 INVITATION_EXPIRY_DAYS = env.int("INVITATION_EXPIRY_DAYS", default=7)
 
+# --- Organizations ----------------------------------------------------------------
+# Who gets "New organization": superusers always; every signed-in user when this is on.
+ORG_CREATION_OPEN_TO_ALL = env.bool("ORG_CREATION_OPEN_TO_ALL", default=False)
+
 # --- OpenAI client layer ----------------------------------------------------------
 # Base URL of the bundled OpenAI simulator, when one runs (make run); keys pointing
 # there are labelled "simulator" in the UI.

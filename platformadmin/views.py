@@ -7,7 +7,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from orgs.access import organizations_for_user, projects_for_user
+from orgs.access import can_create_organization, organizations_for_user, projects_for_user
 
 
 @login_required
@@ -20,6 +20,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "organizations": organizations_for_user(request.user).order_by("name"),
             "projects": projects_for_user(request.user).order_by("organization__name", "name"),
             "current": request.session.get("current_organization", ""),
+            "can_create_organization": can_create_organization(request.user),
         },
     )
 

@@ -25,7 +25,13 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from keys.models import APIKey
-from orgs.models import AuditEvent, Invitation, OrganizationMembership, ProjectMembership
+from orgs.models import (
+    AuditEvent,
+    Invitation,
+    Organization,
+    OrganizationMembership,
+    ProjectMembership,
+)
 from orgs.services import invitation_create
 from tests.factories import (
     TEST_PASSWORD,
@@ -50,6 +56,9 @@ USE_ACTIONS = {"keys:key-test"}
 OTHER_PROJECT_NAME = "Zeta confidential project"
 # Public pages reached by a one-time token (no sign-in): a bad token is a 404 for anyone.
 PUBLIC_TOKEN_URLS = {"invitation-accept"}
+# Console pages with no object id: not object pages, so who may not use them gets 403
+# (nothing to hide), swept by test_pages_without_ids_refuse_whom_they_must.
+NO_ID_URLS = {"orgs:organization-create"}
 
 
 def _walk(patterns, namespace=None):
@@ -63,6 +72,8 @@ def _walk(patterns, namespace=None):
 def swept_urls() -> list[tuple[str, set[str]]]:
     found, unknown = [], []
     for namespace, name, params in _walk(get_resolver().url_patterns):
+        if f"{namespace}:{name}" in NO_ID_URLS:
+            continue
         if namespace in STRICT_NAMESPACES:
             if not params <= KNOWN_PARAMS or not params:
                 unknown.append(f"{namespace}:{name} {sorted(params)}")
@@ -245,6 +256,30 @@ def test_managers_are_not_refused_in_their_scope_and_see_nothing_foreign(client,
             assert not world.leaks(html), (role, name, world.leaks(html))
         post = client.post(url, world.body())
         assert post.status_code not in (403, 404), (role, name, post.status_code)
+
+
+def test_pages_without_ids_refuse_whom_they_must(client, world, users):
+    """Every id-less console URL is listed here; anonymous visitors go to sign in, every
+    role here (superusers excepted) gets 403 on GET and POST and nothing changes."""
+    strict = {f"{ns}:{name}" for ns, name, params in _walk(get_resolver().url_patterns)
+              if ns in STRICT_NAMESPACES and not params}
+    assert strict == NO_ID_URLS, f"Teach the sweep about these id-less URLs: {strict ^ NO_ID_URLS}"
+    organizations = Organization.objects.count()
+    before = state(world)
+    for name in sorted(NO_ID_URLS):
+        url = reverse(name)
+        client.logout()
+        for method in ("get", "post"):
+            response = getattr(client, method)(url)
+            assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), name
+        for role, user in users.items():
+            client.force_login(user)
+            assert client.get(url).status_code == 403, (role, name, "get")
+            assert client.post(url, world.body()).status_code == 403, (role, name, "post")
+        client.force_login(UserFactory(username=f"root-{name.split(':')[1]}", is_superuser=True))
+        assert client.get(url).status_code == 200, name
+    assert state(world) == before
+    assert Organization.objects.count() == organizations
 
 
 def test_forms_refuse_another_organizations_rows(client, world, users):

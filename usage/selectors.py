@@ -19,7 +19,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from .models import UsageHourly, UsageRecord
+from .models import CatalogModel, UsageHourly, UsageRecord
 
 COUNTERS = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
             "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
@@ -257,3 +257,10 @@ def usage_time_range() -> tuple[datetime | None, datetime | None]:
     """Oldest and newest raw record times (for check_rollups defaults)."""
     agg = UsageRecord.objects.aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
     return agg["first"], agg["last"]
+
+
+def catalog_models(*, include_inactive: bool = False) -> QuerySet[CatalogModel]:
+    """The model catalog (not tenant data: the same for every organization), by category
+    then id, for pickers and for validating the model ids people choose."""
+    models = CatalogModel.objects.all() if include_inactive else CatalogModel.objects.filter(is_active=True)
+    return models.order_by("category", "model_id")

@@ -19,7 +19,7 @@ def _u(name, project):
 
 SETTINGS = {
     "name": "Production", "environment": "production", "status": "active", "openai_project_id": "",
-    "allowed_models": "gpt-5.4-mini, gpt-4.1\ngpt-5.4-mini", "max_output_tokens": "2000",
+    "allowed_models": ["gpt-5.4-mini", "gpt-4.1", "gpt-5.4-mini"], "max_output_tokens": "2000",
     "rotation_period_days": "30", "request_timeout_seconds": "45", "connect_timeout_seconds": "5",
     "max_retries": "3", "circuit_breaker_enabled": "on",
 }
@@ -41,7 +41,7 @@ def test_project_owner_changes_settings_and_it_is_audited(client, project_owner,
 def test_bad_settings_name_the_field_and_change_nothing(client, owner, project):
     client.force_login(owner)
     response = client.post(_u("project-settings", project),
-                           {**SETTINGS, "allowed_models": "gpt-5.4-mini, gtp-9", "rotation_period_days": "0"})
+                           {**SETTINGS, "allowed_models": ["gpt-5.4-mini", "gtp-9"], "rotation_period_days": "0"})
     assert response.status_code == 200
     page = response.content.decode()
     assert "Not in the model catalog: gtp-9" in page
