@@ -9,9 +9,14 @@ from django.db.models import Q, QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from usage.selectors import project_has_recent_usage
+from usage.selectors import (
+    SpendSummary,
+    organization_spend_summary,
+    project_has_recent_usage,
+    projects_spend_summary,
+)
 
-from .access import Need, projects_for_user
+from .access import Need, organization_role, projects_for_user
 from .models import (
     AuditEvent,
     Invitation,
@@ -50,14 +55,17 @@ def project_open_invitations(*, project: Project) -> QuerySet[Invitation]:
     return organization_open_invitations(organization=project.organization).filter(projects=project)
 
 
-def organization_spend_mtd(*, organization: Organization):
-    """Month-to-date spend summary (cost of priced calls + count of unpriced ones).
+def organization_spend_mtd(*, user, organization: Organization) -> tuple[SpendSummary, bool]:
+    """Month-to-date spend the user may see, and whether it is the whole organization's.
 
-    Unpriced calls are counted, never added as $0, so the page can tell the truth.
+    Organization owners and readers see every project's spend; anyone else (a project
+    member or owner) only the sum over their own projects: the others 404 for them, so
+    their spend must not show either. Unpriced calls are counted, never added as $0.
     """
-    from usage.selectors import organization_spend_summary
-
-    return organization_spend_summary(organization=organization)
+    if organization_role(user, organization) is not None:
+        return organization_spend_summary(organization=organization), True
+    visible = projects_for_user(user, Need.READ).filter(organization=organization).values("pk")
+    return projects_spend_summary(organization=organization, projects=visible), False
 
 
 # --- Audit log ---------------------------------------------------------------------
@@ -120,6 +128,8 @@ def audit_actions(*, organization: Organization) -> list[str]:
 # --- Production-readiness checklist -------------------------------------------------
 
 PASS, WARN, FAIL, NOT_CONFIGURED = "pass", "warn", "fail", "not configured"
+NOT_APPLICABLE = "not applicable"
+ASK_AN_OWNER = "A project owner can fix this"
 ROTATION_WARN_DAYS = 14
 USAGE_WINDOW = dt.timedelta(days=7)
 
@@ -127,7 +137,7 @@ USAGE_WINDOW = dt.timedelta(days=7)
 @dataclass(frozen=True)
 class ChecklistRow:
     title: str
-    status: str  # pass / warn / fail / not configured
+    status: str  # pass / warn / fail / not configured / not applicable
     why: str
     fix_url: str
     fix_label: str
@@ -140,14 +150,24 @@ def _url(name: str, **kwargs) -> str:
         return ""
 
 
-def project_checklist(*, project: Project, now: dt.datetime | None = None) -> list[ChecklistRow]:
-    """The production checklist of the OpenAI SDK guide, computed from live data."""
+def project_checklist(*, project: Project, now: dt.datetime | None = None,
+                      can_manage: bool = True) -> list[ChecklistRow]:
+    """The production checklist of the OpenAI SDK guide, computed from live data.
+
+    ``can_manage``: whether the reader may follow the fixes that change the project (key,
+    settings and ingestion-token pages); without it those rows name who can fix them
+    instead of linking to a 403.
+    """
     from keys.models import APIKey
 
     now = now or timezone.now()
     pid = project.public_id
+
+    def fix(name: str, **kwargs) -> str:
+        return _url(name, **kwargs) if can_manage else ""
+
     project_url = _url("orgs:project-detail", project_id=pid)
-    settings_url = _url("orgs:project-settings", project_id=pid)
+    settings_url = fix("orgs:project-settings", project_id=pid)
     keys = list(APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE).order_by("created_at"))
     rows: list[ChecklistRow] = []
 
@@ -157,7 +177,7 @@ def project_checklist(*, project: Project, now: dt.datetime | None = None) -> li
     if not keys:
         rows.append(ChecklistRow("Project-scoped keys, minimum permissions", WARN,
                                  "No active key is stored for this project yet.",
-                                 _url("keys:key-create", project_id=pid), "Add a key"))
+                                 fix("keys:key-create", project_id=pid), "Add a key"))
     elif production and broad:
         rows.append(ChecklistRow(
             "Project-scoped keys, minimum permissions", WARN,
@@ -175,17 +195,24 @@ def project_checklist(*, project: Project, now: dt.datetime | None = None) -> li
     overdue = [k for k in keys if k.rotated_or_created_at + period < now]
     soon = [k for k in keys if k not in overdue
             and k.rotated_or_created_at + period < now + dt.timedelta(days=ROTATION_WARN_DAYS)]
-    if overdue:
+    if not keys:
+        # Nothing to rotate is not "every key rotated": the row does not apply yet.
+        rows.append(ChecklistRow(
+            "Keys rotated within the period", NOT_APPLICABLE,
+            f"No active keys yet: nothing to rotate. Once added, each is due every "
+            f"{project.rotation_period_days} days.",
+            fix("keys:key-create", project_id=pid), "Add a key"))
+    elif overdue:
         rows.append(ChecklistRow(
             "Keys rotated within the period", FAIL,
             f"{len(overdue)} key(s) not rotated within {project.rotation_period_days} days "
             f"({', '.join(k.hint for k in overdue[:3])}).",
-            _url("keys:key-rotate", key_id=overdue[0].public_id), "Rotate"))
+            fix("keys:key-rotate", key_id=overdue[0].public_id), "Rotate"))
     elif soon:
         rows.append(ChecklistRow(
             "Keys rotated within the period", WARN,
             f"{len(soon)} key(s) due for rotation within {ROTATION_WARN_DAYS} days.",
-            _url("keys:key-rotate", key_id=soon[0].public_id), "Rotate"))
+            fix("keys:key-rotate", key_id=soon[0].public_id), "Rotate"))
     else:
         rows.append(ChecklistRow(
             "Keys rotated within the period", PASS,
@@ -235,5 +262,9 @@ def project_checklist(*, project: Project, now: dt.datetime | None = None) -> li
         rows.append(ChecklistRow("Request ids and usage logged", WARN,
                                  "No usage recorded in the last 7 days: report usage through the "
                                  "ingestion API or use the playground.",
-                                 _url("usage:ingestion-tokens", project_id=pid), "Ingestion tokens"))
+                                 fix("usage:ingestion-tokens", project_id=pid), "Ingestion tokens"))
+    if not can_manage:
+        rows = [row if row.fix_url else
+                ChecklistRow(row.title, row.status, row.why, "", ASK_AN_OWNER if row.status in (WARN, FAIL) else "")
+                for row in rows]
     return rows

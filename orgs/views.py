@@ -149,7 +149,7 @@ def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
     if (response := _read_only(request)) is not None:
         return response
     role = organization_role(request.user, organization)
-    spend = organization_spend_mtd(organization=organization)
+    spend, whole_organization = organization_spend_mtd(user=request.user, organization=organization)
     return render(request, "orgs/organization_detail.html", {
         "organization": organization,
         "role": role,
@@ -158,6 +158,7 @@ def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
         "projects": organization_projects_for_user(user=request.user, organization=organization),
         "members": organization_members(organization=organization) if role else [],
         "spend": spend,
+        "spend_scope": "organization" if whole_organization else "your projects",
         "project_form": ProjectCreateForm(organization=organization),
         "invite_form": OrganizationInviteForm(organization=organization),
         "invitations": (organization_open_invitations(organization=organization)
@@ -246,16 +247,20 @@ def _project_page_context(request: HttpRequest, project: Project) -> dict:
         "is_org_owner": org_role == OrganizationMembership.Role.OWNER,
         "project_role": project_role(request.user, project),
         "org_role": org_role,
-        "checklist": project_checklist(project=project),
-        "usage_links": _usage_links(project),
+        "checklist": project_checklist(project=project, can_manage=can_manage),
+        "usage_links": _usage_links(project, can_manage=can_manage),
         **_switcher_context(request, project.organization),
     }
 
 
-def _usage_links(project: Project) -> list[tuple[str, str]]:
+def _usage_links(project: Project, *, can_manage: bool) -> list[tuple[str, str]]:
+    """The usage pages' buttons; ingestion tokens only for those who may manage them
+    (a reader or member would follow it to a 403)."""
     links = []
-    for name, label in (("usage:project-usage", "Usage and spend"),
-                        ("usage:ingestion-tokens", "Ingestion tokens")):
+    pages = [("usage:project-usage", "Usage and spend")]
+    if can_manage:
+        pages.append(("usage:ingestion-tokens", "Ingestion tokens"))
+    for name, label in pages:
         try:
             links.append((reverse(name, kwargs={"project_id": project.public_id}), label))
         except NoReverseMatch:  # the usage pages may not be installed
@@ -284,7 +289,7 @@ def project_checklist_view(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id)
     if (response := _read_only(request)) is not None:
         return response
-    rows = project_checklist(project=project)
+    rows = project_checklist(project=project, can_manage=can_on_project(request.user, project, Need.MANAGE))
     context = {"project": project, "organization": project.organization, "checklist": rows,
                **_switcher_context(request, project.organization)}
     if request.htmx:

@@ -118,6 +118,18 @@ def organization_spend_summary(*, organization, now: datetime | None = None) -> 
     )
 
 
+def projects_spend_summary(*, organization, projects, now: datetime | None = None) -> SpendSummary:
+    """Month-to-date spend of some of the organization's projects (month in its billing
+    timezone): what a project member may see, who must not learn the other projects' spend.
+
+    ``projects``: a queryset of project ids or instances, already scoped by orgs.access.
+    """
+    now = now or timezone.now()
+    start = billing_month_start(organization=organization, now=now)
+    scope = Q(organization=organization, project__in=projects)
+    return _spend_between(scope=scope, record_scope=scope, start=start, end=now)
+
+
 def organization_spend_month_to_date(*, organization, now: datetime | None = None) -> Decimal | None:
     """Month-to-date cost of the organization's priced records; None when nothing was
     recorded this month. Unpriced records are not in this sum: read

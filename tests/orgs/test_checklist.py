@@ -24,7 +24,7 @@ def _rows(project, now=NOW):
 def test_a_fresh_production_project(project):
     rows = _rows(project)
     assert rows["Project-scoped keys, minimum permissions"].status == "warn"  # no key yet
-    assert rows["Keys rotated within the period"].status == "pass"
+    assert rows["Keys rotated within the period"].status == "not applicable"  # nothing to rotate
     assert rows["Retries and timeouts configured"].status == "pass"
     assert rows["Circuit breaker on"].status == "pass"
     assert rows["Budget with alerts"].status == "not configured"
@@ -65,7 +65,30 @@ def test_revoked_keys_do_not_count(project, owner):
     with time_machine.travel(NOW - dt.timedelta(days=400), tick=False):
         key = make_api_key(project)
     key_services.api_key_revoke(api_key=key, actor=owner)
+    assert _rows(project)["Keys rotated within the period"].status == "not applicable"
+    with time_machine.travel(NOW - dt.timedelta(days=3), tick=False):
+        make_api_key(project)
     assert _rows(project)["Keys rotated within the period"].status == "pass"
+
+
+def test_rotation_does_not_pass_on_a_project_with_no_keys(project):
+    row = _rows(project)["Keys rotated within the period"]
+    assert row.status == "not applicable"
+    assert "No active keys yet" in row.why
+    assert row.fix_url == reverse("keys:key-create", kwargs={"project_id": project.public_id})
+
+
+def test_fixes_a_reader_cannot_follow_are_not_links(project):
+    """A reader or member following "Add a key" or "Ingestion tokens" would get a 403."""
+    rows = project_checklist(project=project, now=NOW, can_manage=False)
+    manage_urls = [reverse(name, kwargs={"project_id": project.public_id}) for name in
+                   ("keys:key-create", "orgs:project-settings", "usage:ingestion-tokens")]
+    for row in rows:
+        assert row.fix_url not in manage_urls, row.title
+        if row.status in ("warn", "fail") and not row.fix_url:
+            assert row.fix_label == "A project owner can fix this", row.title
+    logged = {r.title: r for r in rows}["Request ids and usage logged"]
+    assert logged.status == "warn" and logged.fix_url == ""
 
 
 def test_client_settings_rows(project):
@@ -101,4 +124,8 @@ def test_the_checklist_page(client, member, project):
     assert "Budget with alerts" in page and "not configured" in page
     fragment = client.get(reverse("orgs:project-checklist", kwargs={"project_id": project.public_id}),
                           HTTP_HX_REQUEST="true").content.decode()
-    assert fragment.lstrip().startswith('<table class="table" id="checklist">')
+    assert fragment.lstrip().startswith('<div class="table-wrap" id="checklist">')
+    # the member cannot manage the project: no fix links to pages that 403 for them
+    assert reverse("usage:ingestion-tokens", kwargs={"project_id": project.public_id}) not in page
+    assert reverse("keys:key-create", kwargs={"project_id": project.public_id}) not in page
+    assert "A project owner can fix this" in page
