@@ -179,7 +179,10 @@ def key_test(request: HttpRequest, key_id) -> HttpResponse:
         test = _run_test(request, api_key)
     if request.htmx:
         return render(request, "keys/key_detail.html#test-result", {"test": test, "api_key": api_key})
+    # The message names the request id already (openai_services builds it so): add it
+    # only when it does not, so the id never shows twice.
+    rid = test.get("request_id")
     (messages.success if test["ok"] else messages.error)(
         request, f"Test connection: {test['message']}"
-        + (f" (request id {test['request_id']})" if test.get("request_id") else ""))
+        + (f" (request id {rid})" if rid and rid not in test["message"] else ""))
     return redirect("keys:key-detail", key_id=api_key.public_id)

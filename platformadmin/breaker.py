@@ -62,6 +62,20 @@ class BreakerState:
     def is_open(self) -> bool:
         return self.state == OPEN
 
+    @property
+    def probe_failed(self) -> bool:
+        """A failed half-open probe adds one failure past the threshold (it re-opens the
+        circuit at once), so a count above the threshold means the last probe failed."""
+        return self.state != CLOSED and self.consecutive_failures > self.threshold
+
+    @property
+    def failures_shown(self) -> str:
+        """The failure count as the key page shows it, never "6/5": capped at the
+        threshold, with a failed probe said in words."""
+        if self.probe_failed:
+            return f"{self.threshold}/{self.threshold} failures, last probe failed"
+        return f"{self.consecutive_failures}/{self.threshold} failures"
+
 
 class BreakerOpen(Exception):
     """The circuit is open (or half-open with a probe in flight): fail fast."""
