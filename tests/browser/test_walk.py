@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -176,6 +177,18 @@ def _signed_out_pages(walker: Walker, demo: dict, mailoutbox) -> None:
     base, page = walker.base_url, walker.page
     walker.visit(f"{base}/accounts/login/", "sign-in")
     walker.visit(f"{base}/no-such-page/", "not-found", expect=(404,))
+    # A form whose security token no longer matches (cookies gone): the CSRF failure page.
+    walker.visit(f"{base}/accounts/login/", "sign-in")
+    page.context.clear_cookies()
+    page.fill("#id_username", "nobody")
+    page.fill("#id_password", "not a password")
+    with page.expect_navigation() as navigation:
+        page.click("button[type=submit]")
+    if navigation.value is None or navigation.value.status != 403:
+        walker.fail("a sign-in form without its CSRF cookie did not answer 403")
+    walker.check("form-expired")
+    if "This form has expired" not in page.content():
+        walker.fail("the CSRF failure page does not say the form expired")
     email = f"invited{walker.width}@example.com"
     invitation_create(organization=demo["org"], email=email, role=Invitation.Role.ORG_READER,
                       actor=demo["users"]["admin"])
@@ -187,6 +200,8 @@ def _signed_out_pages(walker: Walker, demo: dict, mailoutbox) -> None:
         walker.fail(f"no invitation e-mail with a link was sent to {email}")
     user = UserFactory(username=f"reset{walker.width}", email=f"reset{walker.width}@example.com")
     walker.visit(f"{base}/accounts/password-reset/", "password-reset")
+    if not page.locator("main a[href='/accounts/login/']").count():
+        walker.fail("the password-reset page has no way back to sign in")
     page.fill("#id_email", user.email)
     walker.submit("button[type=submit].primary", "password-reset-sent")
     links = [m for mail in mailoutbox if user.email in mail.to
@@ -202,6 +217,7 @@ def _signed_out_pages(walker: Walker, demo: dict, mailoutbox) -> None:
 
 
 def test_every_page_as_every_demo_user_at_both_widths(chromium_browser, live_server, demo, mailoutbox):
+    shutil.rmtree(WALK, ignore_errors=True)  # this run's screenshots only
     problems: list[str] = []
     crawled: dict[tuple[str, int], int] = {}
     for width in WIDTHS:
@@ -265,7 +281,7 @@ def test_the_walker_reports_csp_overflow_raw_text_and_broken_links(chromium_brow
     context = chromium_browser.new_context(viewport={"width": 390, "height": 900})
     page = context.new_page()
     walker = Walker(page=page, base_url=live_server.url, role="self-test", width=390,
-                    shots=WALK / "self-test" / "390")
+                    shots=ARTIFACTS / "walk-self-test")
     walker.visit(f"{live_server.url}/accounts/login/", "sign-in")
     assert walker.problems == []
     page.evaluate("""() => {

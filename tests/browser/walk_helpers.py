@@ -68,7 +68,7 @@ OVERFLOW = """
     if (!sticksOut(el) || contained(el)) continue;
     if (Array.from(el.children).some((c) => sticksOut(c) && !contained(c))) continue;
     const cls = el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\\s+/).join(".") : "";
-    const text = (el.textContent || "").replace(/\s+/g, " ").trim().slice(0, 40);
+    const text = (el.textContent || "").replace(/\\s+/g, " ").trim().slice(0, 40);
     culprits.push(`<${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}${cls}> right edge `
                   + `${Math.round(el.getBoundingClientRect().right)}px "${text}"`);
     if (culprits.length >= 4) break;
