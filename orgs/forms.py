@@ -161,6 +161,7 @@ class ProjectSettingsForm(forms.ModelForm):
             "max_output_tokens", "rotation_period_days", "request_timeout_seconds",
             "connect_timeout_seconds", "max_retries", "circuit_breaker_enabled",
         ]
+        help_texts = {"max_output_tokens": "Upper bound on the output tokens of any call; empty means no cap."}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

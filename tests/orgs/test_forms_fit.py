@@ -101,6 +101,9 @@ def test_the_save_message_names_fields_by_their_labels(client, project_owner, pr
     text = _text(response)
     assert "Saved: Output-token cap, Rotation period (days)." in text
     assert "rotation_period_days" not in text and "max_output_tokens" not in text
+    # Nor the form's own words (attribute values such as name="max_output_tokens" aside).
+    words = re.sub(r'="[^"]*"', "", _text(client.get(_settings_url(project))))
+    assert "max_output_tokens" not in words
 
 
 def test_the_organization_save_message_says_what_changed(client, owner, organization):
