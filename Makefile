@@ -4,6 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= $(shell command -v pyenv >/dev/null 2>&1 && pyenv which python 2>/dev/null || command -v python3.12 || command -v python3)
 STAMP := $(VENV)/.installed
+# Where `make run` listens: the console on HOST:PORT, the OpenAI simulator on 127.0.0.1:SIM_PORT
+# (e.g. `make run PORT=8001 SIM_PORT=8766`).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SIM_PORT ?= 8765
+RUN_ENV := HOST=$(HOST) PORT=$(PORT) SIM_PORT=$(SIM_PORT)
 
 .PHONY: run test install lint browsers clean
 
@@ -17,10 +23,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	@$(PY) scripts/ensure_env.py
+	@$(RUN_ENV) $(PY) scripts/check_ports.py
+	@$(RUN_ENV) $(PY) scripts/ensure_env.py
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	@bash scripts/run-console.sh
+	@$(RUN_ENV) bash scripts/run-console.sh
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -7,7 +7,10 @@ and the simulator listens on 127.0.0.1. `make run` works on a fresh clone with n
 configured. Never used in production.
 
 SIM_PORT (default 8765) is the simulator's port, as in scripts/run-console.sh. An older
-.env without OUTBOUND_ALLOWED_ORIGINS gets the line added.
+.env without OUTBOUND_ALLOWED_ORIGINS gets the line added. When SIM_PORT differs from the
+port in the .env's simulator URL (a loopback one, as written here), both lines follow it:
+OPENAI_SIMULATOR_URL and, in OUTBOUND_ALLOWED_ORIGINS, the old simulator origin (other
+origins stay); seed_demo then re-points the demo keys.
 """
 
 from __future__ import annotations
@@ -16,11 +19,36 @@ import base64
 import os
 import re
 import secrets
+import sys
 from pathlib import Path
 
 ENV = Path(__file__).resolve().parent.parent / ".env"
-SIM_PORT = int(os.environ.get("SIM_PORT") or 8765)
+_port = (os.environ.get("SIM_PORT") or "8765").strip()
+if not _port.isdigit() or not 1 <= int(_port) <= 65535:
+    sys.exit(f"SIM_PORT={_port!r} is not a port number: use 1-65535, e.g. `make run SIM_PORT=8766`.")
+SIM_PORT = int(_port)
 SIM_ORIGIN = f"http://127.0.0.1:{SIM_PORT}"
+# The simulator URL this script writes (and seed_demo's keys use), on any port.
+LOOPBACK_SIM_URL = re.compile(r"^OPENAI_SIMULATOR_URL=(http://(?:127\.0\.0\.1|localhost):(\d+))/v1/?[ \t]*$", re.M)
+
+
+def _follow_sim_port(text: str) -> str:
+    """The .env with its loopback simulator URL and origin moved to SIM_PORT (if it moved)."""
+    match = LOOPBACK_SIM_URL.search(text)
+    if match is None or int(match.group(2)) == SIM_PORT:
+        return text
+    old = match.group(1)
+    text = LOOPBACK_SIM_URL.sub(f"OPENAI_SIMULATOR_URL={SIM_ORIGIN}/v1", text, count=1)
+
+    def origins(line: re.Match) -> str:
+        listed = [o.strip() for o in line.group(1).split(",") if o.strip()]
+        kept = [o for o in listed if o.rstrip("/") != old]
+        return "OUTBOUND_ALLOWED_ORIGINS=" + ",".join(kept + ([SIM_ORIGIN] if SIM_ORIGIN not in kept else []))
+
+    text = re.sub(r"^OUTBOUND_ALLOWED_ORIGINS=(.*)$", origins, text, flags=re.M)
+    print(f"SIM_PORT is {SIM_PORT}: {ENV.name} now points the simulator URL and OUTBOUND_ALLOWED_ORIGINS at "
+          f"{SIM_ORIGIN} (was {old}).")
+    return text
 
 
 def _simulator_origin(text: str) -> str:
@@ -44,6 +72,10 @@ if not ENV.exists():
     print(f"Wrote {ENV.name} with a new SECRET_KEY and encryption key (keep it: it decrypts var/db.sqlite3).")
 else:
     text = ENV.read_text()
+    moved = _follow_sim_port(text)
+    if moved != text:
+        ENV.write_text(moved)
+        text = moved
     if not re.search(r"^OUTBOUND_ALLOWED_ORIGINS=", text, flags=re.M):
         origin = _simulator_origin(text)
         with ENV.open("a") as env_file:
