@@ -75,7 +75,7 @@ def test_an_unpriced_model_row_says_unpriced_not_zero_dollars(client, owner, pro
     _record(project, "resp_c", model="tts-1")
     client.force_login(owner)
     html = client.get(reverse("usage:project-usage", kwargs={"project_id": project.public_id})).content.decode()
-    row = _text(re.search(r"<tr><td>tts-1</td>.*?</tr>", html, re.S).group(0))
+    row = _text(re.search(r"<tr><td class=\"nowrap\">tts-1</td>.*?</tr>", html, re.S).group(0))
     assert "unpriced" in row and "$" not in row, row
     month = _text(re.search(r"<h2>This month</h2>.*?</div>", html, re.S).group(0))
     assert "2 unpriced calls" in month and "$" not in month, month
