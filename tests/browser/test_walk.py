@@ -51,7 +51,8 @@ def demo(settings, openai_simulator):
     org = Organization.objects.get(slug="acme")
     production = Project.objects.get(organization=org, name="Production")
     key = APIKey.objects.get(project=production, kind=APIKey.Kind.PROJECT)
-    return {"users": users, "org": org, "project": production, "key": key}
+    org_key = APIKey.objects.get(organization=org, project=None, kind=APIKey.Kind.ADMIN)
+    return {"users": users, "org": org, "project": production, "key": key, "org_key": org_key}
 
 
 def _refine_kind(view_name: str, kwargs: dict) -> str:
@@ -97,6 +98,7 @@ def _direct_pages(walker: Walker, demo: dict, role: str) -> None:
         "project-settings": f"/orgs/projects/{project.public_id}/settings/",
         "checklist": f"/orgs/projects/{project.public_id}/checklist/",
         "key": f"/keys/{key.public_id}/",
+        "organization-admin-key": f"/keys/{demo['org_key'].public_id}/",
         "key-rotate": f"/keys/{key.public_id}/rotate/",
         "key-revoke": f"/keys/{key.public_id}/revoke/",
         "key-reveal": f"/keys/{key.public_id}/reveal/",
@@ -108,7 +110,10 @@ def _direct_pages(walker: Walker, demo: dict, role: str) -> None:
         "playground": f"/playground/?project={project.public_id}",
         "2fa-setup": "/accounts/2fa/setup/",
     }
-    statuses = {name: walker.visit(base + path, f"direct-{name}", expect=expect) for name, path in pages.items()}
+    # An organization-level key is not even shown to someone with only project roles.
+    unseen = {"organization-admin-key": (200, 403, 404)} if role != "admin" else {}
+    statuses = {name: walker.visit(base + path, f"direct-{name}", expect=unseen.get(name, expect))
+                for name, path in pages.items()}
 
     if statuses["checklist"] == 200 and page.locator("button[hx-get]").count():
         def recheck() -> None:
