@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.template.loader import render_to_string
 from django.urls import reverse
 
 from tests.conftest import ensure_catalog
@@ -20,6 +21,7 @@ from tests.factories import (
     ProjectFactory,
     UserFactory,
     add_org_member,
+    add_project_member,
 )
 from tests.platformadmin.helpers import sim_key
 from tests.usage.conftest import response_json
@@ -107,3 +109,36 @@ def test_a_disabled_stop_button_looks_disabled(page, live_server, login, console
     enabled = stop.evaluate(look)
     assert disabled != enabled, (disabled, enabled)
     assert float(disabled[0]) < 1 and disabled[2] == "not-allowed"
+
+
+def test_error_pages_read_as_console_pages(page, live_server, login, console, screenshot):
+    """403 (a member on the token page), 404, the CSRF failure and 500: the console's frame,
+    a card that says why and a way back, an icon (no /favicon.ico 404), no sideways page."""
+    member = UserFactory(username="member")
+    add_project_member(member, console["project"], "member")
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 and "favicon" in r.url else None)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_server.url + "/accounts/login/")
+    page.evaluate("document.querySelector('input[name=csrfmiddlewaretoken]').value = 'stale'")
+    page.fill("#id_username", "member")
+    page.fill("#id_password", TEST_PASSWORD)
+    page.click("button[type=submit]")
+    assert page.locator("h1").inner_text() == "This form has expired"
+    screenshot("error-403-csrf")
+    login(member, TEST_PASSWORD)
+    checks = {"403": (_urls(console)["tokens"], "You can't do that here"),
+              "404": ("/orgs/projects/00000000-0000-0000-0000-000000000000/", "Page not found")}
+    for name, (url, title) in checks.items():
+        response = page.goto(live_server.url + url)
+        assert response.status == int(name)
+        assert page.locator("h1").inner_text() == title
+        assert page.locator(".error-page.card a[href='/']").count() == 1
+        assert page.evaluate(PAGE_WIDTH) <= 391
+        screenshot(f"error-{name}")
+    page.set_content(render_to_string("500.html"))  # at the live server's origin: its CSS and icon load
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".error-page.card").count() == 1
+    assert page.locator("link[rel=icon]").count() == 1
+    screenshot("error-500")
+    assert not missing, missing
