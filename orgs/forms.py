@@ -9,7 +9,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 
-from usage.models import CatalogModel
 from usage.selectors import catalog_models
 
 from .models import (
@@ -121,9 +120,6 @@ def _catalog_model_ids() -> set[str]:
     return set(catalog_models(include_inactive=True).values_list("model_id", flat=True))
 
 
-CATEGORY_ORDER = [value for value, _ in CatalogModel.Category.choices]
-
-
 def allowed_model_choices(current: list[str]) -> list:
     """Checkbox groups by catalog category (in the catalog's own order); inactive models
     only when already allowed, and ids no longer in the catalog in a group of their own,
@@ -131,7 +127,10 @@ def allowed_model_choices(current: list[str]) -> list:
     groups: dict[str, list] = {}
     labels: dict[str, str] = {}
     known = set()
-    for model in catalog_models(include_inactive=True):
+    models = list(catalog_models(include_inactive=True))
+    # The categories' own order (the model-tier table), from the field's choices.
+    order = [value for value, _ in models[0]._meta.get_field("category").choices] if models else []
+    for model in models:
         known.add(model.model_id)
         if not model.is_active and model.model_id not in current:
             continue
@@ -139,7 +138,7 @@ def allowed_model_choices(current: list[str]) -> list:
         groups.setdefault(model.category, []).append((model.model_id, label))
         labels[model.category] = model.get_category_display()
     choices = [(labels[c], groups[c]) for c in sorted(groups, key=lambda c: (
-        CATEGORY_ORDER.index(c) if c in CATEGORY_ORDER else len(CATEGORY_ORDER), c))]
+        order.index(c) if c in order else len(order), c))]
     missing = [m for m in current if m not in known]
     if missing:
         choices.append(("Not in the catalog", [(m, m) for m in missing]))
