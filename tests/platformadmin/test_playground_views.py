@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.asgi import get_asgi_application
 from django.db import connections
 from django.test import AsyncClient, Client
 from django.urls import reverse
@@ -357,3 +358,51 @@ def test_an_unknown_effort_is_a_form_error_naming_the_field(client, member, proj
     assert response.status_code == 400
     assert "Select a valid choice" in " ".join(json.loads(response.content)["errors"]["reasoning_effort"])
     assert openai_simulator.requests == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_asgi_a_client_that_leaves_before_the_reply_is_recorded_at_once(member, project, openai_simulator):
+    """uvicorn (`make run`): the disconnect reaches the stream's thread at its next heartbeat."""
+    key = sim_key(project, openai_simulator, "slow")
+    client = Client()
+    client.force_login(member)
+    body = urlencode(form_data(project, key)).encode()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": STREAM, "raw_path": STREAM.encode(), "query_string": b"", "root_path": "",
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/x-www-form-urlencoded"),
+                    (b"content-length", str(len(body)).encode()), (b"x-csrftoken", CSRF.encode()),
+                    (b"cookie", f"sessionid={client.cookies['sessionid'].value}; csrftoken={CSRF}".encode())],
+    }
+
+    async def go() -> list[dict]:
+        sent: list[dict] = []
+        first_event = asyncio.Event()
+        requests = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict:
+            if requests:
+                return requests.pop(0)
+            await first_event.wait()  # the browser leaves once the call is accepted
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and message.get("body"):
+                first_event.set()
+
+        await asyncio.wait_for(get_asgi_application()(scope, receive, send), timeout=10)
+        await sync_to_async(connections.close_all)()
+        return sent
+
+    sent = asyncio.run(go())
+    left = time.monotonic()
+    assert b'"accepted"' in sent[1]["body"]
+    while not UsageRecord.objects.filter(project=project).exists():
+        assert time.monotonic() - left < openai_simulator.slow_seconds - 0.3, "not recorded before the reply"
+        time.sleep(0.05)
+    record = UsageRecord.objects.get(project=project)
+    assert (record.status, record.error_type, record.server_request_id) == ("incomplete", "StreamStopped", "")
+    time.sleep(openai_simulator.slow_seconds)
+    assert UsageRecord.objects.filter(project=project).count() == 1
