@@ -735,6 +735,10 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None, sour
                                     f"{' with the text so far' if parts else ''}.", rid, cid)
         _fill_partial(outcome, parts, params, response_id)
         reservation.settle(outcome.usage.total_tokens)
+        if raw is None and breaker is not None:
+            # No answer yet, so nothing learned about the upstream: a half-open probe this
+            # call held goes back instead of blocking the key until it times out.
+            breaker.release_probe()
         _record(outcome, project=project, api_key=api_key, headers=raw.headers if raw is not None else None,
                 source=source)
         _log(outcome, api_key)

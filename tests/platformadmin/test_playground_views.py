@@ -12,12 +12,14 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+import time_machine
 from asgiref.sync import sync_to_async
 from django.core.asgi import get_asgi_application
 from django.db import connections
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
+from platformadmin.breaker import CircuitBreaker
 from platformadmin.templatetags.console_format import format_money
 from tests.factories import ProjectFactory
 from tests.platformadmin.helpers import sim_key
@@ -406,3 +408,19 @@ def test_under_asgi_a_client_that_leaves_before_the_reply_is_recorded_at_once(me
     assert (record.status, record.error_type, record.server_request_id) == ("incomplete", "StreamStopped", "")
     time.sleep(openai_simulator.slow_seconds)
     assert UsageRecord.objects.filter(project=project).count() == 1
+
+
+def test_a_stop_before_the_reply_gives_back_a_half_open_probe(client, member, project, openai_simulator, settings):
+    """Nothing was learned about the upstream, so the key is not blocked until the probe times out."""
+    settings.OPENAI_BREAKER_FAILURE_THRESHOLD = 3
+    key = sim_key(project, openai_simulator, "slow")
+    breaker = CircuitBreaker.for_key(key)
+    for _ in range(3):
+        breaker.record_failure("APIConnectionError")
+    client.force_login(member)
+    with time_machine.travel(breaker.state().half_opens_at.timestamp() + 1, tick=True):
+        lines = iter(client.post(STREAM, form_data(project, key)).streaming_content)
+        cid = json.loads(next(lines))["client_request_id"]
+        assert client.post(reverse("playground:stop"), {"client_request_id": cid}).status_code == 202
+        assert json.loads(list(lines)[-1])["status"] == "incomplete"
+        breaker.before_call()  # the probe is free: no BreakerOpen
