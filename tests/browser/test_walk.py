@@ -122,6 +122,15 @@ def _direct_pages(walker: Walker, demo: dict, role: str) -> None:
         _attempt(walker, "recheck the checklist (htmx)", recheck)
 
     if role == "admin":
+        def test_connection() -> None:
+            walker.visit(base + pages["key"], "direct-key")
+            page.click("#test-connection")
+            page.wait_for_selector("#test-result strong")
+            walker.check("direct-key-tested")
+            if "OK" not in page.text_content("#test-result strong"):
+                walker.fail(f"Test connection of a demo key failed: {page.text_content('#test-result')!r}")
+        _attempt(walker, "test the key's connection (htmx)", test_connection)
+
         def reveal() -> None:
             walker.visit(base + pages["key-reveal"], "direct-key-reveal")
             page.fill("#id_password", TEST_PASSWORD)

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urldefrag, urlsplit
 
 from django.urls import Resolver404, resolve
+from playwright.sync_api import Error as PlaywrightError
 
 # Registered before any page script runs, on every document. Playwright evaluates init
 # scripts in a way the page's CSP does not block (no 'unsafe-inline' needed);
@@ -234,16 +235,26 @@ class Walker:
         self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
         self.seconds["screenshot"] += time.monotonic() - shot
 
-    def visit(self, url: str, name: str, *, expect: tuple[int, ...] = (200,)) -> int:
+    def _open(self, url: str, name: str) -> int | None:
+        """Open and check one page; its status, or None if the browser could not show it
+        (reported, and the walk goes on: one run lists every problem)."""
+        self._current = url
+        try:
+            started = time.monotonic()
+            response = self.page.goto(url, wait_until="load")
+            self.seconds["open"] += time.monotonic() - started
+            self._current = self.page.url
+            self.check(name)
+        except PlaywrightError as exc:
+            self.fail(f"the browser could not show the page: {str(exc).splitlines()[0]}")
+            return None
+        return response.status if response is not None else 0
+
+    def visit(self, url: str, name: str, *, expect: tuple[int, ...] = (200,)) -> int | None:
         """Open ``url`` typed in (not by a link), check it, return its status."""
-        started = time.monotonic()
-        response = self.page.goto(url, wait_until="load")
-        self.seconds["open"] += time.monotonic() - started
-        status = response.status if response is not None else 0
-        self._current = self.page.url
-        if status not in expect:
+        status = self._open(url, name)
+        if status is not None and status not in expect:
             self.fail(f"answered {status} (expected {' or '.join(map(str, expect))})")
-        self.check(name)
         return status
 
     def submit(self, selector: str, name: str) -> None:
@@ -311,13 +322,11 @@ class Walker:
                 continue
             kinds.add(kind)
             self.visited.append(url)
-            started = time.monotonic()
-            response = self.page.goto(url, wait_until="load")
-            self.seconds["open"] += time.monotonic() - started
-            self._current = self.page.url
-            if response is None or response.status >= 400:
-                self.fail(f"answered {response.status if response else 'nothing'} in the browser")
-            self.check(f"{len(self.visited):02d}-{slugify_kind(kind)}")
+            status = self._open(url, f"{len(self.visited):02d}-{slugify_kind(kind)}")
+            if status is None:
+                continue
+            if status >= 400:
+                self.fail(f"answered {status} in the browser")
             for link in self.page.evaluate(LINKS):
                 href = urldefrag(link["href"]).url
                 if href in seen or not self._follow(href, self.page.url):
