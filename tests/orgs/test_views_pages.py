@@ -100,6 +100,8 @@ def test_a_project_member_sees_the_spend_of_their_projects_only(client, organiza
         assert format_money(mine.cost) in spend, spend
         assert format_money(mine.cost + theirs.cost) not in spend, spend
         assert "your projects" in spend
+        page = client.get(reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}))
+        assert "Project roles only" in page.content.decode() and "Secret research" not in page.content.decode()
         client.force_login(owner)
         spend = _spend(client, organization)
         assert format_money(mine.cost + theirs.cost) in spend and "your projects" not in spend, spend
