@@ -310,6 +310,7 @@ def test_the_walker_reports_csp_overflow_raw_text_and_broken_links(chromium_brow
     }""")
     # An element wider than the viewport, set through the CSSOM (allowed by the CSP).
     page.evaluate("() => { document.querySelector('.too-wide').style.width = '900px'; }")
+    page.evaluate("() => console.error('walk self-test')")
     page.wait_for_timeout(300)
     walker.check("broken-on-purpose")
     assert walker.check_link(f"{live_server.url}/orgs/not-a-page/", page.url, "broken") is False
@@ -317,6 +318,7 @@ def test_the_walker_reports_csp_overflow_raw_text_and_broken_links(chromium_brow
     context.close()
     report = "\n".join(walker.problems)
     assert "style-src" in report, report
+    assert "console error" in report and "walk self-test" in report, report
     assert "scrolls sideways" in report and "too-wide" in report, report
     assert "raw decimal" in report and "more than 2 decimals" not in report and "max_output_tokens" in report, report
     assert "allowed_models" not in report, report  # inside <code>
