@@ -337,7 +337,7 @@ class AuditFilterForm(forms.Form):
         error_messages={"invalid_choice": "No event has the action '%(value)s': choose one from the list."},
     )
     actor = forms.CharField(label="Who", required=False)
-    project = forms.ModelChoiceField(queryset=None, label="Project", required=False)
+    project = forms.ModelChoiceField(queryset=None, label="Project", required=False, empty_label="All projects")
     since = forms.DateField(label="From (UTC)", required=False,
                             widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(label="To (UTC)", required=False,

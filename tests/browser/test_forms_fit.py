@@ -88,7 +88,8 @@ def test_the_forms_offer_the_fields_and_choices_that_apply(page, login, live_ser
     page.set_viewport_size({"width": 390, "height": 844})
     for slug, path in [("settings", f"/orgs/projects/{project.public_id}/settings/"),
                        ("key-create", f"/keys/projects/{project.public_id}/new/"),
-                       ("organization-create", "/orgs/new/"), ("home", "/")]:
+                       ("organization-create", "/orgs/new/"), ("home", "/"),
+                       ("audit", f"/orgs/{organization.public_id}/audit/")]:
         page.goto(f"{live_server.url}{path}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, slug
         screenshot(f"forms-08-narrow-{slug}")

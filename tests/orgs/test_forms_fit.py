@@ -166,6 +166,7 @@ def test_the_action_filter_offers_the_actions_that_exist_and_filters_exactly(cli
     assert values[0] == "" and "All actions" in select
     assert {"auth.login", "auth.login_failed", "key.create", "auth.", "key."} <= set(values)
     assert 'type="text" name="action"' not in page
+    assert '<option value="" selected>All projects</option>' in page
     events = client.get(_audit_url(organization), {"action": "auth.login"}).context["events"]
     assert {e.action for e in events} == {"auth.login"}
     events = client.get(_audit_url(organization), {"action": "auth."}).context["events"]
