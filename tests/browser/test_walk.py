@@ -26,6 +26,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from keys.models import APIKey
 from orgs.models import Invitation, Organization, Project
+from orgs.otp import totp_device_start
 from orgs.services import invitation_create
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.walk_helpers import Walker, text_problems
@@ -228,6 +229,28 @@ def _signed_out_pages(walker: Walker, demo: dict, mailoutbox) -> None:
     page.fill("#id_new_password2", "a new walker password 77")
     walker.submit("button[type=submit].primary", "password-reset-complete")
     walker.visit(base + links[-1], "password-reset-used-link")
+
+    # A wrong password, then a user with an authenticator: the code page, and a wrong code.
+    def sign_in_as(username: str, password: str, name: str) -> None:
+        walker.visit(f"{base}/accounts/login/", "sign-in")
+        page.fill("#id_username", username)
+        page.fill("#id_password", password)
+        walker.submit("main button[type=submit]", name)
+
+    sign_in_as(user.username, "not the password", "sign-in-wrong-password")
+    if not page.locator(".errors").count():
+        walker.fail("a wrong password did not say so on the sign-in page")
+    device, _ = totp_device_start(user=user)
+    device.confirmed = True  # as if its first code had been typed on the set-up page
+    device.save(update_fields=["confirmed"])
+    sign_in_as(user.username, "a new walker password 77", "two-factor-code")
+    if "/accounts/2fa/" not in page.url:
+        walker.fail(f"a user with an authenticator was not asked for a code (landed on {page.url})")
+        return
+    page.fill("#id_token", "000000")
+    walker.submit("main button[type=submit].primary", "two-factor-wrong-code")
+    if not page.locator(".errors").count():
+        walker.fail("a wrong two-factor code did not say so")
 
 
 def test_every_page_as_every_demo_user_at_both_widths(chromium_browser, live_server, demo, mailoutbox):
