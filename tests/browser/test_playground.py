@@ -96,7 +96,7 @@ def test_the_stop_button_keeps_the_text_and_records_an_incomplete_call(page, log
     page.select_option("#id_api_key", str(key.public_id))
     page.fill("#id_input", "A long answer, please.")
     page.click("#run-button")
-    page.wait_for_function("document.getElementById('output').textContent.length > 0")
+    page.wait_for_selector("#output:not(:empty)")  # (wait_for_function would need the CSP's unsafe-eval)
     page.click("#stop-button")
     page.wait_for_selector("#result-details", timeout=15_000)
     assert page.text_content("#output")
@@ -119,7 +119,7 @@ def test_stop_before_the_model_answers_records_the_call_and_says_so(page, login,
     page.select_option("#id_api_key", str(key.public_id))
     page.fill("#id_input", "Take your time.")
     page.click("#run-button")
-    page.wait_for_function("document.getElementById('stream-status').textContent.includes('waiting for the model')")
+    page.wait_for_selector("#stream-status:has-text('waiting for the model')")
     page.click("#stop-button")
     page.wait_for_selector("#result-details", timeout=4_000)  # well before the slow reply
     screenshot("playground-stopped-before-reply")
@@ -154,3 +154,18 @@ def test_the_effort_select_follows_the_selected_model(page, login, live_server, 
     assert UsageRecord.objects.get(project=project).reasoning_tokens == 48  # the simulator's count for xhigh
     page.select_option("#id_model", "gpt-4.1")
     assert not page.is_visible("#id_reasoning_effort")
+
+
+def test_the_playground_fits_a_phone(page, login, live_server, member, project, openai_simulator, screenshot):
+    """A long key name, and the result's long ids, must not push the page wider than a 390 px screen."""
+    key = sim_key(project, openai_simulator, name="A key with a rather long name for the billing service")
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(member)
+    page.goto(f"{live_server.url}/playground/?project={project.public_id}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.select_option("#id_api_key", str(key.public_id))
+    page.fill("#id_input", "Hello from a phone.")
+    page.click("#run-button")
+    page.wait_for_selector("#result-details", timeout=15_000)
+    screenshot("playground-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
