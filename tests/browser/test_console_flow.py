@@ -118,7 +118,7 @@ def test_key_lifecycle_in_the_browser(page, login, live_server, screenshot, open
     page.click("#test-connection")  # HTMX: the result replaces a fragment, no reload
     page.wait_for_selector("#test-slot #test-result")
     step()
-    assert "Request id" in page.locator("#test-slot").inner_text()
+    assert "request id req_" in page.locator("#test-slot").inner_text()  # named once, in the message
     screenshot("console-05-key")
 
     # Reveal with the password.

@@ -232,4 +232,4 @@ def test_incomplete_streams_are_counted_apart_from_errors(fast_project, openai_s
 
     client.force_login(owner)
     page = client.get(reverse("usage:project-usage", kwargs={"project_id": fast_project.public_id}))
-    assert "4 calls · 1 errors · 2 incomplete" in page.content.decode()
+    assert "4 calls · 1 error · 2 incomplete" in page.content.decode()
