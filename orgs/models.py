@@ -133,7 +133,7 @@ class Project(TimestampedModel):
     )
     max_output_tokens = models.PositiveIntegerField(
         "output-token cap", null=True, blank=True,
-        help_text="Upper bound on max_output_tokens for any call; empty means no cap.",
+        help_text="Upper bound on the output tokens any call may ask for; empty means no cap.",
     )
     rotation_period_days = models.PositiveIntegerField(
         "rotation period (days)", default=90,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from platformadmin.templatetags.console_format import format_count, format_money
+
 from .models import CatalogModel, IngestionToken, ModelPrice, UsageHourly, UsageRecord
 
 
@@ -36,20 +38,32 @@ class ModelPriceAdmin(admin.ModelAdmin):
 class UsageRecordAdmin(admin.ModelAdmin):
     """Raw records: editable by superusers for repairs; run check_rollups afterwards."""
 
-    list_display = ["occurred_at", "project", "model", "source", "status", "total_tokens", "cost"]
+    list_display = ["occurred_at", "project", "model", "source", "status", "tokens", "cost_usd"]
     list_filter = ["source", "status", "model"]
     search_fields = ["response_id", "server_request_id", "client_request_id", "model"]
     date_hierarchy = "occurred_at"
     raw_id_fields = ["organization", "project", "api_key"]
     readonly_fields = ["write_batch", "created_at"]
 
+    @admin.display(description="total tokens", ordering="total_tokens")
+    def tokens(self, obj: UsageRecord) -> str:
+        return format_count(obj.total_tokens)
+
+    @admin.display(description="cost", ordering="cost")
+    def cost_usd(self, obj: UsageRecord) -> str:
+        return "unpriced" if obj.cost is None else format_money(obj.cost)
+
 
 @admin.register(UsageHourly)
 class UsageHourlyAdmin(admin.ModelAdmin):
-    list_display = ["hour", "project", "key_slot", "model", "requests", "errors", "cost", "unpriced_requests"]
+    list_display = ["hour", "project", "key_slot", "model", "requests", "errors", "cost_usd", "unpriced_requests"]
     list_filter = ["model"]
     date_hierarchy = "hour"
     raw_id_fields = ["organization", "project"]
+
+    @admin.display(description="cost of priced records", ordering="cost")
+    def cost_usd(self, obj: UsageHourly) -> str:
+        return format_money(obj.cost)
 
 
 @admin.register(IngestionToken)
