@@ -212,7 +212,9 @@ class Walker:
     def settle(self) -> None:
         """Wait until the page and any htmx request it started on load are done."""
         self.page.wait_for_load_state("load")
-        self.page.wait_for_function("() => !document.querySelector('.htmx-request')", timeout=10_000)
+        # A selector, not wait_for_function: a string predicate may be compiled in the page,
+        # which the CSP (no 'unsafe-eval') refuses.
+        self.page.wait_for_selector(".htmx-request", state="detached", timeout=10_000)
 
     def check(self, name: str) -> None:
         """Check the page now shown and save its full-page screenshot as ``name``."""
