@@ -231,8 +231,8 @@ def _check_model(params: GenerateParams, project) -> None:
                           f"{', '.join(REASONING_EFFORTS)}: choose one of them.", "ReasoningNotSupported")
     cap = project.max_output_tokens
     if cap and params.max_output_tokens and params.max_output_tokens > cap:
-        raise CallRefused(f"Max output tokens {params.max_output_tokens} is above the project's cap of {cap}. "
-                          f"Enter {cap} or less.", "OutputCapExceeded")
+        raise CallRefused(f"Max output tokens {params.max_output_tokens:,} is above the project's cap of {cap:,}. "
+                          f"Enter {cap:,} or less.", "OutputCapExceeded")
 
 
 def _pre_call(*, api_key, project, params: GenerateParams, user) -> tuple[ratelimit.Reservation, CircuitBreaker | None]:

@@ -113,7 +113,7 @@ class PlaygroundForm(forms.Form):
         cap = project.max_output_tokens
         if cap:
             self.fields["max_output_tokens"].validators.append(_cap_validator(cap))
-            self.fields["max_output_tokens"].help_text = f"At most {cap} (the project's cap)."
+            self.fields["max_output_tokens"].help_text = f"At most {cap:,} (the project's cap)."
             self.fields["max_output_tokens"].widget.attrs["max"] = cap
 
     @property

@@ -7,6 +7,7 @@ the formatted figure, and for the raw one that used to show.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 
 import pytest
@@ -101,3 +102,13 @@ def test_the_project_page_formats_limits_and_caps(client, owner, organization, p
     assert "2,000,000" in text and "10,000" in text and "16,000" in text
     assert f"{organization.default_tpm:,} TPM" in text
     assert "2000000" not in text and "16000" not in text
+
+
+def test_the_playground_shows_the_output_cap_with_separators(client, project, api_key, member):
+    project.max_output_tokens = 8192
+    project.save(update_fields=["max_output_tokens"])
+    client.force_login(member)
+    page = client.get(reverse("playground:index"), {"project": project.public_id}).content.decode()
+    text = html.unescape(_text(page))
+    assert "At most 8,192 (the project's cap)" in text and "capped at 8,192 tokens" in text
+    assert "8192" not in text
