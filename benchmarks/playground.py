@@ -11,7 +11,7 @@ that answers at once (no delta delay). Then, interleaved, per round:
 
 - direct: ``OpenAI(...).responses.create`` with the plaintext key (the floor), plain
   and streamed;
-- service layer: ``openai_services.generate`` / ``generate_stream`` (checks, rate
+- service layer: ``platformadmin.openai.services.generate`` / ``generate_stream`` (checks, rate
   limit, breaker, decrypt, SDK call, usage record with rollup);
 - HTTP: ``POST /playground/run`` and ``POST /playground/stream`` through Django's test
   client and the full middleware stack (session, user, OTP, CSRF-exempt test client,
@@ -88,8 +88,8 @@ def main() -> None:
     import openai
 
     from keys.services import api_key_reveal_secret
-    from platformadmin.openai_services import GenerateParams, generate, generate_stream
-    from platformadmin.simulator import OpenAISimulator
+    from platformadmin.openai.services import GenerateParams, generate, generate_stream
+    from platformadmin.openai.simulator import OpenAISimulator
     from tests.factories import (
         OrganizationFactory,
         ProjectFactory,

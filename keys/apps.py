@@ -5,6 +5,8 @@ import sys
 from django.apps import AppConfig
 from django.conf import settings
 
+from .crypto import get_key_ring
+
 
 class KeysConfig(AppConfig):
     name = "keys"
@@ -15,6 +17,4 @@ class KeysConfig(AppConfig):
         # message, rather than at the first secret someone tries to store.
         # generate_encryption_key must work precisely when there is no ring yet.
         if settings.FIELD_ENCRYPTION_CHECK_AT_STARTUP and "generate_encryption_key" not in sys.argv:
-            from .crypto import get_key_ring
-
             get_key_ring()

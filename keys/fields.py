@@ -8,6 +8,7 @@ accident. Plaintext exists only between :func:`seal`'s argument and
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.db import models
 from django.views.decorators.debug import sensitive_variables
 
@@ -68,8 +69,6 @@ def unseal(instance: models.Model, field_name: str) -> str:
 
 def encrypted_fields() -> list[tuple[type[models.Model], EncryptedSecretField]]:
     """Every (model, field) pair holding secrets, for re-encryption."""
-    from django.apps import apps
-
     return [
         (model, field)
         for model in apps.get_models()

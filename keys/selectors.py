@@ -40,6 +40,6 @@ def api_key_history(*, api_key: APIKey) -> QuerySet[APIKeyEvent]:
 
 def api_key_breaker_state(*, api_key: APIKey):
     """The client layer's circuit-breaker state for the key (``BreakerState``)."""
-    from platformadmin.breaker import breaker_state_for_key
+    from platformadmin.openai.breaker import breaker_state_for_key
 
     return breaker_state_for_key(api_key)

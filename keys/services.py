@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import hmac
 import re
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from orgs.audit import audit_log
 from orgs.models import Organization, Project, ServiceAccount
 from platformadmin.redaction import redact, scrub
 
 from .crypto import DecryptionError, KeyRingError, fingerprint
 from .fields import seal, unseal
-from .models import APIKey
+from .models import APIKey, APIKeyEvent
 
 # Expected shapes of a pasted key, per kind (OpenAI) or provider.
 _BODY = r"[A-Za-z0-9_\-]{16,256}"
@@ -212,10 +215,6 @@ def api_key_mark_used(*, api_key: APIKey, when=None) -> bool:
     A conditional update, so concurrent calls never move it back, and at most one write
     a minute per key, so a busy key does not turn every call into a row update.
     """
-    from datetime import timedelta
-
-    from django.db.models import Q
-
     when = when or timezone.now()
     if api_key.last_used_at is not None and api_key.last_used_at >= when - timedelta(minutes=1):
         return False  # already recent on the loaded row: spare the UPDATE
@@ -243,8 +242,6 @@ def api_key_reveal_secret(api_key: APIKey) -> str:
 
 
 def _record(api_key: APIKey, action: str, *, actor=None, old_hint: str = "", note: str = "") -> None:
-    from .models import APIKeyEvent
-
     APIKeyEvent.objects.create(
         api_key=api_key,
         action=action,
@@ -258,8 +255,6 @@ def _record(api_key: APIKey, action: str, *, actor=None, old_hint: str = "", not
 
 
 def _audit(action: str, api_key: APIKey, *, actor=None, request=None, detail=None) -> None:
-    from orgs.audit import audit_log
-
     audit_log(action=action, actor=actor, organization=api_key.organization,
               project=api_key.project, target=api_key, request=request,
               detail={"hint": api_key.hint, **(detail or {})})

@@ -41,7 +41,7 @@ def _apply_errors(form, exc: ValidationError) -> None:
 
 def _run_test(request: HttpRequest, api_key: APIKey) -> dict:
     """Call models.list() with the key through the client layer; audited as key.test."""
-    from platformadmin.openai_services import models_list
+    from platformadmin.openai.services import models_list
 
     result = models_list(api_key=api_key)
     services.api_key_record_test(api_key=api_key, ok=result.ok, request_id=result.request_id,
@@ -179,7 +179,7 @@ def key_test(request: HttpRequest, key_id) -> HttpResponse:
         test = _run_test(request, api_key)
     if request.htmx:
         return render(request, "keys/key_detail.html#test-result", {"test": test, "api_key": api_key})
-    # The message names the request id already (openai_services builds it so): add it
+    # The message names the request id already (platformadmin.openai.services builds it so): add it
     # only when it does not, so the id never shows twice.
     rid = test.get("request_id")
     (messages.success if test["ok"] else messages.error)(

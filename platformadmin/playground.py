@@ -35,9 +35,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from keys.models import APIKey
 from orgs.access import Need, get_project_for_user, projects_for_user
-from platformadmin.breaker import breaker_state_for_key
-from platformadmin.openai_client import new_client_request_id
-from platformadmin.openai_services import (
+from platformadmin.openai.breaker import breaker_state_for_key
+from platformadmin.openai.client import new_client_request_id
+from platformadmin.openai.services import (
     REASONING_EFFORTS,
     CallOutcome,
     GenerateParams,

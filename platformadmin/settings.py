@@ -311,7 +311,7 @@ OPENAI_SIMULATOR_URL = env.str("OPENAI_SIMULATOR_URL", default="")
 # (platformadmin/netguard.py); except these exact origins, scheme://host[:port]
 # comma-separated (`make run` lists the bundled simulator's).
 OUTBOUND_ALLOWED_ORIGINS = env.list("OUTBOUND_ALLOWED_ORIGINS", default=[])
-# Circuit breaker per (base URL, key), state in the cache above (platformadmin/breaker.py):
+# Circuit breaker per (base URL, key), state in the cache above (platformadmin/openai/breaker.py):
 # opens after this many consecutive transient failures, half-opens after the cool-down.
 OPENAI_BREAKER_FAILURE_THRESHOLD = env.int("OPENAI_BREAKER_FAILURE_THRESHOLD", default=5)
 OPENAI_BREAKER_COOLDOWN_SECONDS = env.float("OPENAI_BREAKER_COOLDOWN_SECONDS", default=30.0)

@@ -76,10 +76,10 @@ def outsider(other_organization):
     return user
 
 
-# --- OpenAI simulator (platformadmin/simulator.py) ------------------------------------
+# --- OpenAI simulator (platformadmin/openai/simulator.py) ------------------------------------
 @pytest.fixture(scope="session")
 def _openai_simulator_server():
-    from platformadmin.simulator import OpenAISimulator
+    from platformadmin.openai.simulator import OpenAISimulator
 
     sim = OpenAISimulator("127.0.0.1", 0, delta_delay=0.005, slow_seconds=1.5, retry_after_ms=10).start()
     yield sim

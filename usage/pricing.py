@@ -176,9 +176,3 @@ def _price_rows_postgresql(organization_id: int | None, model_ids: list[str]) ->
         cursor.execute(sql, [organization_id, model_ids])
         return cursor.fetchall()
 
-
-def cost_for(*, organization, model_id: str, usage: Usage, when: datetime,
-             service_tier: str | None = None) -> Decimal | None:
-    """Convenience for one record: the cost of ``usage`` on ``model_id`` at ``when``."""
-    book = PriceBook(organization_id=getattr(organization, "pk", organization), model_ids=[model_id])
-    return book.cost(model_id=model_id, usage=usage, when=when, service_tier=service_tier)

@@ -19,10 +19,10 @@ from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
+from . import rollup
 from .models import CatalogModel, UsageHourly, UsageRecord
 
-COUNTERS = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
-            "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
+COUNTERS = rollup.COUNTER_NAMES
 
 
 @dataclass
@@ -69,7 +69,7 @@ def billing_month_start(*, organization, now: datetime | None = None) -> datetim
 
 
 def _hour_ceil(when: datetime) -> datetime:
-    floor = when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    floor = rollup.hour_of(when)
     return floor if floor == when else floor + timedelta(hours=1)
 
 
@@ -80,7 +80,7 @@ def _spend_between(*, scope: Q, record_scope: Q, start: datetime, end: datetime)
     hours at both ends are summed from the raw records so the total stays exact.
     """
     inner_start = _hour_ceil(start)
-    inner_end = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    inner_end = rollup.hour_of(end)
     cost = Decimal(0)
     requests = unpriced = 0
     if inner_start < inner_end:
@@ -150,8 +150,7 @@ def project_usage_summary(*, project, since: datetime | None = None,
     """Totals and per-model breakdown from the hourly rollups (default: last 30 days)."""
     until = until or timezone.now()
     since = since or until - timedelta(days=30)
-    qs = UsageHourly.objects.filter(project=project, hour__gte=since.astimezone(UTC).replace(
-        minute=0, second=0, microsecond=0), hour__lt=until)
+    qs = UsageHourly.objects.filter(project=project, hour__gte=rollup.hour_of(since), hour__lt=until)
     sums = {f"s_{c}": Coalesce(Sum(c), 0) if c != "cost" else Sum("cost") for c in COUNTERS}
     raw = qs.aggregate(**sums)
     totals = {c: raw[f"s_{c}"] for c in COUNTERS}
@@ -174,12 +173,12 @@ def _count_incomplete_apart(*, project, since: datetime, until: datetime, totals
     so "errors" means calls that produced nothing. Read from the raw records over the
     same whole hours as the rollups (incomplete calls are few; the index is by time).
     """
-    start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    start = rollup.hour_of(since)
     rows = (
-        UsageRecord.objects.filter(project=project, occurred_at__gte=start,
-                                   occurred_at__lt=_hour_ceil(until), status="incomplete")
+        UsageRecord.objects.filter(rollup.incomplete_q(), project=project, occurred_at__gte=start,
+                                   occurred_at__lt=_hour_ceil(until))
         .values("model")
-        .annotate(n=Count("pk"), in_errors=Count("pk", filter=~Q(error_type="")))
+        .annotate(n=Count("pk"), in_errors=Count("pk", filter=rollup.IS_ERROR.q()))
     )
     counted = {row["model"]: row for row in rows}
     totals["incomplete"] = sum(row["n"] for row in counted.values())
@@ -200,28 +199,20 @@ def project_recent_usage_records(*, project, limit: int = 50) -> QuerySet[UsageR
 
 
 def rollups_recomputed(*, since: datetime, until: datetime, project=None) -> dict[tuple, dict]:
-    """Hourly rollups recomputed from raw records for hours in [since, until)."""
+    """Hourly rollups recomputed from raw records for hours in [since, until), by the
+    same rule the write path applies (``usage.rollup.COUNTERS``)."""
     qs = UsageRecord.objects.filter(occurred_at__gte=since, occurred_at__lt=until)
     if project is not None:
         qs = qs.filter(project=project)
     rows = (
         qs.annotate(bucket=TruncHour("occurred_at", tzinfo=UTC))
         .values("bucket", "project_id", "api_key_id", "model")
-        .annotate(
-            s_requests=Count("pk"),
-            s_errors=Count("pk", filter=~Q(error_type="") | Q(status__in=["error", "failed"])),
-            s_input_tokens=Coalesce(Sum("input_tokens"), 0),
-            s_cached_input_tokens=Coalesce(Sum("cached_input_tokens"), 0),
-            s_output_tokens=Coalesce(Sum("output_tokens"), 0),
-            s_reasoning_tokens=Coalesce(Sum("reasoning_tokens"), 0),
-            s_total_tokens=Coalesce(Sum("total_tokens"), 0),
-            s_cost=Sum("cost"),
-            s_unpriced_requests=Count("pk", filter=Q(cost__isnull=True)),
-        )
+        .annotate(**rollup.orm_aggregates("s_"))
     )
     out: dict[tuple, dict] = {}
     for row in rows:
-        key = (row["project_id"], row["api_key_id"] or 0, row["model"], row["bucket"].astimezone(UTC))
+        key = (row["project_id"], row["api_key_id"] or rollup.NO_KEY_SLOT, row["model"],
+               row["bucket"].astimezone(UTC))
         values = {c: row[f"s_{c}"] for c in COUNTERS}
         values["cost"] = values["cost"] or Decimal(0)
         prev = out.get(key)
@@ -246,7 +237,7 @@ def rollups_stored(*, since: datetime, until: datetime, project=None) -> dict[tu
 
 def rollup_differences(*, since: datetime, until: datetime, project=None) -> list[dict]:
     """Every bucket where stored rollups and the raw records disagree (whole hours only)."""
-    since = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    since = rollup.hour_of(since)
     until = _hour_ceil(until)
     expected = rollups_recomputed(since=since, until=until, project=project)
     stored = rollups_stored(since=since, until=until, project=project)
@@ -263,6 +254,16 @@ def rollup_differences(*, since: datetime, until: datetime, project=None) -> lis
             diffs.append({"project_id": key[0], "key_slot": key[1], "model": key[2],
                           "hour": key[3], "fields": fields})
     return diffs
+
+
+def project_with_usage(*, public_id) -> int | None:
+    """The id of the project with this public id if it has any usage (records or rollups),
+    else None: found through usage's own tables, for the operator's check command."""
+    for model in (UsageHourly, UsageRecord):
+        found = model.objects.filter(project__public_id=public_id).values_list("project_id", flat=True).first()
+        if found is not None:
+            return found
+    return None
 
 
 def usage_time_range() -> tuple[datetime | None, datetime | None]:

@@ -14,8 +14,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +25,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from orgs.audit import audit_log
 
+from . import rollup
 from .db import pg_cursor
 from .fields import MAX_AMOUNT
 from .models import IngestionToken, UsageHourly, UsageRecord
@@ -40,7 +40,6 @@ from .parsing import (
 )
 from .pricing import PriceBook, Usage
 
-ERROR_STATUSES = {"error", "failed"}
 SOURCES = tuple(UsageRecord.Source.values)
 
 
@@ -164,41 +163,17 @@ def build_record(
 # --- Inserting records and rollups ------------------------------------------------
 
 
-def _hour(when: datetime) -> datetime:
-    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def _is_error(row: dict) -> bool:
-    return bool(row["error_type"]) or row["status"] in ERROR_STATUSES
-
-
 def _rollup_add(rows: Iterable[dict]) -> None:
     """Add these (newly inserted) rows to their hourly rollups: one UPSERT (SQLite and
-    other backends; on PostgreSQL the insert statement itself does it, see ROLLUP_CTE).
+    other backends; on PostgreSQL the insert statement itself does it, see
+    ``_rollup_cte``). The buckets come from the one rollup rule (``usage.rollup``).
 
     INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n works on PostgreSQL and
     SQLite alike. Buckets are sorted so concurrent writers lock them in the same order
     (no deadlock), and PostgreSQL re-reads the committed row before adding, so
     concurrent increments are never lost.
     """
-    buckets: dict[tuple, list] = {}
-    for r in rows:
-        key = (r["project_id"], r["api_key_id"] or 0, r["model"], _hour(r["occurred_at"]))
-        b = buckets.get(key)
-        if b is None:
-            # Costs are quantized to the money unit, so this Decimal sum is exact.
-            b = buckets[key] = [r["organization_id"], 0, 0, 0, 0, 0, 0, 0, Decimal(0), 0]
-        b[1] += 1
-        b[2] += _is_error(r)
-        b[3] += r["input_tokens"]
-        b[4] += r["cached_input_tokens"]
-        b[5] += r["output_tokens"]
-        b[6] += r["reasoning_tokens"]
-        b[7] += r["total_tokens"]
-        if r["cost"] is None:
-            b[9] += 1
-        else:
-            b[8] += r["cost"]
+    buckets = rollup.fold(rows)
     if not buckets:
         return
     ops = connection.ops
@@ -206,22 +181,20 @@ def _rollup_add(rows: Iterable[dict]) -> None:
     table = qn(UsageHourly._meta.db_table)
     # Integer units of the money field: the database adds them exactly (SQLite too).
     cost_to_db = UsageHourly._meta.get_field("cost").get_db_prep_save
-    columns = ["hour", "organization_id", "project_id", "key_slot", "model", *ROLLUP_COUNTERS]
+    columns = ["hour", "organization_id", "project_id", "key_slot", "model", *rollup.COUNTER_NAMES]
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     params: list[Any] = []
     for key in sorted(buckets):
         project_id, key_slot, model, hour = key
-        org_id, *numbers = buckets[key]
-        if numbers[7] > MAX_AMOUNT:
+        org_id, numbers = buckets[key]
+        if numbers[rollup.COST] > MAX_AMOUNT:
             raise FieldError("usage", ROLLUP_TOO_LARGE)
-        numbers[7] = cost_to_db(numbers[7], connection)
+        numbers[rollup.COST] = cost_to_db(numbers[rollup.COST], connection)
         params += [ops.adapt_datetimefield_value(hour), org_id, project_id, key_slot, model, *numbers]
-    updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in ROLLUP_COUNTERS)
     sql = (
         f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) VALUES "
         + ", ".join([placeholders] * len(buckets))
-        + f" ON CONFLICT ({qn('project_id')}, {qn('key_slot')}, {qn('model')}, {qn('hour')})"
-        + f" DO UPDATE SET {updates} RETURNING {qn('cost')}"
+        + _rollup_conflict(table) + f" RETURNING {qn('cost')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -231,11 +204,19 @@ def _rollup_add(rows: Iterable[dict]) -> None:
             raise FieldError("usage", ROLLUP_TOO_LARGE)
 
 
+def _rollup_conflict(table: str) -> str:
+    """ON CONFLICT clause adding every counter to the stored bucket (both backends)."""
+    qn = connection.ops.quote_name
+    updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in rollup.COUNTER_NAMES)
+    return (f" ON CONFLICT ({qn('project_id')}, {qn('key_slot')}, {qn('model')}, {qn('hour')})"
+            f" DO UPDATE SET {updates}")
+
+
 ROLLUP_TOO_LARGE = (f"this hour's total cost for the project, key and model would exceed {MAX_AMOUNT} USD, "
                     "the most a rollup holds; check the token counts.")
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE for a bigint past 64 bits
-ROLLUP_COUNTERS = ["requests", "errors", "input_tokens", "cached_input_tokens", "output_tokens",
-                   "reasoning_tokens", "total_tokens", "cost", "unpriced_requests"]
+
+
 def _price(drafts: list[RecordDraft], organization_id: int) -> None:
     """Set each draft's cost; FieldError for a cost no money column can hold."""
     book = PriceBook(organization_id=organization_id, model_ids={d.row["model"] for d in drafts})
@@ -249,34 +230,29 @@ def _price(drafts: list[RecordDraft], organization_id: int) -> None:
         r["cost"] = cost
 
 
-RECORD_COLUMNS = [
-    "organization_id", "project_id", "api_key_id", "source", "model", "response_id",
-    "server_request_id", "client_request_id", "input_tokens", "cached_input_tokens",
-    "output_tokens", "reasoning_tokens", "total_tokens", "cost", "service_tier", "latency_ms",
-    "status", "error_type", "ratelimit_headers", "retries", "occurred_at", "write_batch",
-    "created_at",
-]
-
-
-def _adapters() -> dict[str, Any]:
-    """Per-column conversions to database values (Django's own field preparation)."""
-    fields = {f: UsageRecord._meta.get_field(f) for f in
-              ("cost", "ratelimit_headers", "occurred_at", "write_batch", "created_at")}
-    return {name: (lambda v, f=f: f.get_db_prep_save(v, connection)) for name, f in fields.items()}
-
-
-# PostgreSQL array types of the per-row columns (write_batch and created_at are the
-# same for every row of a write and are passed once).
-PG_ARRAY_TYPES = {
+# The one definition of the inserted columns, in insert order: each column with its
+# PostgreSQL type (the element type of its unnest() array; MoneyField is integer units).
+# Both the PostgreSQL statement and the portable INSERT ... VALUES are built from it.
+RECORD_COLUMNS: dict[str, str] = {
     "organization_id": "bigint", "project_id": "bigint", "api_key_id": "bigint",
     "source": "varchar", "model": "varchar", "response_id": "varchar",
     "server_request_id": "varchar", "client_request_id": "varchar",
     "input_tokens": "bigint", "cached_input_tokens": "bigint", "output_tokens": "bigint",
-    "reasoning_tokens": "bigint", "total_tokens": "bigint", "cost": "bigint",  # MoneyField units
+    "reasoning_tokens": "bigint", "total_tokens": "bigint", "cost": "bigint",
     "service_tier": "varchar", "latency_ms": "integer", "status": "varchar",
     "error_type": "varchar", "ratelimit_headers": "jsonb", "retries": "smallint",
-    "occurred_at": "timestamptz",
+    "occurred_at": "timestamptz", "write_batch": "uuid", "created_at": "timestamptz",
 }
+# The same for every row of a write: PostgreSQL takes them once, not as arrays.
+PER_WRITE_COLUMNS = ("write_batch", "created_at")
+# Columns Django's field must prepare (integer money units, JSON, aware times, UUID).
+PREPARED_COLUMNS = ("cost", "ratelimit_headers", "occurred_at", "write_batch", "created_at")
+
+
+def _adapters() -> dict[str, Any]:
+    """Per-column conversions to database values (Django's own field preparation)."""
+    fields = {f: UsageRecord._meta.get_field(f) for f in PREPARED_COLUMNS}
+    return {name: (lambda v, f=f: f.get_db_prep_save(v, connection)) for name, f in fields.items()}
 
 
 def _returning() -> str:
@@ -284,22 +260,21 @@ def _returning() -> str:
     return f" ON CONFLICT DO NOTHING RETURNING {qn('id')}, {qn('response_id')}"
 
 
-def _insert_sql_postgresql(rows: list[dict], *, rollup: bool = False) -> tuple[str, list]:
+def _insert_sql_postgresql(rows: list[dict], *, with_rollup: bool = False) -> tuple[str, list]:
     """INSERT ... SELECT FROM unnest(arrays): one parameter per column, whatever the
     batch size, so the statement stays short (psycopg caches its parsing) and PostgreSQL
     plans it once.
 
-    With ``rollup``, the same statement also adds the rows it inserted (its RETURNING
+    With ``with_rollup``, the same statement also adds the rows it inserted (its RETURNING
     set, nothing else) to their hourly buckets: a data-modifying CTE, so the rollup is
     computed by PostgreSQL from exactly the new rows, in the same transaction, without a
-    second round trip. Buckets are upserted in one order (``COLLATE "C"``, the order
-    Python's sort gives the other path), so concurrent writers never deadlock."""
+    second round trip."""
     qn = connection.ops.quote_name
-    per_row = list(PG_ARRAY_TYPES)
+    per_row = [c for c in RECORD_COLUMNS if c not in PER_WRITE_COLUMNS]
     dumps = json.dumps
     cost_to_db = UsageRecord._meta.get_field("cost").get_db_prep_save
-    # Placeholders in text order: the two constants of the SELECT, then the arrays.
-    params: list[Any] = [rows[0]["write_batch"], rows[0]["created_at"]]
+    # Placeholders in text order: the per-write values of the select list, then the arrays.
+    params: list[Any] = [rows[0][c] for c in RECORD_COLUMNS if c in PER_WRITE_COLUMNS]
     for c in per_row:
         if c == "ratelimit_headers":
             params.append([dumps(r[c]) if r[c] else "{}" for r in rows])
@@ -307,47 +282,40 @@ def _insert_sql_postgresql(rows: list[dict], *, rollup: bool = False) -> tuple[s
             params.append([cost_to_db(r[c], connection) for r in rows])
         else:
             params.append([r[c] for r in rows])
-    arrays = ", ".join(f"%b::{PG_ARRAY_TYPES[c]}[]" for c in per_row)
+    select = ", ".join(f"%s::{t}" if c in PER_WRITE_COLUMNS else f"t.{qn(c)}" for c, t in RECORD_COLUMNS.items())
+    arrays = ", ".join(f"%b::{RECORD_COLUMNS[c]}[]" for c in per_row)
     sql = (
         f"INSERT INTO {qn(UsageRecord._meta.db_table)} "
         f"({', '.join(qn(c) for c in RECORD_COLUMNS)}) "
-        f"SELECT t.*, %s::uuid, %s::timestamptz FROM unnest({arrays}) AS t"
+        f"SELECT {select} FROM unnest({arrays}) AS t({', '.join(qn(c) for c in per_row)})"
         + _returning()
     )
-    if rollup:
-        sql = ROLLUP_CTE.format(insert=sql + ", " + ", ".join(ROLLUP_SOURCE),
-                                hourly=qn(UsageHourly._meta.db_table))
+    if with_rollup:
+        sql = _rollup_cte(sql)
     return sql, params
 
 
-ROLLUP_SOURCE = ["organization_id", "api_key_id", "project_id", "model", "occurred_at", "status",
-                 "error_type", "input_tokens", "cached_input_tokens", "output_tokens",
-                 "reasoning_tokens", "total_tokens", "cost"]
-ROLLUP_CTE = """WITH ins AS ({insert}),
-roll AS (
-  INSERT INTO {hourly} (hour, organization_id, project_id, key_slot, model, requests,
-    errors, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, total_tokens,
-    cost, unpriced_requests)
-  SELECT date_trunc('hour', occurred_at, 'UTC'), organization_id, project_id,
-    COALESCE(api_key_id, 0), model, count(*),
-    count(*) FILTER (WHERE error_type <> '' OR status IN ('error', 'failed')),
-    sum(input_tokens), sum(cached_input_tokens), sum(output_tokens), sum(reasoning_tokens),
-    sum(total_tokens), COALESCE(sum(cost), 0), count(*) FILTER (WHERE cost IS NULL)
-  FROM ins
-  GROUP BY 1, organization_id, project_id, 4, model
-  ORDER BY project_id, 4, model COLLATE "C", 1
-  ON CONFLICT (project_id, key_slot, model, hour) DO UPDATE SET
-    requests = {hourly}.requests + excluded.requests,
-    errors = {hourly}.errors + excluded.errors,
-    input_tokens = {hourly}.input_tokens + excluded.input_tokens,
-    cached_input_tokens = {hourly}.cached_input_tokens + excluded.cached_input_tokens,
-    output_tokens = {hourly}.output_tokens + excluded.output_tokens,
-    reasoning_tokens = {hourly}.reasoning_tokens + excluded.reasoning_tokens,
-    total_tokens = {hourly}.total_tokens + excluded.total_tokens,
-    cost = {hourly}.cost + excluded.cost,
-    unpriced_requests = {hourly}.unpriced_requests + excluded.unpriced_requests
-)
-SELECT id, response_id FROM ins"""
+def _rollup_cte(insert: str) -> str:
+    """The insert wrapped in a CTE that rolls up exactly the rows it returned.
+
+    Aggregates come from the rollup rule (``usage.rollup.COUNTERS``). Buckets are
+    upserted in one order (``COLLATE "C"``, the order Python's sort gives the other
+    path), so concurrent writers never deadlock."""
+    qn = connection.ops.quote_name
+    hourly = qn(UsageHourly._meta.db_table)
+    returned = insert + ", " + ", ".join(qn(c) for c in rollup.SOURCE_COLUMNS)
+    columns = ["hour", "organization_id", "project_id", "key_slot", "model", *rollup.COUNTER_NAMES]
+    aggregates = ", ".join(c.sql_aggregate() for c in rollup.COUNTERS)
+    return (
+        f"WITH ins AS ({returned}),\n"
+        f"roll AS (INSERT INTO {hourly} ({', '.join(qn(c) for c in columns)})\n"
+        f"  SELECT date_trunc('hour', occurred_at, 'UTC'), organization_id, project_id,\n"
+        f"    COALESCE(api_key_id, {rollup.NO_KEY_SLOT}), model, {aggregates}\n"
+        f"  FROM ins GROUP BY 1, organization_id, project_id, 4, model\n"
+        f"  ORDER BY project_id, 4, model COLLATE \"C\", 1\n"
+        f" {_rollup_conflict(hourly)})\n"
+        f"SELECT id, response_id FROM ins"
+    )
 
 
 def _insert_sql_values(rows: list[dict]) -> tuple[str, list]:
@@ -400,7 +368,7 @@ def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
     rows.sort(key=lambda r: (r["response_id"] is None, r["response_id"] or ""))
     if connection.vendor == "postgresql":
         # One statement: the insert, and the rollup of exactly the rows it inserted.
-        sql, params = _insert_sql_postgresql(rows, rollup=True)
+        sql, params = _insert_sql_postgresql(rows, with_rollup=True)
         try:
             with connection.wrap_database_errors, pg_cursor() as cursor:
                 cursor.execute(sql, params)
@@ -543,46 +511,10 @@ def ingestion_token_lookup(raw: str) -> IngestionToken | None:
         return None
     # The prefix is only a lookup key; the comparison is on the HMAC, in constant time.
     # Read from the database on every request: a revoked token is refused at once.
-    if connection.vendor == "postgresql":
-        row = _token_row_postgresql(prefix)
-    else:
-        row = IngestionToken.objects.select_related("project").filter(prefix=prefix).first()
+    row = IngestionToken.objects.select_related("project").filter(prefix=prefix).first()
     if row is None or not hmac.compare_digest(row.digest, token_digest(raw)):
         return None
     return row
-
-
-TOKEN_FIELDS = ["id", "public_id", "project_id", "digest", "last_used_at", "revoked_at"]
-TOKEN_PROJECT_FIELDS = ["id", "public_id", "openai_project_id", "organization_id"]
-
-
-def _token_row_postgresql(prefix: str) -> IngestionToken | None:
-    """The token and the project fields the API needs, in one prepared query (the ORM's
-    query compilation cost more than the query). Other fields load on access."""
-    from orgs.models import Project
-
-    # from_db() takes the values in the model's field order.
-    token_fields = _in_model_order(IngestionToken, TOKEN_FIELDS)
-    project_fields = _in_model_order(Project, TOKEN_PROJECT_FIELDS)
-    sql = (
-        f"SELECT {', '.join(f't.{c}' for c in token_fields)}, "
-        f"{', '.join(f'p.{c}' for c in project_fields)} "
-        f"FROM {IngestionToken._meta.db_table} t JOIN {Project._meta.db_table} p ON p.id = t.project_id "
-        "WHERE t.prefix = %s LIMIT 1"
-    )
-    with connection.wrap_database_errors, pg_cursor() as cursor:
-        cursor.execute(sql, [prefix])
-        found = cursor.fetchone()
-    if found is None:
-        return None
-    n = len(token_fields)
-    token = IngestionToken.from_db(connection.alias, token_fields, found[:n])
-    token.project = Project.from_db(connection.alias, project_fields, found[n:])
-    return token
-
-
-def _in_model_order(model, names: list[str]) -> list[str]:
-    return [f.attname for f in model._meta.concrete_fields if f.attname in names]
 
 
 def ingestion_token_touch(*, token: IngestionToken, now: datetime | None = None) -> None:
@@ -626,7 +558,3 @@ def usage_records_purge(*, now: datetime | None = None, batch_size: int = 5000,
         batches += 1
     return deleted
 
-
-def hour_floor(when: datetime) -> datetime:
-    """Public for selectors and the check command."""
-    return _hour(when)

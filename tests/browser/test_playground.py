@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from platformadmin.simulator import simulated_reply
+from platformadmin.openai.simulator import simulated_reply
 from tests.conftest import ensure_catalog
 from tests.platformadmin.helpers import sim_key
 from usage.models import UsageRecord

@@ -253,7 +253,7 @@ def test_other_admin_edits_are_audited_by_field_name(superuser_client, api_key):
 def test_after_the_admin_form_the_playground_still_refuses_a_revoked_key(superuser_client, project, owner,
                                                                         openai_simulator):
     from keys.services import api_key_revoke
-    from platformadmin.openai_services import GenerateParams, generate
+    from platformadmin.openai.services import GenerateParams, generate
     from tests.platformadmin.helpers import sim_key
 
     key = sim_key(project, openai_simulator)

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from keys.services import api_key_mark_used
-from platformadmin.openai_services import models_list
+from platformadmin.openai.services import models_list
 from tests.platformadmin.helpers import sim_key
 from usage.services import usage_record_create
 

@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from platformadmin.breaker import CircuitBreaker
+from platformadmin.openai.breaker import CircuitBreaker
 from platformadmin.templatetags.console_format import format_money
 from tests.factories import ProjectFactory, ServiceAccountFactory, add_org_member
 from tests.platformadmin.helpers import sim_key

@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from keys.services import api_key_reveal_secret
-from platformadmin.openai_services import amodels_list
+from platformadmin.openai.services import amodels_list
 from tests.platformadmin.helpers import sim_key
 
 pytestmark = pytest.mark.django_db

@@ -13,9 +13,9 @@ import pytest
 import time_machine
 from django.test import override_settings
 
-from platformadmin.breaker import CircuitBreaker, breaker_state_for_key
-from platformadmin.openai_services import GenerateParams, generate, generate_stream
-from platformadmin.simulator import OpenAISimulator
+from platformadmin.openai.breaker import CircuitBreaker, breaker_state_for_key
+from platformadmin.openai.services import GenerateParams, generate, generate_stream
+from platformadmin.openai.simulator import OpenAISimulator
 from tests.platformadmin.helpers import sim_key
 from usage.models import UsageRecord
 
@@ -141,7 +141,7 @@ def test_its_state_is_shared_across_processes(tmp_path, settings):
         django.setup()
         from django.test.utils import override_settings
         with override_settings(CACHES={caches_conf!r}, OPENAI_BREAKER_FAILURE_THRESHOLD=3):
-            from platformadmin.breaker import CircuitBreaker
+            from platformadmin.openai.breaker import CircuitBreaker
             breaker = CircuitBreaker({base_url!r}, {fingerprint!r})
             for _ in range(3):
                 breaker.record_failure("APIConnectionError")

@@ -1,4 +1,4 @@
-"""openai_services.generate / generate_stream with the real SDK against the simulator."""
+"""platformadmin.openai.services.generate / generate_stream with the real SDK against the simulator."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from keys.models import APIKey
 from keys.services import api_key_reveal_secret
 from orgs.models import ProjectModelLimit
-from platformadmin import hooks
-from platformadmin.openai_client import close_clients
-from platformadmin.openai_services import GenerateParams, classify, generate, generate_stream
-from platformadmin.simulator import simulated_reply, simulated_usage_counts
+from platformadmin.openai import hooks
+from platformadmin.openai.client import close_clients
+from platformadmin.openai.services import GenerateParams, classify, generate, generate_stream
+from platformadmin.openai.simulator import simulated_reply, simulated_usage_counts
 from tests.factories import make_api_key
 from tests.platformadmin.helpers import sim_key
 from usage.models import UsageRecord

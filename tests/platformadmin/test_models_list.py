@@ -1,10 +1,10 @@
-"""openai_services.models_list: the "Test connection" button, against the simulator."""
+"""platformadmin.openai.services.models_list: the "Test connection" button, against the simulator."""
 
 from __future__ import annotations
 
 import pytest
 
-from platformadmin.openai_services import models_list
+from platformadmin.openai.services import models_list
 from tests.platformadmin.helpers import sim_key
 
 pytestmark = pytest.mark.django_db

@@ -22,8 +22,8 @@ from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from platformadmin import netguard
-from platformadmin.breaker import CircuitBreaker
-from platformadmin.openai_services import GenerateParams, amodels_list, generate, models_list
+from platformadmin.openai.breaker import CircuitBreaker
+from platformadmin.openai.services import GenerateParams, amodels_list, generate, models_list
 from tests.factories import make_api_key
 
 PHRASE = ("resolves to a private address; outgoing requests go only to public addresses unless its "
@@ -273,7 +273,7 @@ def test_the_validator_refuses_credentials_in_the_url():
         netguard.validate_outbound_url("https://127.0.0.1:8765@llm.example.com/v1")
 
 
-# --- The SDK's pools (platformadmin/openai_client.py) use the guard ------------------------
+# --- The SDK's pools (platformadmin/openai/client.py) use the guard ------------------------
 
 def _secret() -> str:
     return f"sk-proj-test{secrets.token_urlsafe(18)}"

@@ -7,8 +7,8 @@ import pytest
 from keys.models import APIKey
 from keys.services import api_key_reveal_secret
 from orgs.models import ProjectModelLimit
-from platformadmin import ratelimit
-from platformadmin.openai_services import NOT_RESPONSES_MODELS, _catalog_rows, models_for_project
+from platformadmin.openai import ratelimit
+from platformadmin.openai.services import NOT_RESPONSES_MODELS, _catalog_rows, models_for_project
 from platformadmin.playground import _usable_keys
 from tests.factories import ProjectFactory, fake_secret, make_api_key
 from usage.models import CatalogModel

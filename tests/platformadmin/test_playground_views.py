@@ -19,7 +19,7 @@ from django.db import connections
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
-from platformadmin.breaker import CircuitBreaker
+from platformadmin.openai.breaker import CircuitBreaker
 from platformadmin.templatetags.console_format import format_money
 from tests.factories import ProjectFactory
 from tests.platformadmin.helpers import sim_key

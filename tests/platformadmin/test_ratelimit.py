@@ -14,7 +14,7 @@ import time_machine
 from django.test import override_settings
 
 from orgs.models import ProjectModelLimit
-from platformadmin import ratelimit
+from platformadmin.openai import ratelimit
 from tests.platformadmin.test_breaker import _shared_cache_settings
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +66,7 @@ def test_counts_are_shared_across_processes(tmp_path):
         from django.test.utils import override_settings
         import time_machine
         with override_settings(CACHES={caches_conf!r}), time_machine.travel({FROZEN}, tick=False):
-            from platformadmin import ratelimit
+            from platformadmin.openai import ratelimit
             limits = ratelimit.ProjectLimits(rpm=2, tpm=10**6, source="test")
             project = SimpleNamespace(public_id=uuid.UUID({str(public_id)!r}))
             for _ in range(2):
@@ -130,7 +130,7 @@ def test_redis_refusals_are_not_counted(project, redis_cache):
 
 
 def test_redis_reads_the_breaker_state_in_the_same_round_trip(project, redis_cache):
-    from platformadmin.breaker import CircuitBreaker
+    from platformadmin.openai.breaker import CircuitBreaker
 
     breaker = CircuitBreaker("http://upstream.test/v1", "fp-1")
     breaker.record_failure("APIConnectionError")

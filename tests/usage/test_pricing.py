@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from usage.models import CatalogModel, ModelPrice
-from usage.pricing import Usage, compute_cost, cost_for
+from usage.pricing import PriceBook, Usage, compute_cost
 from usage.services import usage_record_create
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +21,13 @@ USAGE = Usage(input_tokens=1_000_000, cached_input_tokens=400_000, output_tokens
               reasoning_tokens=50_000, total_tokens=1_200_000)
 
 
+def _cost(*, organization, model_id: str, usage: Usage, when: datetime,
+          service_tier: str | None = None) -> Decimal | None:
+    """The cost of one record, by the price book the write path uses."""
+    book = PriceBook(organization_id=organization.pk, model_ids=[model_id])
+    return book.cost(model_id=model_id, usage=usage, when=when, service_tier=service_tier)
+
+
 def _d(v):
     return None if v is None else Decimal(str(v))
 
@@ -28,7 +35,7 @@ def _d(v):
 @pytest.mark.parametrize("row", FACTS["models"], ids=lambda r: r["id"])
 def test_cost_of_every_catalog_model(organization, row):
     inp, cached, out = _d(row["input"]), _d(row["cached_input"]), _d(row["output"])
-    cost = cost_for(organization=organization, model_id=row["id"], usage=USAGE, when=WHEN)
+    cost = _cost(organization=organization, model_id=row["id"], usage=USAGE, when=WHEN)
     if inp is None or out is None:
         assert cost is None, "a model with no published price is unpriced, never $0"
     else:
@@ -39,12 +46,12 @@ def test_cost_of_every_catalog_model(organization, row):
 
 def test_embeddings_use_only_input_price(organization):
     usage = Usage(input_tokens=3_000, total_tokens=3_000)
-    cost = cost_for(organization=organization, model_id="text-embedding-3-large", usage=usage, when=WHEN)
+    cost = _cost(organization=organization, model_id="text-embedding-3-large", usage=usage, when=WHEN)
     assert cost == Decimal("0.00039")
 
 
 def test_a_model_outside_the_catalog_is_unpriced(organization, project):
-    assert cost_for(organization=organization, model_id="gpt-unknown", usage=USAGE, when=WHEN) is None
+    assert _cost(organization=organization, model_id="gpt-unknown", usage=USAGE, when=WHEN) is None
     record, _ = usage_record_create(project=project, source="ingest", model="gpt-unknown",
                                     response_id="r1", usage={"input_tokens": 10, "output_tokens": 1},
                                     occurred_at=WHEN)
@@ -52,7 +59,7 @@ def test_a_model_outside_the_catalog_is_unpriced(organization, project):
 
 
 def test_no_tokens_costs_nothing_even_unpriced(organization):
-    assert cost_for(organization=organization, model_id="whisper-1", usage=Usage(), when=WHEN) == 0
+    assert _cost(organization=organization, model_id="whisper-1", usage=Usage(), when=WHEN) == 0
 
 
 def test_a_dated_price_change_applies_from_its_date(organization):
@@ -60,13 +67,13 @@ def test_a_dated_price_change_applies_from_its_date(organization):
     ModelPrice.objects.create(model=model, effective_from=date(2026, 8, 1), input_per_mtok=Decimal("2"),
                               cached_input_per_mtok=Decimal("0.2"), output_per_mtok=Decimal("12"))
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, total_tokens=2_000_000)
-    before = cost_for(organization=organization, model_id="gpt-5.4", usage=usage,
+    before = _cost(organization=organization, model_id="gpt-5.4", usage=usage,
                       when=datetime(2026, 7, 31, 23, 59, tzinfo=UTC))
-    after = cost_for(organization=organization, model_id="gpt-5.4", usage=usage,
+    after = _cost(organization=organization, model_id="gpt-5.4", usage=usage,
                      when=datetime(2026, 8, 1, 0, 0, tzinfo=UTC))
     assert (before, after) == (Decimal("17.5"), Decimal("14"))
     # before the first list price there is no price at all
-    assert cost_for(organization=organization, model_id="gpt-5.4", usage=usage,
+    assert _cost(organization=organization, model_id="gpt-5.4", usage=usage,
                     when=datetime(2026, 1, 1, tzinfo=UTC)) is None
 
 
@@ -76,10 +83,10 @@ def test_an_organization_override_wins_for_that_organization_only(organization, 
                               input_per_mtok=Decimal("4"), cached_input_per_mtok=Decimal("0.4"),
                               output_per_mtok=Decimal("24"))
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, total_tokens=2_000_000)
-    assert cost_for(organization=organization, model_id="gpt-5.5", usage=usage, when=WHEN) == Decimal("28")
-    assert cost_for(organization=other_organization, model_id="gpt-5.5", usage=usage, when=WHEN) == Decimal("35")
+    assert _cost(organization=organization, model_id="gpt-5.5", usage=usage, when=WHEN) == Decimal("28")
+    assert _cost(organization=other_organization, model_id="gpt-5.5", usage=usage, when=WHEN) == Decimal("35")
     # before the negotiated rate took effect: the list price
-    assert cost_for(organization=organization, model_id="gpt-5.5", usage=usage,
+    assert _cost(organization=organization, model_id="gpt-5.5", usage=usage,
                     when=datetime(2026, 6, 10, tzinfo=UTC)) == Decimal("35")
 
 
@@ -90,15 +97,15 @@ def test_an_organization_override_wins_for_that_organization_only(organization, 
 ])
 def test_service_tiers(organization, tier, expected):
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, total_tokens=2_000_000)
-    assert cost_for(organization=organization, model_id="gpt-5.5", usage=usage, when=WHEN,
+    assert _cost(organization=organization, model_id="gpt-5.5", usage=usage, when=WHEN,
                     service_tier=tier) == expected
 
 
 def test_priority_without_a_multiplier_is_unpriced(organization):
     usage = Usage(input_tokens=1000, output_tokens=10, total_tokens=1010)
-    assert cost_for(organization=organization, model_id="gpt-4.1", usage=usage, when=WHEN,
+    assert _cost(organization=organization, model_id="gpt-4.1", usage=usage, when=WHEN,
                     service_tier="priority") is None
-    assert cost_for(organization=organization, model_id="gpt-5.4", usage=usage, when=WHEN,
+    assert _cost(organization=organization, model_id="gpt-5.4", usage=usage, when=WHEN,
                     service_tier="priority") == Decimal("0.0053")  # (1000×2.5 + 10×15)/1M × 2
 
 

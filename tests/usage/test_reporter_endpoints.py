@@ -13,7 +13,7 @@ import urllib.request
 import openai
 import pytest
 
-from platformadmin.simulator import simulated_reply, simulated_usage_counts
+from platformadmin.openai.simulator import simulated_reply, simulated_usage_counts
 from tests.factories import fake_secret
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do budgets work?"}]

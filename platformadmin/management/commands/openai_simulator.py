@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from platformadmin.simulator import OpenAISimulator
+from platformadmin.openai.simulator import OpenAISimulator
 
 
 class Command(BaseCommand):

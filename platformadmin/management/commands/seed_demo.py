@@ -12,14 +12,17 @@ again with each user's role (``make run`` does, once the web server answers).
 from __future__ import annotations
 
 import os
+import random
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from keys.models import APIKey
 from keys.services import api_key_create
@@ -30,6 +33,7 @@ from orgs.models import (
     ProjectMembership,
     ServiceAccount,
 )
+from usage.services import usage_record_create
 
 DEFAULT_SIMULATOR_URL = "http://127.0.0.1:8765/v1"
 
@@ -189,13 +193,6 @@ class Command(BaseCommand):
         Deterministic (seeded RNG); one model is unpriced on purpose, to show how the
         console reports calls it cannot price instead of counting them as $0.
         """
-        import random
-        from datetime import timedelta
-
-        from django.utils import timezone
-
-        from usage.services import usage_record_create
-
         rng = random.Random(42)
         now = timezone.now()
         for project in org.projects.all():

@@ -9,13 +9,14 @@ gone by design, and the rollups are then the only source.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
-from orgs.models import Project
-from usage.selectors import rollup_differences, usage_time_range
+from usage.rollup import hour_of
+from usage.selectors import project_with_usage, rollup_differences, usage_time_range
 from usage.services import retention_cutoff
 
 
@@ -53,7 +54,7 @@ class Command(BaseCommand):
             raise CommandError("--until must be after --since.")
         cutoff = retention_cutoff()
         if cutoff is not None:
-            cutoff_hour = cutoff.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            cutoff_hour = hour_of(cutoff) + timedelta(hours=1)
             if since < cutoff_hour:
                 self.stdout.write(f"Skipping hours before {cutoff_hour:%Y-%m-%d %H:00} UTC "
                                   "(raw records past retention are deleted by design).")
@@ -62,9 +63,15 @@ class Command(BaseCommand):
                     return
         project = None
         if options["project"]:
-            project = Project.objects.filter(public_id=options["project"]).first()
+            try:
+                public_id = uuid.UUID(options["project"])
+            except ValueError:
+                raise CommandError(f"--project: {options['project']!r} is not a project's public id "
+                                   "(a UUID, as in the project page's address).") from None
+            project = project_with_usage(public_id=public_id)
             if project is None:
-                raise CommandError(f"--project: no project with public id {options['project']}.")
+                raise CommandError(f"--project: no usage is recorded for a project with public id "
+                                   f"{public_id}; check the id (the project page's address).")
         diffs = rollup_differences(since=since, until=until, project=project)
         label = f"{since:%Y-%m-%d %H:%M} – {until:%Y-%m-%d %H:%M} UTC"
         if not diffs:

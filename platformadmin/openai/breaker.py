@@ -99,7 +99,7 @@ class CircuitBreaker:
 
     @classmethod
     def for_key(cls, api_key) -> CircuitBreaker:
-        from platformadmin.openai_client import effective_base_url
+        from platformadmin.openai.client import effective_base_url
 
         return cls(effective_base_url(api_key), api_key.fingerprint, label=f"key {api_key.hint}")
 

@@ -47,7 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
-CATALOG_FILE = Path(__file__).resolve().parent.parent / "usage" / "data" / "openai-models.json"
+CATALOG_FILE = Path(__file__).resolve().parents[2] / "usage" / "data" / "openai-models.json"
 FAULT_RE = re.compile(r"fault-(401|403|404|429|500|slow|cut|echo200|echo|flaky(\d+))")
 REASONING_TOKENS = {"none": 0, "minimal": 4, "low": 8, "medium": 16, "high": 32, "xhigh": 48, "max": 64}
 VOCABULARY = (

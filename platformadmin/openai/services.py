@@ -30,9 +30,9 @@ from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from keys.services import SecretUnavailable, api_key_mark_used, api_key_reveal_secret
-from platformadmin import hooks, ratelimit
-from platformadmin.breaker import BreakerOpen, CircuitBreaker, breaker_cache
-from platformadmin.openai_client import (
+from platformadmin.openai import hooks, ratelimit
+from platformadmin.openai.breaker import BreakerOpen, CircuitBreaker, breaker_cache
+from platformadmin.openai.client import (
     CallSettings,
     async_client_for_key,
     client_for_key,
@@ -48,7 +48,7 @@ SOURCE_PLAYGROUND = "playground"
 # Catalog categories that do not answer text through the Responses API (embeddings,
 # speech, realtime, image generation).
 NOT_RESPONSES_MODELS = ("embeddings", "audio", "realtime", "multimodal")
-CATALOG_FILE = Path(__file__).resolve().parent.parent / "usage" / "data" / "openai-models.json"
+CATALOG_FILE = Path(__file__).resolve().parents[2] / "usage" / "data" / "openai-models.json"
 
 
 def _reasoning_efforts() -> tuple[str, ...]:

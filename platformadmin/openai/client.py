@@ -8,7 +8,7 @@ it once. A call gets a per-key copy via ``with_options``, which reuses the paren
 connection pool, with the secret decrypted right before the call and the project's
 timeouts and retries. Nothing here logs or stores the plaintext.
 
-Services in platformadmin/openai_services.py call this; nothing else imports the SDK.
+Services in platformadmin/openai/services.py call this; nothing else imports the SDK.
 """
 
 from __future__ import annotations
