@@ -36,10 +36,3 @@ def api_key_is_overdue(*, api_key: APIKey, now: dt.datetime | None = None) -> bo
 def api_key_history(*, api_key: APIKey) -> QuerySet[APIKeyEvent]:
     """The key's life, newest first: created, rotated (with the old hint), revealed, …"""
     return APIKeyEvent.objects.filter(api_key=api_key).select_related("actor")
-
-
-def api_key_breaker_state(*, api_key: APIKey):
-    """The client layer's circuit-breaker state for the key (``BreakerState``)."""
-    from platformadmin.openai.breaker import breaker_state_for_key
-
-    return breaker_state_for_key(api_key)

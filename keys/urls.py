@@ -1,4 +1,8 @@
-"""Console pages of the keys app (mounted at /keys/)."""
+"""Console pages of the keys app (mounted at /keys/).
+
+``keys:key-test`` (Test connection) calls the client layer, so its view lives above this app
+in platformadmin/key_views.py; platformadmin/urls.py adds it to this namespace.
+"""
 
 from __future__ import annotations
 
@@ -14,5 +18,4 @@ urlpatterns = [
     path("<uuid:key_id>/reveal/", views.key_reveal, name="key-reveal"),
     path("<uuid:key_id>/rotate/", views.key_rotate, name="key-rotate"),
     path("<uuid:key_id>/revoke/", views.key_revoke, name="key-revoke"),
-    path("<uuid:key_id>/test/", views.key_test, name="key-test"),
 ]

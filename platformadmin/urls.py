@@ -6,10 +6,18 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from keys import urls as keys_urls
 from orgs import views_auth
 from orgs import views_members as orgs_members
 
-from . import views
+from . import key_views, views
+
+# The keys namespace: the keys app's pages plus Test connection, which calls the client
+# layer and so lives in platformadmin (keys may not import the layer above it).
+keys_urlpatterns = [
+    *keys_urls.urlpatterns,
+    path("<uuid:key_id>/test/", key_views.key_test, name="key-test"),
+]
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -29,7 +37,7 @@ urlpatterns = [
     path("invitations/<str:token>/", orgs_members.invitation_accept, name="invitation-accept"),
     path("admin/", admin.site.urls),
     path("orgs/", include("orgs.urls")),
-    path("keys/", include("keys.urls")),
+    path("keys/", include((keys_urlpatterns, keys_urls.app_name))),
     path("usage/", include("usage.urls")),
     path("playground/", include("platformadmin.playground_urls")),
     path("api/v1/", include("usage.api_urls")),
