@@ -16,7 +16,7 @@ from usage.selectors import (
     projects_spend_summary,
 )
 
-from .access import Need, organization_role, projects_for_user
+from .access import Need, projects_for_user
 from .models import (
     AuditEvent,
     Invitation,
@@ -24,6 +24,7 @@ from .models import (
     OrganizationMembership,
     Project,
     ProjectMembership,
+    ProjectModelLimit,
 )
 
 
@@ -55,14 +56,15 @@ def project_open_invitations(*, project: Project) -> QuerySet[Invitation]:
     return organization_open_invitations(organization=project.organization).filter(projects=project)
 
 
-def organization_spend_mtd(*, user, organization: Organization) -> tuple[SpendSummary, bool]:
+def organization_spend_mtd(*, user, organization: Organization, role: str | None) -> tuple[SpendSummary, bool]:
     """Month-to-date spend the user may see, and whether it is the whole organization's.
 
     Organization owners and readers see every project's spend; anyone else (a project
     member or owner) only the sum over their own projects: the others 404 for them, so
     their spend must not show either. Unpriced calls are counted, never added as $0.
+    ``role``: the user's organization role, from the page's access object.
     """
-    if organization_role(user, organization) is not None:
+    if role is not None:
         return organization_spend_summary(organization=organization), True
     visible = projects_for_user(user, Need.READ).filter(organization=organization).values("pk")
     return projects_spend_summary(organization=organization, projects=visible), False
@@ -268,3 +270,10 @@ def project_checklist(*, project: Project, now: dt.datetime | None = None,
                 ChecklistRow(row.title, row.status, row.why, "", ASK_AN_OWNER if row.status in (WARN, FAIL) else "")
                 for row in rows]
     return rows
+
+
+def project_model_limit(*, project_id: int, model: str) -> tuple[int | None, int | None] | None:
+    """The project's own (rpm, tpm) for a model (``ProjectModelLimit``), or None: the rate
+    limit of the client layer reads it on every call, in one query."""
+    return (ProjectModelLimit.objects.filter(project_id=project_id, model_id=model)
+            .values_list("rpm", "tpm").first())

@@ -23,13 +23,13 @@ from platformadmin.redaction import redact
 from . import services
 from .access import (
     Need,
+    ProjectAccess,
     can_create_organization,
-    can_on_project,
     get_organization_for_user,
     get_project_for_user,
-    organization_role,
+    organization_access_for_user,
     organizations_for_user,
-    project_role,
+    project_access_for_user,
 )
 from .forms import (
     AuditFilterForm,
@@ -145,11 +145,11 @@ def _switcher_context(request: HttpRequest, current=None) -> dict:
 
 @login_required
 def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
-    organization = get_organization_for_user(request.user, org_id)
+    access = organization_access_for_user(request.user, org_id)
+    organization, role = access.organization, access.role
     if (response := _read_only(request)) is not None:
         return response
-    role = organization_role(request.user, organization)
-    spend, whole_organization = organization_spend_mtd(user=request.user, organization=organization)
+    spend, whole_organization = organization_spend_mtd(user=request.user, organization=organization, role=role)
     return render(request, "orgs/organization_detail.html", {
         "organization": organization,
         "role": role,
@@ -226,15 +226,16 @@ def project_create(request: HttpRequest, org_id) -> HttpResponse:
 
 # --- Project -----------------------------------------------------------------------
 
-def _project_page_context(request: HttpRequest, project: Project) -> dict:
+def _project_page_context(request: HttpRequest, access: ProjectAccess) -> dict:
     from keys.selectors import api_key_is_overdue, api_key_rotation_due, project_keys
 
+    project = access.project
     keys = list(project_keys(project=project))
     for key in keys:
+        key.project = project  # the page's project: no query per key for its rotation period
         key.rotation_due = api_key_rotation_due(api_key=key)
         key.overdue = api_key_is_overdue(api_key=key)
-    can_manage = can_on_project(request.user, project, Need.MANAGE)
-    org_role = organization_role(request.user, project.organization)
+    can_manage = access.can(Need.MANAGE)
     return {
         "project": project,
         "organization": project.organization,
@@ -243,10 +244,10 @@ def _project_page_context(request: HttpRequest, project: Project) -> dict:
         "members": project_members(project=project),
         "model_limits": project.model_limits.order_by("model_id"),
         "can_manage": can_manage,
-        "can_use": can_on_project(request.user, project, Need.USE),
-        "is_org_owner": org_role == OrganizationMembership.Role.OWNER,
-        "project_role": project_role(request.user, project),
-        "org_role": org_role,
+        "can_use": access.can(Need.USE),
+        "is_org_owner": access.is_org_owner,
+        "project_role": access.project_role,
+        "org_role": access.org_role,
         "checklist": project_checklist(project=project, can_manage=can_manage),
         "usage_links": _usage_links(project, can_manage=can_manage),
         **_switcher_context(request, project.organization),
@@ -270,10 +271,11 @@ def _usage_links(project: Project, *, can_manage: bool) -> list[tuple[str, str]]
 
 @login_required
 def project_detail(request: HttpRequest, project_id) -> HttpResponse:
-    project = get_project_for_user(request.user, project_id)
+    access = project_access_for_user(request.user, project_id)
+    project = access.project
     if (response := _read_only(request)) is not None:
         return response
-    context = _project_page_context(request, project)
+    context = _project_page_context(request, access)
     context.update({
         "service_account_form": ServiceAccountForm(project=project),
         "invite_form": ProjectInviteForm(),
@@ -286,10 +288,11 @@ def project_detail(request: HttpRequest, project_id) -> HttpResponse:
 
 @login_required
 def project_checklist_view(request: HttpRequest, project_id) -> HttpResponse:
-    project = get_project_for_user(request.user, project_id)
+    access = project_access_for_user(request.user, project_id)
+    project = access.project
     if (response := _read_only(request)) is not None:
         return response
-    rows = project_checklist(project=project, can_manage=can_on_project(request.user, project, Need.MANAGE))
+    rows = project_checklist(project=project, can_manage=access.can(Need.MANAGE))
     context = {"project": project, "organization": project.organization, "checklist": rows,
                **_switcher_context(request, project.organization)}
     if request.htmx:
@@ -360,10 +363,10 @@ def service_account_create(request: HttpRequest, project_id) -> HttpResponse:
 def _audit_organization(request: HttpRequest, org_id):
     """Organization members (owners and readers) read the audit log; project-only
     members do not (it covers the whole organization)."""
-    organization = get_organization_for_user(request.user, org_id)
-    if organization_role(request.user, organization) is None:
+    access = organization_access_for_user(request.user, org_id)
+    if access.role is None:
         raise PermissionDenied("Only organization owners and readers can read the audit log.")
-    return organization
+    return access.organization
 
 
 def _filtered_events(request: HttpRequest, organization):

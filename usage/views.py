@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from orgs.access import Need, can_on_project, get_project_for_user
+from orgs.access import Need, get_project_for_user, project_access_for_user
 
 from .forms import IngestionTokenForm
 from .models import IngestionToken
@@ -26,7 +26,8 @@ from .services import ingestion_token_revoke as revoke_token
 @login_required
 def project_usage(request: HttpRequest, project_id) -> HttpResponse:
     """Recent records and 30-day totals; anyone who can read the project."""
-    project = get_project_for_user(request.user, project_id, need=Need.READ)
+    access = project_access_for_user(request.user, project_id, need=Need.READ)
+    project = access.project
     if request.method not in ("GET", "HEAD"):  # after the access check: outsiders still get 404
         return HttpResponseNotAllowed(["GET", "HEAD"])
     return render(
@@ -37,7 +38,7 @@ def project_usage(request: HttpRequest, project_id) -> HttpResponse:
             "summary": project_usage_summary(project=project),
             "month": project_spend_month_to_date(project=project),
             "records": project_recent_usage_records(project=project, limit=50),
-            "can_manage": can_on_project(request.user, project, Need.MANAGE),
+            "can_manage": access.can(Need.MANAGE),
         },
     )
 
