@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from orgs.access import Need, api_keys_for_user, get_api_key_for_user, get_project_for_user
+from orgs.access import Need, get_project_for_user
 from orgs.audit import audit_log
 
 # Exceptions to the layering, listed in [tool.importlinter]: the add page's optional live
@@ -29,6 +29,7 @@ from platformadmin.key_views import key_test_run
 from platformadmin.openai.breaker import breaker_state_for_key
 
 from . import services
+from .access import api_key_access_for_user, get_api_key_for_user
 from .forms import APIKeyCreateForm, APIKeyRevokeForm, APIKeyRotateForm, PasswordConfirmForm
 from .selectors import api_key_history, api_key_is_overdue, api_key_rotation_due
 
@@ -76,12 +77,12 @@ def key_create(request: HttpRequest, project_id) -> HttpResponse:
 
 @login_required
 def key_detail(request: HttpRequest, key_id) -> HttpResponse:
-    api_key = get_api_key_for_user(request.user, key_id)
+    access = api_key_access_for_user(request.user, key_id)
+    api_key = access.api_key
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     project = api_key.project
-    can_manage = api_keys_for_user(request.user, Need.MANAGE).filter(pk=api_key.pk).exists()
-    can_use = api_keys_for_user(request.user, Need.USE).filter(pk=api_key.pk).exists()
+    can_manage, can_use = access.can(Need.MANAGE), access.can(Need.USE)
     return render(request, "keys/key_detail.html", {
         "api_key": api_key, "project": project, "organization": api_key.organization,
         "rotation_due": api_key_rotation_due(api_key=api_key),
