@@ -11,6 +11,7 @@ import importlib
 import pytest
 from django.apps import apps
 
+from platformadmin.openai.simulator import OpenAISimulator
 from tests.factories import (
     OrganizationFactory,
     ProjectFactory,
@@ -19,6 +20,7 @@ from tests.factories import (
     add_project_member,
     make_api_key,
 )
+from usage.models import CatalogModel
 
 
 @pytest.fixture
@@ -79,8 +81,6 @@ def outsider(other_organization):
 # --- OpenAI simulator (platformadmin/openai/simulator.py) ------------------------------------
 @pytest.fixture(scope="session")
 def _openai_simulator_server():
-    from platformadmin.openai.simulator import OpenAISimulator
-
     sim = OpenAISimulator("127.0.0.1", 0, delta_delay=0.005, slow_seconds=1.5, retry_after_ms=10).start()
     yield sim
     sim.stop()
@@ -113,8 +113,6 @@ def ensure_catalog() -> None:
     The catalog comes from a data migration; ``transaction=True`` tests flush every table
     when they end, so the tests after them would otherwise find no models.
     """
-    from usage.models import CatalogModel
-
     if not CatalogModel.objects.exists():
         importlib.import_module("usage.migrations.0002_seed_catalog").seed(apps, None)
 

@@ -11,6 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.factories import TEST_PASSWORD
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -30,8 +33,6 @@ def chromium_browser():
         if os.environ.get("PLAYWRIGHT_REQUIRED") or os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
     # While Playwright's loop runs in this thread, the ORM calls the tests make around it
     # are still plain synchronous code.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
@@ -73,8 +74,6 @@ def screenshot(page):
 @pytest.fixture
 def login(page, live_server):
     """Sign ``user`` in through the real login form."""
-    from tests.factories import TEST_PASSWORD
-
     def do_login(user, password: str = TEST_PASSWORD):
         page.goto(f"{live_server.url}/accounts/login/")
         page.fill("#id_username", user.get_username())
