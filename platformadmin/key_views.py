@@ -13,8 +13,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 
 from keys import services
+from keys.access import get_api_key_for_user
 from keys.models import APIKey
-from orgs.access import Need, get_api_key_for_user
+from orgs.access import Need
 from platformadmin.openai.services import models_list
 
 
