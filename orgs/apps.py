@@ -6,6 +6,6 @@ class OrgsConfig(AppConfig):
     verbose_name = "Organizations and projects"
 
     def ready(self) -> None:
-        # The TOTP device model lives in orgs/otp.py (see its docstring); importing it
-        # here registers it. The signal handlers audit sign-ins.
+        # orgs/otp.py's receivers renew a user's device generation when a device
+        # changes (the two-factor gate's session memory); orgs/signals.py audits sign-ins.
         from . import otp, signals  # noqa: F401

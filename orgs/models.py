@@ -6,12 +6,19 @@ owner / member.
 
 from __future__ import annotations
 
+import base64
 import uuid
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+from django_otp.models import Device, ThrottlingMixin
+from django_otp.oath import TOTP
+
+from keys.fields import EncryptedSecretField, unseal
 
 # The tier table (shared/data/openai-models.json): default requests and tokens per minute.
 TIER_LIMITS: dict[str, tuple[int, int]] = {
@@ -395,3 +402,69 @@ class Invitation(TimestampedModel):
         if self.expires_at <= (now or timezone.now()):
             return "expired"
         return "pending"
+
+
+# --- Two-factor --------------------------------------------------------------------
+# django-otp's own otp_totp.TOTPDevice keeps its seed as clear hex; this device keeps it
+# sealed (keys/fields.py). Services, QR rendering and the gate: orgs/otp.py.
+
+TOTP_STEP_SECONDS = 30
+TOTP_DIGITS = 6
+TOTP_TOLERANCE_STEPS = 1  # accept the previous and the next code too (clock drift)
+TOTP_ISSUER = "Platform Console"
+
+
+class TOTPDevice(ThrottlingMixin, Device):
+    """An authenticator app of a user; the seed is stored sealed (AES-256-GCM)."""
+
+    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
+    # Ciphertext only (bound to this row by public_id); see keys/fields.py.
+    seed = EncryptedSecretField("seed (encrypted)")
+    last_t = models.BigIntegerField(
+        "last accepted time step", default=-1,
+        help_text="A code is accepted once: later codes must be from a later time step.",
+    )
+    created_at = models.DateTimeField("created at", auto_now_add=True)
+
+    class Meta:
+        app_label = "orgs"
+        verbose_name = "TOTP device"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'confirmed' if self.confirmed else 'unconfirmed'})"
+
+    def get_throttle_factor(self) -> int:
+        return getattr(settings, "OTP_TOTP_THROTTLE_FACTOR", 1)
+
+    def _totp(self) -> TOTP:
+        # The seed is unsealed only for the duration of this check.
+        return TOTP(base64.b32decode(unseal(self, "seed")), step=TOTP_STEP_SECONDS, digits=TOTP_DIGITS)
+
+    @sensitive_variables("token")
+    def verify_token(self, token) -> bool:
+        """True if ``token`` is the current code (±1 step) and was not used before."""
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        try:
+            value = int(str(token).strip())
+        except (TypeError, ValueError):
+            return False
+        totp = self._totp()
+        ok = totp.verify(value, tolerance=TOTP_TOLERANCE_STEPS, min_t=self.last_t + 1)
+        if ok:
+            self.last_t = totp.t()
+            self.throttle_reset(commit=False)
+            self.save(update_fields=["last_t", "throttling_failure_timestamp",
+                                     "throttling_failure_count"])
+        else:
+            self.throttle_increment(commit=True)
+        return ok
+
+    def config_url(self, seed_b32: str, username: str) -> str:
+        """The otpauth:// URL an authenticator app reads from the QR code."""
+        label = quote(f"{TOTP_ISSUER}:{username}")
+        return (
+            f"otpauth://totp/{label}?secret={seed_b32}&issuer={quote(TOTP_ISSUER)}"
+            f"&digits={TOTP_DIGITS}&period={TOTP_STEP_SECONDS}"
+        )

@@ -6,10 +6,8 @@ model on django-otp's ``Device`` (so ``request.user.is_verified()``, the OTP
 middleware and ``django_otp.login`` all work as usual) whose seed is an
 ``EncryptedSecretField``; codes are checked with ``django_otp.oath.TOTP``.
 
-The model lives here rather than in ``orgs/models.py`` and is imported by
-``OrgsConfig.ready()``; its app label is still ``orgs``.
-
-Also here: the middleware that sends a signed-in user who has a device, but has not
+The device model is ``orgs.models.TOTPDevice``; here: its services, the QR code, and the
+middleware that sends a signed-in user who has a device, but has not
 entered a code in this session, to the verification page, and (when
 ``OTP_REQUIRED_FOR_ORG_OWNERS`` is on) sends organization owners without a device to
 the set-up page.
@@ -25,81 +23,57 @@ from urllib.parse import quote
 import segno
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import models, transaction
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_variables
-from django_otp.models import Device, ThrottlingMixin
-from django_otp.oath import TOTP
 
-from keys.fields import EncryptedSecretField, seal, unseal
+from keys.fields import seal, unseal
 
-from .models import OrganizationMembership
+from .models import OrganizationMembership, TOTPDevice
 
-STEP_SECONDS = 30
-DIGITS = 6
-TOLERANCE_STEPS = 1  # accept the previous and the next code too (clock drift)
-ISSUER = "Platform Console"
+# The gate remembers "no confirmed device" in the session with the user's device
+# generation (a token in the shared cache); any change to the user's devices replaces the
+# token, so every session of that user asks the database again on its next request.
+NO_DEVICE_SESSION_KEY = "otp_no_device"
 
 
-class TOTPDevice(ThrottlingMixin, Device):
-    """An authenticator app of a user; the seed is stored sealed (AES-256-GCM)."""
+def _generation_key(user_id: int) -> str:
+    return f"otp-devices:{user_id}"
 
-    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
-    # Ciphertext only (bound to this row by public_id); see keys/fields.py.
-    seed = EncryptedSecretField("seed (encrypted)")
-    last_t = models.BigIntegerField(
-        "last accepted time step", default=-1,
-        help_text="A code is accepted once: later codes must be from a later time step.",
-    )
-    created_at = models.DateTimeField("created at", auto_now_add=True)
 
-    class Meta:
-        app_label = "orgs"
-        verbose_name = "TOTP device"
+def device_generation(user_id: int) -> str:
+    """The user's current device generation (a new one if the cache lost it: then the
+    sessions re-check, which is safe)."""
+    return cache.get_or_set(_generation_key(user_id), lambda: uuid.uuid4().hex, timeout=None)
 
-    def __str__(self) -> str:
-        return f"{self.name} ({'confirmed' if self.confirmed else 'unconfirmed'})"
 
-    def get_throttle_factor(self) -> int:
-        return getattr(settings, "OTP_TOTP_THROTTLE_FACTOR", 1)
-
-    def _totp(self) -> TOTP:
-        # The seed is unsealed only for the duration of this check.
-        return TOTP(base64.b32decode(unseal(self, "seed")), step=STEP_SECONDS, digits=DIGITS)
-
-    @sensitive_variables("token")
-    def verify_token(self, token) -> bool:
-        """True if ``token`` is the current code (±1 step) and was not used before."""
-        allowed, _ = self.verify_is_allowed()
-        if not allowed:
-            return False
-        try:
-            value = int(str(token).strip())
-        except (TypeError, ValueError):
-            return False
-        totp = self._totp()
-        ok = totp.verify(value, tolerance=TOLERANCE_STEPS, min_t=self.last_t + 1)
-        if ok:
-            self.last_t = totp.t()
-            self.throttle_reset(commit=False)
-            self.save(update_fields=["last_t", "throttling_failure_timestamp",
-                                     "throttling_failure_count"])
-        else:
-            self.throttle_increment(commit=True)
-        return ok
-
-    def config_url(self, seed_b32: str, username: str) -> str:
-        """The otpauth:// URL an authenticator app reads from the QR code."""
-        label = quote(f"{ISSUER}:{username}")
-        return (
-            f"otpauth://totp/{label}?secret={seed_b32}&issuer={quote(ISSUER)}"
-            f"&digits={DIGITS}&period={STEP_SECONDS}"
-        )
+@receiver(post_save, sender=TOTPDevice, dispatch_uid="orgs.otp.devices_changed.save")
+@receiver(post_delete, sender=TOTPDevice, dispatch_uid="orgs.otp.devices_changed.delete")
+def devices_changed(sender, instance: TOTPDevice, **kwargs) -> None:
+    """A device was created, confirmed or deleted, through a service, the admin or a
+    cascade: a signal, because the admin and cascades bypass the services."""
+    cache.set(_generation_key(instance.user_id), uuid.uuid4().hex, timeout=None)
 
 
 def user_has_confirmed_device(user) -> bool:
     return user.is_authenticated and TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def session_user_has_confirmed_device(request) -> bool:
+    """user_has_confirmed_device, remembered in the session while it is False (the common
+    case of a user without two-factor), instead of a query on every request."""
+    generation = device_generation(request.user.pk)
+    if request.session.get(NO_DEVICE_SESSION_KEY) == generation:
+        return False
+    if user_has_confirmed_device(request.user):
+        request.session.pop(NO_DEVICE_SESSION_KEY, None)
+        return True
+    request.session[NO_DEVICE_SESSION_KEY] = generation
+    return False
 
 
 @sensitive_variables("seed_b32")
@@ -177,7 +151,7 @@ class OTPRequiredMiddleware:
         if user is not None and user.is_authenticated and not self._exempt(request.path):
             verified = getattr(user, "is_verified", lambda: False)()
             if not verified:
-                if user_has_confirmed_device(user):
+                if session_user_has_confirmed_device(request):
                     return redirect(f"{reverse('otp-verify')}?next={quote(request.get_full_path())}")
                 if getattr(settings, "OTP_REQUIRED_FOR_ORG_OWNERS", False) and is_org_owner(user):
                     return redirect(reverse("otp-setup"))

@@ -7,11 +7,13 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_otp.oath import TOTP
 
-from orgs.models import AuditEvent
-from orgs.otp import TOTPDevice
+from orgs.models import AuditEvent, TOTPDevice
 from tests.factories import TEST_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -174,3 +176,38 @@ def test_a_code_after_the_device_was_replaced_elsewhere_is_a_clear_error(client,
     response = client.post(reverse("otp-setup"), {"token": _code(seed)})
     assert response.status_code == 400
     assert "replaced" in response.context["error"]
+
+
+def _device_queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return sum("orgs_totpdevice" in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_user_without_a_device_is_not_asked_the_database_on_every_request(client, member, project):
+    """The gate remembers "no device" in the session: one query, then none."""
+    client.force_login(member)
+    url = reverse("orgs:project-detail", kwargs={"project_id": project.public_id})
+    assert _device_queries(client, url) == 1
+    assert _device_queries(client, url) == 0
+    assert _device_queries(client, url) == 0
+
+
+def test_a_device_confirmed_in_another_session_gates_this_one_at_its_next_request(client, member, project):
+    url = reverse("orgs:project-detail", kwargs={"project_id": project.public_id})
+    client.force_login(member)
+    assert client.get(url).status_code == 200  # remembered: no device
+    _set_up(Client(), member)  # the same user confirms an authenticator in another browser
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("otp-verify"))
+
+
+def test_a_device_deleted_in_the_admin_lifts_the_gate_of_the_users_sessions(client, member, project):
+    url = reverse("orgs:project-detail", kwargs={"project_id": project.public_id})
+    _set_up(client, member)
+    client.logout()
+    client.force_login(member)
+    assert client.get(url).status_code == 302  # a code is asked
+    TOTPDevice.objects.get(user=member).delete()  # what the admin's delete does
+    assert client.get(url).status_code == 200
+    assert _device_queries(client, url) == 0  # and "no device" is remembered again
