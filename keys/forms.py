@@ -154,3 +154,12 @@ class APIKeyRevokeForm(forms.Form):
         error_messages={"required": "Tick the box to confirm the revocation."},
     )
     reason = forms.CharField(label="Reason (optional)", required=False, max_length=255)
+
+
+def apply_validation_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form: on its field when the form has it."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)

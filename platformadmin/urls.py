@@ -12,9 +12,11 @@ from orgs import views_members as orgs_members
 
 from . import key_views, views
 
-# The keys namespace: the keys app's pages plus Test connection, which calls the client
-# layer and so lives in platformadmin (keys may not import the layer above it).
+# The keys namespace: the keys app's pages plus the key pages that call the client layer
+# (platformadmin/key_views.py: keys may not import the layer above it).
 keys_urlpatterns = [
+    path("projects/<uuid:project_id>/new/", key_views.key_create, name="key-create"),
+    path("<uuid:key_id>/", key_views.key_detail, name="key-detail"),
     *keys_urls.urlpatterns,
     path("<uuid:key_id>/test/", key_views.key_test, name="key-test"),
 ]
