@@ -277,3 +277,15 @@ def catalog_models(*, include_inactive: bool = False) -> QuerySet[CatalogModel]:
     then id, for pickers and for validating the model ids people choose."""
     models = CatalogModel.objects.all() if include_inactive else CatalogModel.objects.filter(is_active=True)
     return models.order_by("category", "model_id")
+
+
+def catalog_models_for(*, allowed: tuple[str, ...] | list[str] = (),
+                       exclude_categories: tuple[str, ...] = ()) -> list[tuple[str, bool]]:
+    """(model id, supports reasoning) of the active catalog, by id, one query: the models a
+    project may call (``allowed``: its allow-list; empty means every model), without the
+    categories the caller cannot use."""
+    models = CatalogModel.objects.filter(is_active=True).exclude(category__in=exclude_categories)
+    if allowed:
+        models = models.filter(model_id__in=allowed)
+    return [(model_id, bool(reasoning)) for model_id, reasoning
+            in models.order_by("model_id").values_list("model_id", "supports_reasoning")]
