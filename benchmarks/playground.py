@@ -87,7 +87,7 @@ def main() -> None:
 
     import openai
 
-    from keys.services import api_key_reveal_secret
+    from keys.services import api_key_secret_for_call
     from platformadmin.openai.services import GenerateParams, generate, generate_stream
     from platformadmin.openai.simulator import OpenAISimulator
     from tests.factories import (
@@ -106,7 +106,7 @@ def main() -> None:
     user = UserFactory(username="bench")
     add_project_member(user, project, "member")
     key = make_key(project, secret=fake_secret(), provider="compatible", base_url=sim.base_url)
-    secret = api_key_reveal_secret(key)
+    secret = api_key_secret_for_call(key)
     prompt = "Benchmark the console's playground overhead, please."
 
     direct_client = openai.OpenAI(api_key=secret, base_url=sim.base_url, max_retries=0)

@@ -67,7 +67,7 @@ class APIKey(TimestampedModel):
         "permissions", max_length=16, choices=Permissions, default=Permissions.ALL
     )
     # Ciphertext only. Plaintext goes in through keys.services and comes out only
-    # through keys.services.api_key_reveal_secret at the moment of use.
+    # through keys.services.api_key_secret_for_call at the moment of use.
     secret = EncryptedSecretField("secret (encrypted)")
     hint = models.CharField("hint", max_length=40, help_text="Redacted, e.g. sk-proj-…abcd")
     fingerprint = models.CharField("fingerprint", max_length=64, editable=False)

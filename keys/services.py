@@ -227,8 +227,9 @@ def api_key_mark_used(*, api_key: APIKey, when=None) -> bool:
     return bool(changed)
 
 
-def api_key_reveal_secret(api_key: APIKey) -> str:
-    """Plaintext of the key, for a call or an audited reveal. Never log the result."""
+def api_key_secret_for_call(api_key: APIKey) -> str:
+    """Plaintext of the key, unaudited: for the call about to be made (and inside the
+    audited ``api_key_reveal``). Never log the result."""
     try:
         return unseal(api_key, "secret")
     except (DecryptionError, KeyRingError) as exc:
@@ -313,7 +314,7 @@ def api_key_reveal(*, api_key: APIKey, actor, request=None) -> str:
     if not api_key.is_active:
         raise ValidationError({"password": f"This key is {api_key.get_status_display().lower()}; "
                                            "its value is no longer shown."})
-    secret = api_key_reveal_secret(api_key)  # plaintext from here to the response
+    secret = api_key_secret_for_call(api_key)  # plaintext from here to the response
     _record(api_key, "revealed", actor=actor)
     _audit("key.reveal", api_key, actor=actor, request=request)
     return secret
@@ -331,7 +332,7 @@ def api_key_record_test(
     stored, since audit rows are append-only and could never be cleaned afterwards.
     """
     try:
-        secrets = [api_key_reveal_secret(api_key)]  # plaintext: only to scrub it out below
+        secrets = [api_key_secret_for_call(api_key)]  # plaintext: only to scrub it out below
     except SecretUnavailable:
         secrets = []  # nothing decryptable: the shape patterns still apply
     message = scrub(message, secrets)

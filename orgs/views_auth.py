@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from urllib.parse import urlparse
 
 import django_otp
@@ -21,7 +20,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -29,6 +27,8 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
+
+from platformadmin import cachecounter
 
 from .audit import audit_log, client_ip
 from .otp import (
@@ -116,18 +116,13 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
 def _count(kind: str, value: str, *, window: int) -> int:
     """Add one to this window's counter for (kind, value) and return the new count.
 
-    ``add`` then ``incr`` on the shared cache: atomic on Redis and the local-memory
-    cache, so concurrent requests cannot both see the last free slot. The value is
-    hashed: no e-mail address ends up in a cache key.
+    The shared-cache window counter (platformadmin/cachecounter.py): atomic on Redis and
+    the local-memory cache, so concurrent requests cannot both see the last free slot.
+    The value is hashed: no e-mail address ends up in a cache key.
     """
     digest = hashlib.sha256(value.encode()).hexdigest()[:32]
-    key = f"pwreset:{kind}:{digest}:{int(time.time()) // window}"
-    cache.add(key, 0, timeout=window * 2)
-    try:
-        return cache.incr(key)
-    except ValueError:  # the counter expired between add and incr: this request is the first
-        cache.add(key, 1, timeout=window * 2)
-        return 1
+    return cachecounter.incr(cachecounter.window(f"pwreset:{kind}:{digest}", seconds=window).key,
+                             timeout=window * 2)
 
 
 def password_reset_allowed(*, ip: str | None, email: str) -> bool:

@@ -12,22 +12,20 @@ Status codes (each one distinct, see usage/openapi.json):
 
 from __future__ import annotations
 
-import math
 import re
-import time
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
 import orjson
 from django.conf import settings
-from django.core.cache import cache as shared_cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from orgs.audit import client_ip
+from platformadmin import cachecounter
 
 from .middleware import api_view
 from .parsing import FieldError
@@ -68,23 +66,9 @@ def _bearer(request: HttpRequest) -> str | None:
     return value.strip()
 
 
-def _window_key(kind: str, subject: str, now: float) -> tuple[str, int]:
-    window = int(now // 60)
-    return f"usage:ingest:{kind}:{subject}:{window}", window
-
-
-def _retry_after(window: int, now: float) -> int:
-    return max(1, math.ceil((window + 1) * 60 - now))
-
-
-def _count(key: str) -> int:
-    """Add one to a window's counter in the shared cache (created with its expiry)."""
-    shared_cache.add(key, 0, timeout=120)
-    try:
-        return shared_cache.incr(key)
-    except ValueError:  # evicted between add and incr: start the window again
-        shared_cache.set(key, 1, timeout=120)
-        return 1
+def _window(kind: str, subject: str) -> cachecounter.Window:
+    """This minute's window of the ingestion throttle ``kind`` for ``subject``."""
+    return cachecounter.window(f"usage:ingest:{kind}:{subject}", seconds=60)
 
 
 def _rate_limited(token_key: str) -> int | None:
@@ -96,10 +80,9 @@ def _rate_limited(token_key: str) -> int | None:
     limit = _setting("USAGE_INGEST_RATE_PER_MINUTE", 1200)
     if limit <= 0:
         return None
-    now = time.time()
-    key, window = _window_key("rate", token_key, now)
-    if _count(key) > limit:
-        return _retry_after(window, now)
+    window = _window("rate", token_key)
+    if cachecounter.incr(window.key, timeout=120) > limit:
+        return window.retry_after
     return None
 
 
@@ -113,17 +96,16 @@ def _auth_blocked(address: str) -> int | None:
     limit = _setting("USAGE_INGEST_FAILED_AUTH_PER_MINUTE", 30)
     if limit <= 0:
         return None
-    now = time.time()
-    key, window = _window_key("authfail", address, now)
-    if (shared_cache.get(key) or 0) >= limit:
-        return _retry_after(window, now)
+    window = _window("authfail", address)
+    if cachecounter.read(window.key) >= limit:
+        return window.retry_after
     return None
 
 
 def _auth_failed(address: str) -> None:
     """Count one failed token lookup for this client address."""
     if _setting("USAGE_INGEST_FAILED_AUTH_PER_MINUTE", 30) > 0:
-        _count(_window_key("authfail", address, time.time())[0])
+        cachecounter.incr(_window("authfail", address).key, timeout=120)
 
 
 def _is_json(content_type: str) -> bool:

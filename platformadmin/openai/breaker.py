@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.cache import caches
 
+from platformadmin import cachecounter
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 _KEEP = 24 * 3600  # how long the cache keeps a circuit's counters without news
 
@@ -39,11 +41,6 @@ def _cooldown() -> float:
 
 def _cache():
     return caches[getattr(settings, "OPENAI_BREAKER_CACHE", "default")]
-
-
-def breaker_cache():
-    """The cache holding circuit state (the service batches with it when it is Redis)."""
-    return _cache()
 
 
 @dataclass(frozen=True)
@@ -145,28 +142,14 @@ class CircuitBreaker:
                 current,
             )
 
-    def record_success(self, *, pipeline=None) -> None:
-        """The upstream answered: close the circuit.
-
-        ``pipeline``: a (Redis pipeline, key maker) pair on this breaker's cache to queue
-        the delete in (see ratelimit.shared_pipeline); the caller executes it.
-        """
-        keys = [self._failures, self._open_until, self._probe, self._last_error]
-        if pipeline is not None:
-            pipe, make_key = pipeline
-            pipe.delete(*[make_key(k) for k in keys])
-            return
-        _cache().delete_many(keys)
+    def record_success(self) -> None:
+        """The upstream answered: close the circuit."""
+        _cache().delete_many([self._failures, self._open_until, self._probe, self._last_error])
 
     def record_failure(self, error_type: str) -> None:
         """A transient failure: count it; open (or re-open) the circuit at the threshold."""
         cache = _cache()
-        cache.add(self._failures, 0, timeout=_KEEP)
-        try:
-            failures = cache.incr(self._failures)
-        except ValueError:  # expired between add and incr
-            cache.set(self._failures, 1, timeout=_KEEP)
-            failures = 1
+        failures = cachecounter.incr(self._failures, 1, timeout=_KEEP, cache=cache)
         cache.set(self._last_error, error_type, timeout=_KEEP)
         was_probing = cache.get(self._open_until) is not None
         if failures >= _threshold() or was_probing:

@@ -2,21 +2,21 @@
 
 One long-lived ``httpx2.Client`` per process carries every call's connections, through
 the outgoing-request guard (platformadmin/netguard.py: public addresses only unless
-allow-listed, checked at connect time, no redirects; the async pool likewise). One
+allow-listed, checked at connect time, no redirects). One
 ``OpenAI`` base client (and one ``AzureOpenAI`` per endpoint + API version) is built on
 it once. A call gets a per-key copy via ``with_options``, which reuses the parent's
 connection pool, with the secret decrypted right before the call and the project's
-timeouts and retries. Nothing here logs or stores the plaintext.
+timeouts and retries. Nothing here logs or stores the plaintext. The console calls the
+SDK synchronously (views, Celery tasks, commands): nothing used an async client, so there
+is none.
 
 Services in platformadmin/openai/services.py call this; nothing else imports the SDK.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import uuid
-import weakref
 from dataclasses import dataclass
 
 import httpx2
@@ -53,14 +53,6 @@ class _GuardedSDKTransport(netguard.GuardedTransport):
             raise _refused(exc, request) from exc
 
 
-class _AsyncGuardedSDKTransport(netguard.AsyncGuardedTransport):
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        try:
-            return await super().handle_async_request(request)
-        except netguard.OutboundRefused as exc:
-            raise _refused(exc, request) from exc
-
-
 def _timeout() -> httpx2.Timeout:
     return httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS)
 
@@ -71,18 +63,10 @@ def new_guarded_http_client() -> httpx2.Client:
                                    timeout=_timeout())
 
 
-def new_guarded_async_http_client() -> httpx2.AsyncClient:
-    return netguard.guarded_async_client(transport=_AsyncGuardedSDKTransport(limits=netguard.DEFAULT_LIMITS),
-                                         timeout=_timeout())
-
-
 _lock = threading.RLock()
 _http_client: httpx2.Client | None = None
 _base_client: openai.OpenAI | None = None
 _azure_clients: dict[tuple[str, str], openai.AzureOpenAI] = {}
-# Async clients hold connections bound to an event loop: one per running loop (a uvicorn
-# worker has one), dropped with the loop.
-_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def shared_http_client() -> httpx2.Client:
@@ -123,29 +107,6 @@ def azure_base_client(endpoint: str, api_version: str) -> openai.AzureOpenAI:
                     timeout=httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS),
                 )
                 _azure_clients[key] = client
-    return client
-
-
-def async_base_client(*, azure: tuple[str, str] | None = None):
-    """The AsyncOpenAI (or AsyncAzureOpenAI for ``azure=(endpoint, api_version)``) of the
-    running event loop, on that loop's one async connection pool."""
-    loop = asyncio.get_running_loop()
-    with _lock:
-        per_loop = _async_clients.setdefault(loop, {})
-        if "http" not in per_loop:
-            per_loop["http"] = new_guarded_async_http_client()
-        key = ("azure", azure[0].rstrip("/"), azure[1]) if azure else ("openai",)
-        client = per_loop.get(key)
-        if client is None:
-            common = {
-                "api_key": _PLACEHOLDER_KEY, "http_client": per_loop["http"], "max_retries": DEFAULT_MAX_RETRIES,
-                "timeout": httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS),
-            }
-            if azure:
-                client = openai.AsyncAzureOpenAI(azure_endpoint=key[1], api_version=key[2], **common)
-            else:
-                client = openai.AsyncOpenAI(base_url=OPENAI_BASE_URL, **common)
-            per_loop[key] = client
     return client
 
 
@@ -219,12 +180,4 @@ def client_for_key(api_key, *, secret: str, settings: CallSettings, project=None
         base = azure_base_client(api_key.azure_endpoint, api_key.azure_api_version)
     else:
         base = base_client()
-    return base.with_options(**_per_key_options(api_key, secret=secret, settings=settings, project=project))
-
-
-@sensitive_variables("secret")
-def async_client_for_key(api_key, *, secret: str, settings: CallSettings, project=None):
-    """``client_for_key`` for async code: a per-call copy of the running loop's AsyncOpenAI."""
-    azure = (api_key.azure_endpoint, api_key.azure_api_version) if api_key.provider == "azure" else None
-    base = async_base_client(azure=azure)
     return base.with_options(**_per_key_options(api_key, secret=secret, settings=settings, project=project))

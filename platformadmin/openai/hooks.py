@@ -3,7 +3,6 @@
 The budget hard limit (the workers issue) registers a pre-call hook; with no hook
 registered every call is allowed. A hook returns ``None`` (no opinion) or a
 ``HookDecision``; the first refusal wins and its message is shown on the page.
-Post-call hooks receive the usage record after the transaction committed.
 """
 
 from __future__ import annotations
@@ -29,10 +28,8 @@ class HookDecision:
 
 
 PreCallHook = Callable[[PreCallContext], HookDecision | None]
-PostCallHook = Callable[[object], None]
 
 _pre_call_hooks: list[PreCallHook] = []
-_post_call_hooks: list[PostCallHook] = []
 
 
 def register_pre_call_hook(func: PreCallHook) -> PreCallHook:
@@ -47,25 +44,9 @@ def unregister_pre_call_hook(func: PreCallHook) -> None:
         _pre_call_hooks.remove(func)
 
 
-def register_post_call_hook(func: PostCallHook) -> PostCallHook:
-    if func not in _post_call_hooks:
-        _post_call_hooks.append(func)
-    return func
-
-
-def unregister_post_call_hook(func: PostCallHook) -> None:
-    if func in _post_call_hooks:
-        _post_call_hooks.remove(func)
-
-
 def run_pre_call_hooks(context: PreCallContext) -> HookDecision:
     for hook in list(_pre_call_hooks):
         decision = hook(context)
         if decision is not None and not decision.allowed:
             return decision
     return HookDecision(True)
-
-
-def run_post_call_hooks(record) -> None:
-    for hook in list(_post_call_hooks):
-        hook(record)

@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from keys.crypto import KeyRing, generate_key
 from keys.models import APIKey
-from keys.services import api_key_reveal_secret
+from keys.services import api_key_secret_for_call
 from keys.tasks import secrets_reencrypt
 from platformadmin.celery import app
 from tests.factories import ProjectFactory, fake_secret, make_api_key
@@ -37,7 +37,7 @@ def test_a_task_sent_to_a_real_worker_takes_effect():
                 time.sleep(0.2)
         assert versions == {2}, f"the worker did not re-encrypt: versions {versions}"
         for api_key in APIKey.objects.all():
-            assert api_key_reveal_secret(api_key) == stored[api_key.pk]
+            assert api_key_secret_for_call(api_key) == stored[api_key.pk]
 
 
 def test_the_app_uses_json_and_the_configured_broker(settings):

@@ -10,7 +10,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 
 from keys.models import APIKey
-from keys.services import api_key_reveal_secret
+from keys.services import api_key_secret_for_call
 from orgs.models import Organization, OrganizationMembership, ProjectMembership
 from platformadmin.management.commands.seed_demo import write_passwords
 from tests.factories import make_api_key
@@ -38,7 +38,7 @@ def test_it_loads_the_demo_once_and_prints_working_credentials(rf):
     assert sorted(org.projects.values_list("name", flat=True)) == ["Development", "Production", "Research"]
     assert APIKey.objects.filter(organization=org).count() >= 4
     for api_key in APIKey.objects.all():
-        assert api_key_reveal_secret(api_key).startswith("sk-")
+        assert api_key_secret_for_call(api_key).startswith("sk-")
         assert api_key.base_url == "http://127.0.0.1:8765/v1"
     assert UsageRecord.objects.filter(cost__isnull=True).exists(), "one model is unpriced on purpose"
     assert UsageRecord.objects.filter(cost__gt=0).exists()

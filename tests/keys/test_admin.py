@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from keys.models import APIKey
-from keys.services import api_key_reveal_secret
+from keys.services import api_key_secret_for_call
 from tests.factories import UserFactory, fake_secret, make_api_key
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,7 @@ def test_it_adds_a_key_and_never_shows_it(superuser_client, project):
     response = superuser_client.post(reverse("admin:keys_apikey_add"), _add_form(project, secret))
     assert response.status_code == 302, response.content.decode()[:2000]
     api_key = APIKey.objects.get(name="from admin")
-    assert api_key_reveal_secret(api_key) == secret
+    assert api_key_secret_for_call(api_key) == secret
     for url in (
         reverse("admin:keys_apikey_change", args=[api_key.pk]),
         reverse("admin:keys_apikey_changelist"),
@@ -105,14 +105,14 @@ def test_changing_without_a_secret_keeps_it_and_a_new_one_rotates(superuser_clie
     assert response.status_code == 302
     api_key.refresh_from_db()
     assert api_key.name == "renamed"
-    assert api_key_reveal_secret(api_key) == secret
+    assert api_key_secret_for_call(api_key) == secret
     assert api_key.last_rotated_at is None
 
     replacement = fake_secret()
     response = superuser_client.post(url, _add_form(project, replacement, name="renamed"))
     assert response.status_code == 302
     api_key.refresh_from_db()
-    assert api_key_reveal_secret(api_key) == replacement
+    assert api_key_secret_for_call(api_key) == replacement
     assert api_key.last_rotated_at is not None
 
 
@@ -207,7 +207,7 @@ def test_a_secret_replaced_in_the_admin_is_an_audited_rotation(superuser_client,
                                      _change_form(api_key, new_secret=replacement))
     assert response.status_code == 302
     api_key.refresh_from_db()
-    assert api_key_reveal_secret(api_key) == replacement
+    assert api_key_secret_for_call(api_key) == replacement
     event = APIKeyEvent.objects.get(api_key=api_key, action="rotated")
     assert event.actor_label == "root" and event.old_hint == old_hint
     audit = AuditEvent.objects.get(action="key.rotate")

@@ -13,7 +13,7 @@ from django.db import connection
 from keys.crypto import DecryptionError, KeyRing, KeyRingError, generate_key
 from keys.fields import unseal
 from keys.models import APIKey
-from keys.services import SecretUnavailable, api_key_reveal_secret
+from keys.services import SecretUnavailable, api_key_secret_for_call
 from tests.factories import fake_secret, make_api_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ def test_raw_sql_read_of_the_key_table_holds_no_plaintext(project):
     assert secret not in dump
     assert secret[8:] not in dump  # not even the body without its prefix
     assert api_key.secret.startswith("v1:")
-    assert api_key_reveal_secret(api_key) == secret
+    assert api_key_secret_for_call(api_key) == secret
 
 
 @pytest.mark.django_db
@@ -95,7 +95,7 @@ def test_a_ciphertext_copied_onto_another_row_fails(project):
     with pytest.raises(DecryptionError):
         unseal(second, "secret")
     with pytest.raises(SecretUnavailable, match="cannot be decrypted"):
-        api_key_reveal_secret(second)
+        api_key_secret_for_call(second)
 
 
 @pytest.mark.django_db

@@ -58,7 +58,7 @@ def test_a_revoked_key_is_not_revealed(client, owner, api_key):
     client.force_login(owner)
     response = client.post(_u("reveal", api_key), {"password": TEST_PASSWORD})
     assert response.status_code == 400
-    assert services.api_key_reveal_secret(APIKey.objects.get(pk=api_key.pk)) not in response.content.decode()
+    assert services.api_key_secret_for_call(APIKey.objects.get(pk=api_key.pk)) not in response.content.decode()
 
 
 # --- rotate ----------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def test_rotate_replaces_the_value_and_keeps_the_old_hint(client, project_owner,
     response = client.post(_u("rotate", api_key), {"secret": new_secret})
     assert response.status_code == 302
     api_key.refresh_from_db()
-    assert services.api_key_reveal_secret(api_key) == new_secret
+    assert services.api_key_secret_for_call(api_key) == new_secret
     assert api_key.last_rotated_at is not None
     assert api_key.hint == f"sk-proj-…{new_secret[-4:]}"
     event = APIKeyEvent.objects.get(api_key=api_key, action="rotated")
@@ -142,7 +142,7 @@ def test_two_organizations_may_store_the_same_key(project):
     second = make_api_key(elsewhere, secret=secret)
     assert first.fingerprint == second.fingerprint
     assert first.organization_id != second.organization_id
-    assert services.api_key_reveal_secret(second) == secret
+    assert services.api_key_secret_for_call(second) == secret
 
 
 def test_the_same_key_is_still_refused_twice_in_one_organization(project):
@@ -181,7 +181,7 @@ def test_rotating_to_a_key_another_organization_stores_is_accepted(owner, api_ke
     shared = fake_secret("proj")
     make_api_key(ProjectFactory(), secret=shared)
     services.api_key_rotate(api_key=api_key, secret=shared, actor=owner)
-    assert services.api_key_reveal_secret(APIKey.objects.get(pk=api_key.pk)) == shared
+    assert services.api_key_secret_for_call(APIKey.objects.get(pk=api_key.pk)) == shared
 
 
 # --- revoke -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from keys.crypto import KeyRing, generate_key
 from keys.models import APIKey
-from keys.services import api_key_reveal_secret
+from keys.services import api_key_secret_for_call
 from tests.factories import fake_secret, make_api_key
 from tests.settings import TEST_KEY_V1
 
@@ -42,7 +42,7 @@ def test_it_moves_every_secret_to_the_new_key(stored):
     # The old key can now be dropped: every secret still decrypts with v2 alone.
     with override_settings(FIELD_ENCRYPTION_KEYS=NEW_KEY):
         for api_key in APIKey.objects.all():
-            assert api_key_reveal_secret(api_key) == stored[api_key.pk]
+            assert api_key_secret_for_call(api_key) == stored[api_key.pk]
 
 
 def test_an_interrupted_run_resumes_and_finishes(stored):
@@ -57,7 +57,7 @@ def test_an_interrupted_run_resumes_and_finishes(stored):
         assert "Re-encrypted 3 secret(s)" in second
         assert "0 secret(s) remain on older keys" in second
         for api_key in APIKey.objects.all():
-            assert api_key_reveal_secret(api_key) == stored[api_key.pk]
+            assert api_key_secret_for_call(api_key) == stored[api_key.pk]
 
 
 def test_it_shows_progress(stored):

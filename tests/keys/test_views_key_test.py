@@ -53,7 +53,7 @@ def test_a_rejected_key_explains_the_failure(client, owner, project, openai_simu
     event = AuditEvent.objects.get(action="key.test")
     assert event.detail["ok"] is False
     assert "Test connection:" in page and event.detail["message"][:40] in page
-    assert services.api_key_reveal_secret(bad) not in page
+    assert services.api_key_secret_for_call(bad) not in page
 
 
 def test_test_connection_right_after_adding(client, owner, project, openai_simulator):

@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 
 from keys.models import APIKey
-from keys.services import api_key_reveal_secret
+from keys.services import api_key_secret_for_call
 from orgs.models import ProjectModelLimit
 from platformadmin.openai import hooks
 from platformadmin.openai.client import close_clients
-from platformadmin.openai.services import GenerateParams, classify, generate, generate_stream
+from platformadmin.openai.services import GenerateParams, generate, generate_stream
 from platformadmin.openai.simulator import simulated_reply, simulated_usage_counts
 from tests.factories import make_api_key
 from tests.platformadmin.helpers import sim_key
@@ -48,7 +48,7 @@ def test_a_call_returns_text_usage_cost_and_both_request_ids(project, openai_sim
     assert outcome.ok and outcome.status == "completed"
     assert outcome.text == " ".join(simulated_reply(model=MODEL, instructions="Be brief.", text=p.input))
     inp, cached, reasoning = simulated_usage_counts(instructions="Be brief.", text=p.input, effort="low")
-    assert (outcome.usage.input_tokens, outcome.usage.cached_tokens, outcome.usage.reasoning_tokens) == (
+    assert (outcome.usage.input_tokens, outcome.usage.cached_input_tokens, outcome.usage.reasoning_tokens) == (
         inp, cached, reasoning)
     seen = openai_simulator.log[-1]
     assert outcome.server_request_id == seen["request_id"]
@@ -125,7 +125,7 @@ def test_each_error_has_a_message_with_the_request_id(project, openai_simulator,
         assert word in outcome.message
     assert outcome.server_request_id and outcome.server_request_id.startswith("req_")
     assert f"request id {outcome.server_request_id}" in outcome.message
-    assert api_key_reveal_secret(key) not in outcome.message
+    assert api_key_secret_for_call(key) not in outcome.message
     record = UsageRecord.objects.get(project=project)
     assert (record.status, record.error_type, record.model) == ("error", error_type, MODEL)
     assert record.server_request_id == outcome.server_request_id
@@ -235,7 +235,7 @@ def test_a_streamed_call_records_its_usage_with_the_right_cost(project, openai_s
     assert record.status == "completed"
     assert record.response_id == outcome.response_id
     assert record.server_request_id == openai_simulator.log[-1]["request_id"]
-    assert record.cost == expected_cost(outcome.usage.input_tokens, outcome.usage.cached_tokens,
+    assert record.cost == expected_cost(outcome.usage.input_tokens, outcome.usage.cached_input_tokens,
                                         outcome.usage.output_tokens)
     assert record.cost > 0
 
@@ -286,12 +286,3 @@ def test_azure_keys_use_the_azure_client(project, openai_simulator):
     assert outcome.ok, outcome.message
     seen = openai_simulator.log[-1]
     assert seen["azure"] and seen["auth"] == "api-key" and seen["api_version"] == "2024-10-21"
-
-
-def test_classify_picks_a_label(project, openai_simulator):
-    result = classify(api_key=sim_key(project, openai_simulator), project=project, text="hello",
-                      labels=["positive", "negative"], model="gpt-4.1-mini")
-    assert result.outcome.ok
-    # The simulator answers with filler words, so no label is found, honestly.
-    assert result.label is None
-    assert openai_simulator.log[-1]["model"] == "gpt-4.1-mini"

@@ -20,9 +20,9 @@ def test_it_lists_the_models(project, openai_simulator):
 
 def test_it_explains_a_rejected_key_without_the_secret(project, openai_simulator):
     key = sim_key(project, openai_simulator, fault="401")
-    from keys.services import api_key_reveal_secret
+    from keys.services import api_key_secret_for_call
 
-    secret = api_key_reveal_secret(key)
+    secret = api_key_secret_for_call(key)
     result = models_list(api_key=key)
     assert not result.ok
     assert result.model_ids == []

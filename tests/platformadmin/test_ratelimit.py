@@ -81,7 +81,7 @@ def test_counts_are_shared_across_processes(tmp_path):
                               limits=ratelimit.ProjectLimits(rpm=2, tpm=10**6, source="test"))
 
 
-# --- The Redis path (one pipeline per reservation) ------------------------------------
+# --- On Redis (CI): the same public cache calls, atomic there -------------------------
 
 
 @pytest.fixture
@@ -96,7 +96,6 @@ def redis_cache():
     with override_settings(CACHES=conf):
         from django.core.cache import caches
 
-        assert ratelimit._redis(caches["default"]) is not None  # the pipeline path is the one tested
         yield caches["default"]
 
 
@@ -109,7 +108,6 @@ def test_redis_counts_in_the_keys_django_reads(project, redis_cache):
         prefix = f"openai-ratelimit:{project.public_id}:m:{FROZEN // ratelimit.WINDOW}"
         assert redis_cache.get(f"{prefix}:requests") == 2
         assert redis_cache.get(f"{prefix}:tokens") == 35  # 40 + 10, corrected by -15
-        assert 0 < redis_cache._cache.get_client().ttl(redis_cache.make_and_validate_key(f"{prefix}:tokens")) <= 120
 
 
 def test_redis_refusals_are_not_counted(project, redis_cache):
@@ -127,23 +125,3 @@ def test_redis_refusals_are_not_counted(project, redis_cache):
             ratelimit.reserve(project=project, model="m", estimated_tokens=45, limits=tpm)
         assert "tokens per minute" in info.value.message
         assert (redis_cache.get(f"{prefix}:requests"), redis_cache.get(f"{prefix}:tokens")) == (1, 10)
-
-
-def test_redis_reads_the_breaker_state_in_the_same_round_trip(project, redis_cache):
-    from platformadmin.openai.breaker import CircuitBreaker
-
-    breaker = CircuitBreaker("http://upstream.test/v1", "fp-1")
-    breaker.record_failure("APIConnectionError")
-    breaker.record_failure("APITimeoutError")
-    limits = ratelimit.ProjectLimits(rpm=5, tpm=1000, source="test")
-    reservation = ratelimit.reserve(project=project, model="m", estimated_tokens=1, limits=limits,
-                                    read_also=breaker.state_keys)
-    assert reservation.read == redis_cache.get_many(breaker.state_keys)
-    state = breaker.state(values=reservation.read)
-    assert (state.state, state.consecutive_failures, state.last_error) == ("closed", 2, "APITimeoutError")
-    shared = ratelimit.shared_pipeline(redis_cache)
-    breaker.record_success(pipeline=shared)
-    reservation.settle(3, pipeline=shared[0])
-    shared[0].execute()
-    assert breaker.state().consecutive_failures == 0
-    assert redis_cache.get(reservation.tokens_key) == 3
