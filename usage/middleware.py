@@ -54,18 +54,17 @@ def _run(view, request, args, kwargs):
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_workers = 0  # the pool's max_workers (the executor keeps it private)
 _pool_lock = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
-    global _pool
+    global _pool, _pool_workers
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(
-                    max_workers=int(getattr(settings, "USAGE_API_THREADS", 4)),
-                    thread_name_prefix="api",
-                )
+                _pool_workers = int(getattr(settings, "USAGE_API_THREADS", 4))
+                _pool = ThreadPoolExecutor(max_workers=_pool_workers, thread_name_prefix="api")
     return _pool
 
 
@@ -73,10 +72,9 @@ def pool_shutdown() -> None:
     """Close every pool thread's database connections and stop the pool (tests, shutdown)."""
     global _pool
     with _pool_lock:
-        pool, _pool = _pool, None
+        pool, _pool, n = _pool, None, _pool_workers
     if pool is None:
         return
-    n = pool._max_workers
     barrier = threading.Barrier(n, timeout=10)
 
     def close() -> None:
