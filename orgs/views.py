@@ -1,5 +1,6 @@
-"""Console pages for organizations, projects, members and the audit log (sign-in pages:
-orgs/views_auth.py).
+"""Console pages for organizations, projects and the audit log (members:
+orgs/views_members.py; sign-in pages: orgs/views_auth.py; the project page and its
+checklist, which compose keys and usage: platformadmin/project_views.py).
 
 Every view starts with an access helper from orgs/access.py (404 for outsiders, 403 for
 an insufficient role), then form → service → redirect. Write-only views check access
@@ -15,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.text import capfirst
 
 from platformadmin.redaction import redact
@@ -23,13 +24,11 @@ from platformadmin.redaction import redact
 from . import services
 from .access import (
     Need,
-    ProjectAccess,
     can_create_organization,
     get_organization_for_user,
     get_project_for_user,
     organization_access_for_user,
     organizations_for_user,
-    project_access_for_user,
 )
 from .forms import (
     AuditFilterForm,
@@ -39,7 +38,6 @@ from .forms import (
     OrganizationForm,
     OrganizationInviteForm,
     ProjectCreateForm,
-    ProjectInviteForm,
     ProjectSettingsForm,
     ServiceAccountForm,
 )
@@ -51,9 +49,6 @@ from .selectors import (
     organization_open_invitations,
     organization_projects_for_user,
     organization_spend_mtd,
-    project_checklist,
-    project_members,
-    project_open_invitations,
 )
 
 CURRENT_ORG_SESSION_KEY = "current_organization"
@@ -66,8 +61,9 @@ def _post_only(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-def _read_only(request: HttpRequest) -> HttpResponse | None:
-    """Pages that only show things answer 405 to writes (after the access check)."""
+def read_only(request: HttpRequest) -> HttpResponse | None:
+    """Pages that only show things answer 405 to writes (after the access check); also
+    used by the project page (platformadmin/project_views.py)."""
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
     return None
@@ -134,7 +130,7 @@ def _project_back(project, anchor: str) -> str:
     return reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + anchor
 
 
-def _switcher_context(request: HttpRequest, current=None) -> dict:
+def switcher_context(request: HttpRequest, current=None) -> dict:
     """The organization switcher shown on organization and project pages."""
     if current is not None:
         request.session[CURRENT_ORG_SESSION_KEY] = str(current.public_id)
@@ -147,7 +143,7 @@ def _switcher_context(request: HttpRequest, current=None) -> dict:
 def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
     access = organization_access_for_user(request.user, org_id)
     organization, role = access.organization, access.role
-    if (response := _read_only(request)) is not None:
+    if (response := read_only(request)) is not None:
         return response
     spend, whole_organization = organization_spend_mtd(user=request.user, organization=organization, role=role)
     return render(request, "orgs/organization_detail.html", {
@@ -164,7 +160,7 @@ def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
         "invitations": (organization_open_invitations(organization=organization)
                         if role == OrganizationMembership.Role.OWNER else []),
         "roles": OrganizationMembership.Role.choices,
-        **_switcher_context(request, organization),
+        **switcher_context(request, organization),
     })
 
 
@@ -203,7 +199,7 @@ def organization_edit(request: HttpRequest, org_id) -> HttpResponse:
         messages.success(request, _saved_message(changed, form=form))
         return redirect("orgs:organization-detail", org_id=organization.public_id)
     return render(request, "orgs/organization_edit.html", {
-        "organization": organization, "form": form, **_switcher_context(request, organization)})
+        "organization": organization, "form": form, **switcher_context(request, organization)})
 
 
 @login_required
@@ -221,84 +217,10 @@ def project_create(request: HttpRequest, org_id) -> HttpResponse:
             messages.success(request, f"Project {project.name} created.")
             return redirect("orgs:project-detail", project_id=project.public_id)
     return render(request, "orgs/project_create.html", {
-        "organization": organization, "form": form, **_switcher_context(request, organization)})
+        "organization": organization, "form": form, **switcher_context(request, organization)})
 
 
 # --- Project -----------------------------------------------------------------------
-
-def _project_page_context(request: HttpRequest, access: ProjectAccess) -> dict:
-    from keys.selectors import api_key_is_overdue, api_key_rotation_due, project_keys
-
-    project = access.project
-    keys = list(project_keys(project=project))
-    for key in keys:
-        key.project = project  # the page's project: no query per key for its rotation period
-        key.rotation_due = api_key_rotation_due(api_key=key)
-        key.overdue = api_key_is_overdue(api_key=key)
-    can_manage = access.can(Need.MANAGE)
-    return {
-        "project": project,
-        "organization": project.organization,
-        "keys": keys,
-        "service_accounts": project.service_accounts.all(),
-        "members": project_members(project=project),
-        "model_limits": project.model_limits.order_by("model_id"),
-        "can_manage": can_manage,
-        "can_use": access.can(Need.USE),
-        "is_org_owner": access.is_org_owner,
-        "project_role": access.project_role,
-        "org_role": access.org_role,
-        "checklist": project_checklist(project=project, can_manage=can_manage),
-        "usage_links": _usage_links(project, can_manage=can_manage),
-        **_switcher_context(request, project.organization),
-    }
-
-
-def _usage_links(project: Project, *, can_manage: bool) -> list[tuple[str, str]]:
-    """The usage pages' buttons; ingestion tokens only for those who may manage them
-    (a reader or member would follow it to a 403)."""
-    links = []
-    pages = [("usage:project-usage", "Usage and spend")]
-    if can_manage:
-        pages.append(("usage:ingestion-tokens", "Ingestion tokens"))
-    for name, label in pages:
-        try:
-            links.append((reverse(name, kwargs={"project_id": project.public_id}), label))
-        except NoReverseMatch:  # the usage pages may not be installed
-            continue
-    return links
-
-
-@login_required
-def project_detail(request: HttpRequest, project_id) -> HttpResponse:
-    access = project_access_for_user(request.user, project_id)
-    project = access.project
-    if (response := _read_only(request)) is not None:
-        return response
-    context = _project_page_context(request, access)
-    context.update({
-        "service_account_form": ServiceAccountForm(project=project),
-        "invite_form": ProjectInviteForm(),
-        "invitations": project_open_invitations(project=project) if context["can_manage"] else [],
-        "limit_form": ModelLimitForm(),
-        "member_roles": project.memberships.model.Role.choices,
-    })
-    return render(request, "orgs/project_detail.html", context)
-
-
-@login_required
-def project_checklist_view(request: HttpRequest, project_id) -> HttpResponse:
-    access = project_access_for_user(request.user, project_id)
-    project = access.project
-    if (response := _read_only(request)) is not None:
-        return response
-    rows = project_checklist(project=project, can_manage=access.can(Need.MANAGE))
-    context = {"project": project, "organization": project.organization, "checklist": rows,
-               **_switcher_context(request, project.organization)}
-    if request.htmx:
-        return render(request, "orgs/project_checklist.html#checklist", context)
-    return render(request, "orgs/project_checklist.html", context)
-
 
 @login_required
 def project_settings(request: HttpRequest, project_id) -> HttpResponse:
@@ -317,7 +239,7 @@ def project_settings(request: HttpRequest, project_id) -> HttpResponse:
             return redirect("orgs:project-detail", project_id=project.public_id)
     return render(request, "orgs/project_settings.html", {
         "project": project, "organization": project.organization, "form": form,
-        **_switcher_context(request, project.organization)})
+        **switcher_context(request, project.organization)})
 
 
 @login_required
@@ -381,7 +303,7 @@ def _filtered_events(request: HttpRequest, organization):
 @login_required
 def audit_log_view(request: HttpRequest, org_id) -> HttpResponse:
     organization = _audit_organization(request, org_id)
-    if (response := _read_only(request)) is not None:
+    if (response := read_only(request)) is not None:
         return response
     form, events = _filtered_events(request, organization)
     query = request.GET.copy()
@@ -395,7 +317,7 @@ def audit_log_view(request: HttpRequest, org_id) -> HttpResponse:
     context = {
         "organization": organization, "form": form, "events": rows[:AUDIT_PAGE_SIZE],
         "page": page, "has_next": len(rows) > AUDIT_PAGE_SIZE, "query": query.urlencode(),
-        **_switcher_context(request, organization),
+        **switcher_context(request, organization),
     }
     if request.htmx:
         return render(request, "orgs/audit_log.html#events", context)
@@ -411,7 +333,7 @@ class _Echo:
 def audit_log_export(request: HttpRequest, org_id) -> HttpResponse:
     """CSV of the filtered events (UTC timestamps), streamed."""
     organization = _audit_organization(request, org_id)
-    if (response := _read_only(request)) is not None:
+    if (response := read_only(request)) is not None:
         return response
     _, events = _filtered_events(request, organization)
     writer = csv.writer(_Echo())

@@ -36,8 +36,8 @@ from .views import (
     _post_action,
     _post_only,
     _project_back,
-    _switcher_context,
     _validation_message,
+    switcher_context,
 )
 
 # The backend that logs in an account just created from an invitation link (no password
@@ -141,7 +141,7 @@ def organization_member_remove(request: HttpRequest, org_id) -> HttpResponse:
     return _confirm_removal(request, form, remove, back=_org_back(organization, "#members"), context={
         "organization": organization, "scope_name": organization.name,
         "action": reverse("orgs:organization-member-remove", kwargs={"org_id": organization.public_id}),
-        **_switcher_context(request, organization)})
+        **switcher_context(request, organization)})
 
 
 @login_required
@@ -173,7 +173,7 @@ def project_member_remove(request: HttpRequest, project_id) -> HttpResponse:
     return _confirm_removal(request, form, remove, back=_project_back(project, "#members"), context={
         "organization": project.organization, "project": project, "scope_name": project.name,
         "action": reverse("orgs:project-member-remove", kwargs={"project_id": project.public_id}),
-        **_switcher_context(request, project.organization)})
+        **switcher_context(request, project.organization)})
 
 
 # --- Accepting (public, token-based) ----------------------------------------------------

@@ -7,10 +7,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from keys import urls as keys_urls
+from orgs import urls as orgs_urls
 from orgs import views_auth
 from orgs import views_members as orgs_members
 
-from . import key_views, views
+from . import key_views, project_views, views
 
 # The keys namespace: the keys app's pages plus the key pages that call the client layer
 # (platformadmin/key_views.py: keys may not import the layer above it).
@@ -19,6 +20,15 @@ keys_urlpatterns = [
     path("<uuid:key_id>/", key_views.key_detail, name="key-detail"),
     *keys_urls.urlpatterns,
     path("<uuid:key_id>/test/", key_views.key_test, name="key-test"),
+]
+
+# The orgs namespace: the orgs app's pages plus the project page and its checklist, which
+# compose keys and usage (platformadmin/project_views.py: orgs may not import them).
+orgs_urlpatterns = [
+    path("projects/<uuid:project_id>/", project_views.project_detail, name="project-detail"),
+    path("projects/<uuid:project_id>/checklist/", project_views.project_checklist_view,
+         name="project-checklist"),
+    *orgs_urls.urlpatterns,
 ]
 
 urlpatterns = [
@@ -38,7 +48,7 @@ urlpatterns = [
     # Public: the one-time link of an invitation e-mail (unknown/used/expired → 404).
     path("invitations/<str:token>/", orgs_members.invitation_accept, name="invitation-accept"),
     path("admin/", admin.site.urls),
-    path("orgs/", include("orgs.urls")),
+    path("orgs/", include((orgs_urlpatterns, orgs_urls.app_name))),
     path("keys/", include((keys_urlpatterns, keys_urls.app_name))),
     path("usage/", include("usage.urls")),
     path("playground/", include("platformadmin.playground_urls")),

@@ -9,7 +9,7 @@ import time_machine
 from django.urls import reverse
 
 from keys import services as key_services
-from orgs.selectors import project_checklist
+from platformadmin.checklist import project_checklist
 from tests.factories import make_api_key
 
 pytestmark = pytest.mark.django_db

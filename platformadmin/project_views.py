@@ -1,0 +1,93 @@
+"""The project page and its readiness checklist: they compose orgs (the project, its
+members and settings), keys (the key list with rotation due dates) and usage (the
+checklist's usage row, the usage links), so they live above those apps. Mounted under the
+orgs URLs (``orgs:project-detail``, ``orgs:project-checklist``) by platformadmin/urls.py.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+
+from keys.selectors import api_key_is_overdue, api_key_rotation_due, project_keys
+from orgs.access import Need, ProjectAccess, project_access_for_user
+from orgs.forms import ModelLimitForm, ProjectInviteForm, ServiceAccountForm
+from orgs.models import Project
+from orgs.selectors import project_members, project_open_invitations
+from orgs.views import read_only, switcher_context
+
+from .checklist import project_checklist
+
+
+def _project_page_context(request: HttpRequest, access: ProjectAccess) -> dict:
+    project = access.project
+    keys = list(project_keys(project=project))
+    for key in keys:
+        key.project = project  # the page's project: no query per key for its rotation period
+        key.rotation_due = api_key_rotation_due(api_key=key)
+        key.overdue = api_key_is_overdue(api_key=key)
+    can_manage = access.can(Need.MANAGE)
+    return {
+        "project": project,
+        "organization": project.organization,
+        "keys": keys,
+        "service_accounts": project.service_accounts.all(),
+        "members": project_members(project=project),
+        "model_limits": project.model_limits.order_by("model_id"),
+        "can_manage": can_manage,
+        "can_use": access.can(Need.USE),
+        "is_org_owner": access.is_org_owner,
+        "project_role": access.project_role,
+        "org_role": access.org_role,
+        "checklist": project_checklist(project=project, can_manage=can_manage),
+        "usage_links": _usage_links(project, can_manage=can_manage),
+        **switcher_context(request, project.organization),
+    }
+
+
+def _usage_links(project: Project, *, can_manage: bool) -> list[tuple[str, str]]:
+    """The usage pages' buttons; ingestion tokens only for those who may manage them
+    (a reader or member would follow it to a 403)."""
+    links = []
+    pages = [("usage:project-usage", "Usage and spend")]
+    if can_manage:
+        pages.append(("usage:ingestion-tokens", "Ingestion tokens"))
+    for name, label in pages:
+        try:
+            links.append((reverse(name, kwargs={"project_id": project.public_id}), label))
+        except NoReverseMatch:  # the usage pages may not be installed
+            continue
+    return links
+
+
+@login_required
+def project_detail(request: HttpRequest, project_id) -> HttpResponse:
+    access = project_access_for_user(request.user, project_id)
+    project = access.project
+    if (response := read_only(request)) is not None:
+        return response
+    context = _project_page_context(request, access)
+    context.update({
+        "service_account_form": ServiceAccountForm(project=project),
+        "invite_form": ProjectInviteForm(),
+        "invitations": project_open_invitations(project=project) if context["can_manage"] else [],
+        "limit_form": ModelLimitForm(),
+        "member_roles": project.memberships.model.Role.choices,
+    })
+    return render(request, "orgs/project_detail.html", context)
+
+
+@login_required
+def project_checklist_view(request: HttpRequest, project_id) -> HttpResponse:
+    access = project_access_for_user(request.user, project_id)
+    project = access.project
+    if (response := read_only(request)) is not None:
+        return response
+    rows = project_checklist(project=project, can_manage=access.can(Need.MANAGE))
+    context = {"project": project, "organization": project.organization, "checklist": rows,
+               **switcher_context(request, project.organization)}
+    if request.htmx:
+        return render(request, "orgs/project_checklist.html#checklist", context)
+    return render(request, "orgs/project_checklist.html", context)
