@@ -23,6 +23,7 @@ from django.db import DataError, connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from keys.services import api_key_mark_used
 from orgs.audit import audit_log
 
 from . import rollup
@@ -377,21 +378,21 @@ def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
             if getattr(exc.__cause__, "sqlstate", None) != NUMERIC_VALUE_OUT_OF_RANGE:
                 raise
             raise FieldError("usage", ROLLUP_TOO_LARGE) from exc
-        by_id = {r["response_id"]: r for r in rows if r["response_id"] is not None}
-        unkeyed = iter([r for r in rows if r["response_id"] is None])
-        return [(pk, by_id[rid] if rid is not None else next(unkeyed)) for pk, rid in returned]
-    else:
-        sql, params = _insert_sql_values(rows)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            returned = cursor.fetchall()
-    by_id = {r["response_id"]: r for r in rows if r["response_id"] is not None}
-    unkeyed = iter([r for r in rows if r["response_id"] is None])
-    new: list[tuple[int, dict]] = []
-    for pk, rid in returned:
-        new.append((pk, by_id[rid] if rid is not None else next(unkeyed)))
+        return _inserted(rows, returned)
+    sql, params = _insert_sql_values(rows)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        returned = cursor.fetchall()
+    new = _inserted(rows, returned)
     _rollup_add(row for _, row in new)
     return new
+
+
+def _inserted(rows: list[dict], returned: list[tuple]) -> list[tuple[int, dict]]:
+    """(pk, row) of the rows RETURNING named: keyed rows by response id, unkeyed ones in order."""
+    by_id = {r["response_id"]: r for r in rows if r["response_id"] is not None}
+    unkeyed = iter([r for r in rows if r["response_id"] is None])
+    return [(pk, by_id[rid] if rid is not None else next(unkeyed)) for pk, rid in returned]
 
 
 @transaction.atomic
@@ -427,8 +428,6 @@ def usage_record_create(
         raise ValidationError({exc.field: exc.message}) from exc
     if new:
         if api_key is not None:
-            from keys.services import api_key_mark_used
-
             api_key_mark_used(api_key=api_key, when=draft.occurred_at)
         return UsageRecord.objects.get(pk=new[0][0]), True
     return UsageRecord.objects.get(project=project, response_id=draft.response_id), False
