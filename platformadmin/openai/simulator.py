@@ -98,6 +98,115 @@ def simulated_usage_counts(*, instructions: str, text: str, effort: str | None) 
     return input_tokens, cached, reasoning
 
 
+def _check_response_params(body: dict, *, reasoning_model: bool) -> None:
+    """The Responses API's own 400s for the parameters the console sends."""
+    temperature = body.get("temperature")
+    if temperature is not None and not (0 <= float(temperature) <= 2):
+        raise SimulatorError(400, f"Invalid 'temperature': decimal above maximum value. Expected a value "
+                             f"<= 2, but got {temperature} instead.", type_="invalid_request_error",
+                             code="decimal_above_max_value", param="temperature")
+    max_out = body.get("max_output_tokens")
+    if max_out is not None and int(max_out) < 16:
+        raise SimulatorError(400, f"Invalid 'max_output_tokens': integer below minimum value. Expected a "
+                             f"value >= 16, but got {max_out} instead.", type_="invalid_request_error",
+                             code="integer_below_min_value", param="max_output_tokens")
+    if (body.get("reasoning") or {}).get("effort") and not reasoning_model:
+        raise SimulatorError(400, "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
+                             type_="invalid_request_error", code="unsupported_parameter",
+                             param="reasoning.effort")
+
+
+@dataclass
+class _ResponseReply:
+    """One Responses API reply: the words, the final body, and the pieces a stream sends."""
+
+    words: list[str]
+    input_tokens: int
+    base: dict
+    message: dict
+    final: dict
+
+    @classmethod
+    def build(cls, body: dict, model: str) -> _ResponseReply:
+        instructions = body.get("instructions") or ""
+        text = _flatten_text(body.get("input"))
+        effort = (body.get("reasoning") or {}).get("effort")
+        max_out = body.get("max_output_tokens")
+        words = simulated_reply(model=model, instructions=instructions, text=text)
+        input_tokens, cached, reasoning = simulated_usage_counts(instructions=instructions, text=text, effort=effort)
+        status, incomplete = "completed", None
+        if max_out is not None and len(words) + reasoning > int(max_out):
+            words = words[: max(0, int(max_out) - reasoning)]
+            status, incomplete = "incomplete", {"reason": "max_output_tokens"}
+        usage = {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+            "output_tokens": len(words) + reasoning,
+            "output_tokens_details": {"reasoning_tokens": reasoning},
+            "total_tokens": input_tokens + len(words) + reasoning,
+        }
+        base = {
+            "id": f"resp_{uuid.uuid4().hex}", "object": "response", "created_at": int(time.time()), "model": model,
+            "instructions": instructions or None, "parallel_tool_calls": True, "tool_choice": "auto",
+            "tools": [], "temperature": body.get("temperature"), "max_output_tokens": max_out,
+            "reasoning": {"effort": effort, "summary": None} if effort else None,
+            "service_tier": body.get("service_tier") or "default", "metadata": body.get("metadata") or {},
+            "error": None, "incomplete_details": None,
+        }
+        message = {"type": "message", "id": f"msg_{uuid.uuid4().hex[:24]}", "status": "completed",
+                   "role": "assistant",
+                   "content": [{"type": "output_text", "text": " ".join(words), "annotations": []}]}
+        final = {**base, "status": status, "incomplete_details": incomplete, "output": [message],
+                 "usage": usage, "completed_at": int(time.time())}
+        return cls(words, input_tokens, base, message, final)
+
+    def stream(self, handler: _Handler, *, cut: bool, delta_delay: float) -> None:
+        """The SSE events of a streamed reply; ``cut`` drops the connection halfway."""
+        seq = iter(range(10_000))
+        msg_id, full_text = self.message["id"], " ".join(self.words)
+        text_at = {"item_id": msg_id, "output_index": 0, "content_index": 0}
+        in_progress = {**self.base, "status": "in_progress", "output": [], "usage": None}
+        handler.sse({"type": "response.created", "sequence_number": next(seq), "response": in_progress})
+        handler.sse({"type": "response.in_progress", "sequence_number": next(seq), "response": in_progress})
+        handler.sse({"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
+                     "item": {**self.message, "status": "in_progress", "content": []}})
+        part = {"type": "output_text", "text": "", "annotations": []}
+        handler.sse({"type": "response.content_part.added", "sequence_number": next(seq), **text_at, "part": part})
+        cut_at = max(1, len(self.words) // 2) if cut else None
+        for i, word in enumerate(self.words):
+            if i == cut_at:
+                handler.drop_connection()
+                return
+            delta = word if i == len(self.words) - 1 else word + " "
+            handler.sse({"type": "response.output_text.delta", "sequence_number": next(seq), **text_at,
+                         "delta": delta, "logprobs": []})
+            if delta_delay:
+                time.sleep(delta_delay)
+        handler.sse({"type": "response.output_text.done", "sequence_number": next(seq), **text_at,
+                     "text": full_text, "logprobs": []})
+        handler.sse({"type": "response.content_part.done", "sequence_number": next(seq), **text_at,
+                     "part": {**part, "text": full_text}})
+        handler.sse({"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 0,
+                     "item": self.message})
+        terminal = "response.completed" if self.final["status"] == "completed" else "response.incomplete"
+        handler.sse({"type": terminal, "sequence_number": next(seq), "response": self.final})
+        handler.end_chunks()
+
+
+def _azure_to_v1(path: str) -> str:
+    """Azure OpenAI's ``/openai/[deployments/{name}/][v1/]<path>`` as the ``/v1/<path>`` it serves."""
+    m = re.match(r"^/openai(?:/deployments/(?P<dep>[^/]+))?(?:/v1)?(?P<rest>/.*)$", path)
+    return "/v1" + (m.group("rest") if m else path[len("/openai"):])
+
+
+def _json_body(raw: bytes):
+    """The request's JSON (``{}`` when empty), or None when it does not parse."""
+    try:
+        return json.loads(raw) if raw else {}
+    except ValueError:
+        return None
+
+
 @dataclass
 class SimulatorStats:
     connections: int = 0
@@ -288,93 +397,25 @@ class OpenAISimulator:
         handler.send_json(200, {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "system"})
 
     def create_response(self, call: Call, handler: _Handler) -> None:
-        body = call.body
-        model = body.get("model") or ""
-        faults = self.faults(call.key, model)
+        """``POST /v1/responses``: check the request, build the reply, send it plain or streamed."""
+        model = call.body.get("model") or ""
         if not model:
             raise SimulatorError(400, "Missing required parameter: 'model'.", type_="invalid_request_error",
                                  code="missing_required_parameter", param="model")
+        faults = self.faults(call.key, model)
         self._check_auth_faults(call, faults)
         reasoning_model = self._check_model(model, faults)
-        temperature = body.get("temperature")
-        if temperature is not None and not (0 <= float(temperature) <= 2):
-            raise SimulatorError(400, f"Invalid 'temperature': decimal above maximum value. Expected a value "
-                                 f"<= 2, but got {temperature} instead.", type_="invalid_request_error",
-                                 code="decimal_above_max_value", param="temperature")
-        max_out = body.get("max_output_tokens")
-        if max_out is not None and int(max_out) < 16:
-            raise SimulatorError(400, f"Invalid 'max_output_tokens': integer below minimum value. Expected a "
-                                 f"value >= 16, but got {max_out} instead.", type_="invalid_request_error",
-                                 code="integer_below_min_value", param="max_output_tokens")
-        effort = (body.get("reasoning") or {}).get("effort")
-        if effort and not reasoning_model:
-            raise SimulatorError(400, "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
-                                 type_="invalid_request_error", code="unsupported_parameter",
-                                 param="reasoning.effort")
-        instructions = body.get("instructions") or ""
-        text = _flatten_text(body.get("input"))
-        words = simulated_reply(model=model, instructions=instructions, text=text)
-        input_tokens, cached, reasoning = simulated_usage_counts(instructions=instructions, text=text, effort=effort)
-        status, incomplete = "completed", None
-        if max_out is not None and len(words) + reasoning > int(max_out):
-            words = words[: max(0, int(max_out) - reasoning)]
-            status, incomplete = "incomplete", {"reason": "max_output_tokens"}
-        usage = {
-            "input_tokens": input_tokens,
-            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
-            "output_tokens": len(words) + reasoning,
-            "output_tokens_details": {"reasoning_tokens": reasoning},
-            "total_tokens": input_tokens + len(words) + reasoning,
-        }
-        resp_id, msg_id = f"resp_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex[:24]}"
-        full_text = " ".join(words)
-        base = {
-            "id": resp_id, "object": "response", "created_at": int(time.time()), "model": model,
-            "instructions": instructions or None, "parallel_tool_calls": True, "tool_choice": "auto",
-            "tools": [], "temperature": temperature, "max_output_tokens": max_out,
-            "reasoning": {"effort": effort, "summary": None} if effort else None,
-            "service_tier": body.get("service_tier") or "default", "metadata": body.get("metadata") or {},
-            "error": None, "incomplete_details": None,
-        }
-        message = {"type": "message", "id": msg_id, "status": "completed", "role": "assistant",
-                   "content": [{"type": "output_text", "text": full_text, "annotations": []}]}
-        final = {**base, "status": status, "incomplete_details": incomplete, "output": [message],
-                 "usage": usage, "completed_at": int(time.time())}
-        if not body.get("stream"):
+        _check_response_params(call.body, reasoning_model=reasoning_model)
+        reply = _ResponseReply.build(call.body, model)
+        extra = self._ratelimit_headers(reply.input_tokens)
+        if not call.body.get("stream"):
             if "cut" in faults:  # no reply at all: the connection drops
                 handler.drop_connection()
                 return
-            handler.send_json(200, final, extra=self._ratelimit_headers(input_tokens))
+            handler.send_json(200, reply.final, extra=extra)
             return
-        handler.start_sse(extra=self._ratelimit_headers(input_tokens))
-        seq = iter(range(10_000))
-        in_progress = {**base, "status": "in_progress", "output": [], "usage": None}
-        handler.sse({"type": "response.created", "sequence_number": next(seq), "response": in_progress})
-        handler.sse({"type": "response.in_progress", "sequence_number": next(seq), "response": in_progress})
-        handler.sse({"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
-                     "item": {**message, "status": "in_progress", "content": []}})
-        part = {"type": "output_text", "text": "", "annotations": []}
-        handler.sse({"type": "response.content_part.added", "sequence_number": next(seq), "item_id": msg_id,
-                     "output_index": 0, "content_index": 0, "part": part})
-        cut_at = max(1, len(words) // 2) if "cut" in faults else None
-        for i, word in enumerate(words):
-            if cut_at is not None and i == cut_at:
-                handler.drop_connection()
-                return
-            delta = word if i == len(words) - 1 else word + " "
-            handler.sse({"type": "response.output_text.delta", "sequence_number": next(seq), "item_id": msg_id,
-                         "output_index": 0, "content_index": 0, "delta": delta, "logprobs": []})
-            if self.delta_delay:
-                time.sleep(self.delta_delay)
-        handler.sse({"type": "response.output_text.done", "sequence_number": next(seq), "item_id": msg_id,
-                     "output_index": 0, "content_index": 0, "text": full_text, "logprobs": []})
-        handler.sse({"type": "response.content_part.done", "sequence_number": next(seq), "item_id": msg_id,
-                     "output_index": 0, "content_index": 0, "part": {**part, "text": full_text}})
-        handler.sse({"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 0,
-                     "item": message})
-        terminal = "response.completed" if status == "completed" else "response.incomplete"
-        handler.sse({"type": terminal, "sequence_number": next(seq), "response": final})
-        handler.end_chunks()
+        handler.start_sse(extra=extra)
+        reply.stream(handler, cut="cut" in faults, delta_delay=self.delta_delay)
 
     def _chat_request(self, call: Call) -> tuple[str, set[str], bool]:
         """Validate what chat completions and embeddings share: model, faults, catalog."""
@@ -518,6 +559,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        """Read the request, log it, route it; a SimulatorError becomes the API's error body."""
         self.request_id = f"req_{uuid.uuid4().hex}"
         self._chunked = False
         parts = urlsplit(self.path)
@@ -526,44 +568,52 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         if path.startswith("/_simulator/"):
             return self._control(method, path)
-        # Azure OpenAI: {endpoint}/openai/[deployments/{name}/]<path>?api-version=...
         azure = path.startswith("/openai/")
-        if azure:
-            m = re.match(r"^/openai(?:/deployments/(?P<dep>[^/]+))?(?:/v1)?(?P<rest>/.*)$", path)
-            path = "/v1" + (m.group("rest") if m else path[len("/openai"):])
+        path = _azure_to_v1(path) if azure else path
+        body = _json_body(raw)
+        key = self._credential()
+        retry_count = self._retry_count()
+        self.simulator._count_request(self._log_entry(method, path, query, azure, key, body, retry_count))
         try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = None
-        auth = self.headers.get("authorization") or ""
-        key = auth[7:].strip() if auth.lower().startswith("bearer ") else (self.headers.get("api-key") or "")
-        try:
-            retry_count = int(self.headers.get("x-stainless-retry-count") or 0)
-        except ValueError:
-            retry_count = 0
-        self.simulator._count_request({
-            "method": method, "path": path, "azure": azure, "api_version": (query.get("api-version") or [""])[0],
-            "retry_count": retry_count, "client_request_id": self.headers.get("x-client-request-id"),
-            "organization": self.headers.get("openai-organization"), "project": self.headers.get("openai-project"),
-            "auth": "api-key" if self.headers.get("api-key") else ("bearer" if key else ""),
-            "model": (body or {}).get("model") if isinstance(body, dict) else None,
-            "stream": bool((body or {}).get("stream")) if isinstance(body, dict) else False,
-            "request_id": self.request_id,
-        })
-        try:
-            if body is None or not isinstance(body, dict):
+            if not isinstance(body, dict):
                 raise SimulatorError(400, "We could not parse the JSON body of your request.",
                                      type_="invalid_request_error", code="invalid_json")
-            for route_method, pattern, func in self.simulator.routes:
-                match = pattern.match(path)
-                if match and route_method == method:
-                    call = Call(method, path, query, dict(self.headers), body, key, match, retry_count)
-                    return func(call, self)
-            raise SimulatorError(404, f"Invalid URL ({method} {path})", type_="invalid_request_error")
+            func, match = self._route(method, path)
+            return func(Call(method, path, query, dict(self.headers), body, key, match, retry_count), self)
         except SimulatorError as exc:
             self.send_json(exc.status, exc.body(), extra=exc.headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _route(self, method: str, path: str):
+        """(handler, match) of the route table's first entry for this method and path, else 404."""
+        for route_method, pattern, func in self.simulator.routes:
+            match = pattern.match(path)
+            if match and route_method == method:
+                return func, match
+        raise SimulatorError(404, f"Invalid URL ({method} {path})", type_="invalid_request_error")
+
+    def _credential(self) -> str:
+        """The key sent: ``Authorization: Bearer`` (OpenAI) or ``api-key`` (Azure)."""
+        auth = self.headers.get("authorization") or ""
+        return auth[7:].strip() if auth.lower().startswith("bearer ") else (self.headers.get("api-key") or "")
+
+    def _retry_count(self) -> int:
+        try:
+            return int(self.headers.get("x-stainless-retry-count") or 0)
+        except ValueError:
+            return 0
+
+    def _log_entry(self, method: str, path: str, query: dict, azure: bool, key: str, body, retry_count: int) -> dict:
+        """What the simulator's log keeps of a request (the tests read it)."""
+        fields = body if isinstance(body, dict) else {}
+        return {
+            "method": method, "path": path, "azure": azure, "api_version": (query.get("api-version") or [""])[0],
+            "retry_count": retry_count, "client_request_id": self.headers.get("x-client-request-id"),
+            "organization": self.headers.get("openai-organization"), "project": self.headers.get("openai-project"),
+            "auth": "api-key" if self.headers.get("api-key") else ("bearer" if key else ""),
+            "model": fields.get("model"), "stream": bool(fields.get("stream")), "request_id": self.request_id,
+        }
 
     def _control(self, method: str, path: str) -> None:
         if path == "/_simulator/stats" and method == "GET":
