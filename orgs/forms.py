@@ -9,8 +9,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 
-from usage.selectors import catalog_models
-
 from .models import (
     Invitation,
     Organization,
@@ -115,19 +113,16 @@ class ProjectCreateForm(forms.Form):
         return name
 
 
-def _catalog_model_ids() -> set[str]:
-    """Every catalog model id (inactive ones too), read through usage's selectors."""
-    return set(catalog_models(include_inactive=True).values_list("model_id", flat=True))
-
-
-def allowed_model_choices(current: list[str]) -> list:
+def allowed_model_choices(current: list[str], catalog: list) -> list:
     """Checkbox groups by catalog category (in the catalog's own order); inactive models
     only when already allowed, and ids no longer in the catalog in a group of their own,
-    so saving the page never drops a choice silently."""
+    so saving the page never drops a choice silently. ``catalog``: every catalog model,
+    inactive ones too (usage.selectors.catalog_models, read by the caller: orgs does not
+    read usage's tables)."""
     groups: dict[str, list] = {}
     labels: dict[str, str] = {}
     known = set()
-    models = list(catalog_models(include_inactive=True))
+    models = list(catalog)
     # The categories' own order (the model-tier table), from the field's choices.
     order = [value for value, _ in models[0]._meta.get_field("category").choices] if models else []
     for model in models:
@@ -162,10 +157,10 @@ class ProjectSettingsForm(forms.ModelForm):
         ]
         help_texts = {"max_output_tokens": "Upper bound on the output tokens of any call; empty means no cap."}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, catalog: list, **kwargs):
         super().__init__(*args, **kwargs)
         current = list(self.instance.allowed_models or []) if isinstance(self.instance.allowed_models, list) else []
-        self.fields["allowed_models"].choices = allowed_model_choices(current)
+        self.fields["allowed_models"].choices = allowed_model_choices(current, catalog)
         self.initial["allowed_models"] = current
 
     def allowed_model_groups(self) -> list[tuple[str, list]]:
@@ -198,9 +193,15 @@ class ModelLimitForm(forms.Form):
     rpm = forms.IntegerField(label="Requests per minute", required=False, min_value=1)
     tpm = forms.IntegerField(label="Tokens per minute", required=False, min_value=1)
 
+    def __init__(self, *args, catalog_ids: set[str], **kwargs):
+        """``catalog_ids``: every catalog model id, inactive ones too, from the caller
+        (usage.selectors); empty for the unbound form a page only shows."""
+        super().__init__(*args, **kwargs)
+        self.catalog_ids = catalog_ids
+
     def clean_model_id(self) -> str:
         model_id = self.cleaned_data["model_id"].strip()
-        catalog = _catalog_model_ids()
+        catalog = self.catalog_ids
         if catalog and model_id not in catalog:
             raise ValidationError(f"'{model_id}' is not in the model catalog: check the spelling.")
         return model_id

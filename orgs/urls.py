@@ -1,7 +1,7 @@
 """Console pages of the orgs app (mounted at /orgs/). Public ids (UUID) in every URL.
 
-The project page and its checklist (orgs:project-detail, orgs:project-checklist) compose
-keys and usage: they live in platformadmin/project_views.py and platformadmin/urls.py adds
+The project page, its checklist, its settings and model-limit form (project-detail,
+project-checklist, project-settings, project-limit-set) compose keys and usage: they live in platformadmin/project_views.py and platformadmin/urls.py adds
 them to this namespace."""
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ urlpatterns = [
          name="organization-member-remove"),
     path("<uuid:org_id>/audit/", views.audit_log_view, name="audit-log"),
     path("<uuid:org_id>/audit.csv", views.audit_log_export, name="audit-export"),
-    path("projects/<uuid:project_id>/settings/", views.project_settings, name="project-settings"),
-    path("projects/<uuid:project_id>/limits/set/", views.project_limit_set, name="project-limit-set"),
     path("projects/<uuid:project_id>/limits/remove/", views.project_limit_remove, name="project-limit-remove"),
     path("projects/<uuid:project_id>/invitations/new/", views_members.project_invite, name="project-invite"),
     path("projects/<uuid:project_id>/members/update/", views_members.project_member_update,

@@ -1,6 +1,7 @@
 """Console pages for organizations, projects and the audit log (members:
-orgs/views_members.py; sign-in pages: orgs/views_auth.py; the project page and its
-checklist, which compose keys and usage: platformadmin/project_views.py).
+orgs/views_members.py; sign-in pages: orgs/views_auth.py; the project page, its
+checklist, settings and model limits, which compose keys and usage:
+platformadmin/project_views.py).
 
 Every view starts with an access helper from orgs/access.py (404 for outsiders, 403 for
 an insufficient role), then form → service → redirect. Write-only views check access
@@ -32,16 +33,14 @@ from .access import (
 )
 from .forms import (
     AuditFilterForm,
-    ModelLimitForm,
     ModelLimitRemoveForm,
     OrganizationCreateForm,
     OrganizationForm,
     OrganizationInviteForm,
     ProjectCreateForm,
-    ProjectSettingsForm,
     ServiceAccountForm,
 )
-from .models import OrganizationMembership, Project
+from .models import OrganizationMembership
 from .selectors import (
     audit_actions,
     audit_events_for_organization,
@@ -89,21 +88,21 @@ def _field_label(name: str, form=None, model=None) -> str:
     return capfirst(name.replace("_", " "))
 
 
-def _validation_message(exc: ValidationError, *, form=None, model=None) -> str:
+def validation_message(exc: ValidationError, *, form=None, model=None) -> str:
     if hasattr(exc, "message_dict"):
         return "; ".join(f"{_field_label(field, form, model)}: {' '.join(msgs)}" if field != "__all__"
                          else " ".join(msgs) for field, msgs in exc.message_dict.items())
     return " ".join(exc.messages)
 
 
-def _saved_message(changed, *, form) -> str:
+def saved_message(changed, *, form) -> str:
     """"Saved: Usage tier, Billing timezone." — labels, in the form's order."""
     if not changed:
         return "Nothing changed."
     return f"Saved: {', '.join(_field_label(name, form) for name in form.fields if name in changed)}."
 
 
-def _post_action(request: HttpRequest, form, action, *, back: str) -> HttpResponse:
+def post_action(request: HttpRequest, form, action, *, back: str) -> HttpResponse:
     """A POST-only form action on an object page (the caller has checked access).
 
     ``action(cleaned_data)`` runs the service and returns the success message; invalid
@@ -118,7 +117,7 @@ def _post_action(request: HttpRequest, form, action, *, back: str) -> HttpRespon
         try:
             messages.success(request, action(form.cleaned_data))
         except ValidationError as exc:
-            messages.error(request, _validation_message(exc, form=form))
+            messages.error(request, validation_message(exc, form=form))
     return redirect(back)
 
 
@@ -126,7 +125,7 @@ def _org_back(organization, anchor: str) -> str:
     return reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}) + anchor
 
 
-def _project_back(project, anchor: str) -> str:
+def project_back(project, anchor: str) -> str:
     return reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) + anchor
 
 
@@ -196,7 +195,7 @@ def organization_edit(request: HttpRequest, org_id) -> HttpResponse:
             organization=organization, actor=request.user, request=request,
             **{f: form.cleaned_data[f] for f in services.ORGANIZATION_FIELDS},
         )
-        messages.success(request, _saved_message(changed, form=form))
+        messages.success(request, saved_message(changed, form=form))
         return redirect("orgs:organization-detail", org_id=organization.public_id)
     return render(request, "orgs/organization_edit.html", {
         "organization": organization, "form": form, **switcher_context(request, organization)})
@@ -212,7 +211,7 @@ def project_create(request: HttpRequest, org_id) -> HttpResponse:
                 organization=organization, name=form.cleaned_data["name"],
                 environment=form.cleaned_data["environment"], actor=request.user, request=request)
         except ValidationError as exc:
-            form.add_error(None, _validation_message(exc))
+            form.add_error(None, validation_message(exc))
         else:
             messages.success(request, f"Project {project.name} created.")
             return redirect("orgs:project-detail", project_id=project.public_id)
@@ -223,39 +222,6 @@ def project_create(request: HttpRequest, org_id) -> HttpResponse:
 # --- Project -----------------------------------------------------------------------
 
 @login_required
-def project_settings(request: HttpRequest, project_id) -> HttpResponse:
-    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
-    # The form works on a copy so the service can compare old and new values.
-    form = ProjectSettingsForm(request.POST or None, instance=Project.objects.get(pk=project.pk))
-    if request.method == "POST" and form.is_valid():
-        try:
-            changed = services.project_update_settings(
-                project=project, actor=request.user, request=request,
-                **{f: form.cleaned_data[f] for f in services.PROJECT_SETTINGS_FIELDS})
-        except ValidationError as exc:
-            form.add_error(None, _validation_message(exc, form=form, model=Project))
-        else:
-            messages.success(request, _saved_message(changed, form=form))
-            return redirect("orgs:project-detail", project_id=project.public_id)
-    return render(request, "orgs/project_settings.html", {
-        "project": project, "organization": project.organization, "form": form,
-        **switcher_context(request, project.organization)})
-
-
-@login_required
-def project_limit_set(request: HttpRequest, project_id) -> HttpResponse:
-    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
-
-    def set_limit(data) -> str:
-        services.project_model_limit_set(project=project, model_id=data["model_id"], rpm=data["rpm"],
-                                         tpm=data["tpm"], actor=request.user, request=request)
-        return f"Limit for {data['model_id']} saved."
-
-    return _post_action(request, ModelLimitForm(request.POST), set_limit,
-                        back=_project_back(project, "#limits"))
-
-
-@login_required
 def project_limit_remove(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
 
@@ -263,8 +229,8 @@ def project_limit_remove(request: HttpRequest, project_id) -> HttpResponse:
         services.project_model_limit_remove(limit=data["limit"], actor=request.user, request=request)
         return "Override removed; the tier defaults apply."
 
-    return _post_action(request, ModelLimitRemoveForm(request.POST, project=project), remove,
-                        back=_project_back(project, "#limits"))
+    return post_action(request, ModelLimitRemoveForm(request.POST, project=project), remove,
+                        back=project_back(project, "#limits"))
 
 
 @login_required
@@ -276,8 +242,8 @@ def service_account_create(request: HttpRequest, project_id) -> HttpResponse:
                                         actor=request.user, request=request)
         return f"Service account {data['name']} created."
 
-    return _post_action(request, ServiceAccountForm(request.POST, project=project), create,
-                        back=_project_back(project, "#service-accounts"))
+    return post_action(request, ServiceAccountForm(request.POST, project=project), create,
+                        back=project_back(project, "#service-accounts"))
 
 
 # --- Audit log -------------------------------------------------------------------

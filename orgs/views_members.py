@@ -33,11 +33,11 @@ from .forms import (
 )
 from .views import (
     _org_back,
-    _post_action,
     _post_only,
-    _project_back,
-    _validation_message,
+    post_action,
+    project_back,
     switcher_context,
+    validation_message,
 )
 
 # The backend that logs in an account just created from an invitation link (no password
@@ -64,7 +64,7 @@ def organization_invite(request: HttpRequest, org_id) -> HttpResponse:
         return _sent_message(data["email"].strip().lower())
 
     form = OrganizationInviteForm(request.POST, organization=organization)
-    return _post_action(request, form, invite, back=_org_back(organization, "#invitations"))
+    return post_action(request, form, invite, back=_org_back(organization, "#invitations"))
 
 
 @login_required
@@ -79,7 +79,7 @@ def project_invite(request: HttpRequest, project_id) -> HttpResponse:
                                    actor=request.user, request=request)
         return _sent_message(data["email"].strip().lower())
 
-    return _post_action(request, form, invite, back=_project_back(project, "#members"))
+    return post_action(request, form, invite, back=project_back(project, "#members"))
 
 
 @login_required
@@ -96,7 +96,7 @@ def invitation_update(request: HttpRequest, org_id) -> HttpResponse:
         return f"Invitation sent again to {invitation.email}, with a new link (the old one no longer works)."
 
     form = InvitationForm(request.POST, organization=organization)
-    return _post_action(request, form, update, back=_org_back(organization, "#invitations"))
+    return post_action(request, form, update, back=_org_back(organization, "#invitations"))
 
 
 # --- Existing members: role change, removal -------------------------------------------
@@ -115,7 +115,7 @@ def organization_member_update(request: HttpRequest, org_id) -> HttpResponse:
         return f"{membership.user.get_username()} is now {data['role']}."
 
     form = OrganizationMembershipForm(request.POST, organization=organization)
-    return _post_action(request, form, update, back=_org_back(organization, "#members"))
+    return post_action(request, form, update, back=_org_back(organization, "#members"))
 
 
 def _confirm_removal(request: HttpRequest, form, remove, *, back: str, context: dict) -> HttpResponse:
@@ -125,7 +125,7 @@ def _confirm_removal(request: HttpRequest, form, remove, *, back: str, context: 
     if form.is_valid() and "confirm" not in request.POST:
         return render(request, "orgs/member_remove_confirm.html", {
             **context, "membership": form.cleaned_data["membership"], "back": back})
-    return _post_action(request, form, remove, back=back)
+    return post_action(request, form, remove, back=back)
 
 
 @login_required
@@ -157,7 +157,7 @@ def project_member_update(request: HttpRequest, project_id) -> HttpResponse:
         return f"{membership.user.get_username()} is now {data['role']}."
 
     form = ProjectMembershipForm(request.POST, project=project)
-    return _post_action(request, form, update, back=_project_back(project, "#members"))
+    return post_action(request, form, update, back=project_back(project, "#members"))
 
 
 @login_required
@@ -170,7 +170,7 @@ def project_member_remove(request: HttpRequest, project_id) -> HttpResponse:
         return f"{membership.user.get_username()} removed from the project."
 
     form = ProjectMembershipForm(request.POST, project=project)
-    return _confirm_removal(request, form, remove, back=_project_back(project, "#members"), context={
+    return _confirm_removal(request, form, remove, back=project_back(project, "#members"), context={
         "organization": project.organization, "project": project, "scope_name": project.name,
         "action": reverse("orgs:project-member-remove", kwargs={"project_id": project.public_id}),
         **switcher_context(request, project.organization)})
@@ -221,7 +221,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         except services.InvitationInvalid:
             raise _no_such_invitation() from None
         except ValidationError as exc:
-            error = _validation_message(exc)
+            error = validation_message(exc)
     response = render(request, "orgs/invitation_accept.html", {
         "invitation": invitation, "organization": invitation.organization,
         "projects": [p.name for p in invitation.projects.order_by("name")],

@@ -1,22 +1,34 @@
-"""The project page and its readiness checklist: they compose orgs (the project, its
-members and settings), keys (the key list with rotation due dates) and usage (the
-checklist's usage row, the usage links), so they live above those apps. Mounted under the
-orgs URLs (``orgs:project-detail``, ``orgs:project-checklist``) by platformadmin/urls.py.
+"""The project page, its readiness checklist, its settings and model limits: they
+compose orgs (the project, its members and settings), keys (the key list with rotation
+due dates) and usage (the checklist's usage row, the usage links, the model catalog the
+settings and limits are checked against), so they live above those apps. Mounted under
+the orgs URLs (URL names unchanged) by platformadmin/urls.py.
 """
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 
 from keys.selectors import api_key_is_overdue, api_key_rotation_due, project_keys
-from orgs.access import Need, ProjectAccess, project_access_for_user
-from orgs.forms import ModelLimitForm, ProjectInviteForm, ServiceAccountForm
+from orgs import services
+from orgs.access import Need, ProjectAccess, get_project_for_user, project_access_for_user
+from orgs.forms import ModelLimitForm, ProjectInviteForm, ProjectSettingsForm, ServiceAccountForm
 from orgs.models import Project
 from orgs.selectors import project_members, project_open_invitations
-from orgs.views import read_only, switcher_context
+from orgs.views import (
+    post_action,
+    project_back,
+    read_only,
+    saved_message,
+    switcher_context,
+    validation_message,
+)
+from usage.selectors import catalog_models
 
 from .checklist import project_checklist
 
@@ -73,7 +85,7 @@ def project_detail(request: HttpRequest, project_id) -> HttpResponse:
         "service_account_form": ServiceAccountForm(project=project),
         "invite_form": ProjectInviteForm(),
         "invitations": project_open_invitations(project=project) if context["can_manage"] else [],
-        "limit_form": ModelLimitForm(),
+        "limit_form": ModelLimitForm(catalog_ids=set()),  # shown only; the POST view checks
         "member_roles": project.memberships.model.Role.choices,
     })
     return render(request, "orgs/project_detail.html", context)
@@ -91,3 +103,42 @@ def project_checklist_view(request: HttpRequest, project_id) -> HttpResponse:
     if request.htmx:
         return render(request, "orgs/project_checklist.html#checklist", context)
     return render(request, "orgs/project_checklist.html", context)
+
+
+def _catalog_ids() -> set[str]:
+    """Every catalog model id, inactive ones too: what a limit may name."""
+    return {m.model_id for m in catalog_models(include_inactive=True)}
+
+
+@login_required
+def project_settings(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
+    # The form works on a copy so the service can compare old and new values.
+    form = ProjectSettingsForm(request.POST or None, instance=Project.objects.get(pk=project.pk),
+                               catalog=list(catalog_models(include_inactive=True)))
+    if request.method == "POST" and form.is_valid():
+        try:
+            changed = services.project_update_settings(
+                project=project, actor=request.user, request=request,
+                **{f: form.cleaned_data[f] for f in services.PROJECT_SETTINGS_FIELDS})
+        except ValidationError as exc:
+            form.add_error(None, validation_message(exc, form=form, model=Project))
+        else:
+            messages.success(request, saved_message(changed, form=form))
+            return redirect("orgs:project-detail", project_id=project.public_id)
+    return render(request, "orgs/project_settings.html", {
+        "project": project, "organization": project.organization, "form": form,
+        **switcher_context(request, project.organization)})
+
+
+@login_required
+def project_limit_set(request: HttpRequest, project_id) -> HttpResponse:
+    project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
+
+    def set_limit(data) -> str:
+        services.project_model_limit_set(project=project, model_id=data["model_id"], rpm=data["rpm"],
+                                         tpm=data["tpm"], actor=request.user, request=request)
+        return f"Limit for {data['model_id']} saved."
+
+    return post_action(request, ModelLimitForm(request.POST, catalog_ids=_catalog_ids()), set_limit,
+                        back=project_back(project, "#limits"))

@@ -22,12 +22,14 @@ keys_urlpatterns = [
     path("<uuid:key_id>/test/", key_views.key_test, name="key-test"),
 ]
 
-# The orgs namespace: the orgs app's pages plus the project page and its checklist, which
-# compose keys and usage (platformadmin/project_views.py: orgs may not import them).
+# The orgs namespace: the orgs app's pages plus the project page, checklist, settings and
+# limits, which compose keys and usage (platformadmin/project_views.py: orgs may not import them).
 orgs_urlpatterns = [
     path("projects/<uuid:project_id>/", project_views.project_detail, name="project-detail"),
     path("projects/<uuid:project_id>/checklist/", project_views.project_checklist_view,
          name="project-checklist"),
+    path("projects/<uuid:project_id>/settings/", project_views.project_settings, name="project-settings"),
+    path("projects/<uuid:project_id>/limits/set/", project_views.project_limit_set, name="project-limit-set"),
     *orgs_urls.urlpatterns,
 ]
 
