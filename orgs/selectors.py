@@ -6,12 +6,6 @@ import datetime as dt
 
 from django.db.models import Q, QuerySet
 
-from usage.selectors import (
-    SpendSummary,
-    organization_spend_summary,
-    projects_spend_summary,
-)
-
 from .access import Need, projects_for_user
 from .models import (
     AuditEvent,
@@ -50,20 +44,6 @@ def organization_open_invitations(*, organization: Organization) -> QuerySet[Inv
 
 def project_open_invitations(*, project: Project) -> QuerySet[Invitation]:
     return organization_open_invitations(organization=project.organization).filter(projects=project)
-
-
-def organization_spend_mtd(*, user, organization: Organization, role: str | None) -> tuple[SpendSummary, bool]:
-    """Month-to-date spend the user may see, and whether it is the whole organization's.
-
-    Organization owners and readers see every project's spend; anyone else (a project
-    member or owner) only the sum over their own projects: the others 404 for them, so
-    their spend must not show either. Unpriced calls are counted, never added as $0.
-    ``role``: the user's organization role, from the page's access object.
-    """
-    if role is not None:
-        return organization_spend_summary(organization=organization), True
-    visible = projects_for_user(user, Need.READ).filter(organization=organization).values("pk")
-    return projects_spend_summary(organization=organization, projects=visible), False
 
 
 # --- Audit log ---------------------------------------------------------------------

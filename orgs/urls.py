@@ -1,7 +1,8 @@
 """Console pages of the orgs app (mounted at /orgs/). Public ids (UUID) in every URL.
 
-The project page, its checklist, its settings and model-limit form (project-detail,
-project-checklist, project-settings, project-limit-set) compose keys and usage: they live in platformadmin/project_views.py and platformadmin/urls.py adds
+The organization page, the project page, its checklist, its settings and model-limit
+form (organization-detail, project-detail, project-checklist, project-settings,
+project-limit-set) compose keys and usage: they live in platformadmin/project_views.py and platformadmin/urls.py adds
 them to this namespace."""
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ app_name = "orgs"
 
 urlpatterns = [
     path("new/", views.organization_create, name="organization-create"),
-    path("<uuid:org_id>/", views.organization_detail, name="organization-detail"),
     path("<uuid:org_id>/edit/", views.organization_edit, name="organization-edit"),
     path("<uuid:org_id>/projects/new/", views.project_create, name="project-create"),
     path("<uuid:org_id>/invitations/new/", views_members.organization_invite, name="organization-invite"),

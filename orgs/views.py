@@ -36,18 +36,12 @@ from .forms import (
     ModelLimitRemoveForm,
     OrganizationCreateForm,
     OrganizationForm,
-    OrganizationInviteForm,
     ProjectCreateForm,
     ServiceAccountForm,
 )
-from .models import OrganizationMembership
 from .selectors import (
     audit_actions,
     audit_events_for_organization,
-    organization_members,
-    organization_open_invitations,
-    organization_projects_for_user,
-    organization_spend_mtd,
 )
 
 CURRENT_ORG_SESSION_KEY = "current_organization"
@@ -137,31 +131,6 @@ def switcher_context(request: HttpRequest, current=None) -> dict:
 
 
 # --- Organization ------------------------------------------------------------------
-
-@login_required
-def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
-    access = organization_access_for_user(request.user, org_id)
-    organization, role = access.organization, access.role
-    if (response := read_only(request)) is not None:
-        return response
-    spend, whole_organization = organization_spend_mtd(user=request.user, organization=organization, role=role)
-    return render(request, "orgs/organization_detail.html", {
-        "organization": organization,
-        "role": role,
-        "is_owner": role == OrganizationMembership.Role.OWNER,
-        "is_member": role is not None,
-        "projects": organization_projects_for_user(user=request.user, organization=organization),
-        "members": organization_members(organization=organization) if role else [],
-        "spend": spend,
-        "spend_scope": "organization" if whole_organization else "your projects",
-        "project_form": ProjectCreateForm(organization=organization),
-        "invite_form": OrganizationInviteForm(organization=organization),
-        "invitations": (organization_open_invitations(organization=organization)
-                        if role == OrganizationMembership.Role.OWNER else []),
-        "roles": OrganizationMembership.Role.choices,
-        **switcher_context(request, organization),
-    })
-
 
 @login_required
 def organization_create(request: HttpRequest) -> HttpResponse:

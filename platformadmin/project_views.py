@@ -1,8 +1,9 @@
-"""The project page, its readiness checklist, its settings and model limits: they
-compose orgs (the project, its members and settings), keys (the key list with rotation
-due dates) and usage (the checklist's usage row, the usage links, the model catalog the
-settings and limits are checked against), so they live above those apps. Mounted under
-the orgs URLs (URL names unchanged) by platformadmin/urls.py.
+"""The organization page (with month-to-date spend), the project page, its readiness
+checklist, its settings and model limits: they compose orgs (the project, its members and
+settings), keys (the key list with rotation due dates) and usage (spend, the checklist's
+usage row, the usage links, the model catalog the settings and limits are checked
+against), so they live above those apps. Mounted under the orgs URLs (URL names
+unchanged) by platformadmin/urls.py.
 """
 
 from __future__ import annotations
@@ -16,10 +17,30 @@ from django.urls import NoReverseMatch, reverse
 
 from keys.selectors import api_key_is_overdue, api_key_rotation_due, project_keys
 from orgs import services
-from orgs.access import Need, ProjectAccess, get_project_for_user, project_access_for_user
-from orgs.forms import ModelLimitForm, ProjectInviteForm, ProjectSettingsForm, ServiceAccountForm
-from orgs.models import Project
-from orgs.selectors import project_members, project_open_invitations
+from orgs.access import (
+    Need,
+    ProjectAccess,
+    get_project_for_user,
+    organization_access_for_user,
+    project_access_for_user,
+    projects_for_user,
+)
+from orgs.forms import (
+    ModelLimitForm,
+    OrganizationInviteForm,
+    ProjectCreateForm,
+    ProjectInviteForm,
+    ProjectSettingsForm,
+    ServiceAccountForm,
+)
+from orgs.models import Organization, OrganizationMembership, Project
+from orgs.selectors import (
+    organization_members,
+    organization_open_invitations,
+    organization_projects_for_user,
+    project_members,
+    project_open_invitations,
+)
 from orgs.views import (
     post_action,
     project_back,
@@ -28,7 +49,12 @@ from orgs.views import (
     switcher_context,
     validation_message,
 )
-from usage.selectors import catalog_models
+from usage.selectors import (
+    SpendSummary,
+    catalog_models,
+    organization_spend_summary,
+    projects_spend_summary,
+)
 
 from .checklist import project_checklist
 
@@ -142,3 +168,42 @@ def project_limit_set(request: HttpRequest, project_id) -> HttpResponse:
 
     return post_action(request, ModelLimitForm(request.POST, catalog_ids=_catalog_ids()), set_limit,
                         back=project_back(project, "#limits"))
+
+
+def organization_spend_mtd(*, user, organization: Organization, role: str | None) -> tuple[SpendSummary, bool]:
+    """Month-to-date spend the user may see, and whether it is the whole organization's.
+
+    Organization owners and readers see every project's spend; anyone else (a project
+    member or owner) only the sum over their own projects: the others 404 for them, so
+    their spend must not show either. Unpriced calls are counted, never added as $0.
+    ``role``: the user's organization role, from the page's access object.
+    """
+    if role is not None:
+        return organization_spend_summary(organization=organization), True
+    visible = projects_for_user(user, Need.READ).filter(organization=organization).values("pk")
+    return projects_spend_summary(organization=organization, projects=visible), False
+
+
+@login_required
+def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
+    access = organization_access_for_user(request.user, org_id)
+    organization, role = access.organization, access.role
+    if (response := read_only(request)) is not None:
+        return response
+    spend, whole_organization = organization_spend_mtd(user=request.user, organization=organization, role=role)
+    return render(request, "orgs/organization_detail.html", {
+        "organization": organization,
+        "role": role,
+        "is_owner": role == OrganizationMembership.Role.OWNER,
+        "is_member": role is not None,
+        "projects": organization_projects_for_user(user=request.user, organization=organization),
+        "members": organization_members(organization=organization) if role else [],
+        "spend": spend,
+        "spend_scope": "organization" if whole_organization else "your projects",
+        "project_form": ProjectCreateForm(organization=organization),
+        "invite_form": OrganizationInviteForm(organization=organization),
+        "invitations": (organization_open_invitations(organization=organization)
+                        if role == OrganizationMembership.Role.OWNER else []),
+        "roles": OrganizationMembership.Role.choices,
+        **switcher_context(request, organization),
+    })

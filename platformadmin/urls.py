@@ -22,9 +22,10 @@ keys_urlpatterns = [
     path("<uuid:key_id>/test/", key_views.key_test, name="key-test"),
 ]
 
-# The orgs namespace: the orgs app's pages plus the project page, checklist, settings and
-# limits, which compose keys and usage (platformadmin/project_views.py: orgs may not import them).
+# The orgs namespace: the orgs app's pages plus the organization page, the project page,
+# checklist, settings and limits, which compose keys and usage (platformadmin/project_views.py: orgs may not import them).
 orgs_urlpatterns = [
+    path("<uuid:org_id>/", project_views.organization_detail, name="organization-detail"),
     path("projects/<uuid:project_id>/", project_views.project_detail, name="project-detail"),
     path("projects/<uuid:project_id>/checklist/", project_views.project_checklist_view,
          name="project-checklist"),
