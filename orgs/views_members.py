@@ -5,7 +5,7 @@ e-mail address, the invitee accepts through the one-time link (orgs/services.py)
 pages an owner sees never tell whether an address has an account.
 
 Every view starts with an access helper (404 for outsiders, 403 for an insufficient
-role) before looking at the HTTP method, like orgs/views.py.
+role) before looking at the HTTP method, like the views in orgs/views/.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from .forms import (
     ProjectInviteForm,
     ProjectMembershipForm,
 )
-from .views import (
-    _org_back,
-    _post_only,
+from .views.common import (
+    org_back,
     post_action,
+    post_only,
     project_back,
     switcher_context,
     validation_message,
@@ -64,7 +64,7 @@ def organization_invite(request: HttpRequest, org_id) -> HttpResponse:
         return _sent_message(data["email"].strip().lower())
 
     form = OrganizationInviteForm(request.POST, organization=organization)
-    return post_action(request, form, invite, back=_org_back(organization, "#invitations"))
+    return post_action(request, form, invite, back=org_back(organization, "#invitations"))
 
 
 @login_required
@@ -96,7 +96,7 @@ def invitation_update(request: HttpRequest, org_id) -> HttpResponse:
         return f"Invitation sent again to {invitation.email}, with a new link (the old one no longer works)."
 
     form = InvitationForm(request.POST, organization=organization)
-    return post_action(request, form, update, back=_org_back(organization, "#invitations"))
+    return post_action(request, form, update, back=org_back(organization, "#invitations"))
 
 
 # --- Existing members: role change, removal -------------------------------------------
@@ -115,12 +115,12 @@ def organization_member_update(request: HttpRequest, org_id) -> HttpResponse:
         return f"{membership.user.get_username()} is now {data['role']}."
 
     form = OrganizationMembershipForm(request.POST, organization=organization)
-    return post_action(request, form, update, back=_org_back(organization, "#members"))
+    return post_action(request, form, update, back=org_back(organization, "#members"))
 
 
 def _confirm_removal(request: HttpRequest, form, remove, *, back: str, context: dict) -> HttpResponse:
     """POST only. Without ``confirm`` the page asks; with it the member is removed."""
-    if (response := _post_only(request)) is not None:
+    if (response := post_only(request)) is not None:
         return response
     if form.is_valid() and "confirm" not in request.POST:
         return render(request, "orgs/member_remove_confirm.html", {
@@ -138,7 +138,7 @@ def organization_member_remove(request: HttpRequest, org_id) -> HttpResponse:
         return f"{membership.user.get_username()} removed from {organization.name}."
 
     form = OrganizationMembershipForm(request.POST, organization=organization)
-    return _confirm_removal(request, form, remove, back=_org_back(organization, "#members"), context={
+    return _confirm_removal(request, form, remove, back=org_back(organization, "#members"), context={
         "organization": organization, "scope_name": organization.name,
         "action": reverse("orgs:organization-member-remove", kwargs={"org_id": organization.public_id}),
         **switcher_context(request, organization)})

@@ -41,7 +41,7 @@ from orgs.selectors import (
     project_members,
     project_open_invitations,
 )
-from orgs.views import (
+from orgs.views.common import (
     post_action,
     project_back,
     read_only,
