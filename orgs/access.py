@@ -216,33 +216,3 @@ def get_project_for_user(user, public_id, *, need: Need = Need.READ) -> Project:
 def can_on_project(user, project: Project, need: Need) -> bool:
     """For templates: whether to show a control."""
     return projects_for_user(user, need).filter(pk=project.pk).exists()
-
-
-# Moved to keys/access.py (orgs reads no keys table); kept here only until
-# platformadmin/key_views.py imports keys.access instead. Delete then.
-def api_keys_for_user(user, need: Need = Need.READ):
-    """Keys the user may see (project keys via projects; admin keys to org members)."""
-    from keys.models import APIKey
-
-    if not user.is_authenticated:
-        return APIKey.objects.none()
-    projects = projects_for_user(user, need).values("pk")
-    if need == Need.READ:
-        admin_orgs = OrganizationMembership.objects.filter(user=user).values("organization")
-    else:
-        admin_orgs = OrganizationMembership.objects.filter(
-            user=user, role=OrganizationMembership.Role.OWNER
-        ).values("organization")
-    return APIKey.objects.filter(
-        Q(project__in=projects) | Q(project__isnull=True, organization__in=admin_orgs)
-    ).select_related("organization", "project")
-
-
-def get_api_key_for_user(user, public_id, *, need: Need = Need.READ):
-    """The key, or 404 if the user cannot read it, or 403 if it lacks ``need``."""
-    api_key = api_keys_for_user(user, Need.READ).filter(public_id=parse_public_id(public_id)).first()
-    if api_key is None:
-        raise Http404("Not found")
-    if need != Need.READ and not api_keys_for_user(user, need).filter(pk=api_key.pk).exists():
-        raise PermissionDenied(f"Your role does not allow you to {need.value} this key.")
-    return api_key
