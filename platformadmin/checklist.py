@@ -16,6 +16,8 @@ from keys.selectors import api_key_is_overdue, api_key_rotation_due, project_key
 from orgs.models import Project
 from usage.selectors import project_has_recent_usage
 
+from .templatetags.console_format import format_count
+
 PASS, WARN, FAIL, NOT_CONFIGURED = "pass", "warn", "fail", "not configured"
 NOT_APPLICABLE = "not applicable"
 ASK_AN_OWNER = "A project owner can fix this"
@@ -136,7 +138,7 @@ def project_checklist(*, project: Project, now: dt.datetime | None = None,
     # 6. Output-token cap.
     rows.append(ChecklistRow(
         "Output-token cap", PASS if project.max_output_tokens else WARN,
-        f"Calls are capped at {project.max_output_tokens} output tokens." if project.max_output_tokens
+        f"Calls are capped at {format_count(project.max_output_tokens)} output tokens." if project.max_output_tokens
         else "No cap on output tokens: one runaway call can cost a lot.",
         settings_url, "Set a cap"))
 

@@ -102,6 +102,7 @@ def test_client_settings_rows(project):
     assert "max_retries = 0" in rows["Retries and timeouts configured"].why
     assert rows["Circuit breaker on"].status == "fail"
     assert rows["Output-token cap"].status == "pass"
+    assert "capped at 4,000 output tokens" in rows["Output-token cap"].why  # a count, with separators
 
 
 def test_recent_usage_passes_the_logging_row(project):
