@@ -307,7 +307,7 @@ def test_the_text_checks_catch_raw_numbers_and_names(text, expected):
 @pytest.mark.parametrize("text", [
     "$1.23 spent, $0.004 below a cent, 12,345 tokens, gpt-5.4-mini, 3.5 s",
     "$0.00065 and $0.000098 below a cent, $ 0.000012",
-    "sk-proj-…abcd, resp_123, developer@example.com, /api/v1/usage",
+    "sk-proj-…abcd, sk-proj-…j_xr, resp_123, developer@example.com, /api/v1/usage",
 ])
 def test_the_text_checks_pass_readable_text(text):
     assert text_problems(text) == []

@@ -90,8 +90,9 @@ RAW_DECIMAL = re.compile(r"(?<![\w.])\d+\.\d{5,}")
 DOLLARS = re.compile(r"\$\s?(\d[\d,]*\.\d{3,})")
 ZERO_DOLLARS = re.compile(r"\$\s?0\.0000(?!\d)")
 # snake_case words are names from the code (rotation_period_days), not words a person reads.
-# Every part is letters: ids such as resp_9f3a… or req_c0ffee… are data, not names.
-SNAKE_CASE = re.compile(r"(?<![\w.@/-])[a-z]+(?:_[a-z]+)+(?![\w@/-])")
+# Every part is letters: ids such as resp_9f3a… or req_c0ffee… are data, not names; so is
+# the end of a key's hint after its ellipsis (sk-proj-…j_xr: four random characters).
+SNAKE_CASE = re.compile(r"(?<![\w.@/…-])[a-z]+(?:_[a-z]+)+(?![\w@/-])")
 
 
 def _sub_cent(text: str, match: re.Match) -> bool:
