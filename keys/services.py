@@ -124,7 +124,7 @@ def _refuse_current_value(api_key: APIKey, secret: str) -> None:
 
 @sensitive_variables("secret")
 @transaction.atomic
-def api_key_create(
+def api_key_create_unaudited(
     *,
     organization: Organization,
     name: str,
@@ -141,7 +141,8 @@ def api_key_create(
     expires_at=None,
     created_by=None,
 ) -> APIKey:
-    """Check, encrypt and store a new key. Raises ValidationError naming the field."""
+    """Check, encrypt and store a new key, without a history row or an audit event (seeds,
+    tests; people go through ``api_key_add``). Raises ValidationError naming the field."""
     validate_key_format(secret=secret, kind=kind, provider=provider)
     api_key = APIKey(
         organization=organization,
@@ -242,7 +243,7 @@ def api_key_secret_for_call(api_key: APIKey) -> str:
 # --- Lifecycle from the console: every step audited and kept in the key's history ---
 
 
-def _record(api_key: APIKey, action: str, *, actor=None, old_hint: str = "", note: str = "") -> None:
+def _record_history(api_key: APIKey, action: str, *, actor=None, old_hint: str = "", note: str = "") -> None:
     APIKeyEvent.objects.create(
         api_key=api_key,
         action=action,
@@ -264,9 +265,10 @@ def _audit(action: str, api_key: APIKey, *, actor=None, request=None, detail=Non
 @sensitive_variables("secret", "fields")
 @transaction.atomic
 def api_key_add(*, actor, request=None, **fields) -> APIKey:
-    """``api_key_create`` from the console: also records history and the audit event."""
-    api_key = api_key_create(created_by=actor, **fields)
-    _record(api_key, "created", actor=actor)
+    """A key added by a person (console, admin): ``api_key_create_unaudited`` plus its
+    history row and the audit event. Seeds and tests use the unaudited one directly."""
+    api_key = api_key_create_unaudited(created_by=actor, **fields)
+    _record_history(api_key, "created", actor=actor)
     _audit("key.create", api_key, actor=actor, request=request,
            detail={"kind": api_key.kind, "provider": api_key.provider,
                    "permissions": api_key.permissions})
@@ -283,7 +285,7 @@ def api_key_rotate(*, api_key: APIKey, secret: str, actor, request=None) -> APIK
                                          "add a new key instead of rotating it."})
     old_hint = api_key.hint
     api_key_replace_secret(api_key=api_key, secret=secret, rotated=True)
-    _record(api_key, "rotated", actor=actor, old_hint=old_hint)
+    _record_history(api_key, "rotated", actor=actor, old_hint=old_hint)
     _audit("key.rotate", api_key, actor=actor, request=request, detail={"old_hint": old_hint})
     return api_key
 
@@ -300,7 +302,7 @@ def api_key_revoke(*, api_key: APIKey, actor, request=None, reason: str = "") ->
     api_key.status = APIKey.Status.REVOKED
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["status", "revoked_at", "updated_at"])
-    _record(api_key, "revoked", actor=actor, note=reason)
+    _record_history(api_key, "revoked", actor=actor, note=reason)
     _audit("key.revoke", api_key, actor=actor, request=request, detail={"reason": reason[:255]})
     return api_key
 
@@ -315,7 +317,7 @@ def api_key_reveal(*, api_key: APIKey, actor, request=None) -> str:
         raise ValidationError({"password": f"This key is {api_key.get_status_display().lower()}; "
                                            "its value is no longer shown."})
     secret = api_key_secret_for_call(api_key)  # plaintext from here to the response
-    _record(api_key, "revealed", actor=actor)
+    _record_history(api_key, "revealed", actor=actor)
     _audit("key.reveal", api_key, actor=actor, request=request)
     return secret
 
@@ -338,7 +340,7 @@ def api_key_record_test(
     message = scrub(message, secrets)
     request_id = scrub(request_id, secrets) or None
     secrets.clear()
-    _record(api_key, "tested", actor=actor,
+    _record_history(api_key, "tested", actor=actor,
             note=f"{'ok' if ok else 'failed'}; request id {request_id or '-'}")
     _audit("key.test", api_key, actor=actor, request=request,
            detail={"ok": ok, "request_id": request_id or "", "message": message[:500]})

@@ -8,7 +8,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from keys.models import APIKey
-from keys.services import api_key_create
+from keys.services import api_key_create_unaudited
 from orgs.models import (
     Organization,
     OrganizationMembership,
@@ -67,7 +67,7 @@ class ServiceAccountFactory(factory.django.DjangoModelFactory):
 def make_api_key(project: Project, *, secret: str | None = None, **kwargs) -> APIKey:
     """A stored key through the real service (so it is encrypted like any other)."""
     kwargs.setdefault("name", f"key {secrets.token_hex(3)}")
-    return api_key_create(
+    return api_key_create_unaudited(
         organization=project.organization, project=project,
         secret=secret or fake_secret("proj"), **kwargs,
     )

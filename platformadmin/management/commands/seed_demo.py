@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from keys.models import APIKey
-from keys.services import api_key_create
+from keys.services import api_key_create_unaudited
 from orgs.models import (
     Organization,
     OrganizationMembership,
@@ -148,7 +148,7 @@ class Command(BaseCommand):
                 max_output_tokens=cap, openai_project_id=f"proj_demo_{name.lower()}",
             )
             ProjectMembership.objects.create(user=developer, project=project, role="member")
-            api_key_create(
+            api_key_create_unaudited(
                 organization=org, project=project, name=f"{name} app key",
                 secret=_fake_key("proj"), kind=APIKey.Kind.PROJECT,
                 provider=APIKey.Provider.COMPATIBLE, base_url=simulator,
@@ -157,13 +157,13 @@ class Command(BaseCommand):
             )
             if environment == Project.Environment.PRODUCTION:
                 sa = ServiceAccount.objects.create(project=project, name="billing-service", openai_id="user-demo-svc")
-                api_key_create(
+                api_key_create_unaudited(
                     organization=org, project=project, service_account=sa, name="billing-service key",
                     secret=_fake_key("svcacct"), kind=APIKey.Kind.SERVICE_ACCOUNT,
                     provider=APIKey.Provider.COMPATIBLE, base_url=simulator,
                     permissions=APIKey.Permissions.READ_ONLY, created_by=admin,
                 )
-        api_key_create(
+        api_key_create_unaudited(
             organization=org, name="Organization admin key", secret=_fake_key("admin"),
             kind=APIKey.Kind.ADMIN, provider=APIKey.Provider.COMPATIBLE, base_url=simulator,
             created_by=admin,
