@@ -60,11 +60,13 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
         return redirect("otp-setup")
     error = ""
     if request.method == "POST":
-        if device.verify_token(request.POST.get("token", "")):
+        # Whether the throttle held *before* this try: a wrong code starts it, and that
+        # first wrong code is a wrong code, not "too many".
+        allowed, _ = device.verify_is_allowed()
+        if allowed and device.verify_token(request.POST.get("token", "")):
             django_otp.login(request, device)
             audit_log(action="auth.otp_verified", actor=request.user, target=request.user, request=request)
             return redirect(_safe_next(request))
-        allowed, _ = device.verify_is_allowed()
         audit_log(action="auth.otp_failed", actor=request.user, target=request.user, request=request)
         error = ("Wrong or expired code: type the 6-digit code your authenticator app shows now."
                  if allowed else "Too many wrong codes: wait a little and try again.")
