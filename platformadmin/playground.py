@@ -7,26 +7,26 @@ ReadableStream, and the Stop button's POST (``playground:stop``), which asks a r
 stream to stop: it records the call as incomplete and ends with its result panel, so the
 page shows what was recorded rather than guessing.
 
-Streaming works under both server kinds: under WSGI (runserver, tests' live server)
-the response iterates a plain generator; under ASGI (uvicorn, ``make run``) the same
-generator runs in a worker thread feeding an async iterator, because Django buffers a
-synchronous iterator whole under ASGI (and an asynchronous one whole under WSGI).
+The stream view is async and serves both server kinds: under ASGI (uvicorn, ``make run``)
+the response iterates an async generator over ``agenerate_stream`` (``AsyncOpenAI``, no
+thread waiting on the model, the database work in ``sync_to_async``); under WSGI
+(runserver, tests' live server) a plain generator over the sync ``generate_stream``,
+because Django buffers a synchronous iterator whole under ASGI (and an asynchronous one
+whole under WSGI). Both write the same NDJSON lines (``_line``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 
+from asgiref.sync import sync_to_async
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -41,6 +41,8 @@ from platformadmin.openai.services import (
     REASONING_EFFORTS,
     CallOutcome,
     GenerateParams,
+    StreamEvent,
+    agenerate_stream,
     generate,
     generate_stream,
     models_for_project,
@@ -272,42 +274,75 @@ def _invalid(form) -> HttpResponse:
                         content_type="application/x-ndjson")
 
 
-@login_required
-@require_POST
-def stream(request: HttpRequest) -> HttpResponse:
-    """A streamed call as NDJSON: ``start``, ``delta``…, then ``done`` with the result panel."""
+def _event_line(event: StreamEvent, project) -> bytes:
+    """One service event as the NDJSON line static/playground.js reads (``done`` renders the
+    result panel, which may read the record: the async path calls this in sync_to_async)."""
+    if event.kind == "accepted":  # first, the id the Stop button names
+        payload = {"type": "accepted", "client_request_id": event.client_request_id}
+    elif event.kind == "start":
+        payload = {"type": "start", "request_id": event.server_request_id,
+                   "client_request_id": event.client_request_id}
+    elif event.kind == "waiting":
+        payload = {"type": "waiting"}
+    elif event.kind == "delta":
+        payload = {"type": "delta", "text": event.text}
+    else:
+        outcome = event.outcome
+        html = render_to_string("platformadmin/playground_result.html", _result_context(outcome, project))
+        payload = {"type": "done", "ok": outcome.ok, "status": outcome.status, "html": html}
+    return (json.dumps(payload) + "\n").encode()
+
+
+def _prepared_stream(request: HttpRequest):
+    """The access check and the form (database work, run in sync_to_async by the view):
+    the form's errors as a response, or what the stream needs."""
     project, form = _bound_form(request)
     if not form.is_valid():
         return _invalid(form)
-    api_key, params, user = form.api_key_obj, form.params(), request.user
+    return project, form.api_key_obj, form.params()
+
+
+def _sync_lines(*, project, api_key, params, user, cid: str, flag: str) -> Iterator[bytes]:
+    events = generate_stream(api_key=api_key, project=project, params=params, user=user,
+                             client_request_id=cid, heartbeat=STREAM_HEARTBEAT_SECONDS,
+                             stop_requested=lambda: bool(cache.get(flag)), announce=True)
+    try:
+        for event in events:
+            yield _event_line(event, project)
+    finally:
+        events.close()  # a stop: the service records the cut stream
+
+
+async def _async_lines(*, project, api_key, params, user, cid: str, flag: str) -> AsyncIterator[bytes]:
+    async def stop_requested() -> bool:
+        return bool(await cache.aget(flag))
+
+    events = agenerate_stream(api_key=api_key, project=project, params=params, user=user,
+                              client_request_id=cid, heartbeat=STREAM_HEARTBEAT_SECONDS,
+                              stop_requested=stop_requested, announce=True)
+    try:
+        async for event in events:
+            if event.kind == "done":
+                yield await sync_to_async(_event_line)(event, project)
+            else:
+                yield _event_line(event, project)
+    finally:
+        await events.aclose()  # the reader left (Django cancelled us): the service records the cut stream
+
+
+@login_required
+@require_POST
+async def stream(request: HttpRequest) -> HttpResponse:
+    """A streamed call as NDJSON: ``start``, ``delta``…, then ``done`` with the result panel."""
+    prepared = await sync_to_async(_prepared_stream)(request)
+    if isinstance(prepared, HttpResponse):
+        return prepared
+    project, api_key, params = prepared
+    user = await request.auser()
     cid = new_client_request_id()
-    flag = _stop_flag(user, cid)
-
-    def lines() -> Iterator[bytes]:
-        events = generate_stream(api_key=api_key, project=project, params=params, user=user,
-                                 client_request_id=cid, heartbeat=STREAM_HEARTBEAT_SECONDS,
-                                 stop_requested=lambda: bool(cache.get(flag)))
-        try:
-            # First the id the Stop button names, before anything is sent upstream.
-            yield (json.dumps({"type": "accepted", "client_request_id": cid}) + "\n").encode()
-            for event in events:
-                if event.kind == "start":
-                    payload = {"type": "start", "request_id": event.server_request_id,
-                               "client_request_id": event.client_request_id}
-                elif event.kind == "waiting":
-                    payload = {"type": "waiting"}
-                elif event.kind == "delta":
-                    payload = {"type": "delta", "text": event.text}
-                else:
-                    outcome = event.outcome
-                    html = render_to_string("platformadmin/playground_result.html",
-                                            _result_context(outcome, project))
-                    payload = {"type": "done", "ok": outcome.ok, "status": outcome.status, "html": html}
-                yield (json.dumps(payload) + "\n").encode()
-        finally:
-            events.close()  # a stop: the service records the cut stream
-
-    content = _in_thread(lines) if isinstance(request, ASGIRequest) else lines()
+    lines = _async_lines if isinstance(request, ASGIRequest) else _sync_lines
+    content = lines(project=project, api_key=api_key, params=params, user=user, cid=cid,
+                    flag=_stop_flag(user, cid))
     response = StreamingHttpResponse(content, content_type="application/x-ndjson")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each line through
@@ -337,50 +372,3 @@ def stop(request: HttpRequest) -> HttpResponse:
             "'accepted' event.")}}, status=400)
     cache.set(_stop_flag(request.user, cid), True, STOP_FLAG_SECONDS)
     return JsonResponse({"stopping": cid}, status=202)
-
-
-async def _in_thread(factory: Callable[[], Iterator[bytes]]) -> AsyncIterator[bytes]:
-    """Run a blocking generator in its own thread and yield its items to the event loop.
-
-    When the client goes away Django cancels this iterator; the ``stop`` flag makes the
-    thread close the generator at its next item, so the cut stream is recorded there,
-    on the thread's own database connection.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-    stop = threading.Event()
-
-    def put(kind: str, value) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-        except RuntimeError:  # the loop is gone (server shutting down)
-            pass
-
-    def worker() -> None:
-        try:
-            gen = factory()
-            try:
-                for item in gen:
-                    if stop.is_set():
-                        break
-                    put("item", item)
-            finally:
-                gen.close()
-        except BaseException as exc:  # handed to the event loop, re-raised there
-            put("error", exc)
-        finally:
-            connections.close_all()  # this thread's own connections, opened by the generator
-            put("end", None)
-
-    threading.Thread(target=worker, name="playground-stream", daemon=True).start()
-    try:
-        while True:
-            kind, value = await queue.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        stop.set()

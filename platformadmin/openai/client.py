@@ -6,17 +6,20 @@ allow-listed, checked at connect time, no redirects). One
 ``OpenAI`` base client (and one ``AzureOpenAI`` per endpoint + API version) is built on
 it once. A call gets a per-key copy via ``with_options``, which reuses the parent's
 connection pool, with the secret decrypted right before the call and the project's
-timeouts and retries. Nothing here logs or stores the plaintext. The console calls the
-SDK synchronously (views, Celery tasks, commands): nothing used an async client, so there
-is none.
+timeouts and retries. Nothing here logs or stores the plaintext. The sync client serves
+views under WSGI, Celery tasks and commands; under ASGI the playground's stream runs on
+``AsyncOpenAI``: one per running event loop (a uvicorn worker has one) on that loop's one
+async pool through the same guard, dropped with the loop.
 
 Services in platformadmin/openai/services.py call this; nothing else imports the SDK.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 
 import httpx2
@@ -53,6 +56,14 @@ class _GuardedSDKTransport(netguard.GuardedTransport):
             raise _refused(exc, request) from exc
 
 
+class _AsyncGuardedSDKTransport(netguard.AsyncGuardedTransport):
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return await super().handle_async_request(request)
+        except netguard.OutboundRefused as exc:
+            raise _refused(exc, request) from exc
+
+
 def _timeout() -> httpx2.Timeout:
     return httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS)
 
@@ -63,10 +74,18 @@ def new_guarded_http_client() -> httpx2.Client:
                                    timeout=_timeout())
 
 
+def new_guarded_async_http_client() -> httpx2.AsyncClient:
+    """The async pool, same limits and guard (no redirects, no environment proxy)."""
+    return netguard.guarded_async_client(transport=_AsyncGuardedSDKTransport(limits=netguard.DEFAULT_LIMITS),
+                                         timeout=_timeout())
+
+
 _lock = threading.RLock()
 _http_client: httpx2.Client | None = None
 _base_client: openai.OpenAI | None = None
 _azure_clients: dict[tuple[str, str], openai.AzureOpenAI] = {}
+# Async clients hold connections bound to an event loop: one set per loop, dropped with it.
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def shared_http_client() -> httpx2.Client:
@@ -110,6 +129,27 @@ def azure_base_client(endpoint: str, api_version: str) -> openai.AzureOpenAI:
     return client
 
 
+def async_base_client(loop: asyncio.AbstractEventLoop, *, azure: tuple[str, str] | None = None):
+    """The AsyncOpenAI (AsyncAzureOpenAI for ``azure=(endpoint, api_version)``) of ``loop``,
+    on that loop's one async pool. The loop is passed, not looked up, so the per-key copy
+    can be made in a worker thread (sync_to_async) for the loop that will use it."""
+    with _lock:
+        per_loop = _async_clients.setdefault(loop, {})
+        if "http" not in per_loop:
+            per_loop["http"] = new_guarded_async_http_client()
+        key = ("azure", azure[0].rstrip("/"), azure[1]) if azure else ("openai",)
+        client = per_loop.get(key)
+        if client is None:
+            common = {"api_key": _PLACEHOLDER_KEY, "http_client": per_loop["http"],
+                      "max_retries": DEFAULT_MAX_RETRIES, "timeout": _timeout()}
+            if azure:
+                client = openai.AsyncAzureOpenAI(azure_endpoint=key[1], api_version=key[2], **common)
+            else:
+                client = openai.AsyncOpenAI(base_url=OPENAI_BASE_URL, **common)
+            per_loop[key] = client
+    return client
+
+
 def close_clients() -> None:
     """Drop the process's clients and pool (tests and benchmarks that need a fresh pool)."""
     global _http_client, _base_client
@@ -118,6 +158,7 @@ def close_clients() -> None:
             _http_client.close()
         _http_client, _base_client = None, None
         _azure_clients.clear()
+        _async_clients.clear()  # their loops close their connections
 
 
 def effective_base_url(api_key) -> str:
@@ -180,4 +221,13 @@ def client_for_key(api_key, *, secret: str, settings: CallSettings, project=None
         base = azure_base_client(api_key.azure_endpoint, api_key.azure_api_version)
     else:
         base = base_client()
+    return base.with_options(**_per_key_options(api_key, secret=secret, settings=settings, project=project))
+
+
+@sensitive_variables("secret")
+def async_client_for_key(api_key, *, secret: str, settings: CallSettings, project=None,
+                         loop: asyncio.AbstractEventLoop):
+    """``client_for_key`` for the async stream: a per-call copy of ``loop``'s AsyncOpenAI."""
+    azure = (api_key.azure_endpoint, api_key.azure_api_version) if api_key.provider == "azure" else None
+    base = async_base_client(loop, azure=azure)
     return base.with_options(**_per_key_options(api_key, secret=secret, settings=settings, project=project))

@@ -13,15 +13,18 @@ never with the secret.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+from asgiref.sync import sync_to_async
 from django.views.decorators.debug import sensitive_variables
 
 from keys.services import SecretUnavailable, api_key_secret_for_call
@@ -33,7 +36,12 @@ from platformadmin.openai.checks import (
     models_for_project,
     pre_call,
 )
-from platformadmin.openai.client import CallSettings, client_for_key, new_client_request_id
+from platformadmin.openai.client import (
+    CallSettings,
+    async_client_for_key,
+    client_for_key,
+    new_client_request_id,
+)
 from platformadmin.openai.errors import explain_error, failure_outcome, with_ids
 from platformadmin.openai.listing import models_list
 from platformadmin.openai.recording import log_outcome, record_call
@@ -50,8 +58,8 @@ from usage.pricing import Usage
 # The service layer's public names, for the views, tasks, commands and tests.
 __all__ = [
     "NOT_RESPONSES_MODELS", "REASONING_EFFORTS", "SOURCE_PLAYGROUND", "CallOutcome", "GenerateParams",
-    "ModelsListResult", "StreamEvent", "explain_error", "generate", "generate_stream", "models_for_project",
-    "models_list",
+    "ModelsListResult", "StreamEvent", "agenerate_stream", "explain_error", "generate", "generate_stream",
+    "models_for_project", "models_list",
 ]
 
 SOURCE_PLAYGROUND = "playground"
@@ -114,9 +122,11 @@ def _error_headers(exc: Exception):
 
 
 @sensitive_variables("secret")
-def _begin_call(*, api_key, project, params: GenerateParams, user, cid: str, source: str) -> _Call | CallOutcome:
-    """The checks before a call, then the per-key client. A refusal comes back as a
-    logged ``CallOutcome`` (nothing was sent, so nothing is recorded)."""
+def _begin_call(*, api_key, project, params: GenerateParams, user, cid: str, source: str,
+                make_client: Callable[..., Any] = client_for_key) -> _Call | CallOutcome:
+    """The checks before a call, then the per-key client (``make_client``: the sync one, or
+    the async stream's). A refusal comes back as a logged ``CallOutcome`` (nothing was
+    sent, so nothing is recorded)."""
     try:
         reservation, breaker = pre_call(api_key=api_key, project=project, params=params, user=user)
     except CallRefused as exc:
@@ -135,7 +145,7 @@ def _begin_call(*, api_key, project, params: GenerateParams, user, cid: str, sou
                            model=params.model, client_request_id=cid)
         log_outcome(outcome, api_key)
         return outcome
-    client = client_for_key(api_key, secret=secret, settings=settings, project=project)
+    client = make_client(api_key, secret=secret, settings=settings, project=project)
     return _Call(api_key, project, params, cid, source, reservation, breaker, settings, client, started)
 
 
@@ -187,14 +197,18 @@ class _Upstream:
     seconds, up to the project's timeout) and a reasoning model may think a long time
     before its first delta. Read here, the generator is never stuck inside the SDK: it
     wakes every ``heartbeat`` seconds and can notice a Stop at any moment. This thread
-    never touches the database; ``cancel`` makes it close the HTTP response (also one
-    that arrives after the Stop) and end.
+    never touches the database; ``stop`` makes it close the HTTP response (also one
+    that arrives after the Stop) and end. The sync path (WSGI, workers); ASGI uses
+    ``_AsyncUpstream``.
     """
 
     def __init__(self, create: Callable[[], Any]):
         self.items: queue.Queue = queue.Queue()
         self.cancel = threading.Event()
         threading.Thread(target=self._run, args=(create,), name="openai-stream", daemon=True).start()
+
+    def stop(self) -> None:
+        self.cancel.set()
 
     def _run(self, create: Callable[[], Any]) -> None:
         stream = None
@@ -220,6 +234,44 @@ class _Upstream:
         finally:
             if stream is not None:
                 stream.close()  # also a response that arrived after a Stop: frees the connection
+
+
+class _AsyncUpstream:
+    """``_Upstream`` for the event loop: ``AsyncOpenAI``'s stream read by a task, handed
+    over through an ``asyncio.Queue`` (no thread). ``stop`` cancels the task, which closes
+    the HTTP response (or abandons the request not yet answered)."""
+
+    def __init__(self, create: Callable[[], Awaitable[Any]]):
+        self.items: asyncio.Queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run(create), name="openai-stream")
+
+    async def _run(self, create: Callable[[], Awaitable[Any]]) -> None:
+        stream = None
+        try:
+            try:
+                raw = await create()
+                stream = raw.parse()
+            except openai.APIError as exc:
+                self.items.put_nowait(("create_error", exc))
+                return
+            self.items.put_nowait(("opened", raw))
+            try:
+                async for event in stream:
+                    self.items.put_nowait(("event", event))
+            except openai.APIError as exc:
+                self.items.put_nowait(("stream_error", exc))
+                return
+            self.items.put_nowait(("end", None))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the generator and re-raised there, never lost
+            self.items.put_nowait(("crash", exc))
+        finally:
+            if stream is not None:
+                await stream.close()
+
+    def stop(self) -> None:
+        self._task.cancel()
 
 
 @dataclass
@@ -254,10 +306,9 @@ class _StreamSoFar:
         outcome.usage_estimated = True
 
 
-def _stopped(call: _Call, so_far: _StreamSoFar, upstream: _Upstream) -> CallOutcome:
-    """A Stop (the button, or the reader gone): recorded with what is known; the upstream
-    thread lets go."""
-    upstream.cancel.set()
+def _stopped(call: _Call, so_far: _StreamSoFar) -> CallOutcome:
+    """A Stop (the button, or the reader gone; the caller stopped the upstream): recorded
+    with what is known."""
     outcome = CallOutcome(ok=False, status="incomplete", model=call.params.model, error_type="StreamStopped",
                           server_request_id=so_far.rid, client_request_id=call.cid, retries=so_far.retries,
                           latency_ms=call.elapsed_ms())
@@ -303,26 +354,47 @@ def _ended(call: _Call, so_far: _StreamSoFar) -> CallOutcome:
     return _finish(call, outcome, tokens=outcome.usage.total_tokens, headers=so_far.headers)
 
 
-def _on_event(call: _Call, so_far: _StreamSoFar, event, upstream: _Upstream) -> tuple[str | None, CallOutcome | None]:
-    """One SDK stream event: (a delta's text to pass on, or the outcome if it ended the call)."""
-    etype = getattr(event, "type", "")
-    if etype == "response.created":
-        so_far.response_id = event.response.id
-    elif etype == "response.output_text.delta":
-        so_far.parts.append(event.delta)
-        return event.delta, None
-    elif etype in ("response.completed", "response.incomplete", "response.failed"):
-        so_far.final = event.response
-    elif etype == "error":
-        upstream.cancel.set()
-        exc = openai.APIError(getattr(event, "message", "stream error"), so_far.raw.http_request, body=None)
-        return None, _broken(call, so_far, exc)
-    return None, None
+Finisher = Callable[[], CallOutcome]
+
+
+def _step(call: _Call, so_far: _StreamSoFar, kind: str, value) -> tuple[StreamEvent | None, Finisher | None]:
+    """One item from the upstream (thread or task alike): an event to pass on, or the
+    finishing step that ends the call. The finisher writes the usage record, so the sync
+    generator calls it and the async one runs it in ``sync_to_async``; nothing else here
+    touches the database."""
+    if kind == "opened":
+        so_far.raw = value
+        return StreamEvent("start", client_request_id=call.cid, server_request_id=so_far.rid), None
+    if kind == "event":
+        etype = getattr(value, "type", "")
+        if etype == "response.created":
+            so_far.response_id = value.response.id
+        elif etype == "response.output_text.delta":
+            so_far.parts.append(value.delta)
+            return StreamEvent("delta", text=value.delta), None
+        elif etype in ("response.completed", "response.incomplete", "response.failed"):
+            so_far.final = value.response
+        elif etype == "error":
+            exc = openai.APIError(getattr(value, "message", "stream error"), so_far.raw.http_request, body=None)
+            return None, functools.partial(_broken, call, so_far, exc)
+        return None, None
+    if kind == "create_error":
+        return None, lambda: _finish(call, call.failure(value), tokens=0, headers=_error_headers(value))
+    if kind == "stream_error":
+        return None, functools.partial(_broken, call, so_far, value)
+    if kind == "crash":  # a failure outside the SDK's errors: goes up, the call recorded as stopped
+        raise value
+    return None, functools.partial(_ended, call, so_far)  # "end"
+
+
+def _stop_due(last_checked: float, heartbeat: float | None) -> bool:
+    return time.monotonic() - last_checked >= (heartbeat or 0.25)
 
 
 def generate_stream(*, api_key, project, params: GenerateParams, user=None, source: str = SOURCE_PLAYGROUND,
                     client_request_id: str | None = None, heartbeat: float | None = None,
-                    stop_requested: Callable[[], bool] | None = None) -> Iterator[StreamEvent]:
+                    stop_requested: Callable[[], bool] | None = None, announce: bool = False,
+                    ) -> Iterator[StreamEvent]:
     """A streamed ``responses.create`` as a generator of StreamEvent.
 
     The last event is ``done`` with the outcome (recorded). A Stop, at any moment once the
@@ -336,7 +408,9 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None, sour
     a ``done`` event with the outcome). With ``heartbeat`` (seconds) a ``waiting`` event
     comes at that interval while nothing arrives, so a server notices a client that left
     at its next write, not when the model finally answers. ``client_request_id`` lets the
-    caller choose the id (a UUID it already showed); a new one otherwise.
+    caller choose the id (a UUID it already showed); a new one otherwise. With ``announce``
+    the first event is ``accepted`` (the id a Stop names), sent once the call is under way,
+    so a reader who leaves right after it still leaves a record.
 
     Every exit ends in ``_finish`` exactly once: the loop runs until an outcome exists, and
     the ``finally`` records a Stop when the consumer left (or a crash went up) without one.
@@ -344,6 +418,8 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None, sour
     cid = client_request_id or new_client_request_id()
     call = _begin_call(api_key=api_key, project=project, params=params, user=user, cid=cid, source=source)
     if isinstance(call, CallOutcome):
+        if announce:
+            yield StreamEvent("accepted", client_request_id=cid)
         yield StreamEvent("done", outcome=call, client_request_id=cid)
         return
     upstream = _Upstream(lambda: call.client.responses.with_raw_response.create(
@@ -352,34 +428,79 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None, sour
     outcome: CallOutcome | None = None
     checked = time.monotonic()
     try:
+        if announce:
+            yield StreamEvent("accepted", client_request_id=cid)
         while outcome is None:
-            if stop_requested is not None and time.monotonic() - checked >= (heartbeat or 0.25):
+            if stop_requested is not None and _stop_due(checked, heartbeat):
                 checked = time.monotonic()
                 if stop_requested():
-                    outcome = _stopped(call, so_far, upstream)
+                    upstream.stop()
+                    outcome = _stopped(call, so_far)
                     break
             try:
                 kind, value = upstream.items.get(timeout=heartbeat)
             except queue.Empty:
                 yield StreamEvent("waiting", client_request_id=cid, server_request_id=so_far.rid)
                 continue
-            if kind == "opened":
-                so_far.raw = value
-                yield StreamEvent("start", client_request_id=cid, server_request_id=so_far.rid)
-            elif kind == "event":
-                delta, outcome = _on_event(call, so_far, value, upstream)
-                if delta is not None:
-                    yield StreamEvent("delta", text=delta)
-            elif kind == "create_error":
-                outcome = _finish(call, call.failure(value), tokens=0, headers=_error_headers(value))
-            elif kind == "stream_error":
-                outcome = _broken(call, so_far, value)
-            elif kind == "crash":  # a failure outside the SDK's errors: goes up, the call recorded as stopped
-                raise value
-            else:  # "end"
-                outcome = _ended(call, so_far)
+            event, finisher = _step(call, so_far, kind, value)
+            if finisher is not None:
+                upstream.stop()
+                outcome = finisher()
+            elif event is not None:
+                yield event
     finally:
-        upstream.cancel.set()
+        upstream.stop()
         if outcome is None:  # the consumer stopped reading (the browser left, at any moment) or a crash
-            _stopped(call, so_far, upstream)
+            _stopped(call, so_far)
+    yield StreamEvent("done", outcome=outcome, client_request_id=cid, server_request_id=so_far.rid)
+
+
+async def agenerate_stream(*, api_key, project, params: GenerateParams, user=None, source: str = SOURCE_PLAYGROUND,
+                           client_request_id: str | None = None, heartbeat: float | None = None,
+                           stop_requested: Callable[[], Awaitable[bool]] | None = None,
+                           announce: bool = False) -> AsyncIterator[StreamEvent]:
+    """``generate_stream`` on ``AsyncOpenAI`` for an ASGI server: the same checks, events,
+    Stop semantics and finishing path (``_begin_call``, ``_step``, ``_stopped``), the
+    database work in ``sync_to_async``, the upstream read by a task on the event loop,
+    so no thread waits on the model. ``stop_requested`` is awaited.
+    """
+    cid = client_request_id or new_client_request_id()
+    make_client = functools.partial(async_client_for_key, loop=asyncio.get_running_loop())
+    call = await sync_to_async(_begin_call)(api_key=api_key, project=project, params=params, user=user, cid=cid,
+                                            source=source, make_client=make_client)
+    if isinstance(call, CallOutcome):
+        if announce:
+            yield StreamEvent("accepted", client_request_id=cid)
+        yield StreamEvent("done", outcome=call, client_request_id=cid)
+        return
+    upstream = _AsyncUpstream(lambda: call.client.responses.with_raw_response.create(
+        stream=True, **_request_kwargs(params, cid)))
+    so_far = _StreamSoFar()
+    outcome: CallOutcome | None = None
+    checked = time.monotonic()
+    try:
+        if announce:
+            yield StreamEvent("accepted", client_request_id=cid)
+        while outcome is None:
+            if stop_requested is not None and _stop_due(checked, heartbeat):
+                checked = time.monotonic()
+                if await stop_requested():
+                    upstream.stop()
+                    outcome = await sync_to_async(_stopped)(call, so_far)
+                    break
+            try:
+                kind, value = await asyncio.wait_for(upstream.items.get(), timeout=heartbeat)
+            except TimeoutError:
+                yield StreamEvent("waiting", client_request_id=cid, server_request_id=so_far.rid)
+                continue
+            event, finisher = _step(call, so_far, kind, value)
+            if finisher is not None:
+                upstream.stop()
+                outcome = await sync_to_async(finisher)()
+            elif event is not None:
+                yield event
+    finally:
+        upstream.stop()
+        if outcome is None:  # the reader left (Django cancelled or closed the iterator) or a crash
+            await sync_to_async(_stopped)(call, so_far)
     yield StreamEvent("done", outcome=outcome, client_request_id=cid, server_request_id=so_far.rid)

@@ -183,7 +183,7 @@ def test_a_streamed_error_arrives_as_a_message(client, member, project, openai_s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_under_asgi_the_stream_is_served_from_a_thread(member, project, openai_simulator):
+def test_under_asgi_the_stream_arrives_chunk_by_chunk(member, project, openai_simulator):
     """ASGI (uvicorn in `make run`): chunks arrive one by one, the call is recorded."""
     key = sim_key(project, openai_simulator)
 
@@ -192,7 +192,7 @@ def test_under_asgi_the_stream_is_served_from_a_thread(member, project, openai_s
         await client.aforce_login(member)
         response = await client.post(STREAM, form_data(project, key))
         chunks = [chunk async for chunk in response.streaming_content]
-        # The sync view ran in asgiref's executor thread: close that thread's connection.
+        # The view's database work ran in asgiref's executor thread: close that thread's connection.
         await sync_to_async(connections.close_all)()
         return chunks
 
@@ -364,7 +364,7 @@ def test_an_unknown_effort_is_a_form_error_naming_the_field(client, member, proj
 
 @pytest.mark.django_db(transaction=True)
 def test_under_asgi_a_client_that_leaves_before_the_reply_is_recorded_at_once(member, project, openai_simulator):
-    """uvicorn (`make run`): the disconnect reaches the stream's thread at its next heartbeat."""
+    """uvicorn (`make run`): the disconnect cancels the stream, which records the call at once."""
     key = sim_key(project, openai_simulator, "slow")
     client = Client()
     client.force_login(member)
