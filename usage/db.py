@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 from django.db import connection
 
 
@@ -15,7 +16,5 @@ def pg_cursor():
     after a few executions. Use it inside ``with connection.wrap_database_errors:`` so
     errors are Django's and mark the connection as Django expects.
     """
-    import psycopg
-
     connection.ensure_connection()
     return psycopg.Cursor(connection.connection)

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.cache import caches
 
 from platformadmin import cachecounter
+from platformadmin.openai.client import effective_base_url
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 _KEEP = 24 * 3600  # how long the cache keeps a circuit's counters without news
@@ -96,8 +97,6 @@ class CircuitBreaker:
 
     @classmethod
     def for_key(cls, api_key) -> CircuitBreaker:
-        from platformadmin.openai.client import effective_base_url
-
         return cls(effective_base_url(api_key), api_key.fingerprint, label=f"key {api_key.hint}")
 
     # -- reading ---------------------------------------------------------------------
