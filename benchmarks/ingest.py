@@ -62,14 +62,23 @@ def synthetic(n: int, seed: int = 7) -> list[dict]:
         cached = rng.randint(0, inp // 2)
         outp = rng.randint(10, 2000)
         reasoning = rng.randint(0, outp // 2)
-        out.append({
-            "id": f"resp_bench_{i:09d}_{rng.getrandbits(32):08x}", "object": "response",
-            "created_at": (now - timedelta(seconds=rng.randint(0, 6 * 3600))).timestamp(),
-            "status": "completed", "model": models[i % len(models)], "service_tier": "default",
-            "usage": {"input_tokens": inp, "input_tokens_details": {"cached_tokens": cached},
-                      "output_tokens": outp, "output_tokens_details": {"reasoning_tokens": reasoning},
-                      "total_tokens": inp + outp},
-        })
+        out.append(
+            {
+                "id": f"resp_bench_{i:09d}_{rng.getrandbits(32):08x}",
+                "object": "response",
+                "created_at": (now - timedelta(seconds=rng.randint(0, 6 * 3600))).timestamp(),
+                "status": "completed",
+                "model": models[i % len(models)],
+                "service_tier": "default",
+                "usage": {
+                    "input_tokens": inp,
+                    "input_tokens_details": {"cached_tokens": cached},
+                    "output_tokens": outp,
+                    "output_tokens_details": {"reasoning_tokens": reasoning},
+                    "total_tokens": inp + outp,
+                },
+            }
+        )
     return out
 
 
@@ -80,17 +89,46 @@ def as_reporter_sends(records: list[dict], seed: int = 11) -> list[dict]:
     out = []
     for r in records:
         response = {
-            **r, "error": None, "incomplete_details": None, "instructions": None,
-            "max_output_tokens": None, "metadata": {}, "parallel_tool_calls": True,
-            "previous_response_id": None, "reasoning": {"effort": "medium", "summary": None},
-            "store": True, "temperature": 1.0, "text": {"format": {"type": "text"}},
-            "tool_choice": "auto", "tools": [], "top_p": 1.0, "truncation": "disabled", "user": None,
-            "output": [{"id": "msg_" + r["id"][5:], "type": "message", "role": "assistant",
-                        "status": "completed", "content": [{"type": "output_text", "annotations": [],
-                                                            "text": "A short answer of a few words."}]}],
+            **r,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": None,
+            "max_output_tokens": None,
+            "metadata": {},
+            "parallel_tool_calls": True,
+            "previous_response_id": None,
+            "reasoning": {"effort": "medium", "summary": None},
+            "store": True,
+            "temperature": 1.0,
+            "text": {"format": {"type": "text"}},
+            "tool_choice": "auto",
+            "tools": [],
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "user": None,
+            "output": [
+                {
+                    "id": "msg_" + r["id"][5:],
+                    "type": "message",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [
+                        {
+                            "type": "output_text",
+                            "annotations": [],
+                            "text": "A short answer of a few words.",
+                        }
+                    ],
+                }
+            ],
         }
-        out.append({"response": response, "server_request_id": f"req_{rng.getrandbits(64):016x}",
-                    "latency_ms": rng.randint(200, 9000)})
+        out.append(
+            {
+                "response": response,
+                "server_request_id": f"req_{rng.getrandbits(64):016x}",
+                "latency_ms": rng.randint(200, 9000),
+            }
+        )
     return out
 
 
@@ -144,7 +182,9 @@ print(token, org.pk, project.pk)
 """
 
 
-def post_batches(port: int, token: str, bodies: list[bytes], clients: int) -> tuple[float, list[float], int]:
+def post_batches(
+    port: int, token: str, bodies: list[bytes], clients: int
+) -> tuple[float, list[float], int]:
     """Send the pre-encoded bodies from ``clients`` threads; (seconds, latencies, created)."""
     latencies: list[float] = []
     created = [0]
@@ -191,10 +231,30 @@ def post_batches(port: int, token: str, bodies: list[bytes], clients: int) -> tu
 def copy_rows(dsn: str, records: list[dict], org_id: int, project_id: int) -> float:
     """The same rows (cost computed here, stored as the column's integer units of 1e-10 USD)
     through COPY into usage_usagerecord; seconds."""
-    cols = ["organization_id", "project_id", "source", "model", "response_id", "server_request_id",
-            "client_request_id", "input_tokens", "cached_input_tokens", "output_tokens",
-            "reasoning_tokens", "total_tokens", "cost", "service_tier", "status", "error_type",
-            "ratelimit_headers", "retries", "occurred_at", "write_batch", "created_at", "latency_ms"]
+    cols = [
+        "organization_id",
+        "project_id",
+        "source",
+        "model",
+        "response_id",
+        "server_request_id",
+        "client_request_id",
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "total_tokens",
+        "cost",
+        "service_tier",
+        "status",
+        "error_type",
+        "ratelimit_headers",
+        "retries",
+        "occurred_at",
+        "write_batch",
+        "created_at",
+        "latency_ms",
+    ]
     batch = uuid.uuid4()
     now = datetime.now(UTC)
     rows = []
@@ -204,17 +264,43 @@ def copy_rows(dsn: str, records: list[dict], org_id: int, project_id: int) -> fl
         u = r["usage"]
         p = MODELS[r["model"]]
         cached = u["input_tokens_details"]["cached_tokens"]
-        cost = ((u["input_tokens"] - cached) * p[0] + cached * p[1] + u["output_tokens"] * p[2]) / 1_000_000
-        rows.append((org_id, project_id, "ingest", r["model"], r["id"], meta.get("server_request_id", ""), "",
-                     u["input_tokens"], cached,
-                     u["output_tokens"], u["output_tokens_details"]["reasoning_tokens"], u["total_tokens"],
-                     money_to_units(quantize_money(cost)), r["service_tier"], "completed", "", "{}", 0,
-                     datetime.fromtimestamp(r["created_at"], tz=UTC), batch, now, meta.get("latency_ms")))
+        cost = (
+            (u["input_tokens"] - cached) * p[0] + cached * p[1] + u["output_tokens"] * p[2]
+        ) / 1_000_000
+        rows.append(
+            (
+                org_id,
+                project_id,
+                "ingest",
+                r["model"],
+                r["id"],
+                meta.get("server_request_id", ""),
+                "",
+                u["input_tokens"],
+                cached,
+                u["output_tokens"],
+                u["output_tokens_details"]["reasoning_tokens"],
+                u["total_tokens"],
+                money_to_units(quantize_money(cost)),
+                r["service_tier"],
+                "completed",
+                "",
+                "{}",
+                0,
+                datetime.fromtimestamp(r["created_at"], tz=UTC),
+                batch,
+                now,
+                meta.get("latency_ms"),
+            )
+        )
     with psycopg.connect(dsn) as conn:
         conn.execute("TRUNCATE usage_usagerecord, usage_usagehourly")
         conn.commit()
         start = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f"COPY usage_usagerecord ({', '.join(cols)}) FROM STDIN") as cp:
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY usage_usagerecord ({', '.join(cols)}) FROM STDIN") as cp,
+        ):
             for row in rows:
                 cp.write_row(row)
         conn.commit()
@@ -225,17 +311,29 @@ def copy_rows(dsn: str, records: list[dict], org_id: int, project_id: int) -> fl
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    ap.add_argument("--interface", choices=["asgi", "wsgi"], default="asgi",
-                    help="asgi: platformadmin.asgi (how the console runs); wsgi: platformadmin.wsgi")
-    ap.add_argument("--shape", choices=["minimal", "reporter"], default="minimal",
-                    help="minimal: bare Response JSON with usage; reporter: what usage/reporter.py "
-                         "sends (the whole model_dump() in an envelope with request id and latency)")
-    ap.add_argument("--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
+    ap.add_argument(
+        "--interface",
+        choices=["asgi", "wsgi"],
+        default="asgi",
+        help="asgi: platformadmin.asgi (how the console runs); wsgi: platformadmin.wsgi",
+    )
+    ap.add_argument(
+        "--shape",
+        choices=["minimal", "reporter"],
+        default="minimal",
+        help="minimal: bare Response JSON with usage; reporter: what usage/reporter.py "
+        "sends (the whole model_dump() in an envelope with request id and latency)",
+    )
+    ap.add_argument(
+        "--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL"
+    )
     ap.add_argument("--db", default="console_bench")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = ap.parse_args()
@@ -247,10 +345,16 @@ def main() -> None:
         conn.execute(f'CREATE DATABASE "{args.db}"')
     var_dir = tempfile.mkdtemp(prefix="console-bench-")
     env = {
-        **os.environ, "DATABASE_URL": dsn, "DEBUG": "false", "CONSOLE_READ_DOTENV": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50), "SECURE_SSL_REDIRECT": "false",
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "DEBUG": "false",
+        "CONSOLE_READ_DOTENV": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "SECURE_SSL_REDIRECT": "false",
         "FIELD_ENCRYPTION_KEYS": "v1:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        "CONSOLE_VAR_DIR": var_dir, "USAGE_INGEST_RATE_PER_MINUTE": "0", "LOG_LEVEL": "WARNING",
+        "CONSOLE_VAR_DIR": var_dir,
+        "USAGE_INGEST_RATE_PER_MINUTE": "0",
+        "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "platformadmin.settings",
     }
     server = None
@@ -260,19 +364,41 @@ def main() -> None:
         token, org_id, project_id = run([PY, "manage.py", "shell", "-c", SETUP], env).split()[-3:]
         records = synthetic(args.records)
         sent = as_reporter_sends(records) if args.shape == "reporter" else records
-        bodies = [json.dumps({"records": sent[i:i + args.batch]}, separators=(",", ":")).encode()
-                  for i in range(0, len(records), args.batch)]
+        bodies = [
+            json.dumps({"records": sent[i : i + args.batch]}, separators=(",", ":")).encode()
+            for i in range(0, len(records), args.batch)
+        ]
         port = free_port()
         # As in production: uvicorn with its C HTTP parser and event loop when installed
         # (pyproject.toml lists both); otherwise its pure-Python ones, and we say so.
         http_impl = "httptools" if importlib.util.find_spec("httptools") else "h11"
         loop_impl = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
         server = subprocess.Popen(
-            [PY, "-m", "uvicorn", f"platformadmin.{args.interface}:application",
-             "--interface", {"asgi": "asgi3", "wsgi": "wsgi"}[args.interface],
-             "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(args.workers), "--http", http_impl, "--loop", loop_impl, "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env,
+            [
+                PY,
+                "-m",
+                "uvicorn",
+                f"platformadmin.{args.interface}:application",
+                "--interface",
+                {"asgi": "asgi3", "wsgi": "wsgi"}[args.interface],
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--http",
+                http_impl,
+                "--loop",
+                loop_impl,
+                "--lifespan",
+                "off",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
         )
         deadline = time.monotonic() + 60
         while True:
@@ -289,10 +415,13 @@ def main() -> None:
             r["id"] = "warm_" + r["id"]
         post_batches(port, token, [json.dumps([r]).encode() for r in warm], args.clients)
 
-        print(f"POST /api/v1/usage: {args.records} records, batches of {args.batch}, "
-              f"{args.shape} records ({sum(map(len, bodies)) // args.records} bytes each), "
-              f"{args.clients} client threads, {args.workers} uvicorn workers ({args.interface}, "
-              f"{http_impl}, {loop_impl}; PostgreSQL connection pool; rate limit off)", flush=True)
+        print(
+            f"POST /api/v1/usage: {args.records} records, batches of {args.batch}, "
+            f"{args.shape} records ({sum(map(len, bodies)) // args.records} bytes each), "
+            f"{args.clients} client threads, {args.workers} uvicorn workers ({args.interface}, "
+            f"{http_impl}, {loop_impl}; PostgreSQL connection pool; rate limit off)",
+            flush=True,
+        )
         cpu0 = cpu_seconds(server.pid, args.db)
         elapsed, lat, created = post_batches(port, token, bodies, args.clients)
         cpu1 = cpu_seconds(server.pid, args.db)
@@ -300,18 +429,29 @@ def main() -> None:
         lat.sort()
         api_rate = args.records / elapsed
         p95 = lat[max(0, int(round(0.95 * len(lat))) - 1)]
-        print(f"  API : {api_rate:,.0f} records/s  ({elapsed:.2f} s; {len(bodies) / elapsed:,.0f} batches/s)")
-        print(f"        latency per batch: p50 {statistics.median(lat) * 1000:.1f} ms, "
-              f"p95 {p95 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+        print(
+            f"  API : {api_rate:,.0f} records/s  ({elapsed:.2f} s; {len(bodies) / elapsed:,.0f} batches/s)"
+        )
+        print(
+            f"        latency per batch: p50 {statistics.median(lat) * 1000:.1f} ms, "
+            f"p95 {p95 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms"
+        )
         per_batch = {k: (cpu1[k] - cpu0[k]) / len(bodies) * 1000 for k in cpu0}
-        print("        CPU per batch: " + ", ".join(f"{k} {v:.1f} ms" for k, v in per_batch.items())
-              + f" (machine: {os.cpu_count()} cores, {elapsed * os.cpu_count() / len(bodies) * 1000:.1f} ms of core time per batch)")
+        print(
+            "        CPU per batch: "
+            + ", ".join(f"{k} {v:.1f} ms" for k, v in per_batch.items())
+            + f" (machine: {os.cpu_count()} cores, {elapsed * os.cpu_count() / len(bodies) * 1000:.1f} ms of core time per batch)"
+        )
         with psycopg.connect(dsn) as conn:
-            n, cost = conn.execute("SELECT count(*), sum(cost) FROM usage_usagerecord "
-                                   "WHERE response_id LIKE 'resp_bench_%%'").fetchone()
+            n, cost = conn.execute(
+                "SELECT count(*), sum(cost) FROM usage_usagerecord "
+                "WHERE response_id LIKE 'resp_bench_%%'"
+            ).fetchone()
             rolled = conn.execute("SELECT sum(requests) FROM usage_usagehourly").fetchone()[0]
         cost = units_to_money(cost) if cost is not None else None  # SUM of the integer units
-        print(f"        stored {n} rows, rollups count {rolled} (incl. {len(warm)} warm-up), cost ${cost}")
+        print(
+            f"        stored {n} rows, rollups count {rolled} (incl. {len(warm)} warm-up), cost ${cost}"
+        )
         server.terminate()
         server.wait(timeout=30)
         server = None
@@ -319,7 +459,9 @@ def main() -> None:
         copy_s = copy_rows(dsn, sent, int(org_id), int(project_id))
         copy_rate = args.records / copy_s
         print(f"  COPY: {copy_rate:,.0f} rows/s  ({copy_s:.2f} s, same table, same rows)")
-        print(f"  ratio API / COPY: {api_rate / copy_rate:.3f}  (COPY is {copy_rate / api_rate:.1f}x faster)")
+        print(
+            f"  ratio API / COPY: {api_rate / copy_rate:.3f}  (COPY is {copy_rate / api_rate:.1f}x faster)"
+        )
         target = 20_000
         print(f"  target {target:,} records/s: {'met' if api_rate >= target else 'NOT met'}")
     finally:

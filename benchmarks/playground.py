@@ -48,10 +48,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--cache-url", default="locmemcache://",
-                        help="Django cache for the breaker and rate limit (e.g. redis://127.0.0.1:6379/5)")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
-                        help="a PostgreSQL server URL; the benchmark uses a throw-away <name>_bench database there")
+    parser.add_argument(
+        "--cache-url",
+        default="locmemcache://",
+        help="Django cache for the breaker and rate limit (e.g. redis://127.0.0.1:6379/5)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", ""),
+        help="a PostgreSQL server URL; the benchmark uses a throw-away <name>_bench database there",
+    )
     args = parser.parse_args()
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
@@ -80,10 +86,16 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         db_label = "SQLite file (WAL)"
     else:
-        connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{connection.settings_dict['NAME']}_bench"
-        created_db = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-        db_label = (f"PostgreSQL {connection.pg_version} throw-away database {created_db} "
-                    f"(CONN_MAX_AGE {connection.settings_dict.get('CONN_MAX_AGE')})")
+        connection.settings_dict.setdefault("TEST", {})["NAME"] = (
+            f"{connection.settings_dict['NAME']}_bench"
+        )
+        created_db = connection.creation.create_test_db(
+            verbosity=0, autoclobber=True, serialize=False
+        )
+        db_label = (
+            f"PostgreSQL {connection.pg_version} throw-away database {created_db} "
+            f"(CONN_MAX_AGE {connection.settings_dict.get('CONN_MAX_AGE')})"
+        )
 
     import openai
 
@@ -100,7 +112,9 @@ def main() -> None:
     from tests.factories import make_api_key as make_key
 
     sim = OpenAISimulator(delta_delay=0).start()
-    settings.OUTBOUND_ALLOWED_ORIGINS = [sim.root_url]  # the guard lets exactly the simulator through
+    settings.OUTBOUND_ALLOWED_ORIGINS = [
+        sim.root_url
+    ]  # the guard lets exactly the simulator through
     org = OrganizationFactory(tier="tier_4")
     project = ProjectFactory(organization=org, name="Bench")
     user = UserFactory(username="bench")
@@ -112,8 +126,16 @@ def main() -> None:
     direct_client = openai.OpenAI(api_key=secret, base_url=sim.base_url, max_retries=0)
     web = Client()
     web.force_login(user)
-    form = {"project": str(project.public_id), "api_key": str(key.public_id), "model": "gpt-5.4-mini",
-            "input": prompt, "instructions": "", "temperature": "", "max_output_tokens": "", "reasoning_effort": ""}
+    form = {
+        "project": str(project.public_id),
+        "api_key": str(key.public_id),
+        "model": "gpt-5.4-mini",
+        "input": prompt,
+        "instructions": "",
+        "temperature": "",
+        "max_output_tokens": "",
+        "reasoning_effort": "",
+    }
 
     # Browsers post the form urlencoded (a plain form post, and static/playground.js).
     posted = urlencode(form)
@@ -124,6 +146,7 @@ def main() -> None:
             t = time.perf_counter()
             func()
             return (time.perf_counter() - t) * 1000
+
         return wrapper
 
     @timed
@@ -132,30 +155,47 @@ def main() -> None:
 
     @timed
     def direct_stream():
-        for _ in direct_client.responses.create(model="gpt-5.4-mini", input=prompt, store=False, stream=True):
+        for _ in direct_client.responses.create(
+            model="gpt-5.4-mini", input=prompt, store=False, stream=True
+        ):
             pass
 
     @timed
     def service():
-        outcome = generate(api_key=key, project=project, params=GenerateParams(model="gpt-5.4-mini", input=prompt))
+        outcome = generate(
+            api_key=key, project=project, params=GenerateParams(model="gpt-5.4-mini", input=prompt)
+        )
         assert outcome.ok and outcome.record is not None, outcome.message
 
     @timed
     def service_stream():
-        events = list(generate_stream(api_key=key, project=project,
-                                      params=GenerateParams(model="gpt-5.4-mini", input=prompt)))
-        assert events[-1].outcome.ok and events[-1].outcome.record is not None, events[-1].outcome.message
+        events = list(
+            generate_stream(
+                api_key=key,
+                project=project,
+                params=GenerateParams(model="gpt-5.4-mini", input=prompt),
+            )
+        )
+        assert events[-1].outcome.ok and events[-1].outcome.record is not None, events[
+            -1
+        ].outcome.message
 
     @timed
     def http_run():
         response = web.post("/playground/run", posted, content_type=urlencoded)
-        assert response.status_code == 200 and b"result-details" in response.content, response.status_code
+        assert response.status_code == 200 and b"result-details" in response.content, (
+            response.status_code
+        )
         assert b"project-switcher" in response.content  # the whole page
 
     @timed
     def http_run_htmx():
-        response = web.post("/playground/run", posted, content_type=urlencoded, headers={"HX-Request": "true"})
-        assert response.status_code == 200 and b"result-details" in response.content, response.status_code
+        response = web.post(
+            "/playground/run", posted, content_type=urlencoded, headers={"HX-Request": "true"}
+        )
+        assert response.status_code == 200 and b"result-details" in response.content, (
+            response.status_code
+        )
 
     @timed
     def http_stream():
@@ -163,8 +203,15 @@ def main() -> None:
         body = b"".join(response.streaming_content)
         assert b'"type": "done"' in body and b"completed" in body, body[-300:]
 
-    runs = {"direct": direct, "direct_stream": direct_stream, "service": service, "service_stream": service_stream,
-            "http_run": http_run, "http_run_htmx": http_run_htmx, "http_stream": http_stream}
+    runs = {
+        "direct": direct,
+        "direct_stream": direct_stream,
+        "service": service,
+        "service_stream": service_stream,
+        "http_run": http_run,
+        "http_run_htmx": http_run_htmx,
+        "http_stream": http_stream,
+    }
     for _ in range(args.warmup):
         for func in runs.values():
             func()
@@ -173,27 +220,41 @@ def main() -> None:
         for name, func in runs.items():
             times[name].append(func())
 
-    print(f"calls: {args.calls} rounds (after {args.warmup} warm-up), interleaved; database {db_label}; "
-          f"cache {args.cache_url}; simulator in-process on loopback; Django test client (no socket), "
-          f"DEBUG={settings.DEBUG}; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    labels = {"direct": "direct SDK call", "direct_stream": "direct streamed call",
-              "service": "generate()", "service_stream": "generate_stream()",
-              "http_run": "POST /run (page)", "http_run_htmx": "POST /run (htmx)", "http_stream": "POST /stream"}
+    print(
+        f"calls: {args.calls} rounds (after {args.warmup} warm-up), interleaved; database {db_label}; "
+        f"cache {args.cache_url}; simulator in-process on loopback; Django test client (no socket), "
+        f"DEBUG={settings.DEBUG}; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
+    labels = {
+        "direct": "direct SDK call",
+        "direct_stream": "direct streamed call",
+        "service": "generate()",
+        "service_stream": "generate_stream()",
+        "http_run": "POST /run (page)",
+        "http_run_htmx": "POST /run (htmx)",
+        "http_stream": "POST /stream",
+    }
     for name, label in labels.items():
         values = times[name]
-        print(f"  {label:24s} p50 {percentile(values, 50):6.2f} ms  p95 {percentile(values, 95):6.2f} ms  "
-              f"mean {statistics.fmean(values):6.2f} ms")
+        print(
+            f"  {label:24s} p50 {percentile(values, 50):6.2f} ms  p95 {percentile(values, 95):6.2f} ms  "
+            f"mean {statistics.fmean(values):6.2f} ms"
+        )
     print("overhead over the matching direct call (per pair):")
-    pairs = (("service generate()", "service", "direct"),
-             ("service generate_stream()", "service_stream", "direct_stream"),
-             ("HTTP POST /run (page)", "http_run", "direct"),
-             ("HTTP POST /run (htmx)", "http_run_htmx", "direct"),
-             ("HTTP POST /stream", "http_stream", "direct_stream"))
+    pairs = (
+        ("service generate()", "service", "direct"),
+        ("service generate_stream()", "service_stream", "direct_stream"),
+        ("HTTP POST /run (page)", "http_run", "direct"),
+        ("HTTP POST /run (htmx)", "http_run_htmx", "direct"),
+        ("HTTP POST /stream", "http_stream", "direct_stream"),
+    )
     for label, name, base in pairs:
         values = [b - a for a, b in zip(times[base], times[name], strict=True)]
         p50 = percentile(values, 50)
-        print(f"  {label:26s} p50 {p50:6.2f} ms  p95 {percentile(values, 95):6.2f} ms"
-              f"  (target p50 <= 5 ms: {'met' if p50 <= 5 else 'NOT met'})")
+        print(
+            f"  {label:26s} p50 {p50:6.2f} ms  p95 {percentile(values, 95):6.2f} ms"
+            f"  (target p50 <= 5 ms: {'met' if p50 <= 5 else 'NOT met'})"
+        )
     sim.stop()
     if created_db is not None:
         connection.creation.destroy_test_db(created_db, verbosity=0)

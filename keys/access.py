@@ -25,7 +25,9 @@ def api_keys_for_user(user, need: Need = Need.READ) -> QuerySet[APIKey]:
         return APIKey.objects.none()
     projects = projects_for_user(user, need).values("pk")
     admin_roles = ROLE_GRANTS_ADMIN_KEYS[need]
-    admin_orgs = OrganizationMembership.objects.filter(user=user, role__in=admin_roles).values("organization")
+    admin_orgs = OrganizationMembership.objects.filter(user=user, role__in=admin_roles).values(
+        "organization"
+    )
     return APIKey.objects.filter(
         Q(project__in=projects) | Q(project__isnull=True, organization__in=admin_orgs)
     ).select_related("organization", "project")
@@ -60,12 +62,16 @@ def api_key_access_for_user(user, public_id, *, need: Need = Need.READ) -> APIKe
     if not user.is_authenticated:
         raise Http404("Not found")
     found = with_viewer_roles(
-        APIKey.objects.filter(public_id=pid).select_related("organization", "project"), user,
-        prefix="project__", organization="organization",
+        APIKey.objects.filter(public_id=pid).select_related("organization", "project"),
+        user,
+        prefix="project__",
+        organization="organization",
     ).first()
     if found is None:
         raise Http404("Not found")
-    access = APIKeyAccess(api_key=found, org_role=found.viewer_org_role, project_role=found.viewer_project_role)
+    access = APIKeyAccess(
+        api_key=found, org_role=found.viewer_org_role, project_role=found.viewer_project_role
+    )
     if not access.can(Need.READ):
         raise Http404("Not found")
     if not access.can(need):

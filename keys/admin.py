@@ -27,8 +27,16 @@ from .models import APIKey, APIKeyEvent
 # Set once, when the key is added (through the service); never edited here afterwards.
 _FIXED_AFTER_ADD = ["organization", "expires_at"]
 _LIFECYCLE = [
-    "public_id", "status", "hint", "fingerprint", "created_by", "created_at", "updated_at",
-    "last_used_at", "last_rotated_at", "revoked_at",
+    "public_id",
+    "status",
+    "hint",
+    "fingerprint",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "last_used_at",
+    "last_rotated_at",
+    "revoked_at",
 ]
 
 
@@ -39,15 +47,24 @@ class APIKeyAdminForm(forms.ModelForm):
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Write-only. Paste a value to set the key, or a newly issued value to rotate "
-                  "it (audited); leave empty to keep it.",
+        "it (audited); leave empty to keep it.",
     )
 
     class Meta:
         model = APIKey
         fields = [
-            "organization", "project", "service_account", "name", "kind", "provider",
-            "base_url", "azure_endpoint", "azure_api_version", "permissions",
-            "openai_key_id", "expires_at",
+            "organization",
+            "project",
+            "service_account",
+            "name",
+            "kind",
+            "provider",
+            "base_url",
+            "azure_endpoint",
+            "azure_api_version",
+            "permissions",
+            "openai_key_id",
+            "expires_at",
         ]
 
     @sensitive_variables("secret")
@@ -64,8 +81,11 @@ class APIKeyAdminForm(forms.ModelForm):
                 self.add_error("new_secret", "Paste the key's value: a new key needs its secret.")
             return cleaned
         if not creating and not self.instance.is_active:
-            self.add_error("new_secret", f"This key is {self.instance.get_status_display().lower()}; "
-                                         "add a new key instead of rotating it.")
+            self.add_error(
+                "new_secret",
+                f"This key is {self.instance.get_status_display().lower()}; "
+                "add a new key instead of rotating it.",
+            )
             return cleaned
         organization = cleaned.get("organization") or getattr(self.instance, "organization", None)
         try:
@@ -77,8 +97,9 @@ class APIKeyAdminForm(forms.ModelForm):
             if not creating:
                 services._refuse_current_value(self.instance, secret)
             if organization is not None:
-                probe = APIKey(pk=self.instance.pk, organization=organization,
-                               fingerprint=fingerprint(secret))
+                probe = APIKey(
+                    pk=self.instance.pk, organization=organization, fingerprint=fingerprint(secret)
+                )
                 services._check_duplicate(probe)
         except ValidationError as exc:
             for message in exc.message_dict.get("secret", exc.messages):
@@ -118,18 +139,56 @@ class APIKeyAdmin(admin.ModelAdmin):
     form = APIKeyAdminForm
     inlines = [APIKeyEventInline]
     list_display = [
-        "name", "hint", "kind", "provider", "permissions", "status", "organization", "project",
-        "last_used_at", "last_rotated_at", "created_at",
+        "name",
+        "hint",
+        "kind",
+        "provider",
+        "permissions",
+        "status",
+        "organization",
+        "project",
+        "last_used_at",
+        "last_rotated_at",
+        "created_at",
     ]
     list_filter = ["status", "kind", "provider", "permissions", "organization"]
     search_fields = ["name", "hint", "openai_key_id", "project__name", "organization__name"]
     list_select_related = ["organization", "project"]
     readonly_fields = _LIFECYCLE
     fieldsets = [
-        (None, {"fields": ["organization", "project", "service_account", "name", "kind", "status"]}),
+        (
+            None,
+            {"fields": ["organization", "project", "service_account", "name", "kind", "status"]},
+        ),
         ("Secret", {"fields": ["new_secret", "hint", "fingerprint"]}),
-        ("Provider", {"fields": ["provider", "base_url", "azure_endpoint", "azure_api_version", "permissions", "openai_key_id"]}),
-        ("Dates", {"fields": ["created_at", "updated_at", "last_used_at", "last_rotated_at", "expires_at", "revoked_at", "created_by", "public_id"]}),
+        (
+            "Provider",
+            {
+                "fields": [
+                    "provider",
+                    "base_url",
+                    "azure_endpoint",
+                    "azure_api_version",
+                    "permissions",
+                    "openai_key_id",
+                ]
+            },
+        ),
+        (
+            "Dates",
+            {
+                "fields": [
+                    "created_at",
+                    "updated_at",
+                    "last_used_at",
+                    "last_rotated_at",
+                    "expires_at",
+                    "revoked_at",
+                    "created_by",
+                    "public_id",
+                ]
+            },
+        ),
     ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -150,9 +209,14 @@ class APIKeyAdmin(admin.ModelAdmin):
         secret = form.secret_to_store
         if not change:
             created = services.api_key_add(
-                actor=request.user, request=request, secret=secret,
-                **{name: form.cleaned_data.get(name) for name in APIKeyAdminForm.Meta.fields
-                   if name in form.cleaned_data and form.cleaned_data.get(name) is not None},
+                actor=request.user,
+                request=request,
+                secret=secret,
+                **{
+                    name: form.cleaned_data.get(name)
+                    for name in APIKeyAdminForm.Meta.fields
+                    if name in form.cleaned_data and form.cleaned_data.get(name) is not None
+                },
             )
             obj.pk = created.pk
             obj.refresh_from_db()
@@ -161,9 +225,15 @@ class APIKeyAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         edited = sorted(set(form.changed_data) - {"new_secret"})
         if edited:
-            audit_log(action="key.admin_change", actor=request.user, organization=obj.organization,
-                      project=obj.project, target=obj, request=request,
-                      detail={"hint": obj.hint, "fields": edited})
+            audit_log(
+                action="key.admin_change",
+                actor=request.user,
+                organization=obj.organization,
+                project=obj.project,
+                target=obj,
+                request=request,
+                detail={"hint": obj.hint, "fields": edited},
+            )
         if secret:
             services.api_key_rotate(api_key=obj, secret=secret, actor=request.user, request=request)
             obj.refresh_from_db()

@@ -16,8 +16,12 @@ from .models import APIKey
 
 def _secret_field(label: str, help_text: str) -> forms.CharField:
     return forms.CharField(
-        label=label, strip=False, help_text=help_text,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}),
+        label=label,
+        strip=False,
+        help_text=help_text,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
+        ),
     )
 
 
@@ -31,39 +35,64 @@ APPLIES_WHEN: dict[str, tuple[str, str]] = {
 PROVIDER_LABELS = dict(APIKey.Provider.choices)
 NEEDED_FIELDS: dict[str, dict[str, str]] = {
     APIKey.Provider.COMPATIBLE: {
-        "base_url": "OpenAI-compatible keys need the base URL: fill it in, e.g. https://llm.example.com/v1."},
+        "base_url": "OpenAI-compatible keys need the base URL: fill it in, e.g. https://llm.example.com/v1."
+    },
     APIKey.Provider.AZURE: {
         "azure_endpoint": "Azure OpenAI keys need the Azure endpoint: fill it in, "
-                          "https://<resource>.openai.azure.com.",
-        "azure_api_version": "Azure OpenAI keys need the Azure API version: fill it in, e.g. 2024-10-21."},
+        "https://<resource>.openai.azure.com.",
+        "azure_api_version": "Azure OpenAI keys need the Azure API version: fill it in, e.g. 2024-10-21.",
+    },
 }
 
 
 class APIKeyCreateForm(forms.Form):
-    name = forms.CharField(label="Name", max_length=200,
-                           help_text="What the key is for, e.g. 'checkout service'.")
+    name = forms.CharField(
+        label="Name", max_length=200, help_text="What the key is for, e.g. 'checkout service'."
+    )
     kind = forms.ChoiceField(
         label="Kind",
-        choices=[(APIKey.Kind.PROJECT, "Project key"), (APIKey.Kind.SERVICE_ACCOUNT, "Service-account key")],
+        choices=[
+            (APIKey.Kind.PROJECT, "Project key"),
+            (APIKey.Kind.SERVICE_ACCOUNT, "Service-account key"),
+        ],
     )
     service_account = forms.ModelChoiceField(
-        queryset=None, required=False, label="Service account",
+        queryset=None,
+        required=False,
+        label="Service account",
         help_text="Only for a service-account key (Kind: Service-account key).",
     )
     provider = forms.ChoiceField(label="Provider", choices=APIKey.Provider.choices)
-    base_url = forms.URLField(label="Base URL", required=False, assume_scheme="https",
-                              help_text="Only for the OpenAI-compatible provider, e.g. https://llm.example.com/v1")
-    azure_endpoint = forms.URLField(label="Azure endpoint", required=False, assume_scheme="https",
-                                    help_text="Only for Azure OpenAI: https://<resource>.openai.azure.com")
-    azure_api_version = forms.CharField(label="Azure API version", required=False, max_length=32,
-                                        help_text="Only for Azure OpenAI, e.g. 2024-10-21.")
+    base_url = forms.URLField(
+        label="Base URL",
+        required=False,
+        assume_scheme="https",
+        help_text="Only for the OpenAI-compatible provider, e.g. https://llm.example.com/v1",
+    )
+    azure_endpoint = forms.URLField(
+        label="Azure endpoint",
+        required=False,
+        assume_scheme="https",
+        help_text="Only for Azure OpenAI: https://<resource>.openai.azure.com",
+    )
+    azure_api_version = forms.CharField(
+        label="Azure API version",
+        required=False,
+        max_length=32,
+        help_text="Only for Azure OpenAI, e.g. 2024-10-21.",
+    )
     permissions = forms.ChoiceField(
-        label="Permissions", choices=APIKey.Permissions.choices, initial=APIKey.Permissions.RESTRICTED,
+        label="Permissions",
+        choices=APIKey.Permissions.choices,
+        initial=APIKey.Permissions.RESTRICTED,
         help_text="As set on the key at OpenAI; production keys should not have 'all'.",
     )
-    secret = _secret_field("Key", "Paste the key. It is encrypted at once and shown to you one time only.")
+    secret = _secret_field(
+        "Key", "Paste the key. It is encrypted at once and shown to you one time only."
+    )
     test_connection = forms.BooleanField(
-        label="Test connection (lists the models with this key)", required=False,
+        label="Test connection (lists the models with this key)",
+        required=False,
     )
 
     def __init__(self, *args, project: Project, **kwargs):
@@ -82,7 +111,9 @@ class APIKeyCreateForm(forms.Form):
         """The server calls this URL with the key: refuse private destinations now, with
         the reason (the same check runs again on every connection)."""
         value = self.cleaned_data.get("base_url") or ""
-        if self.cleaned_data.get("provider") == APIKey.Provider.COMPATIBLE:  # else clean() refuses it
+        if (
+            self.cleaned_data.get("provider") == APIKey.Provider.COMPATIBLE
+        ):  # else clean() refuses it
             validate_outbound_url(value, label="Base URL")
         return value
 
@@ -105,10 +136,17 @@ class APIKeyCreateForm(forms.Form):
         # A value in a field that does not apply is refused, not silently stored: the
         # browser hides and disables these fields, so one arriving here is a mistake.
         for name, (_, applies_to) in APPLIES_WHEN.items():
-            if name == "service_account" or not self._has_value(cleaned, name) or provider == applies_to:
+            if (
+                name == "service_account"
+                or not self._has_value(cleaned, name)
+                or provider == applies_to
+            ):
                 continue
-            self.add_error(name, f"{self.fields[name].label} applies only to {PROVIDER_LABELS[applies_to]} "
-                                 f"keys: clear it, or choose {PROVIDER_LABELS[applies_to]} as the provider.")
+            self.add_error(
+                name,
+                f"{self.fields[name].label} applies only to {PROVIDER_LABELS[applies_to]} "
+                f"keys: clear it, or choose {PROVIDER_LABELS[applies_to]} as the provider.",
+            )
         for name, message in NEEDED_FIELDS.get(provider, {}).items():
             if not self._has_value(cleaned, name) and name not in self.errors:
                 self.add_error(name, message)
@@ -121,14 +159,17 @@ class APIKeyCreateForm(forms.Form):
 
 class APIKeyRotateForm(forms.Form):
     secret = _secret_field(
-        "New key", "Paste the newly issued value; the old one stops being used by the console at once.")
+        "New key",
+        "Paste the newly issued value; the old one stops being used by the console at once.",
+    )
 
 
 class PasswordConfirmForm(forms.Form):
     """Re-enter your password (before a reveal)."""
 
     password = forms.CharField(
-        label="Your password", strip=False,
+        label="Your password",
+        strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "current-password"}),
     )
 
@@ -150,7 +191,8 @@ class PasswordConfirmForm(forms.Form):
 
 class APIKeyRevokeForm(forms.Form):
     confirm = forms.BooleanField(
-        label="I understand that nothing can use this key after it is revoked.", required=True,
+        label="I understand that nothing can use this key after it is revoked.",
+        required=True,
         error_messages={"required": "Tick the box to confirm the revocation."},
     )
     reason = forms.CharField(label="Reason (optional)", required=False, max_length=255)

@@ -41,22 +41,36 @@ class APIKey(TimestampedModel):
 
     public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="api_keys",
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="api_keys",
         verbose_name="organization",
     )
     project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="api_keys", null=True, blank=True,
-        verbose_name="project", help_text="Empty only for admin keys.",
+        Project,
+        on_delete=models.CASCADE,
+        related_name="api_keys",
+        null=True,
+        blank=True,
+        verbose_name="project",
+        help_text="Empty only for admin keys.",
     )
     service_account = models.ForeignKey(
-        ServiceAccount, on_delete=models.SET_NULL, related_name="api_keys",
-        null=True, blank=True, verbose_name="service account",
+        ServiceAccount,
+        on_delete=models.SET_NULL,
+        related_name="api_keys",
+        null=True,
+        blank=True,
+        verbose_name="service account",
     )
     name = models.CharField("name", max_length=200)
     kind = models.CharField("kind", max_length=20, choices=Kind, default=Kind.PROJECT)
-    provider = models.CharField("provider", max_length=20, choices=Provider, default=Provider.OPENAI)
+    provider = models.CharField(
+        "provider", max_length=20, choices=Provider, default=Provider.OPENAI
+    )
     base_url = models.URLField(
-        "base URL", blank=True,
+        "base URL",
+        blank=True,
         help_text="For OpenAI-compatible providers, e.g. https://llm.example.com/v1.",
     )
     azure_endpoint = models.URLField(
@@ -74,8 +88,12 @@ class APIKey(TimestampedModel):
     status = models.CharField("status", max_length=20, choices=Status, default=Status.ACTIVE)
     openai_key_id = models.CharField("OpenAI key id", max_length=64, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="+", verbose_name="created by",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="created by",
     )
     last_used_at = models.DateTimeField("last used", null=True, blank=True)
     last_rotated_at = models.DateTimeField("last rotated", null=True, blank=True)
@@ -88,7 +106,8 @@ class APIKey(TimestampedModel):
             # Per organization: a global constraint would tell the owner of one
             # organization whether another organization stores a given key.
             models.UniqueConstraint(
-                fields=["organization", "fingerprint"], name="keys_apikey_unique_fingerprint_per_org",
+                fields=["organization", "fingerprint"],
+                name="keys_apikey_unique_fingerprint_per_org",
                 violation_error_message="This key is already stored in this organization.",
             ),
             models.CheckConstraint(
@@ -151,8 +170,12 @@ class APIKeyEvent(models.Model):
     action = models.CharField("action", max_length=16, choices=Action)
     occurred_at = models.DateTimeField("when (UTC)")
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="+", verbose_name="actor",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="actor",
     )
     actor_label = models.CharField("actor name", max_length=150, blank=True)
     old_hint = models.CharField("previous hint", max_length=40, blank=True)

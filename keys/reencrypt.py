@@ -20,9 +20,8 @@ class ReencryptReport:
 
 
 def _stale(model, fld, newest_prefix: str):
-    return (
-        model._default_manager.exclude(**{f"{fld.attname}__startswith": newest_prefix})
-        .exclude(**{fld.attname: ""})
+    return model._default_manager.exclude(**{f"{fld.attname}__startswith": newest_prefix}).exclude(
+        **{fld.attname: ""}
     )
 
 

@@ -103,12 +103,15 @@ def _check_duplicate(api_key: APIKey) -> None:
     organization whether another organization stores a given key.
     """
     clash = APIKey.objects.filter(
-        organization_id=api_key.organization_id, fingerprint=api_key.fingerprint,
+        organization_id=api_key.organization_id,
+        fingerprint=api_key.fingerprint,
     ).exclude(pk=api_key.pk)
     if clash.exists():
         raise ValidationError(
-            {"secret": "This key is already stored in this organization (same fingerprint). "
-                       "Open the existing key instead of adding it twice."}
+            {
+                "secret": "This key is already stored in this organization (same fingerprint). "
+                "Open the existing key instead of adding it twice."
+            }
         )
 
 
@@ -117,8 +120,10 @@ def _refuse_current_value(api_key: APIKey, secret: str) -> None:
     """A rotation to the value in use would restart the rotation clock on an old secret."""
     if api_key.fingerprint and hmac.compare_digest(api_key.fingerprint, fingerprint(secret)):
         raise ValidationError(
-            {"secret": "This is the key's current value. Paste the newly issued key "
-                       "(create it at OpenAI first, then paste it here)."}
+            {
+                "secret": "This is the key's current value. Paste the newly issued key "
+                "(create it at OpenAI first, then paste it here)."
+            }
         )
 
 
@@ -166,7 +171,9 @@ def api_key_create_unaudited(
     try:
         api_key.save()
     except IntegrityError as exc:  # a concurrent insert of the same key
-        raise ValidationError({"secret": "This key is already stored in this organization."}) from exc
+        raise ValidationError(
+            {"secret": "This key is already stored in this organization."}
+        ) from exc
     return api_key
 
 
@@ -184,11 +191,15 @@ def _validate_relations(api_key: APIKey) -> None:
         errors["service_account"] = "The service account belongs to another project."
     if api_key.provider == APIKey.Provider.AZURE:
         if not api_key.azure_endpoint:
-            errors["azure_endpoint"] = "Azure keys need the resource endpoint, https://<name>.openai.azure.com."
+            errors["azure_endpoint"] = (
+                "Azure keys need the resource endpoint, https://<name>.openai.azure.com."
+            )
         if not api_key.azure_api_version:
             errors["azure_api_version"] = "Azure keys need an API version, e.g. 2024-10-21."
     if api_key.provider == APIKey.Provider.COMPATIBLE and not api_key.base_url:
-        errors["base_url"] = "OpenAI-compatible keys need the base URL, e.g. https://llm.example.com/v1."
+        errors["base_url"] = (
+            "OpenAI-compatible keys need the base URL, e.g. https://llm.example.com/v1."
+        )
     if errors:
         raise ValidationError(errors)
 
@@ -206,7 +217,9 @@ def api_key_replace_secret(*, api_key: APIKey, secret: str, rotated: bool = True
     try:
         api_key.save()
     except IntegrityError as exc:
-        raise ValidationError({"secret": "This key is already stored in this organization."}) from exc
+        raise ValidationError(
+            {"secret": "This key is already stored in this organization."}
+        ) from exc
     return api_key
 
 
@@ -243,7 +256,9 @@ def api_key_secret_for_call(api_key: APIKey) -> str:
 # --- Lifecycle from the console: every step audited and kept in the key's history ---
 
 
-def _record_history(api_key: APIKey, action: str, *, actor=None, old_hint: str = "", note: str = "") -> None:
+def _record_history(
+    api_key: APIKey, action: str, *, actor=None, old_hint: str = "", note: str = ""
+) -> None:
     APIKeyEvent.objects.create(
         api_key=api_key,
         action=action,
@@ -257,9 +272,15 @@ def _record_history(api_key: APIKey, action: str, *, actor=None, old_hint: str =
 
 
 def _audit(action: str, api_key: APIKey, *, actor=None, request=None, detail=None) -> None:
-    audit_log(action=action, actor=actor, organization=api_key.organization,
-              project=api_key.project, target=api_key, request=request,
-              detail={"hint": api_key.hint, **(detail or {})})
+    audit_log(
+        action=action,
+        actor=actor,
+        organization=api_key.organization,
+        project=api_key.project,
+        target=api_key,
+        request=request,
+        detail={"hint": api_key.hint, **(detail or {})},
+    )
 
 
 @sensitive_variables("secret", "fields")
@@ -269,9 +290,17 @@ def api_key_add(*, actor, request=None, **fields) -> APIKey:
     history row and the audit event. Seeds and tests use the unaudited one directly."""
     api_key = api_key_create_unaudited(created_by=actor, **fields)
     _record_history(api_key, "created", actor=actor)
-    _audit("key.create", api_key, actor=actor, request=request,
-           detail={"kind": api_key.kind, "provider": api_key.provider,
-                   "permissions": api_key.permissions})
+    _audit(
+        "key.create",
+        api_key,
+        actor=actor,
+        request=request,
+        detail={
+            "kind": api_key.kind,
+            "provider": api_key.provider,
+            "permissions": api_key.permissions,
+        },
+    )
     return api_key
 
 
@@ -281,8 +310,12 @@ def api_key_rotate(*, api_key: APIKey, secret: str, actor, request=None) -> APIK
     """Replace the value with a newly issued one; the old hint stays in the history."""
     api_key = APIKey.objects.select_for_update().get(pk=api_key.pk)
     if not api_key.is_active:
-        raise ValidationError({"secret": f"This key is {api_key.get_status_display().lower()}; "
-                                         "add a new key instead of rotating it."})
+        raise ValidationError(
+            {
+                "secret": f"This key is {api_key.get_status_display().lower()}; "
+                "add a new key instead of rotating it."
+            }
+        )
     old_hint = api_key.hint
     api_key_replace_secret(api_key=api_key, secret=secret, rotated=True)
     _record_history(api_key, "rotated", actor=actor, old_hint=old_hint)
@@ -314,8 +347,12 @@ def api_key_reveal(*, api_key: APIKey, actor, request=None) -> str:
     Audited before the value leaves this function; never log the result.
     """
     if not api_key.is_active:
-        raise ValidationError({"password": f"This key is {api_key.get_status_display().lower()}; "
-                                           "its value is no longer shown."})
+        raise ValidationError(
+            {
+                "password": f"This key is {api_key.get_status_display().lower()}; "
+                "its value is no longer shown."
+            }
+        )
     secret = api_key_secret_for_call(api_key)  # plaintext from here to the response
     _record_history(api_key, "revealed", actor=actor)
     _audit("key.reveal", api_key, actor=actor, request=request)
@@ -340,7 +377,16 @@ def api_key_record_test(
     message = scrub(message, secrets)
     request_id = scrub(request_id, secrets) or None
     secrets.clear()
-    _record_history(api_key, "tested", actor=actor,
-            note=f"{'ok' if ok else 'failed'}; request id {request_id or '-'}")
-    _audit("key.test", api_key, actor=actor, request=request,
-           detail={"ok": ok, "request_id": request_id or "", "message": message[:500]})
+    _record_history(
+        api_key,
+        "tested",
+        actor=actor,
+        note=f"{'ok' if ok else 'failed'}; request id {request_id or '-'}",
+    )
+    _audit(
+        "key.test",
+        api_key,
+        actor=actor,
+        request=request,
+        detail={"ok": ok, "request_id": request_id or "", "message": message[:500]},
+    )

@@ -35,8 +35,12 @@ def key_reveal(request: HttpRequest, key_id) -> HttpResponse:
     """Project owners (and organization owners) re-enter their password to see the key."""
     api_key = get_api_key_for_user(request.user, key_id, need=Need.MANAGE)
     form = PasswordConfirmForm(request.POST or None, request=request)
-    context = {"api_key": api_key, "project": api_key.project, "organization": api_key.organization,
-               "form": form}
+    context = {
+        "api_key": api_key,
+        "project": api_key.project,
+        "organization": api_key.organization,
+        "form": form,
+    }
     if request.method == "POST" and form.is_valid():
         try:
             secret = services.api_key_reveal(api_key=api_key, actor=request.user, request=request)
@@ -46,11 +50,21 @@ def key_reveal(request: HttpRequest, key_id) -> HttpResponse:
             context["secret"] = secret  # rendered once, in this response only
             return render(request, "keys/key_reveal.html", context)
     if request.method == "POST" and "password" in form.errors:
-        audit_log(action="key.reveal_refused", actor=request.user, organization=api_key.organization,
-                  project=api_key.project, target=api_key, request=request,
-                  detail={"hint": api_key.hint, "reason": "wrong password"})
-    return render(request, "keys/key_reveal.html", context,
-                  status=400 if form.is_bound and form.errors else 200)
+        audit_log(
+            action="key.reveal_refused",
+            actor=request.user,
+            organization=api_key.organization,
+            project=api_key.project,
+            target=api_key,
+            request=request,
+            detail={"hint": api_key.hint, "reason": "wrong password"},
+        )
+    return render(
+        request,
+        "keys/key_reveal.html",
+        context,
+        status=400 if form.is_bound and form.errors else 200,
+    )
 
 
 @login_required
@@ -63,17 +77,30 @@ def key_rotate(request: HttpRequest, key_id) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         old_hint = api_key.hint
         try:
-            api_key = services.api_key_rotate(api_key=api_key, secret=form.cleaned_data["secret"],
-                                              actor=request.user, request=request)
+            api_key = services.api_key_rotate(
+                api_key=api_key,
+                secret=form.cleaned_data["secret"],
+                actor=request.user,
+                request=request,
+            )
         except ValidationError as exc:
             apply_validation_errors(form, exc)
         else:
-            messages.success(request, f"Rotated: {old_hint} → {api_key.hint}. Revoke the old value at OpenAI.")
+            messages.success(
+                request, f"Rotated: {old_hint} → {api_key.hint}. Revoke the old value at OpenAI."
+            )
             return redirect("keys:key-detail", key_id=api_key.public_id)
-    return render(request, "keys/key_rotate.html", {
-        "api_key": api_key, "project": api_key.project, "organization": api_key.organization,
-        "form": form,
-    }, status=400 if form.is_bound and form.errors else 200)
+    return render(
+        request,
+        "keys/key_rotate.html",
+        {
+            "api_key": api_key,
+            "project": api_key.project,
+            "organization": api_key.organization,
+            "form": form,
+        },
+        status=400 if form.is_bound and form.errors else 200,
+    )
 
 
 @login_required
@@ -81,11 +108,21 @@ def key_revoke(request: HttpRequest, key_id) -> HttpResponse:
     api_key = get_api_key_for_user(request.user, key_id, need=Need.MANAGE)
     form = APIKeyRevokeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        services.api_key_revoke(api_key=api_key, actor=request.user, request=request,
-                                reason=form.cleaned_data["reason"])
-        messages.success(request, f"Key {api_key.hint} revoked: nothing in the console can use it any more.")
+        services.api_key_revoke(
+            api_key=api_key, actor=request.user, request=request, reason=form.cleaned_data["reason"]
+        )
+        messages.success(
+            request, f"Key {api_key.hint} revoked: nothing in the console can use it any more."
+        )
         return redirect("keys:key-detail", key_id=api_key.public_id)
-    return render(request, "keys/key_revoke.html", {
-        "api_key": api_key, "project": api_key.project, "organization": api_key.organization,
-        "form": form,
-    }, status=400 if form.is_bound and form.errors else 200)
+    return render(
+        request,
+        "keys/key_revoke.html",
+        {
+            "api_key": api_key,
+            "project": api_key.project,
+            "organization": api_key.organization,
+            "form": form,
+        },
+        status=400 if form.is_bound and form.errors else 200,
+    )

@@ -110,9 +110,12 @@ def project_condition(user, need: Need, *, prefix: str = "") -> Q:
     """The table above as a filter on projects (``prefix`` reaches a project from
     another model, e.g. ``"project__"`` on keys)."""
     org_roles, project_roles = ROLE_GRANTS[need]
-    return Q(**{f"{prefix}organization__memberships__user": user,
-                f"{prefix}organization__memberships__role__in": org_roles}) | Q(
-        **{f"{prefix}memberships__user": user, f"{prefix}memberships__role__in": project_roles})
+    return Q(
+        **{
+            f"{prefix}organization__memberships__user": user,
+            f"{prefix}organization__memberships__role__in": org_roles,
+        }
+    ) | Q(**{f"{prefix}memberships__user": user, f"{prefix}memberships__role__in": project_roles})
 
 
 @dataclass(frozen=True)
@@ -135,10 +138,19 @@ def organization_access_for_user(user, public_id, *, manage: bool = False) -> Or
         raise Http404("Not found")
     found = (
         Organization.objects.filter(public_id=parse_public_id(public_id))
-        .filter(Exists(OrganizationMembership.objects.filter(organization=OuterRef("pk"), user=user))
-                | Exists(ProjectMembership.objects.filter(project__organization=OuterRef("pk"), user=user)))
-        .annotate(viewer_role=Subquery(OrganizationMembership.objects.filter(
-            organization=OuterRef("pk"), user=user).values("role")[:1]))
+        .filter(
+            Exists(OrganizationMembership.objects.filter(organization=OuterRef("pk"), user=user))
+            | Exists(
+                ProjectMembership.objects.filter(project__organization=OuterRef("pk"), user=user)
+            )
+        )
+        .annotate(
+            viewer_role=Subquery(
+                OrganizationMembership.objects.filter(
+                    organization=OuterRef("pk"), user=user
+                ).values("role")[:1]
+            )
+        )
         .first()
     )
     if found is None:
@@ -179,15 +191,23 @@ class ProjectAccess:
         return self.org_role == OrganizationMembership.Role.OWNER
 
 
-def with_viewer_roles(queryset: QuerySet, user, *, prefix: str = "", organization: str = "") -> QuerySet:
+def with_viewer_roles(
+    queryset: QuerySet, user, *, prefix: str = "", organization: str = ""
+) -> QuerySet:
     """``viewer_org_role`` and ``viewer_project_role`` annotated on rows that reach a
     project through ``prefix`` and the organization through ``organization`` (default:
     the project's). Each membership is unique per user, so [:1] is exact."""
     return queryset.annotate(
-        viewer_org_role=Subquery(OrganizationMembership.objects.filter(
-            organization=OuterRef(organization or f"{prefix}organization"), user=user).values("role")[:1]),
-        viewer_project_role=Subquery(ProjectMembership.objects.filter(
-            project=OuterRef(prefix.removesuffix("__") or "pk"), user=user).values("role")[:1]),
+        viewer_org_role=Subquery(
+            OrganizationMembership.objects.filter(
+                organization=OuterRef(organization or f"{prefix}organization"), user=user
+            ).values("role")[:1]
+        ),
+        viewer_project_role=Subquery(
+            ProjectMembership.objects.filter(
+                project=OuterRef(prefix.removesuffix("__") or "pk"), user=user
+            ).values("role")[:1]
+        ),
     )
 
 
@@ -197,10 +217,14 @@ def project_access_for_user(user, public_id, *, need: Need = Need.READ) -> Proje
     pid = parse_public_id(public_id)
     if not user.is_authenticated:
         raise Http404("Not found")
-    found = with_viewer_roles(Project.objects.filter(public_id=pid).select_related("organization"), user).first()
+    found = with_viewer_roles(
+        Project.objects.filter(public_id=pid).select_related("organization"), user
+    ).first()
     if found is None:
         raise Http404("Not found")
-    access = ProjectAccess(project=found, org_role=found.viewer_org_role, project_role=found.viewer_project_role)
+    access = ProjectAccess(
+        project=found, org_role=found.viewer_org_role, project_role=found.viewer_project_role
+    )
     if not access.can(Need.READ):
         raise Http404("Not found")
     if not access.can(need):

@@ -77,8 +77,13 @@ class APIKeyInline(admin.TabularInline):
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = [
-        "name", "organization", "environment", "status", "max_output_tokens",
-        "rotation_period_days", "created_at",
+        "name",
+        "organization",
+        "environment",
+        "status",
+        "max_output_tokens",
+        "rotation_period_days",
+        "created_at",
     ]
     list_filter = ["environment", "status", "organization"]
     search_fields = ["name", "openai_project_id", "organization__name"]
@@ -121,7 +126,14 @@ class ProjectModelLimitAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: the audit log is append-only, even for superusers."""
 
-    list_display = ["occurred_at", "actor_label", "action", "target_label", "organization", "ip_address"]
+    list_display = [
+        "occurred_at",
+        "actor_label",
+        "action",
+        "target_label",
+        "organization",
+        "ip_address",
+    ]
     list_filter = ["action", "organization"]
     search_fields = ["actor_label", "action", "target_label", "target_id"]
     date_hierarchy = "occurred_at"
@@ -142,12 +154,32 @@ class InvitationAdmin(admin.ModelAdmin):
     console (the link must be e-mailed, and every change audited). The token's HMAC is
     never shown."""
 
-    list_display = ["email", "organization", "role", "invited_by", "expires_at", "accepted_at", "revoked_at"]
+    list_display = [
+        "email",
+        "organization",
+        "role",
+        "invited_by",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
     list_filter = ["role", "organization"]
     search_fields = ["email", "organization__name"]
     list_select_related = ["organization", "invited_by"]
-    fields = ["organization", "email", "role", "projects", "invited_by", "created_at", "expires_at",
-              "sent_count", "last_sent_at", "accepted_at", "accepted_by", "revoked_at"]
+    fields = [
+        "organization",
+        "email",
+        "role",
+        "projects",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "sent_count",
+        "last_sent_at",
+        "accepted_at",
+        "accepted_by",
+        "revoked_at",
+    ]
     readonly_fields = fields
     actions = ["revoke_selected"]
 
@@ -173,9 +205,20 @@ class TOTPDeviceAdmin(admin.ModelAdmin):
     list_display = ["user", "name", "confirmed", "created_at", "throttling_failure_count"]
     list_filter = ["confirmed"]
     search_fields = ["user__username", "user__email", "name"]
-    fields = ["user", "name", "confirmed", "created_at", "throttling_failure_count",
-              "throttling_failure_timestamp"]
-    readonly_fields = ["user", "created_at", "throttling_failure_count", "throttling_failure_timestamp"]
+    fields = [
+        "user",
+        "name",
+        "confirmed",
+        "created_at",
+        "throttling_failure_count",
+        "throttling_failure_timestamp",
+    ]
+    readonly_fields = [
+        "user",
+        "created_at",
+        "throttling_failure_count",
+        "throttling_failure_timestamp",
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False  # devices are enrolled by their user, who scans the seed once

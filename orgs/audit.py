@@ -49,7 +49,9 @@ def audit_log(
         actor_label=str(label)[:150],
         action=action,
         target_type=target._meta.label_lower if target is not None else "",
-        target_id=str(getattr(target, "public_id", None) or getattr(target, "pk", "") or "") if target is not None else "",
+        target_id=str(getattr(target, "public_id", None) or getattr(target, "pk", "") or "")
+        if target is not None
+        else "",
         target_label=redact(str(target))[:255] if target is not None else "",
         ip_address=client_ip(request),
         detail=_redact_detail(detail or {}),

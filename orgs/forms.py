@@ -20,9 +20,22 @@ from .models import (
 
 # Shown first in the timezone select: where most billing offices are.
 COMMON_TIMEZONES = [
-    "UTC", "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
-    "America/Sao_Paulo", "Europe/London", "Europe/Paris", "Europe/Berlin", "Africa/Johannesburg",
-    "Asia/Dubai", "Asia/Kolkata", "Asia/Singapore", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney",
+    "UTC",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Africa/Johannesburg",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
 ]
 
 
@@ -40,10 +53,14 @@ def timezone_choices(current: str = "") -> list:
 
 def timezone_field(*, current: str = "") -> forms.ChoiceField:
     return forms.ChoiceField(
-        label="Billing timezone", choices=timezone_choices(current), initial="UTC",
+        label="Billing timezone",
+        choices=timezone_choices(current),
+        initial="UTC",
         help_text="Budget months start at midnight in this timezone.",
-        error_messages={"invalid_choice": "Unknown timezone '%(value)s': choose one from the list "
-                                          "(IANA names such as UTC or Europe/Paris)."},
+        error_messages={
+            "invalid_choice": "Unknown timezone '%(value)s': choose one from the list "
+            "(IANA names such as UTC or Europe/Paris)."
+        },
     )
 
 
@@ -64,7 +81,9 @@ class OrganizationForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["billing_timezone"] = timezone_field(current=self.instance.billing_timezone or "")
+        self.fields["billing_timezone"] = timezone_field(
+            current=self.instance.billing_timezone or ""
+        )
 
     def clean_billing_timezone(self) -> str:
         return _clean_timezone(self.cleaned_data["billing_timezone"])
@@ -73,13 +92,21 @@ class OrganizationForm(forms.ModelForm):
 class OrganizationCreateForm(forms.Form):
     """A new organization: the slug is made from the name unless given."""
 
-    name = forms.CharField(label="Name", max_length=200, help_text="Your company or team, as people know it.")
+    name = forms.CharField(
+        label="Name", max_length=200, help_text="Your company or team, as people know it."
+    )
     slug = forms.SlugField(
-        label="Slug", max_length=80, required=False,
+        label="Slug",
+        max_length=80,
+        required=False,
         help_text="Short name used in file names (e.g. the audit CSV); leave empty to make it from the name.",
     )
-    tier = forms.ChoiceField(label="Usage tier", choices=Organization.Tier.choices, initial=Organization.Tier.TIER_1,
-                             help_text="As shown on your OpenAI limits page; it sets the default RPM/TPM.")
+    tier = forms.ChoiceField(
+        label="Usage tier",
+        choices=Organization.Tier.choices,
+        initial=Organization.Tier.TIER_1,
+        help_text="As shown on your OpenAI limits page; it sets the default RPM/TPM.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,7 +125,8 @@ class OrganizationCreateForm(forms.Form):
 class ProjectCreateForm(forms.Form):
     name = forms.CharField(label="Name", max_length=200)
     environment = forms.ChoiceField(
-        label="Environment", choices=Project.Environment.choices,
+        label="Environment",
+        choices=Project.Environment.choices,
         initial=Project.Environment.DEVELOPMENT,
     )
 
@@ -109,7 +137,9 @@ class ProjectCreateForm(forms.Form):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if Project.objects.filter(organization=self.organization, name__iexact=name).exists():
-            raise ValidationError(f"A project named '{name}' already exists here: choose another name.")
+            raise ValidationError(
+                f"A project named '{name}' already exists here: choose another name."
+            )
         return name
 
 
@@ -132,8 +162,10 @@ def allowed_model_choices(current: list[str], catalog: list) -> list:
         label = model.model_id if model.is_active else f"{model.model_id} (inactive)"
         groups.setdefault(model.category, []).append((model.model_id, label))
         labels[model.category] = model.get_category_display()
-    choices = [(labels[c], groups[c]) for c in sorted(groups, key=lambda c: (
-        order.index(c) if c in order else len(order), c))]
+    choices = [
+        (labels[c], groups[c])
+        for c in sorted(groups, key=lambda c: (order.index(c) if c in order else len(order), c))
+    ]
     missing = [m for m in current if m not in known]
     if missing:
         choices.append(("Not in the catalog", [(m, m) for m in missing]))
@@ -142,24 +174,42 @@ def allowed_model_choices(current: list[str], catalog: list) -> list:
 
 class ProjectSettingsForm(forms.ModelForm):
     allowed_models = forms.MultipleChoiceField(
-        label="Allowed models", required=False, widget=forms.CheckboxSelectMultiple,
+        label="Allowed models",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="Tick the models this project may call; none ticked allows every catalog model.",
-        error_messages={"invalid_choice": "Not in the model catalog: %(value)s. Tick models from the list "
-                                          "(add a model to the catalog first if it is missing)."},
+        error_messages={
+            "invalid_choice": "Not in the model catalog: %(value)s. Tick models from the list "
+            "(add a model to the catalog first if it is missing)."
+        },
     )
 
     class Meta:
         model = Project
         fields = [
-            "name", "environment", "status", "openai_project_id", "allowed_models",
-            "max_output_tokens", "rotation_period_days", "request_timeout_seconds",
-            "connect_timeout_seconds", "max_retries", "circuit_breaker_enabled",
+            "name",
+            "environment",
+            "status",
+            "openai_project_id",
+            "allowed_models",
+            "max_output_tokens",
+            "rotation_period_days",
+            "request_timeout_seconds",
+            "connect_timeout_seconds",
+            "max_retries",
+            "circuit_breaker_enabled",
         ]
-        help_texts = {"max_output_tokens": "Upper bound on the output tokens of any call; empty means no cap."}
+        help_texts = {
+            "max_output_tokens": "Upper bound on the output tokens of any call; empty means no cap."
+        }
 
     def __init__(self, *args, catalog: list, **kwargs):
         super().__init__(*args, **kwargs)
-        current = list(self.instance.allowed_models or []) if isinstance(self.instance.allowed_models, list) else []
+        current = (
+            list(self.instance.allowed_models or [])
+            if isinstance(self.instance.allowed_models, list)
+            else []
+        )
         self.fields["allowed_models"].choices = allowed_model_choices(current, catalog)
         self.initial["allowed_models"] = current
 
@@ -169,7 +219,7 @@ class ProjectSettingsForm(forms.ModelForm):
         boxes = list(self["allowed_models"])
         groups, start = [], 0
         for label, options in self.fields["allowed_models"].choices:
-            groups.append((label, boxes[start:start + len(options)]))
+            groups.append((label, boxes[start : start + len(options)]))
             start += len(options)
         return groups
 
@@ -184,7 +234,9 @@ class ProjectSettingsForm(forms.ModelForm):
         name = self.cleaned_data["name"].strip()
         clash = Project.objects.filter(organization=self.instance.organization, name__iexact=name)
         if clash.exclude(pk=self.instance.pk).exists():
-            raise ValidationError(f"A project named '{name}' already exists here: choose another name.")
+            raise ValidationError(
+                f"A project named '{name}' already exists here: choose another name."
+            )
         return name
 
 
@@ -225,10 +277,14 @@ class OrganizationInviteForm(forms.Form):
     """Invite an address to the organization, or to some of its projects (org owners)."""
 
     email = forms.EmailField(label="E-mail address", max_length=254)
-    role = forms.ChoiceField(label="Role", choices=Invitation.Role.choices,
-                             initial=Invitation.Role.ORG_READER)
+    role = forms.ChoiceField(
+        label="Role", choices=Invitation.Role.choices, initial=Invitation.Role.ORG_READER
+    )
     projects = forms.ModelMultipleChoiceField(
-        queryset=None, label="Projects", required=False, widget=forms.CheckboxSelectMultiple,
+        queryset=None,
+        label="Projects",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="For a project role only: the projects the invitee joins.",
     )
 
@@ -243,19 +299,24 @@ class OrganizationInviteForm(forms.Form):
         if role in (Invitation.Role.PROJECT_OWNER, Invitation.Role.PROJECT_MEMBER) and not projects:
             self.add_error("projects", "Choose at least one project for a project role.")
         if role in (Invitation.Role.ORG_OWNER, Invitation.Role.ORG_READER) and projects:
-            self.add_error("projects", "An organization role covers every project: untick the projects.")
+            self.add_error(
+                "projects", "An organization role covers every project: untick the projects."
+            )
         return cleaned
 
 
 class ProjectInviteForm(forms.Form):
     """Invite an address to one project (its owners, or org owners)."""
 
-    ROLES = {ProjectMembership.Role.OWNER: Invitation.Role.PROJECT_OWNER,
-             ProjectMembership.Role.MEMBER: Invitation.Role.PROJECT_MEMBER}
+    ROLES = {
+        ProjectMembership.Role.OWNER: Invitation.Role.PROJECT_OWNER,
+        ProjectMembership.Role.MEMBER: Invitation.Role.PROJECT_MEMBER,
+    }
 
     email = forms.EmailField(label="E-mail address", max_length=254)
-    role = forms.ChoiceField(label="Role", choices=ProjectMembership.Role.choices,
-                             initial=ProjectMembership.Role.MEMBER)
+    role = forms.ChoiceField(
+        label="Role", choices=ProjectMembership.Role.choices, initial=ProjectMembership.Role.MEMBER
+    )
 
     def invitation_role(self) -> str:
         return self.ROLES[self.cleaned_data["role"]]
@@ -264,12 +325,15 @@ class ProjectInviteForm(forms.Form):
 class InvitationForm(forms.Form):
     """Pick one of this organization's open invitations (scoped queryset), by public id."""
 
-    invitation = forms.ModelChoiceField(queryset=None, label="Invitation", to_field_name="public_id")
+    invitation = forms.ModelChoiceField(
+        queryset=None, label="Invitation", to_field_name="public_id"
+    )
 
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["invitation"].queryset = Invitation.objects.filter(
-            organization=organization, accepted_at__isnull=True, revoked_at__isnull=True)
+            organization=organization, accepted_at__isnull=True, revoked_at__isnull=True
+        )
 
 
 class InvitationAccountForm(UserCreationForm):
@@ -289,12 +353,15 @@ class OrganizationMembershipForm(forms.Form):
     """Pick one of this organization's memberships (scoped queryset) and a role."""
 
     membership = forms.ModelChoiceField(queryset=None, label="Member")
-    role = forms.ChoiceField(label="Role", choices=OrganizationMembership.Role.choices, required=False)
+    role = forms.ChoiceField(
+        label="Role", choices=OrganizationMembership.Role.choices, required=False
+    )
 
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["membership"].queryset = OrganizationMembership.objects.filter(
-            organization=organization).select_related("user")
+            organization=organization
+        ).select_related("user")
 
 
 class ProjectMembershipForm(forms.Form):
@@ -304,13 +371,18 @@ class ProjectMembershipForm(forms.Form):
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["membership"].queryset = ProjectMembership.objects.filter(
-            project=project).select_related("user")
+            project=project
+        ).select_related("user")
 
 
 class ServiceAccountForm(forms.Form):
     name = forms.CharField(label="Name", max_length=200)
-    openai_id = forms.CharField(label="OpenAI id", max_length=64, required=False,
-                                help_text="user-… id of the service account at OpenAI, if known")
+    openai_id = forms.CharField(
+        label="OpenAI id",
+        max_length=64,
+        required=False,
+        help_text="user-… id of the service account at OpenAI, if known",
+    )
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
@@ -319,30 +391,42 @@ class ServiceAccountForm(forms.Form):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if ServiceAccount.objects.filter(project=self.project, name__iexact=name).exists():
-            raise ValidationError(f"A service account named '{name}' already exists in this project.")
+            raise ValidationError(
+                f"A service account named '{name}' already exists in this project."
+            )
         return name
 
 
 def audit_action_choices(actions: list[str]) -> list:
-    """"All actions", each family ("key." → every key action) and each action that exists.
+    """ "All actions", each family ("key." → every key action) and each action that exists.
     A family value ends with a dot and filters by prefix; an action filters exactly."""
     families = sorted({a.split(".", 1)[0] + "." for a in actions if "." in a})
-    return [("", "All actions"),
-            ("Families", [(f, f"{f}* (every {f[:-1].replace('_', ' ')} action)") for f in families]),
-            ("Actions", [(a, a) for a in actions])]
+    return [
+        ("", "All actions"),
+        ("Families", [(f, f"{f}* (every {f[:-1].replace('_', ' ')} action)") for f in families]),
+        ("Actions", [(a, a) for a in actions]),
+    ]
 
 
 class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(
-        label="Action", required=False, choices=[("", "All actions")],
-        error_messages={"invalid_choice": "No event has the action '%(value)s': choose one from the list."},
+        label="Action",
+        required=False,
+        choices=[("", "All actions")],
+        error_messages={
+            "invalid_choice": "No event has the action '%(value)s': choose one from the list."
+        },
     )
     actor = forms.CharField(label="Who", required=False)
-    project = forms.ModelChoiceField(queryset=None, label="Project", required=False, empty_label="All projects")
-    since = forms.DateField(label="From (UTC)", required=False,
-                            widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label="To (UTC)", required=False,
-                            widget=forms.DateInput(attrs={"type": "date"}))
+    project = forms.ModelChoiceField(
+        queryset=None, label="Project", required=False, empty_label="All projects"
+    )
+    since = forms.DateField(
+        label="From (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label="To (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def __init__(self, *args, projects, actions: list[str], **kwargs):
         super().__init__(*args, **kwargs)

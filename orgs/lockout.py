@@ -153,7 +153,8 @@ class TrustedProxyMiddleware:
                 # under the proxy's address and one attacker could lock everyone out.
                 log.warning(
                     "Request from trusted proxy %s without X-Forwarded-For: configure the "
-                    "proxy to send it (sign-in locks count per client address).", remote,
+                    "proxy to send it (sign-in locks count per client address).",
+                    remote,
                 )
             request.META["REMOTE_ADDR"] = client
         return self.get_response(request)

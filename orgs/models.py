@@ -56,7 +56,9 @@ class Organization(TimestampedModel):
         "OpenAI organization id", max_length=64, blank=True, help_text="org-…, if known"
     )
     billing_timezone = models.CharField(
-        "billing timezone", max_length=64, default="UTC",
+        "billing timezone",
+        max_length=64,
+        default="UTC",
         help_text="Budget months start at midnight in this timezone.",
     )
 
@@ -86,11 +88,15 @@ class OrganizationMembership(TimestampedModel):
         READER = "reader", "Reader"
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-        related_name="organization_memberships", verbose_name="user",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="organization_memberships",
+        verbose_name="user",
     )
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="memberships",
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="memberships",
         verbose_name="organization",
     )
     role = models.CharField("role", max_length=16, choices=Role, default=Role.READER)
@@ -98,7 +104,8 @@ class OrganizationMembership(TimestampedModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "organization"], name="orgs_orgmembership_unique_user_org",
+                fields=["user", "organization"],
+                name="orgs_orgmembership_unique_user_org",
                 violation_error_message="This user is already a member of the organization.",
             ),
         ]
@@ -123,7 +130,9 @@ class Project(TimestampedModel):
 
     public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="projects",
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="projects",
         verbose_name="organization",
     )
     name = models.CharField("name", max_length=200)
@@ -135,25 +144,32 @@ class Project(TimestampedModel):
     )
     status = models.CharField("status", max_length=16, choices=Status, default=Status.ACTIVE)
     allowed_models = models.JSONField(
-        "allowed models", default=list, blank=True,
+        "allowed models",
+        default=list,
+        blank=True,
         help_text="Model ids this project may call; empty means every catalog model.",
     )
     max_output_tokens = models.PositiveIntegerField(
-        "output-token cap", null=True, blank=True,
+        "output-token cap",
+        null=True,
+        blank=True,
         help_text="Upper bound on the output tokens any call may ask for; empty means no cap.",
     )
     rotation_period_days = models.PositiveIntegerField(
-        "rotation period (days)", default=90,
+        "rotation period (days)",
+        default=90,
         validators=[MinValueValidator(1), MaxValueValidator(3650)],
         help_text="Keys older than this since their last rotation are due (90 = quarterly).",
     )
     # Client settings, defaults as the SDK guide recommends for production.
     request_timeout_seconds = models.FloatField(
-        "request timeout (s)", default=60.0,
+        "request timeout (s)",
+        default=60.0,
         validators=[MinValueValidator(1.0), MaxValueValidator(600.0)],
     )
     connect_timeout_seconds = models.FloatField(
-        "connect timeout (s)", default=5.0,
+        "connect timeout (s)",
+        default=5.0,
         validators=[MinValueValidator(0.5), MaxValueValidator(60.0)],
     )
     max_retries = models.PositiveSmallIntegerField(
@@ -165,7 +181,8 @@ class Project(TimestampedModel):
         ordering = ["organization__name", "name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "name"], name="orgs_project_unique_name_per_org",
+                fields=["organization", "name"],
+                name="orgs_project_unique_name_per_org",
                 violation_error_message="A project with this name already exists in the organization.",
             ),
             models.CheckConstraint(
@@ -193,7 +210,8 @@ class ProjectModelLimit(TimestampedModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "model_id"], name="orgs_modellimit_unique_project_model",
+                fields=["project", "model_id"],
+                name="orgs_modellimit_unique_project_model",
                 violation_error_message="This model already has a limit in this project.",
             ),
         ]
@@ -211,8 +229,10 @@ class ProjectMembership(TimestampedModel):
         MEMBER = "member", "Member"
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-        related_name="project_memberships", verbose_name="user",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="project_memberships",
+        verbose_name="user",
     )
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="memberships", verbose_name="project"
@@ -222,7 +242,8 @@ class ProjectMembership(TimestampedModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "project"], name="orgs_projmembership_unique_user_project",
+                fields=["user", "project"],
+                name="orgs_projmembership_unique_user_project",
                 violation_error_message="This user is already a member of the project.",
             ),
         ]
@@ -237,7 +258,9 @@ class ServiceAccount(TimestampedModel):
 
     public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
     project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="service_accounts",
+        Project,
+        on_delete=models.CASCADE,
+        related_name="service_accounts",
         verbose_name="project",
     )
     name = models.CharField("name", max_length=200)
@@ -247,7 +270,8 @@ class ServiceAccount(TimestampedModel):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "name"], name="orgs_serviceaccount_unique_name_per_project",
+                fields=["project", "name"],
+                name="orgs_serviceaccount_unique_name_per_project",
                 violation_error_message="A service account with this name already exists in the project.",
             ),
         ]
@@ -277,19 +301,33 @@ class AuditEvent(models.Model):
     public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
     occurred_at = models.DateTimeField("when (UTC)", db_index=True)
     organization = models.ForeignKey(
-        Organization, on_delete=models.PROTECT, null=True, blank=True,
-        related_name="audit_events", verbose_name="organization",
+        Organization,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+        verbose_name="organization",
     )
     project = models.ForeignKey(
-        Project, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="audit_events", verbose_name="project",
+        Project,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+        verbose_name="project",
     )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="+", verbose_name="actor",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="actor",
     )
     actor_label = models.CharField(
-        "actor name", max_length=150, blank=True,
+        "actor name",
+        max_length=150,
+        blank=True,
         help_text="Username at the time (kept if the user is deleted), or 'system'.",
     )
     action = models.CharField("action", max_length=64, db_index=True)
@@ -323,8 +361,9 @@ class AuditEvent(models.Model):
 class InvitationQuerySet(models.QuerySet):
     def pending(self, *, now=None):
         """Not accepted, not revoked, not expired: the ones whose link still works."""
-        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True,
-                           expires_at__gt=now or timezone.now())
+        return self.filter(
+            accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now or timezone.now()
+        )
 
 
 class Invitation(TimestampedModel):
@@ -343,27 +382,40 @@ class Invitation(TimestampedModel):
 
     public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="invitations",
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="invitations",
         verbose_name="organization",
     )
     email = models.EmailField("e-mail address", max_length=254)
     role = models.CharField("role", max_length=16, choices=Role)
     projects = models.ManyToManyField(
-        Project, blank=True, related_name="invitations", verbose_name="projects",
+        Project,
+        blank=True,
+        related_name="invitations",
+        verbose_name="projects",
         help_text="For a project role: the projects the invitee joins.",
     )
     token_digest = models.CharField("token HMAC-SHA256", max_length=64, unique=True, editable=False)
     expires_at = models.DateTimeField("expires at")
     invited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="+", verbose_name="invited by",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="invited by",
     )
     sent_count = models.PositiveSmallIntegerField("times sent", default=1)
     last_sent_at = models.DateTimeField("last sent at")
     accepted_at = models.DateTimeField("accepted at", null=True, blank=True)
     accepted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="+", verbose_name="accepted by",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="accepted by",
     )
     revoked_at = models.DateTimeField("revoked at", null=True, blank=True)
 
@@ -421,7 +473,8 @@ class TOTPDevice(ThrottlingMixin, Device):
     # Ciphertext only (bound to this row by public_id); see keys/fields.py.
     seed = EncryptedSecretField("seed (encrypted)")
     last_t = models.BigIntegerField(
-        "last accepted time step", default=-1,
+        "last accepted time step",
+        default=-1,
         help_text="A code is accepted once: later codes must be from a later time step.",
     )
     created_at = models.DateTimeField("created at", auto_now_add=True)
@@ -438,7 +491,9 @@ class TOTPDevice(ThrottlingMixin, Device):
 
     def _totp(self) -> TOTP:
         # The seed is unsealed only for the duration of this check.
-        return TOTP(base64.b32decode(unseal(self, "seed")), step=TOTP_STEP_SECONDS, digits=TOTP_DIGITS)
+        return TOTP(
+            base64.b32decode(unseal(self, "seed")), step=TOTP_STEP_SECONDS, digits=TOTP_DIGITS
+        )
 
     @sensitive_variables("token")
     def verify_token(self, token) -> bool:
@@ -455,8 +510,9 @@ class TOTPDevice(ThrottlingMixin, Device):
         if ok:
             self.last_t = totp.t()
             self.throttle_reset(commit=False)
-            self.save(update_fields=["last_t", "throttling_failure_timestamp",
-                                     "throttling_failure_count"])
+            self.save(
+                update_fields=["last_t", "throttling_failure_timestamp", "throttling_failure_count"]
+            )
         else:
             self.throttle_increment(commit=True)
         return ok

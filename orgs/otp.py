@@ -152,7 +152,9 @@ class OTPRequiredMiddleware:
             verified = getattr(user, "is_verified", lambda: False)()
             if not verified:
                 if session_user_has_confirmed_device(request):
-                    return redirect(f"{reverse('otp-verify')}?next={quote(request.get_full_path())}")
+                    return redirect(
+                        f"{reverse('otp-verify')}?next={quote(request.get_full_path())}"
+                    )
                 if getattr(settings, "OTP_REQUIRED_FOR_ORG_OWNERS", False) and is_org_owner(user):
                     return redirect(reverse("otp-setup"))
         return self.get_response(request)

@@ -26,19 +26,28 @@ def organization_projects_for_user(*, user, organization: Organization) -> Query
 def organization_members(*, organization: Organization) -> QuerySet[OrganizationMembership]:
     return (
         OrganizationMembership.objects.filter(organization=organization)
-        .select_related("user").order_by("user__username")
+        .select_related("user")
+        .order_by("user__username")
     )
 
 
 def project_members(*, project: Project) -> QuerySet[ProjectMembership]:
-    return ProjectMembership.objects.filter(project=project).select_related("user").order_by("user__username")
+    return (
+        ProjectMembership.objects.filter(project=project)
+        .select_related("user")
+        .order_by("user__username")
+    )
 
 
 def organization_open_invitations(*, organization: Organization) -> QuerySet[Invitation]:
     """Invitations not accepted nor revoked (expired ones too: an owner may resend them)."""
     return (
-        Invitation.objects.filter(organization=organization, accepted_at__isnull=True, revoked_at__isnull=True)
-        .select_related("invited_by").prefetch_related("projects").order_by("email", "role")
+        Invitation.objects.filter(
+            organization=organization, accepted_at__isnull=True, revoked_at__isnull=True
+        )
+        .select_related("invited_by")
+        .prefetch_related("projects")
+        .order_by("email", "role")
     )
 
 
@@ -48,14 +57,21 @@ def project_open_invitations(*, project: Project) -> QuerySet[Invitation]:
 
 # --- Audit log ---------------------------------------------------------------------
 
+
 def _member_since(organization: Organization) -> dict[int, dt.datetime]:
     """Each member's start in the organization: the earliest of their organization and
     project memberships there (a membership's created_at is when they joined)."""
     since: dict[int, dt.datetime] = {}
-    rows = list(OrganizationMembership.objects.filter(organization=organization)
-                .values_list("user_id", "created_at"))
-    rows += list(ProjectMembership.objects.filter(project__organization=organization)
-                 .values_list("user_id", "created_at"))
+    rows = list(
+        OrganizationMembership.objects.filter(organization=organization).values_list(
+            "user_id", "created_at"
+        )
+    )
+    rows += list(
+        ProjectMembership.objects.filter(project__organization=organization).values_list(
+            "user_id", "created_at"
+        )
+    )
     for user_id, created_at in rows:
         if user_id not in since or created_at < since[user_id]:
             since[user_id] = created_at
@@ -77,14 +93,19 @@ def audit_events_for_organization(
     for another tenant or for none."""
     user_scoped = Q(pk__in=[])
     for user_id, joined_at in _member_since(organization).items():
-        user_scoped |= (Q(actor_id=user_id) | Q(target_type="auth.user", target_id=str(user_id))) & Q(
-            occurred_at__gte=joined_at)
+        user_scoped |= (
+            Q(actor_id=user_id) | Q(target_type="auth.user", target_id=str(user_id))
+        ) & Q(occurred_at__gte=joined_at)
     sign_ins = Q(organization__isnull=True, action__startswith="auth.") & user_scoped
     events = AuditEvent.objects.filter(Q(organization=organization) | sign_ins)
     if action:
         # "key." is a family (every key action); "auth.login" is one action, not also
         # auth.login_failed.
-        events = events.filter(action__startswith=action) if action.endswith(".") else events.filter(action=action)
+        events = (
+            events.filter(action__startswith=action)
+            if action.endswith(".")
+            else events.filter(action=action)
+        )
     if actor:
         events = events.filter(actor_label__icontains=actor)
     if project is not None:
@@ -97,14 +118,20 @@ def audit_events_for_organization(
 
 
 def audit_actions(*, organization: Organization) -> list[str]:
-    return sorted(set(
-        AuditEvent.objects.filter(Q(organization=organization) | Q(action__startswith="auth."))
-        .values_list("action", flat=True).distinct()
-    ))
+    return sorted(
+        set(
+            AuditEvent.objects.filter(Q(organization=organization) | Q(action__startswith="auth."))
+            .values_list("action", flat=True)
+            .distinct()
+        )
+    )
 
 
 def project_model_limit(*, project_id: int, model: str) -> tuple[int | None, int | None] | None:
     """The project's own (rpm, tpm) for a model (``ProjectModelLimit``), or None: the rate
     limit of the client layer reads it on every call, in one query."""
-    return (ProjectModelLimit.objects.filter(project_id=project_id, model_id=model)
-            .values_list("rpm", "tpm").first())
+    return (
+        ProjectModelLimit.objects.filter(project_id=project_id, model_id=model)
+        .values_list("rpm", "tpm")
+        .first()
+    )

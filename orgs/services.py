@@ -38,9 +38,17 @@ from .models import (
 
 ORGANIZATION_FIELDS = ["name", "tier", "openai_org_id", "billing_timezone"]
 PROJECT_SETTINGS_FIELDS = [
-    "name", "environment", "status", "openai_project_id", "allowed_models",
-    "max_output_tokens", "rotation_period_days", "request_timeout_seconds",
-    "connect_timeout_seconds", "max_retries", "circuit_breaker_enabled",
+    "name",
+    "environment",
+    "status",
+    "openai_project_id",
+    "allowed_models",
+    "max_output_tokens",
+    "rotation_period_days",
+    "request_timeout_seconds",
+    "connect_timeout_seconds",
+    "max_retries",
+    "circuit_breaker_enabled",
 ]
 
 
@@ -70,8 +78,14 @@ def organization_update(*, organization: Organization, actor, request=None, **va
     if changed:
         organization.full_clean()
         organization.save()
-        audit_log(action="organization.update", actor=actor, organization=organization,
-                  target=organization, request=request, detail={"changes": changed})
+        audit_log(
+            action="organization.update",
+            actor=actor,
+            organization=organization,
+            target=organization,
+            request=request,
+            detail={"changes": changed},
+        )
     return changed
 
 
@@ -87,29 +101,54 @@ def _free_slug(name: str) -> str:
 
 @transaction.atomic
 def organization_create(
-    *, name: str, actor, slug: str = "", tier: str = Organization.Tier.TIER_1,
-    billing_timezone: str = "UTC", request=None,
+    *,
+    name: str,
+    actor,
+    slug: str = "",
+    tier: str = Organization.Tier.TIER_1,
+    billing_timezone: str = "UTC",
+    request=None,
 ) -> Organization:
     """Create an organization with ``actor`` as its owner (the access check, who may
     create one, is the view's: orgs.access.can_create_organization)."""
     name = name.strip()
     if slug and Organization.objects.filter(slug=slug).exists():
-        raise ValidationError({"slug": f"The slug '{slug}' is taken: choose another, or leave it empty "
-                                       "to make one from the name."})
-    organization = Organization(name=name, slug=slug or _free_slug(name), tier=tier,
-                                billing_timezone=billing_timezone)
+        raise ValidationError(
+            {
+                "slug": f"The slug '{slug}' is taken: choose another, or leave it empty "
+                "to make one from the name."
+            }
+        )
+    organization = Organization(
+        name=name, slug=slug or _free_slug(name), tier=tier, billing_timezone=billing_timezone
+    )
     organization.full_clean()
     try:
         with transaction.atomic():
             organization.save()
     except IntegrityError as exc:  # the same slug created at the same moment
-        raise ValidationError({"slug": f"The slug '{organization.slug}' was just taken: save again "
-                                       "or choose another."}) from exc
-    OrganizationMembership.objects.create(user=actor, organization=organization,
-                                          role=OrganizationMembership.Role.OWNER)
-    audit_log(action="organization.create", actor=actor, organization=organization, target=organization,
-              request=request, detail={"slug": organization.slug, "tier": tier,
-                                       "billing_timezone": billing_timezone, "owner": _username(actor)})
+        raise ValidationError(
+            {
+                "slug": f"The slug '{organization.slug}' was just taken: save again "
+                "or choose another."
+            }
+        ) from exc
+    OrganizationMembership.objects.create(
+        user=actor, organization=organization, role=OrganizationMembership.Role.OWNER
+    )
+    audit_log(
+        action="organization.create",
+        actor=actor,
+        organization=organization,
+        target=organization,
+        request=request,
+        detail={
+            "slug": organization.slug,
+            "tier": tier,
+            "billing_timezone": billing_timezone,
+            "owner": _username(actor),
+        },
+    )
     return organization
 
 
@@ -120,8 +159,14 @@ def project_create(
     project = Project(organization=organization, name=name.strip(), environment=environment)
     project.full_clean()
     project.save()
-    audit_log(action="project.create", actor=actor, project=project, target=project,
-              request=request, detail={"environment": environment})
+    audit_log(
+        action="project.create",
+        actor=actor,
+        project=project,
+        target=project,
+        request=request,
+        detail={"environment": environment},
+    )
     return project
 
 
@@ -132,8 +177,14 @@ def project_update_settings(*, project: Project, actor, request=None, **values) 
     if changed:
         project.full_clean()
         project.save()
-        audit_log(action="project.settings_update", actor=actor, project=project,
-                  target=project, request=request, detail={"changes": changed})
+        audit_log(
+            action="project.settings_update",
+            actor=actor,
+            project=project,
+            target=project,
+            request=request,
+            detail={"changes": changed},
+        )
     return changed
 
 
@@ -152,9 +203,14 @@ def project_model_limit_set(
         limit.rpm, limit.tpm = rpm, tpm
         limit.full_clean()
         limit.save()
-    audit_log(action="project.model_limit_set", actor=actor, project=project, target=project,
-              request=request,
-              detail={"model": model_id, "rpm": rpm, "tpm": tpm, "previous": old})
+    audit_log(
+        action="project.model_limit_set",
+        actor=actor,
+        project=project,
+        target=project,
+        request=request,
+        detail={"model": model_id, "rpm": rpm, "tpm": tpm, "previous": old},
+    )
     return limit
 
 
@@ -163,8 +219,14 @@ def project_model_limit_remove(*, limit: ProjectModelLimit, actor, request=None)
     project = limit.project
     detail = {"model": limit.model_id, "rpm": limit.rpm, "tpm": limit.tpm}
     limit.delete()
-    audit_log(action="project.model_limit_remove", actor=actor, project=project, target=project,
-              request=request, detail=detail)
+    audit_log(
+        action="project.model_limit_remove",
+        actor=actor,
+        project=project,
+        target=project,
+        request=request,
+        detail=detail,
+    )
 
 
 def _username(user) -> str:
@@ -174,9 +236,13 @@ def _username(user) -> str:
 def _would_leave_no_owner(membership: OrganizationMembership) -> bool:
     if membership.role != OrganizationMembership.Role.OWNER:
         return False
-    return not OrganizationMembership.objects.filter(
-        organization_id=membership.organization_id, role=OrganizationMembership.Role.OWNER
-    ).exclude(pk=membership.pk).exists()
+    return (
+        not OrganizationMembership.objects.filter(
+            organization_id=membership.organization_id, role=OrganizationMembership.Role.OWNER
+        )
+        .exclude(pk=membership.pk)
+        .exists()
+    )
 
 
 @transaction.atomic
@@ -184,32 +250,62 @@ def organization_membership_change_role(
     *, membership: OrganizationMembership, role: str, actor, request=None
 ) -> OrganizationMembership:
     # Lock the organization's owner rows so two demotions cannot both pass the check.
-    list(OrganizationMembership.objects.select_for_update().filter(
-        organization_id=membership.organization_id, role=OrganizationMembership.Role.OWNER))
+    list(
+        OrganizationMembership.objects.select_for_update().filter(
+            organization_id=membership.organization_id, role=OrganizationMembership.Role.OWNER
+        )
+    )
     old = membership.role
     if old == role:
         return membership
     if role != OrganizationMembership.Role.OWNER and _would_leave_no_owner(membership):
-        raise ValidationError({"role": "An organization needs at least one owner: make someone else owner first."})
+        raise ValidationError(
+            {"role": "An organization needs at least one owner: make someone else owner first."}
+        )
     membership.role = role
     membership.full_clean()
     membership.save()
-    audit_log(action="membership.role_change", actor=actor, organization=membership.organization,
-              target=membership.user, request=request,
-              detail={"scope": "organization", "user": _username(membership.user), "from": old, "to": role})
+    audit_log(
+        action="membership.role_change",
+        actor=actor,
+        organization=membership.organization,
+        target=membership.user,
+        request=request,
+        detail={
+            "scope": "organization",
+            "user": _username(membership.user),
+            "from": old,
+            "to": role,
+        },
+    )
     return membership
 
 
 @transaction.atomic
-def organization_membership_remove(*, membership: OrganizationMembership, actor, request=None) -> None:
-    list(OrganizationMembership.objects.select_for_update().filter(
-        organization_id=membership.organization_id, role=OrganizationMembership.Role.OWNER))
+def organization_membership_remove(
+    *, membership: OrganizationMembership, actor, request=None
+) -> None:
+    list(
+        OrganizationMembership.objects.select_for_update().filter(
+            organization_id=membership.organization_id, role=OrganizationMembership.Role.OWNER
+        )
+    )
     if _would_leave_no_owner(membership):
-        raise ValidationError({"membership": "An organization needs at least one owner: make someone else owner first."})
+        raise ValidationError(
+            {
+                "membership": "An organization needs at least one owner: make someone else owner first."
+            }
+        )
     organization, user, role = membership.organization, membership.user, membership.role
     membership.delete()
-    audit_log(action="membership.remove", actor=actor, organization=organization, target=user,
-              request=request, detail={"scope": "organization", "user": _username(user), "role": role})
+    audit_log(
+        action="membership.remove",
+        actor=actor,
+        organization=organization,
+        target=user,
+        request=request,
+        detail={"scope": "organization", "user": _username(user), "role": role},
+    )
 
 
 @transaction.atomic
@@ -222,9 +318,14 @@ def project_membership_change_role(
     membership.role = role
     membership.full_clean()
     membership.save()
-    audit_log(action="membership.role_change", actor=actor, project=membership.project,
-              target=membership.user, request=request,
-              detail={"scope": "project", "user": _username(membership.user), "from": old, "to": role})
+    audit_log(
+        action="membership.role_change",
+        actor=actor,
+        project=membership.project,
+        target=membership.user,
+        request=request,
+        detail={"scope": "project", "user": _username(membership.user), "from": old, "to": role},
+    )
     return membership
 
 
@@ -232,8 +333,14 @@ def project_membership_change_role(
 def project_membership_remove(*, membership: ProjectMembership, actor, request=None) -> None:
     project, user, role = membership.project, membership.user, membership.role
     membership.delete()
-    audit_log(action="membership.remove", actor=actor, project=project, target=user, request=request,
-              detail={"scope": "project", "user": _username(user), "role": role})
+    audit_log(
+        action="membership.remove",
+        actor=actor,
+        project=project,
+        target=user,
+        request=request,
+        detail={"scope": "project", "user": _username(user), "role": role},
+    )
 
 
 @transaction.atomic
@@ -243,8 +350,14 @@ def service_account_create(
     account = ServiceAccount(project=project, name=name.strip(), openai_id=openai_id.strip())
     account.full_clean()
     account.save()
-    audit_log(action="service_account.create", actor=actor, project=project, target=account,
-              request=request, detail={"name": account.name})
+    audit_log(
+        action="service_account.create",
+        actor=actor,
+        project=project,
+        target=account,
+        request=request,
+        detail={"name": account.name},
+    )
     return account
 
 
@@ -252,6 +365,7 @@ def service_account_create(
 # Members join by invitation only (nobody is attached without consent). The link's token
 # is a bearer secret: it exists in plaintext only in the e-mail and in the frames below;
 # the database keeps its HMAC-SHA256, as for ingestion tokens.
+
 
 class InvitationInvalid(Exception):
     """The link is unknown, expired, used or revoked: all look the same to the visitor."""
@@ -286,7 +400,9 @@ def _normalise_email(email: str) -> str:
     try:
         validate_email(email)
     except ValidationError as exc:
-        raise ValidationError({"email": "Enter a valid e-mail address, e.g. name@example.com."}) from exc
+        raise ValidationError(
+            {"email": "Enter a valid e-mail address, e.g. name@example.com."}
+        ) from exc
     return email
 
 
@@ -301,7 +417,9 @@ def _invitation_send(invitation: Invitation, token: str, request) -> None:
     so no invitation exists that nobody received (the owner sees the error and retries)."""
     link = _invitation_link(token, request)
     context = {
-        "invitation": invitation, "organization": invitation.organization, "link": link,
+        "invitation": invitation,
+        "organization": invitation.organization,
+        "link": link,
         "projects": [p.name for p in invitation.projects.order_by("name")],
         "invited_by": invitation.invited_by.get_username() if invitation.invited_by else "",
         "expiry_days": invitation_expiry_days(),
@@ -311,9 +429,14 @@ def _invitation_send(invitation: Invitation, token: str, request) -> None:
     try:
         send_mail(subject, body, None, [invitation.email])
     except (smtplib.SMTPException, OSError) as exc:
-        raise ValidationError({"email": (
-            f"The invitation e-mail could not be sent ({type(exc).__name__}): check the mail "
-            "settings (EMAIL_URL) and try again; nothing was saved.")}) from exc
+        raise ValidationError(
+            {
+                "email": (
+                    f"The invitation e-mail could not be sent ({type(exc).__name__}): check the mail "
+                    "settings (EMAIL_URL) and try again; nothing was saved."
+                )
+            }
+        ) from exc
 
 
 def _new_token(invitation: Invitation, now) -> str:
@@ -349,12 +472,20 @@ def invitation_create(
         if any(p.organization_id != organization.pk for p in projects):
             raise ValidationError({"projects": "Choose projects of this organization only."})
     elif projects:
-        raise ValidationError({"projects": "An organization role covers every project: leave the projects empty."})
+        raise ValidationError(
+            {"projects": "An organization role covers every project: leave the projects empty."}
+        )
     now = timezone.now()
     invitation = (
         Invitation.objects.select_for_update()
-        .filter(organization=organization, email=email, role=role,
-                accepted_at__isnull=True, revoked_at__isnull=True).first()
+        .filter(
+            organization=organization,
+            email=email,
+            role=role,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+        )
+        .first()
     )
     renewed = invitation is not None
     if invitation is None:
@@ -367,13 +498,24 @@ def invitation_create(
         with transaction.atomic():
             invitation.save()
     except IntegrityError as exc:  # a concurrent invitation of the same address and role
-        raise ValidationError({"email": f"{email} was just invited by someone else: resend that invitation."}) from exc
+        raise ValidationError(
+            {"email": f"{email} was just invited by someone else: resend that invitation."}
+        ) from exc
     if projects:
         invitation.projects.add(*projects)
-    audit_log(action="invitation.resend" if renewed else "invitation.create", actor=actor,
-              organization=organization, target=invitation, request=request,
-              detail={"email": email, "role": role, "projects": _project_names(invitation),
-                      "expires_at": invitation.expires_at.isoformat()})
+    audit_log(
+        action="invitation.resend" if renewed else "invitation.create",
+        actor=actor,
+        organization=organization,
+        target=invitation,
+        request=request,
+        detail={
+            "email": email,
+            "role": role,
+            "projects": _project_names(invitation),
+            "expires_at": invitation.expires_at.isoformat(),
+        },
+    )
     _invitation_send(invitation, token, request)
     return invitation
 
@@ -384,14 +526,25 @@ def invitation_resend(*, invitation: Invitation, actor, request=None) -> Invitat
     """A new link and a new expiry (the old link stops working), sent again."""
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at or invitation.revoked_at:
-        raise ValidationError({"invitation": f"This invitation was {invitation.status()}: invite the address again."})
+        raise ValidationError(
+            {"invitation": f"This invitation was {invitation.status()}: invite the address again."}
+        )
     invitation.sent_count += 1
     token = _new_token(invitation, timezone.now())
     invitation.save()
-    audit_log(action="invitation.resend", actor=actor, organization=invitation.organization,
-              target=invitation, request=request,
-              detail={"email": invitation.email, "role": invitation.role,
-                      "projects": _project_names(invitation), "expires_at": invitation.expires_at.isoformat()})
+    audit_log(
+        action="invitation.resend",
+        actor=actor,
+        organization=invitation.organization,
+        target=invitation,
+        request=request,
+        detail={
+            "email": invitation.email,
+            "role": invitation.role,
+            "projects": _project_names(invitation),
+            "expires_at": invitation.expires_at.isoformat(),
+        },
+    )
     _invitation_send(invitation, token, request)
     return invitation
 
@@ -405,9 +558,14 @@ def invitation_revoke(*, invitation: Invitation, actor, request=None) -> Invitat
     invitation.refresh_from_db()
     if not changed:
         raise ValidationError({"invitation": f"This invitation was {invitation.status()} already."})
-    audit_log(action="invitation.revoke", actor=actor, organization=invitation.organization,
-              target=invitation, request=request,
-              detail={"email": invitation.email, "role": invitation.role})
+    audit_log(
+        action="invitation.revoke",
+        actor=actor,
+        organization=invitation.organization,
+        target=invitation,
+        request=request,
+        detail={"email": invitation.email, "role": invitation.role},
+    )
     return invitation
 
 
@@ -417,8 +575,12 @@ def invitation_for_token(token: str) -> Invitation:
     if not token or len(token) > 200:
         raise InvitationInvalid
     digest = invitation_token_digest(token)
-    invitation = (Invitation.objects.pending().select_related("organization", "invited_by")
-                  .filter(token_digest=digest).first())
+    invitation = (
+        Invitation.objects.pending()
+        .select_related("organization", "invited_by")
+        .filter(token_digest=digest)
+        .first()
+    )
     # The digest is the lookup key; compare in constant time all the same.
     if invitation is None or not hmac.compare_digest(invitation.token_digest, digest):
         raise InvitationInvalid
@@ -442,20 +604,44 @@ def _join(invitation: Invitation, user, request) -> list[str]:
     if invitation.role in INVITATION_ROLE_TO_ORG:
         role = INVITATION_ROLE_TO_ORG[invitation.role]
         _, created = OrganizationMembership.objects.get_or_create(
-            organization=organization, user=user, defaults={"role": role})
+            organization=organization, user=user, defaults={"role": role}
+        )
         if created:
             joined.append(organization.name)
-            audit_log(action="membership.add", actor=user, organization=organization, target=user,
-                      request=request, detail={"scope": "organization", "user": _username(user),
-                                               "role": role, "via": "invitation"})
+            audit_log(
+                action="membership.add",
+                actor=user,
+                organization=organization,
+                target=user,
+                request=request,
+                detail={
+                    "scope": "organization",
+                    "user": _username(user),
+                    "role": role,
+                    "via": "invitation",
+                },
+            )
         return joined
     role = INVITATION_ROLE_TO_PROJECT[invitation.role]
     for project in invitation.projects.select_related("organization").order_by("name"):
-        _, created = ProjectMembership.objects.get_or_create(project=project, user=user, defaults={"role": role})
+        _, created = ProjectMembership.objects.get_or_create(
+            project=project, user=user, defaults={"role": role}
+        )
         if created:
             joined.append(project.name)
-            audit_log(action="membership.add", actor=user, project=project, target=user, request=request,
-                      detail={"scope": "project", "user": _username(user), "role": role, "via": "invitation"})
+            audit_log(
+                action="membership.add",
+                actor=user,
+                project=project,
+                target=user,
+                request=request,
+                detail={
+                    "scope": "project",
+                    "user": _username(user),
+                    "role": role,
+                    "via": "invitation",
+                },
+            )
     return joined
 
 
@@ -469,17 +655,30 @@ def invitation_accept(*, token: str, user, request=None) -> tuple[Invitation, li
     """
     invitation = invitation_for_token(token)
     if not invitation_email_matches(invitation, user):
-        raise ValidationError({"email": (
-            "This invitation was sent to another e-mail address than your account's. Sign out, then "
-            "sign in with the account of the invited address, or create an account from this link.")})
-    claimed = Invitation.objects.pending().filter(pk=invitation.pk, token_digest=invitation.token_digest).update(
-        accepted_at=timezone.now(), accepted_by=user, updated_at=timezone.now())
+        raise ValidationError(
+            {
+                "email": (
+                    "This invitation was sent to another e-mail address than your account's. Sign out, then "
+                    "sign in with the account of the invited address, or create an account from this link."
+                )
+            }
+        )
+    claimed = (
+        Invitation.objects.pending()
+        .filter(pk=invitation.pk, token_digest=invitation.token_digest)
+        .update(accepted_at=timezone.now(), accepted_by=user, updated_at=timezone.now())
+    )
     if claimed != 1:
         raise InvitationInvalid
     joined = _join(invitation, user, request)
-    audit_log(action="invitation.accept", actor=user, organization=invitation.organization,
-              target=invitation, request=request,
-              detail={"email": invitation.email, "role": invitation.role, "joined": joined})
+    audit_log(
+        action="invitation.accept",
+        actor=user,
+        organization=invitation.organization,
+        target=invitation,
+        request=request,
+        detail={"email": invitation.email, "role": invitation.role, "joined": joined},
+    )
     return invitation, joined
 
 
@@ -494,8 +693,13 @@ def invitation_accept_new_account(*, token: str, username: str, password: str, r
     User = get_user_model()
     if User._default_manager.filter(email__iexact=invitation.email).exists():
         # Only the holder of the link (who controls the address) can see this.
-        raise ValidationError({"username": (
-            "An account with the invited address exists already: sign in with it to accept.")})
+        raise ValidationError(
+            {
+                "username": (
+                    "An account with the invited address exists already: sign in with it to accept."
+                )
+            }
+        )
     user = User(**{User.USERNAME_FIELD: username.strip()}, email=invitation.email)
     user.set_password(password)
     user.full_clean(exclude=["password"])
@@ -503,8 +707,16 @@ def invitation_accept_new_account(*, token: str, username: str, password: str, r
         with transaction.atomic():
             user.save()
     except IntegrityError as exc:  # the same username taken a moment ago
-        raise ValidationError({"username": "This username was just taken: choose another."}) from exc
-    audit_log(action="auth.account_create", actor=user, organization=invitation.organization,
-              target=user, request=request, detail={"via": "invitation", "email": invitation.email})
+        raise ValidationError(
+            {"username": "This username was just taken: choose another."}
+        ) from exc
+    audit_log(
+        action="auth.account_create",
+        actor=user,
+        organization=invitation.organization,
+        target=user,
+        request=request,
+        detail={"via": "invitation", "email": invitation.email},
+    )
     invitation_accept(token=token, user=user, request=request)
     return user

@@ -54,11 +54,15 @@ class SessionTimeoutMiddleware:
             return self.get_response(request)
         idle, lifetime = settings.SESSION_IDLE_TIMEOUT, settings.SESSION_ABSOLUTE_LIFETIME
         if now - active > idle:
-            return self._sign_out(request, f"You were signed out after {_hours(idle)} without "
-                                           "activity. Sign in again to continue.")
+            return self._sign_out(
+                request,
+                f"You were signed out after {_hours(idle)} without "
+                "activity. Sign in again to continue.",
+            )
         if now - started > lifetime:
-            return self._sign_out(request, f"Sessions last at most {_hours(lifetime)}: "
-                                           "sign in again to continue.")
+            return self._sign_out(
+                request, f"Sessions last at most {_hours(lifetime)}: sign in again to continue."
+            )
         if now - active >= WRITE_EVERY_SECONDS:
             session[ACTIVE_KEY] = now
         return self.get_response(request)

@@ -44,9 +44,12 @@ log = logging.getLogger(__name__)
 
 def _safe_next(request: HttpRequest, default: str = "/") -> str:
     target = request.POST.get("next") or request.GET.get("next") or default
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                       require_https=request.is_secure()):
-        return urlparse(target).path + (f"?{urlparse(target).query}" if urlparse(target).query else "")
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return urlparse(target).path + (
+            f"?{urlparse(target).query}" if urlparse(target).query else ""
+        )
     return default
 
 
@@ -65,13 +68,24 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
         allowed, _ = device.verify_is_allowed()
         if allowed and device.verify_token(request.POST.get("token", "")):
             django_otp.login(request, device)
-            audit_log(action="auth.otp_verified", actor=request.user, target=request.user, request=request)
+            audit_log(
+                action="auth.otp_verified", actor=request.user, target=request.user, request=request
+            )
             return redirect(_safe_next(request))
-        audit_log(action="auth.otp_failed", actor=request.user, target=request.user, request=request)
-        error = ("Wrong or expired code: type the 6-digit code your authenticator app shows now."
-                 if allowed else "Too many wrong codes: wait a little and try again.")
-    return render(request, "registration/otp_verify.html",
-                  {"error": error, "next": _safe_next(request)}, status=400 if error else 200)
+        audit_log(
+            action="auth.otp_failed", actor=request.user, target=request.user, request=request
+        )
+        error = (
+            "Wrong or expired code: type the 6-digit code your authenticator app shows now."
+            if allowed
+            else "Too many wrong codes: wait a little and try again."
+        )
+    return render(
+        request,
+        "registration/otp_verify.html",
+        {"error": error, "next": _safe_next(request)},
+        status=400 if error else 200,
+    )
 
 
 @login_required
@@ -89,31 +103,49 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
         return redirect("otp-verify")
     if request.method == "POST" and "restart" in request.POST:
         totp_device_start(user=request.user)
-        messages.info(request, "New QR code: scan it and type the code it shows; the old one no longer works.")
+        messages.info(
+            request, "New QR code: scan it and type the code it shows; the old one no longer works."
+        )
         return redirect("otp-setup")  # a reload of the result page must not restart again
     error = ""
     if request.method == "POST":
-        device = TOTPDevice.objects.filter(user=request.user, confirmed=False).order_by("pk").first()
+        device = (
+            TOTPDevice.objects.filter(user=request.user, confirmed=False).order_by("pk").first()
+        )
         if device is None:
-            error = "This set-up was replaced (another tab?): scan the QR code below and type its code."
+            error = (
+                "This set-up was replaced (another tab?): scan the QR code below and type its code."
+            )
         elif totp_device_confirm(device=device, token=request.POST.get("token", "")):
             django_otp.login(request, device)
-            audit_log(action="auth.otp_enabled", actor=request.user, target=request.user, request=request)
-            messages.success(request, "Two-factor sign-in is on: you will be asked for a code at each sign-in.")
+            audit_log(
+                action="auth.otp_enabled", actor=request.user, target=request.user, request=request
+            )
+            messages.success(
+                request, "Two-factor sign-in is on: you will be asked for a code at each sign-in."
+            )
             return redirect("home")
         else:
-            error = "That code does not match: check the time on your phone and type the current code."
+            error = (
+                "That code does not match: check the time on your phone and type the current code."
+            )
     device, seed = totp_device_for_setup(user=request.user)
-    return render(request, "registration/otp_setup.html", {
-        "qr": qr_svg(device.config_url(seed, request.user.get_username())),
-        "seed": seed,
-        "error": error,
-        "has_confirmed": has_confirmed,
-        "required": getattr(settings, "OTP_REQUIRED_FOR_ORG_OWNERS", False),
-    }, status=400 if error else 200)
+    return render(
+        request,
+        "registration/otp_setup.html",
+        {
+            "qr": qr_svg(device.config_url(seed, request.user.get_username())),
+            "seed": seed,
+            "error": error,
+            "has_confirmed": has_confirmed,
+            "required": getattr(settings, "OTP_REQUIRED_FOR_ORG_OWNERS", False),
+        },
+        status=400 if error else 200,
+    )
 
 
 # --- Password reset ------------------------------------------------------------------
+
 
 def _count(kind: str, value: str, *, window: int) -> int:
     """Add one to this window's counter for (kind, value) and return the new count.
@@ -123,8 +155,9 @@ def _count(kind: str, value: str, *, window: int) -> int:
     The value is hashed: no e-mail address ends up in a cache key.
     """
     digest = hashlib.sha256(value.encode()).hexdigest()[:32]
-    return cachecounter.incr(cachecounter.window(f"pwreset:{kind}:{digest}", seconds=window).key,
-                             timeout=window * 2)
+    return cachecounter.incr(
+        cachecounter.window(f"pwreset:{kind}:{digest}", seconds=window).key, timeout=window * 2
+    )
 
 
 def password_reset_allowed(*, ip: str | None, email: str) -> bool:
@@ -132,8 +165,10 @@ def password_reset_allowed(*, ip: str | None, email: str) -> bool:
     window = settings.PASSWORD_RESET_THROTTLE_WINDOW_MINUTES * 60
     by_target = _count("email", email.strip().lower(), window=window)
     by_address = _count("ip", ip or "unknown", window=window)
-    return (by_target <= settings.PASSWORD_RESET_LIMIT_PER_EMAIL
-            and by_address <= settings.PASSWORD_RESET_LIMIT_PER_ADDRESS)
+    return (
+        by_target <= settings.PASSWORD_RESET_LIMIT_PER_EMAIL
+        and by_address <= settings.PASSWORD_RESET_LIMIT_PER_ADDRESS
+    )
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -142,8 +177,10 @@ class PasswordResetView(auth_views.PasswordResetView):
     def form_valid(self, form):
         if password_reset_allowed(ip=client_ip(self.request), email=form.cleaned_data["email"]):
             return super().form_valid(form)
-        log.warning("Password reset throttled for a request from %s (no e-mail sent).",
-                    client_ip(self.request))
+        log.warning(
+            "Password reset throttled for a request from %s (no e-mail sent).",
+            client_ip(self.request),
+        )
         return HttpResponseRedirect(self.get_success_url())
 
 
@@ -157,5 +194,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         # All of the account's failures, from every address: the per-account lock an
         # attacker may have caused lifts for the person who proved they own the mailbox.
         axes_reset(username=form.user.get_username())
-        audit_log(action="auth.password_reset", actor=form.user, target=form.user, request=self.request)
+        audit_log(
+            action="auth.password_reset", actor=form.user, target=form.user, request=self.request
+        )
         return response

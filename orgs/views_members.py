@@ -47,11 +47,14 @@ _LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 def _sent_message(email: str) -> str:
     """The same words whether or not the address has an account (no enumeration)."""
-    return (f"Invitation sent to {email}. If the address is right, they can accept with their account "
-            f"or create one from the link, within {services.invitation_expiry_days()} days.")
+    return (
+        f"Invitation sent to {email}. If the address is right, they can accept with their account "
+        f"or create one from the link, within {services.invitation_expiry_days()} days."
+    )
 
 
 # --- Invite ---------------------------------------------------------------------------
+
 
 @login_required
 def organization_invite(request: HttpRequest, org_id) -> HttpResponse:
@@ -59,8 +62,14 @@ def organization_invite(request: HttpRequest, org_id) -> HttpResponse:
     organization = get_organization_for_user(request.user, org_id, manage=True)
 
     def invite(data) -> str:
-        services.invitation_create(organization=organization, email=data["email"], role=data["role"],
-                                   projects=data["projects"], actor=request.user, request=request)
+        services.invitation_create(
+            organization=organization,
+            email=data["email"],
+            role=data["role"],
+            projects=data["projects"],
+            actor=request.user,
+            request=request,
+        )
         return _sent_message(data["email"].strip().lower())
 
     form = OrganizationInviteForm(request.POST, organization=organization)
@@ -74,9 +83,14 @@ def project_invite(request: HttpRequest, project_id) -> HttpResponse:
     form = ProjectInviteForm(request.POST)
 
     def invite(data) -> str:
-        services.invitation_create(organization=project.organization, email=data["email"],
-                                   role=form.invitation_role(), projects=[project],
-                                   actor=request.user, request=request)
+        services.invitation_create(
+            organization=project.organization,
+            email=data["email"],
+            role=form.invitation_role(),
+            projects=[project],
+            actor=request.user,
+            request=request,
+        )
         return _sent_message(data["email"].strip().lower())
 
     return post_action(request, form, invite, back=project_back(project, "#members"))
@@ -101,6 +115,7 @@ def invitation_update(request: HttpRequest, org_id) -> HttpResponse:
 
 # --- Existing members: role change, removal -------------------------------------------
 
+
 @login_required
 def organization_member_update(request: HttpRequest, org_id) -> HttpResponse:
     """Change a member's role (removal has its own confirmed step)."""
@@ -110,21 +125,27 @@ def organization_member_update(request: HttpRequest, org_id) -> HttpResponse:
         membership = data["membership"]
         if not data["role"]:
             raise ValidationError({"role": "choose a role (to remove the member, press Remove)."})
-        services.organization_membership_change_role(membership=membership, role=data["role"],
-                                                     actor=request.user, request=request)
+        services.organization_membership_change_role(
+            membership=membership, role=data["role"], actor=request.user, request=request
+        )
         return f"{membership.user.get_username()} is now {data['role']}."
 
     form = OrganizationMembershipForm(request.POST, organization=organization)
     return post_action(request, form, update, back=org_back(organization, "#members"))
 
 
-def _confirm_removal(request: HttpRequest, form, remove, *, back: str, context: dict) -> HttpResponse:
+def _confirm_removal(
+    request: HttpRequest, form, remove, *, back: str, context: dict
+) -> HttpResponse:
     """POST only. Without ``confirm`` the page asks; with it the member is removed."""
     if (response := post_only(request)) is not None:
         return response
     if form.is_valid() and "confirm" not in request.POST:
-        return render(request, "orgs/member_remove_confirm.html", {
-            **context, "membership": form.cleaned_data["membership"], "back": back})
+        return render(
+            request,
+            "orgs/member_remove_confirm.html",
+            {**context, "membership": form.cleaned_data["membership"], "back": back},
+        )
     return post_action(request, form, remove, back=back)
 
 
@@ -134,14 +155,26 @@ def organization_member_remove(request: HttpRequest, org_id) -> HttpResponse:
 
     def remove(data) -> str:
         membership = data["membership"]
-        services.organization_membership_remove(membership=membership, actor=request.user, request=request)
+        services.organization_membership_remove(
+            membership=membership, actor=request.user, request=request
+        )
         return f"{membership.user.get_username()} removed from {organization.name}."
 
     form = OrganizationMembershipForm(request.POST, organization=organization)
-    return _confirm_removal(request, form, remove, back=org_back(organization, "#members"), context={
-        "organization": organization, "scope_name": organization.name,
-        "action": reverse("orgs:organization-member-remove", kwargs={"org_id": organization.public_id}),
-        **switcher_context(request, organization)})
+    return _confirm_removal(
+        request,
+        form,
+        remove,
+        back=org_back(organization, "#members"),
+        context={
+            "organization": organization,
+            "scope_name": organization.name,
+            "action": reverse(
+                "orgs:organization-member-remove", kwargs={"org_id": organization.public_id}
+            ),
+            **switcher_context(request, organization),
+        },
+    )
 
 
 @login_required
@@ -152,8 +185,9 @@ def project_member_update(request: HttpRequest, project_id) -> HttpResponse:
         membership = data["membership"]
         if not data["role"]:
             raise ValidationError({"role": "choose a role (to remove the member, press Remove)."})
-        services.project_membership_change_role(membership=membership, role=data["role"],
-                                                actor=request.user, request=request)
+        services.project_membership_change_role(
+            membership=membership, role=data["role"], actor=request.user, request=request
+        )
         return f"{membership.user.get_username()} is now {data['role']}."
 
     form = ProjectMembershipForm(request.POST, project=project)
@@ -166,17 +200,31 @@ def project_member_remove(request: HttpRequest, project_id) -> HttpResponse:
 
     def remove(data) -> str:
         membership = data["membership"]
-        services.project_membership_remove(membership=membership, actor=request.user, request=request)
+        services.project_membership_remove(
+            membership=membership, actor=request.user, request=request
+        )
         return f"{membership.user.get_username()} removed from the project."
 
     form = ProjectMembershipForm(request.POST, project=project)
-    return _confirm_removal(request, form, remove, back=project_back(project, "#members"), context={
-        "organization": project.organization, "project": project, "scope_name": project.name,
-        "action": reverse("orgs:project-member-remove", kwargs={"project_id": project.public_id}),
-        **switcher_context(request, project.organization)})
+    return _confirm_removal(
+        request,
+        form,
+        remove,
+        back=project_back(project, "#members"),
+        context={
+            "organization": project.organization,
+            "project": project,
+            "scope_name": project.name,
+            "action": reverse(
+                "orgs:project-member-remove", kwargs={"project_id": project.public_id}
+            ),
+            **switcher_context(request, project.organization),
+        },
+    )
 
 
 # --- Accepting (public, token-based) ----------------------------------------------------
+
 
 def _no_such_invitation() -> Http404:
     # Unknown, expired, used and revoked links all get the one 404 page: the link's
@@ -206,27 +254,46 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
                 account_form = InvitationAccountForm(request.POST, email=invitation.email)
                 if account_form.is_valid():
                     new_user = services.invitation_accept_new_account(
-                        token=token, username=account_form.cleaned_data["username"],
-                        password=account_form.cleaned_data["password1"], request=request)
+                        token=token,
+                        username=account_form.cleaned_data["username"],
+                        password=account_form.cleaned_data["password1"],
+                        request=request,
+                    )
                     login(request, new_user, backend=_LOGIN_BACKEND)
                     messages.success(request, f"Welcome to {invitation.organization.name}.")
-                    return redirect("orgs:organization-detail", org_id=invitation.organization.public_id)
+                    return redirect(
+                        "orgs:organization-detail", org_id=invitation.organization.public_id
+                    )
             elif not user.is_authenticated:
                 return redirect(f"{reverse('login')}?{urlencode({'next': request.path})}")
             else:
                 _, joined = services.invitation_accept(token=token, user=user, request=request)
-                messages.success(request, f"You joined {', '.join(joined)}." if joined else
-                                 "You were a member already; your role is unchanged.")
-                return redirect("orgs:organization-detail", org_id=invitation.organization.public_id)
+                messages.success(
+                    request,
+                    f"You joined {', '.join(joined)}."
+                    if joined
+                    else "You were a member already; your role is unchanged.",
+                )
+                return redirect(
+                    "orgs:organization-detail", org_id=invitation.organization.public_id
+                )
         except services.InvitationInvalid:
             raise _no_such_invitation() from None
         except ValidationError as exc:
             error = validation_message(exc)
-    response = render(request, "orgs/invitation_accept.html", {
-        "invitation": invitation, "organization": invitation.organization,
-        "projects": [p.name for p in invitation.projects.order_by("name")],
-        "matches": matches, "account_form": account_form, "error": error,
-        "login_url": f"{reverse('login')}?{urlencode({'next': request.path})}",
-    }, status=400 if (error or account_form.errors) else 200)
+    response = render(
+        request,
+        "orgs/invitation_accept.html",
+        {
+            "invitation": invitation,
+            "organization": invitation.organization,
+            "projects": [p.name for p in invitation.projects.order_by("name")],
+            "matches": matches,
+            "account_form": account_form,
+            "error": error,
+            "login_url": f"{reverse('login')}?{urlencode({'next': request.path})}",
+        },
+        status=400 if (error or account_form.errors) else 200,
+    )
     response["Referrer-Policy"] = "no-referrer"  # the token is in this page's URL
     return response

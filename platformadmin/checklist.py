@@ -41,8 +41,9 @@ def _url(name: str, **kwargs) -> str:
         return ""
 
 
-def project_checklist(*, project: Project, now: dt.datetime | None = None,
-                      can_manage: bool = True) -> list[ChecklistRow]:
+def project_checklist(
+    *, project: Project, now: dt.datetime | None = None, can_manage: bool = True
+) -> list[ChecklistRow]:
     """The production checklist of the OpenAI SDK guide, computed from live data.
 
     ``can_manage``: whether the reader may follow the fixes that change the project (key,
@@ -57,7 +58,9 @@ def project_checklist(*, project: Project, now: dt.datetime | None = None,
 
     project_url = _url("orgs:project-detail", project_id=pid)
     settings_url = fix("orgs:project-settings", project_id=pid)
-    keys = sorted((k for k in project_keys(project=project) if k.is_active), key=lambda k: k.created_at)
+    keys = sorted(
+        (k for k in project_keys(project=project) if k.is_active), key=lambda k: k.created_at
+    )
     for key in keys:
         key.project = project  # the rotation period is the project's: no query per key
     rows: list[ChecklistRow] = []
@@ -66,98 +69,185 @@ def project_checklist(*, project: Project, now: dt.datetime | None = None,
     production = project.environment == Project.Environment.PRODUCTION
     broad = [k for k in keys if k.permissions == APIKey.Permissions.ALL]
     if not keys:
-        rows.append(ChecklistRow("Project-scoped keys, minimum permissions", WARN,
-                                 "No active key is stored for this project yet.",
-                                 fix("keys:key-create", project_id=pid), "Add a key"))
+        rows.append(
+            ChecklistRow(
+                "Project-scoped keys, minimum permissions",
+                WARN,
+                "No active key is stored for this project yet.",
+                fix("keys:key-create", project_id=pid),
+                "Add a key",
+            )
+        )
     elif production and broad:
-        rows.append(ChecklistRow(
-            "Project-scoped keys, minimum permissions", WARN,
-            f"{len(broad)} active key(s) in this production project have 'all' permissions "
-            f"({', '.join(k.hint for k in broad[:3])}); restricted or read-only keys limit the damage of a leak.",
-            _url("keys:key-detail", key_id=broad[0].public_id), "Open the key"))
+        rows.append(
+            ChecklistRow(
+                "Project-scoped keys, minimum permissions",
+                WARN,
+                f"{len(broad)} active key(s) in this production project have 'all' permissions "
+                f"({', '.join(k.hint for k in broad[:3])}); restricted or read-only keys limit the damage of a leak.",
+                _url("keys:key-detail", key_id=broad[0].public_id),
+                "Open the key",
+            )
+        )
     else:
-        rows.append(ChecklistRow("Project-scoped keys, minimum permissions", PASS,
-                                 f"{len(keys)} active project-scoped key(s)"
-                                 + ("" if production else "; 'all' permissions are tolerated outside production") + ".",
-                                 project_url + "#keys", "Keys"))
+        rows.append(
+            ChecklistRow(
+                "Project-scoped keys, minimum permissions",
+                PASS,
+                f"{len(keys)} active project-scoped key(s)"
+                + ("" if production else "; 'all' permissions are tolerated outside production")
+                + ".",
+                project_url + "#keys",
+                "Keys",
+            )
+        )
 
     # 2. Every key rotated within the period.
     # Due dates from keys.selectors, the one rule the key pages show too.
     overdue = [k for k in keys if api_key_is_overdue(api_key=k, now=now)]
-    soon = [k for k in keys if k not in overdue
-            and api_key_rotation_due(api_key=k) < now + dt.timedelta(days=ROTATION_WARN_DAYS)]
+    soon = [
+        k
+        for k in keys
+        if k not in overdue
+        and api_key_rotation_due(api_key=k) < now + dt.timedelta(days=ROTATION_WARN_DAYS)
+    ]
     if not keys:
         # Nothing to rotate is not "every key rotated": the row does not apply yet.
-        rows.append(ChecklistRow(
-            "Keys rotated within the period", NOT_APPLICABLE,
-            f"No active keys yet: nothing to rotate. Once added, each is due every "
-            f"{project.rotation_period_days} days.",
-            fix("keys:key-create", project_id=pid), "Add a key"))
+        rows.append(
+            ChecklistRow(
+                "Keys rotated within the period",
+                NOT_APPLICABLE,
+                f"No active keys yet: nothing to rotate. Once added, each is due every "
+                f"{project.rotation_period_days} days.",
+                fix("keys:key-create", project_id=pid),
+                "Add a key",
+            )
+        )
     elif overdue:
-        rows.append(ChecklistRow(
-            "Keys rotated within the period", FAIL,
-            f"{len(overdue)} key(s) not rotated within {project.rotation_period_days} days "
-            f"({', '.join(k.hint for k in overdue[:3])}).",
-            fix("keys:key-rotate", key_id=overdue[0].public_id), "Rotate"))
+        rows.append(
+            ChecklistRow(
+                "Keys rotated within the period",
+                FAIL,
+                f"{len(overdue)} key(s) not rotated within {project.rotation_period_days} days "
+                f"({', '.join(k.hint for k in overdue[:3])}).",
+                fix("keys:key-rotate", key_id=overdue[0].public_id),
+                "Rotate",
+            )
+        )
     elif soon:
-        rows.append(ChecklistRow(
-            "Keys rotated within the period", WARN,
-            f"{len(soon)} key(s) due for rotation within {ROTATION_WARN_DAYS} days.",
-            fix("keys:key-rotate", key_id=soon[0].public_id), "Rotate"))
+        rows.append(
+            ChecklistRow(
+                "Keys rotated within the period",
+                WARN,
+                f"{len(soon)} key(s) due for rotation within {ROTATION_WARN_DAYS} days.",
+                fix("keys:key-rotate", key_id=soon[0].public_id),
+                "Rotate",
+            )
+        )
     else:
-        rows.append(ChecklistRow(
-            "Keys rotated within the period", PASS,
-            f"Every active key was rotated (or created) within {project.rotation_period_days} days.",
-            settings_url, "Rotation period"))
+        rows.append(
+            ChecklistRow(
+                "Keys rotated within the period",
+                PASS,
+                f"Every active key was rotated (or created) within {project.rotation_period_days} days.",
+                settings_url,
+                "Rotation period",
+            )
+        )
 
     # 3. Retries and timeouts.
     problems = []
     if project.max_retries < 1:
         problems.append("retries are off (max_retries = 0)")
     if project.request_timeout_seconds > 120:
-        problems.append(f"the request timeout is {project.request_timeout_seconds:g} s (over 120 s)")
-    rows.append(ChecklistRow(
-        "Retries and timeouts configured", WARN if problems else PASS,
-        ("; ".join(problems).capitalize() + ".") if problems else
-        f"{project.max_retries} retries, {project.request_timeout_seconds:g} s request / "
-        f"{project.connect_timeout_seconds:g} s connect timeout.",
-        settings_url, "Client settings"))
+        problems.append(
+            f"the request timeout is {project.request_timeout_seconds:g} s (over 120 s)"
+        )
+    rows.append(
+        ChecklistRow(
+            "Retries and timeouts configured",
+            WARN if problems else PASS,
+            ("; ".join(problems).capitalize() + ".")
+            if problems
+            else f"{project.max_retries} retries, {project.request_timeout_seconds:g} s request / "
+            f"{project.connect_timeout_seconds:g} s connect timeout.",
+            settings_url,
+            "Client settings",
+        )
+    )
 
     # 4. Circuit breaker.
-    rows.append(ChecklistRow(
-        "Circuit breaker on", PASS if project.circuit_breaker_enabled else FAIL,
-        "Calls stop for a while after repeated upstream failures." if project.circuit_breaker_enabled
-        else "The circuit breaker is off: a failing upstream is hammered with retries.",
-        settings_url, "Client settings"))
+    rows.append(
+        ChecklistRow(
+            "Circuit breaker on",
+            PASS if project.circuit_breaker_enabled else FAIL,
+            "Calls stop for a while after repeated upstream failures."
+            if project.circuit_breaker_enabled
+            else "The circuit breaker is off: a failing upstream is hammered with retries.",
+            settings_url,
+            "Client settings",
+        )
+    )
 
     # 5. Budget with alerts (budgets land in a later issue).
-    rows.append(ChecklistRow(
-        "Budget with alerts", NOT_CONFIGURED,
-        "Budgets and alerts are not available in this version yet.", "", ""))
+    rows.append(
+        ChecklistRow(
+            "Budget with alerts",
+            NOT_CONFIGURED,
+            "Budgets and alerts are not available in this version yet.",
+            "",
+            "",
+        )
+    )
 
     # 6. Output-token cap.
-    rows.append(ChecklistRow(
-        "Output-token cap", PASS if project.max_output_tokens else WARN,
-        f"Calls are capped at {format_count(project.max_output_tokens)} output tokens." if project.max_output_tokens
-        else "No cap on output tokens: one runaway call can cost a lot.",
-        settings_url, "Set a cap"))
+    rows.append(
+        ChecklistRow(
+            "Output-token cap",
+            PASS if project.max_output_tokens else WARN,
+            f"Calls are capped at {format_count(project.max_output_tokens)} output tokens."
+            if project.max_output_tokens
+            else "No cap on output tokens: one runaway call can cost a lot.",
+            settings_url,
+            "Set a cap",
+        )
+    )
 
     # 7. Request ids and usage logged (recent usage exists).
     usage_url = _url("usage:project-usage", project_id=pid)
     recent = project_has_recent_usage(project=project, since=now - USAGE_WINDOW)
     if recent:
-        rows.append(ChecklistRow("Request ids and usage logged", PASS,
-                                 "Usage with request ids was recorded in the last 7 days.",
-                                 usage_url, "Usage"))
+        rows.append(
+            ChecklistRow(
+                "Request ids and usage logged",
+                PASS,
+                "Usage with request ids was recorded in the last 7 days.",
+                usage_url,
+                "Usage",
+            )
+        )
     else:
-        rows.append(ChecklistRow("Request ids and usage logged", WARN,
-                                 "No usage recorded in the last 7 days: report usage through the "
-                                 "ingestion API or use the playground.",
-                                 fix("usage:ingestion-tokens", project_id=pid), "Ingestion tokens"))
+        rows.append(
+            ChecklistRow(
+                "Request ids and usage logged",
+                WARN,
+                "No usage recorded in the last 7 days: report usage through the "
+                "ingestion API or use the playground.",
+                fix("usage:ingestion-tokens", project_id=pid),
+                "Ingestion tokens",
+            )
+        )
     if not can_manage:
-        rows = [row if row.fix_url else
-                ChecklistRow(row.title, row.status, row.why, "", ASK_AN_OWNER if row.status in (WARN, FAIL) else "")
-                for row in rows]
+        rows = [
+            row
+            if row.fix_url
+            else ChecklistRow(
+                row.title,
+                row.status,
+                row.why,
+                "",
+                ASK_AN_OWNER if row.status in (WARN, FAIL) else "",
+            )
+            for row in rows
+        ]
     return rows
-
-

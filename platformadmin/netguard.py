@@ -43,27 +43,53 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 # Checked first, so the message says what the address really is.
-_METADATA = {ipaddress.ip_address(a) for a in (
-    "169.254.169.254",  # AWS, GCP, Azure, OpenStack, Oracle instance metadata
-    "169.254.170.2",  # AWS ECS task metadata
-    "fd00:ec2::254",  # AWS instance metadata over IPv6
-    "100.100.100.200",  # Alibaba Cloud metadata
-    "168.63.129.16",  # Azure host (wireserver); a public-looking address
-)}
+_METADATA = {
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, Oracle instance metadata
+        "169.254.170.2",  # AWS ECS task metadata
+        "fd00:ec2::254",  # AWS instance metadata over IPv6
+        "100.100.100.200",  # Alibaba Cloud metadata
+        "168.63.129.16",  # Azure host (wireserver); a public-looking address
+    )
+}
 
 # IANA special-purpose registries, by what the message calls them. Written out rather
 # than left to ``ipaddress.is_private``, whose ranges changed between Python releases.
 _RANGES: list[tuple[str, list[str]]] = [
     ("unspecified", ["0.0.0.0/8", "::/128"]),
     ("loopback", ["127.0.0.0/8", "::1/128"]),
-    ("private", ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fec0::/10",
-                 "64:ff9b:1::/48"]),
+    (
+        "private",
+        [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+            "fec0::/10",
+            "64:ff9b:1::/48",
+        ],
+    ),
     ("shared (carrier-grade NAT)", ["100.64.0.0/10"]),
     ("link-local", ["169.254.0.0/16", "fe80::/10"]),
     ("multicast", ["224.0.0.0/4", "ff00::/8"]),
-    ("reserved", ["192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "198.18.0.0/15",
-                  "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "::/8", "100::/64",
-                  "2001::/23", "2001:db8::/32", "3fff::/20"]),
+    (
+        "reserved",
+        [
+            "192.0.0.0/24",
+            "192.0.2.0/24",
+            "192.88.99.0/24",
+            "198.18.0.0/15",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "240.0.0.0/4",
+            "::/8",
+            "100::/64",
+            "2001::/23",
+            "2001:db8::/32",
+            "3fff::/20",
+        ],
+    ),
 ]
 _NETWORKS = [(name, ipaddress.ip_network(net)) for name, nets in _RANGES for net in nets]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -100,7 +126,9 @@ class Origin:
     @classmethod
     def from_httpcore(cls, origin: httpcore2.Origin) -> Origin:
         scheme = origin.scheme.decode("ascii").lower()
-        return cls(scheme, origin.host.decode("ascii").lower(), origin.port or DEFAULT_PORTS.get(scheme, 0))
+        return cls(
+            scheme, origin.host.decode("ascii").lower(), origin.port or DEFAULT_PORTS.get(scheme, 0)
+        )
 
 
 _allowed_memo: tuple[tuple[str, ...], frozenset[Origin]] | None = None
@@ -124,11 +152,15 @@ def allowed_origins() -> frozenset[Origin]:
             url = httpx2.URL(entry)
             origin = Origin.from_url(url)
         except (ValueError, httpx2.InvalidURL) as exc:
-            raise ImproperlyConfigured(f"{SETTING}: {entry!r} is not an origin ({exc}); write it as "
-                                       "scheme://host[:port], e.g. http://127.0.0.1:8765") from exc
+            raise ImproperlyConfigured(
+                f"{SETTING}: {entry!r} is not an origin ({exc}); write it as "
+                "scheme://host[:port], e.g. http://127.0.0.1:8765"
+            ) from exc
         if url.userinfo or url.raw_path not in (b"", b"/") or url.fragment:
-            raise ImproperlyConfigured(f"{SETTING}: {entry!r} is not an origin; remove the user, path and "
-                                       "query, leaving scheme://host[:port], e.g. http://127.0.0.1:8765")
+            raise ImproperlyConfigured(
+                f"{SETTING}: {entry!r} is not an origin; remove the user, path and "
+                "query, leaving scheme://host[:port], e.g. http://127.0.0.1:8765"
+            )
         origins.add(origin)
     result = frozenset(origins)
     with _allowed_lock:
@@ -148,8 +180,11 @@ def address_problem(address: str | IPAddress) -> str | None:
     if ip in _METADATA:
         return "cloud metadata"
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (
-            ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None)
+        embedded = (
+            ip.ipv4_mapped
+            or ip.sixtofour
+            or (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None)
+        )
         if embedded is not None:
             inner = address_problem(embedded)
             if inner is not None:
@@ -174,9 +209,11 @@ def _dedupe(addresses: Iterable[str]) -> list[str]:
 
 
 def refusal_message(origin: Origin, problem: str) -> str:
-    return (f"{origin.host} resolves to a private address; outgoing requests go only to public addresses "
-            f"unless its origin is in {SETTING} (this one is {problem}; add {origin} to that setting only "
-            "if the server is yours).")
+    return (
+        f"{origin.host} resolves to a private address; outgoing requests go only to public addresses "
+        f"unless its origin is in {SETTING} (this one is {problem}; add {origin} to that setting only "
+        "if the server is yours)."
+    )
 
 
 def check_addresses(origin: Origin, addresses: Iterable[str]) -> list[str]:
@@ -205,7 +242,9 @@ def _literal(host: str) -> IPAddress | None:
 # --- Form fields -------------------------------------------------------------------------
 
 
-def validate_outbound_url(value: str, *, label: str = "This URL", resolver: Resolver | None = None) -> None:
+def validate_outbound_url(
+    value: str, *, label: str = "This URL", resolver: Resolver | None = None
+) -> None:
     """A form validator: refuse a URL the server would not connect to, saying why.
 
     A host that does not resolve now is accepted (it may later); the connect-time check
@@ -217,11 +256,15 @@ def validate_outbound_url(value: str, *, label: str = "This URL", resolver: Reso
         url = httpx2.URL(value)
         origin = Origin.from_url(url)
     except (ValueError, httpx2.InvalidURL) as exc:
-        raise ValidationError(f"{label} is not a usable URL ({exc}); write it as https://host/path.",
-                              code="invalid") from exc
+        raise ValidationError(
+            f"{label} is not a usable URL ({exc}); write it as https://host/path.", code="invalid"
+        ) from exc
     if url.userinfo:
-        raise ValidationError(f"{label} must not contain a user or password before '@' (the key is sent as a "
-                              "header); remove the part up to and including '@'.", code="userinfo")
+        raise ValidationError(
+            f"{label} must not contain a user or password before '@' (the key is sent as a "
+            "header); remove the part up to and including '@'.",
+            code="userinfo",
+        )
     if is_allowed(origin):
         return
     literal = _literal(origin.host)
@@ -261,26 +304,42 @@ class GuardedBackend(httpcore2.NetworkBackend):
     checks, and hands the inner backend a numeric address (TLS still verifies the name:
     httpcore sends SNI and checks the certificate against the origin's host)."""
 
-    def __init__(self, origin: Origin, inner: httpcore2.NetworkBackend | None = None,
-                 resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        origin: Origin,
+        inner: httpcore2.NetworkBackend | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
         self.origin = origin
         self.inner = inner if inner is not None else httpcore2.SyncBackend()
         self.resolver = resolver or _system_resolver
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None, socket_options: Iterable[Any] | None = None):
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ):
         last: Exception | None = None
         for address in _connect_candidates(self.origin, host, port, self.resolver):
             try:
-                return self.inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                              socket_options=socket_options)
+                return self.inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
             except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
                 last = exc  # try the next checked address, as create_connection would
         assert last is not None
         raise last
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None):
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ):
         raise OutboundRefused("Unix sockets are not an outgoing destination.")
 
     def sleep(self, seconds: float) -> None:
@@ -299,8 +358,14 @@ class AsyncGuardedBackend(httpcore2.AsyncNetworkBackend):
         self.origin = origin
         self.inner = inner if inner is not None else httpcore2.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None, socket_options: Iterable[Any] | None = None):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ):
         if is_allowed(self.origin) or _literal(host) is not None:
             candidates = _connect_candidates(self.origin, host, port, _system_resolver)
         else:
@@ -312,15 +377,21 @@ class AsyncGuardedBackend(httpcore2.AsyncNetworkBackend):
         last: Exception | None = None
         for address in candidates:
             try:
-                return await self.inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                                    socket_options=socket_options)
+                return await self.inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
             except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
                 last = exc
         assert last is not None
         raise last
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None):
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ):
         raise OutboundRefused("Unix sockets are not an outgoing destination.")
 
     async def sleep(self, seconds: float) -> None:
@@ -328,9 +399,15 @@ class AsyncGuardedBackend(httpcore2.AsyncNetworkBackend):
 
 
 def _connection_kwargs(pool) -> dict:
-    return {"ssl_context": pool._ssl_context, "keepalive_expiry": pool._keepalive_expiry,
-            "http1": pool._http1, "http2": pool._http2, "retries": pool._retries,
-            "local_address": pool._local_address, "socket_options": pool._socket_options}
+    return {
+        "ssl_context": pool._ssl_context,
+        "keepalive_expiry": pool._keepalive_expiry,
+        "http1": pool._http1,
+        "http2": pool._http2,
+        "retries": pool._retries,
+        "local_address": pool._local_address,
+        "socket_options": pool._socket_options,
+    }
 
 
 class GuardedConnectionPool(httpcore2.ConnectionPool):
@@ -341,45 +418,77 @@ class GuardedConnectionPool(httpcore2.ConnectionPool):
         self._resolver = resolver
 
     def create_connection(self, origin: httpcore2.Origin):
-        backend = GuardedBackend(Origin.from_httpcore(origin), self._network_backend, self._resolver)
-        return httpcore2.HTTPConnection(origin=origin, network_backend=backend, **_connection_kwargs(self))
+        backend = GuardedBackend(
+            Origin.from_httpcore(origin), self._network_backend, self._resolver
+        )
+        return httpcore2.HTTPConnection(
+            origin=origin, network_backend=backend, **_connection_kwargs(self)
+        )
 
 
 class AsyncGuardedConnectionPool(httpcore2.AsyncConnectionPool):
     def create_connection(self, origin: httpcore2.Origin):
         backend = AsyncGuardedBackend(Origin.from_httpcore(origin), self._network_backend)
-        return httpcore2.AsyncHTTPConnection(origin=origin, network_backend=backend,
-                                             **_connection_kwargs(self))
+        return httpcore2.AsyncHTTPConnection(
+            origin=origin, network_backend=backend, **_connection_kwargs(self)
+        )
 
 
-def _pool_kwargs(verify, cert, trust_env: bool, http1: bool, http2: bool, limits: httpx2.Limits,
-                 retries: int) -> dict:
-    return {"ssl_context": httpx2.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
-            "max_connections": limits.max_connections,
-            "max_keepalive_connections": limits.max_keepalive_connections,
-            "keepalive_expiry": limits.keepalive_expiry, "http1": http1, "http2": http2, "retries": retries}
+def _pool_kwargs(
+    verify, cert, trust_env: bool, http1: bool, http2: bool, limits: httpx2.Limits, retries: int
+) -> dict:
+    return {
+        "ssl_context": httpx2.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
+        "max_connections": limits.max_connections,
+        "max_keepalive_connections": limits.max_keepalive_connections,
+        "keepalive_expiry": limits.keepalive_expiry,
+        "http1": http1,
+        "http2": http2,
+        "retries": retries,
+    }
 
 
 class GuardedTransport(httpx2.HTTPTransport):
     """httpx2's transport on a guarded pool; never through a proxy."""
 
-    def __init__(self, *, verify: Any = True, cert: Any = None, trust_env: bool = True, http1: bool = True,
-                 http2: bool = False, limits: httpx2.Limits = DEFAULT_LIMITS, retries: int = 0,
-                 network_backend: httpcore2.NetworkBackend | None = None,
-                 resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        verify: Any = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx2.Limits = DEFAULT_LIMITS,
+        retries: int = 0,
+        network_backend: httpcore2.NetworkBackend | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
         # Not super().__init__: it would build an unguarded pool (and honour a proxy).
         self._pool = GuardedConnectionPool(
             **_pool_kwargs(verify, cert, trust_env, http1, http2, limits, retries),
-            network_backend=network_backend, resolver=resolver)
+            network_backend=network_backend,
+            resolver=resolver,
+        )
 
 
 class AsyncGuardedTransport(httpx2.AsyncHTTPTransport):
-    def __init__(self, *, verify: Any = True, cert: Any = None, trust_env: bool = True, http1: bool = True,
-                 http2: bool = False, limits: httpx2.Limits = DEFAULT_LIMITS, retries: int = 0,
-                 network_backend: httpcore2.AsyncNetworkBackend | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        verify: Any = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx2.Limits = DEFAULT_LIMITS,
+        retries: int = 0,
+        network_backend: httpcore2.AsyncNetworkBackend | None = None,
+    ) -> None:
         self._pool = AsyncGuardedConnectionPool(
             **_pool_kwargs(verify, cert, trust_env, http1, http2, limits, retries),
-            network_backend=network_backend)
+            network_backend=network_backend,
+        )
 
 
 class GuardedClient(httpx2.Client):
@@ -405,7 +514,11 @@ def guarded_client(*, transport: httpx2.BaseTransport | None = None, **kwargs) -
     return GuardedClient(transport=transport, follow_redirects=False, trust_env=False, **kwargs)
 
 
-def guarded_async_client(*, transport: httpx2.AsyncBaseTransport | None = None, **kwargs) -> AsyncGuardedClient:
+def guarded_async_client(
+    *, transport: httpx2.AsyncBaseTransport | None = None, **kwargs
+) -> AsyncGuardedClient:
     kwargs.setdefault("limits", DEFAULT_LIMITS)
     transport = transport or AsyncGuardedTransport(limits=kwargs["limits"])
-    return AsyncGuardedClient(transport=transport, follow_redirects=False, trust_env=False, **kwargs)
+    return AsyncGuardedClient(
+        transport=transport, follow_redirects=False, trust_env=False, **kwargs
+    )

@@ -107,13 +107,17 @@ def project_detail(request: HttpRequest, project_id) -> HttpResponse:
     if (response := read_only(request)) is not None:
         return response
     context = _project_page_context(request, access)
-    context.update({
-        "service_account_form": ServiceAccountForm(project=project),
-        "invite_form": ProjectInviteForm(),
-        "invitations": project_open_invitations(project=project) if context["can_manage"] else [],
-        "limit_form": ModelLimitForm(catalog_ids=set()),  # shown only; the POST view checks
-        "member_roles": project.memberships.model.Role.choices,
-    })
+    context.update(
+        {
+            "service_account_form": ServiceAccountForm(project=project),
+            "invite_form": ProjectInviteForm(),
+            "invitations": project_open_invitations(project=project)
+            if context["can_manage"]
+            else [],
+            "limit_form": ModelLimitForm(catalog_ids=set()),  # shown only; the POST view checks
+            "member_roles": project.memberships.model.Role.choices,
+        }
+    )
     return render(request, "orgs/project_detail.html", context)
 
 
@@ -124,8 +128,12 @@ def project_checklist_view(request: HttpRequest, project_id) -> HttpResponse:
     if (response := read_only(request)) is not None:
         return response
     rows = project_checklist(project=project, can_manage=access.can(Need.MANAGE))
-    context = {"project": project, "organization": project.organization, "checklist": rows,
-               **switcher_context(request, project.organization)}
+    context = {
+        "project": project,
+        "organization": project.organization,
+        "checklist": rows,
+        **switcher_context(request, project.organization),
+    }
     if request.htmx:
         return render(request, "orgs/project_checklist.html#checklist", context)
     return render(request, "orgs/project_checklist.html", context)
@@ -140,21 +148,34 @@ def _catalog_ids() -> set[str]:
 def project_settings(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
     # The form works on a copy so the service can compare old and new values.
-    form = ProjectSettingsForm(request.POST or None, instance=Project.objects.get(pk=project.pk),
-                               catalog=list(catalog_models(include_inactive=True)))
+    form = ProjectSettingsForm(
+        request.POST or None,
+        instance=Project.objects.get(pk=project.pk),
+        catalog=list(catalog_models(include_inactive=True)),
+    )
     if request.method == "POST" and form.is_valid():
         try:
             changed = services.project_update_settings(
-                project=project, actor=request.user, request=request,
-                **{f: form.cleaned_data[f] for f in services.PROJECT_SETTINGS_FIELDS})
+                project=project,
+                actor=request.user,
+                request=request,
+                **{f: form.cleaned_data[f] for f in services.PROJECT_SETTINGS_FIELDS},
+            )
         except ValidationError as exc:
             form.add_error(None, validation_message(exc, form=form, model=Project))
         else:
             messages.success(request, saved_message(changed, form=form))
             return redirect("orgs:project-detail", project_id=project.public_id)
-    return render(request, "orgs/project_settings.html", {
-        "project": project, "organization": project.organization, "form": form,
-        **switcher_context(request, project.organization)})
+    return render(
+        request,
+        "orgs/project_settings.html",
+        {
+            "project": project,
+            "organization": project.organization,
+            "form": form,
+            **switcher_context(request, project.organization),
+        },
+    )
 
 
 @login_required
@@ -162,15 +183,27 @@ def project_limit_set(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
 
     def set_limit(data) -> str:
-        services.project_model_limit_set(project=project, model_id=data["model_id"], rpm=data["rpm"],
-                                         tpm=data["tpm"], actor=request.user, request=request)
+        services.project_model_limit_set(
+            project=project,
+            model_id=data["model_id"],
+            rpm=data["rpm"],
+            tpm=data["tpm"],
+            actor=request.user,
+            request=request,
+        )
         return f"Limit for {data['model_id']} saved."
 
-    return post_action(request, ModelLimitForm(request.POST, catalog_ids=_catalog_ids()), set_limit,
-                        back=project_back(project, "#limits"))
+    return post_action(
+        request,
+        ModelLimitForm(request.POST, catalog_ids=_catalog_ids()),
+        set_limit,
+        back=project_back(project, "#limits"),
+    )
 
 
-def organization_spend_mtd(*, user, organization: Organization, role: str | None) -> tuple[SpendSummary, bool]:
+def organization_spend_mtd(
+    *, user, organization: Organization, role: str | None
+) -> tuple[SpendSummary, bool]:
     """Month-to-date spend the user may see, and whether it is the whole organization's.
 
     Organization owners and readers see every project's spend; anyone else (a project
@@ -190,20 +223,31 @@ def organization_detail(request: HttpRequest, org_id) -> HttpResponse:
     organization, role = access.organization, access.role
     if (response := read_only(request)) is not None:
         return response
-    spend, whole_organization = organization_spend_mtd(user=request.user, organization=organization, role=role)
-    return render(request, "orgs/organization_detail.html", {
-        "organization": organization,
-        "role": role,
-        "is_owner": role == OrganizationMembership.Role.OWNER,
-        "is_member": role is not None,
-        "projects": organization_projects_for_user(user=request.user, organization=organization),
-        "members": organization_members(organization=organization) if role else [],
-        "spend": spend,
-        "spend_scope": "organization" if whole_organization else "your projects",
-        "project_form": ProjectCreateForm(organization=organization),
-        "invite_form": OrganizationInviteForm(organization=organization),
-        "invitations": (organization_open_invitations(organization=organization)
-                        if role == OrganizationMembership.Role.OWNER else []),
-        "roles": OrganizationMembership.Role.choices,
-        **switcher_context(request, organization),
-    })
+    spend, whole_organization = organization_spend_mtd(
+        user=request.user, organization=organization, role=role
+    )
+    return render(
+        request,
+        "orgs/organization_detail.html",
+        {
+            "organization": organization,
+            "role": role,
+            "is_owner": role == OrganizationMembership.Role.OWNER,
+            "is_member": role is not None,
+            "projects": organization_projects_for_user(
+                user=request.user, organization=organization
+            ),
+            "members": organization_members(organization=organization) if role else [],
+            "spend": spend,
+            "spend_scope": "organization" if whole_organization else "your projects",
+            "project_form": ProjectCreateForm(organization=organization),
+            "invite_form": OrganizationInviteForm(organization=organization),
+            "invitations": (
+                organization_open_invitations(organization=organization)
+                if role == OrganizationMembership.Role.OWNER
+                else []
+            ),
+            "roles": OrganizationMembership.Role.choices,
+            **switcher_context(request, organization),
+        },
+    )

@@ -80,9 +80,16 @@ def secret_forms(secret: str) -> list[str]:
     raw = secret.encode("utf-8")
     b64 = base64.b64encode(raw).decode("ascii")
     forms = {
-        secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret),
-        json.dumps(secret)[1:-1], html.escape(secret), html.escape(secret, quote=False),
-        b64, b64.rstrip("="), base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        quote(secret),
+        json.dumps(secret)[1:-1],
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        b64,
+        b64.rstrip("="),
+        base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
     }
     return sorted((f for f in forms if len(f) >= MIN_SCRUB_LENGTH), key=len, reverse=True)
 
@@ -174,12 +181,19 @@ class RedactSecretsFilter(logging.Filter):
 def _cleanse(name: str, value: Any, substitute: str) -> Any:
     """A value with sensitive-named entries hidden and strings redacted by shape,
     recursing into dicts, lists and tuples (a dict of settings, a kwargs dict)."""
-    if isinstance(name, str) and name and SENSITIVE_NAMES.search(name) and isinstance(value, (str, bytes)):
+    if (
+        isinstance(name, str)
+        and name
+        and SENSITIVE_NAMES.search(name)
+        and isinstance(value, (str, bytes))
+    ):
         return substitute
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):
-        return {k: _cleanse(k if isinstance(k, str) else "", v, substitute) for k, v in value.items()}
+        return {
+            k: _cleanse(k if isinstance(k, str) else "", v, substitute) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_cleanse("", v, substitute) for v in value]
     if isinstance(value, tuple):
@@ -200,7 +214,11 @@ class SecretRedactingReporterFilter(SafeExceptionReporterFilter):
 
     def cleanse_setting(self, key, value):
         value = super().cleanse_setting(key, value)
-        return _cleanse("", value, self.cleansed_substitute) if isinstance(value, (str, dict, list, tuple)) else value
+        return (
+            _cleanse("", value, self.cleansed_substitute)
+            if isinstance(value, (str, dict, list, tuple))
+            else value
+        )
 
     def get_post_parameters(self, request):
         params = super().get_post_parameters(request)
@@ -208,8 +226,10 @@ class SecretRedactingReporterFilter(SafeExceptionReporterFilter):
             return params
         cleansed = params.copy()
         for key in cleansed:
-            values = [v if v == self.cleansed_substitute else _cleanse(key, v, self.cleansed_substitute)
-                      for v in cleansed.getlist(key)]
+            values = [
+                v if v == self.cleansed_substitute else _cleanse(key, v, self.cleansed_substitute)
+                for v in cleansed.getlist(key)
+            ]
             cleansed.setlist(key, values)
         return cleansed
 
@@ -248,15 +268,23 @@ class SecretRedactingExceptionReporter(ExceptionReporter):
                     frame[name] = clean(frame[name])
             if frame.get("exc_cause") is not None:
                 frame["exc_cause"] = scrub(str(frame["exc_cause"]), secrets)
-        for name in ("request_meta", "settings", "exception_notes", "unicode_hint", "request_insecure_uri"):
+        for name in (
+            "request_meta",
+            "settings",
+            "exception_notes",
+            "unicode_hint",
+            "request_insecure_uri",
+        ):
             if name in data:
                 data[name] = clean(data[name])
         if "exception_value" in data:
             data["exception_value"] = scrub(str(data["exception_value"]), secrets)
         for name in ("request_COOKIES_items", "filtered_POST_items", "request_GET_items"):
             if name in data:
-                data[name] = [(k, v if v == substitute else clean(_cleanse(k, v, substitute)))
-                              for k, v in list(data[name])]
+                data[name] = [
+                    (k, v if v == substitute else clean(_cleanse(k, v, substitute)))
+                    for k, v in list(data[name])
+                ]
         if "lastframe" in data and data.get("frames"):
             data["lastframe"] = data["frames"][-1]
         return data

@@ -117,7 +117,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     )
     DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool("DB_POOL", default=True):
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "DB_POOL", default=True
+):
     # Under ASGI Django runs each request's sync code on a fresh thread, and connections
     # are per thread: without a pool every request would open a PostgreSQL connection.
     # psycopg's pool (Django's built-in support) hands them out instead.
@@ -137,9 +139,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Cache: shared across processes (rate limits, circuit breaker). Redis in production;
 # a file cache in the embedded default so web, worker and beat still share it.
 CACHES = {
-    "default": env.cache_url(
-        "CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}"
-    ),
+    "default": env.cache_url("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}"),
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -243,7 +243,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 USAGE_RAW_RETENTION_DAYS = env.int("USAGE_RAW_RETENTION_DAYS", default=400)
 USAGE_INGEST_MAX_BYTES = env.int("USAGE_INGEST_MAX_BYTES", default=4 * 1024 * 1024)  # 413 above
 USAGE_INGEST_MAX_RECORDS = env.int("USAGE_INGEST_MAX_RECORDS", default=1000)  # per request
-USAGE_INGEST_RATE_PER_MINUTE = env.int("USAGE_INGEST_RATE_PER_MINUTE", default=1200)  # per token; 429
+USAGE_INGEST_RATE_PER_MINUTE = env.int(
+    "USAGE_INGEST_RATE_PER_MINUTE", default=1200
+)  # per token; 429
 # Unknown ingestion tokens per client address per minute before 429 (guessing); 0 = off.
 USAGE_INGEST_FAILED_AUTH_PER_MINUTE = env.int("USAGE_INGEST_FAILED_AUTH_PER_MINUTE", default=30)
 
@@ -276,7 +278,9 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # cache); over a limit the page answers the same and sends nothing (orgs/views_auth.py).
 PASSWORD_RESET_LIMIT_PER_ADDRESS = env.int("PASSWORD_RESET_LIMIT_PER_ADDRESS", default=10)
 PASSWORD_RESET_LIMIT_PER_EMAIL = env.int("PASSWORD_RESET_LIMIT_PER_EMAIL", default=3)
-PASSWORD_RESET_THROTTLE_WINDOW_MINUTES = env.int("PASSWORD_RESET_THROTTLE_WINDOW_MINUTES", default=60)
+PASSWORD_RESET_THROTTLE_WINDOW_MINUTES = env.int(
+    "PASSWORD_RESET_THROTTLE_WINDOW_MINUTES", default=60
+)
 
 # --- Sessions -----------------------------------------------------------------------
 # Signed out after this many seconds without a request (a working day), and this many
@@ -350,10 +354,24 @@ CONTENT_SECURITY_POLICY = {
 PERMISSIONS_POLICY = {
     feature: []
     for feature in (
-        "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media",
-        "fullscreen", "geolocation", "gyroscope", "magnetometer", "microphone", "midi",
-        "payment", "picture-in-picture", "publickey-credentials-get", "screen-wake-lock",
-        "sync-xhr", "usb", "xr-spatial-tracking",
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "fullscreen",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "picture-in-picture",
+        "publickey-credentials-get",
+        "screen-wake-lock",
+        "sync-xhr",
+        "usb",
+        "xr-spatial-tracking",
     )
 }
 
@@ -363,7 +381,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "redact_secrets": {"()": "platformadmin.redaction.RedactSecretsFilter"},
-        "client_errors_without_traceback": {"()": "platformadmin.logfilters.ClientErrorsWithoutTraceback"},
+        "client_errors_without_traceback": {
+            "()": "platformadmin.logfilters.ClientErrorsWithoutTraceback"
+        },
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},

@@ -27,10 +27,21 @@ keys_urlpatterns = [
 orgs_urlpatterns = [
     path("<uuid:org_id>/", project_views.organization_detail, name="organization-detail"),
     path("projects/<uuid:project_id>/", project_views.project_detail, name="project-detail"),
-    path("projects/<uuid:project_id>/checklist/", project_views.project_checklist_view,
-         name="project-checklist"),
-    path("projects/<uuid:project_id>/settings/", project_views.project_settings, name="project-settings"),
-    path("projects/<uuid:project_id>/limits/set/", project_views.project_limit_set, name="project-limit-set"),
+    path(
+        "projects/<uuid:project_id>/checklist/",
+        project_views.project_checklist_view,
+        name="project-checklist",
+    ),
+    path(
+        "projects/<uuid:project_id>/settings/",
+        project_views.project_settings,
+        name="project-settings",
+    ),
+    path(
+        "projects/<uuid:project_id>/limits/set/",
+        project_views.project_limit_set,
+        name="project-limit-set",
+    ),
     *orgs_urls.urlpatterns,
 ]
 
@@ -40,12 +51,21 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password-reset/", views_auth.PasswordResetView.as_view(), name="password_reset"),
-    path("accounts/password-reset/sent/", auth_views.PasswordResetDoneView.as_view(),
-         name="password_reset_done"),
-    path("accounts/reset/<uidb64>/<token>/", views_auth.PasswordResetConfirmView.as_view(),
-         name="password_reset_confirm"),
-    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(),
-         name="password_reset_complete"),
+    path(
+        "accounts/password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        views_auth.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
     path("accounts/2fa/", views_auth.otp_verify, name="otp-verify"),
     path("accounts/2fa/setup/", views_auth.otp_setup, name="otp-setup"),
     # Public: the one-time link of an invitation e-mail (unknown/used/expired → 404).

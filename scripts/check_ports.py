@@ -12,7 +12,12 @@ import socket
 import sys
 
 CHOICES = (
-    ("PORT", os.environ.get("HOST") or "127.0.0.1", os.environ.get("PORT") or "8000", "the console"),
+    (
+        "PORT",
+        os.environ.get("HOST") or "127.0.0.1",
+        os.environ.get("PORT") or "8000",
+        "the console",
+    ),
     ("SIM_PORT", "127.0.0.1", os.environ.get("SIM_PORT") or "8765", "the OpenAI simulator"),
 )
 
@@ -37,19 +42,25 @@ def main() -> int:
     problems = []
     for name, host, value, what in CHOICES:
         if not value.isdigit() or not 1 <= int(value) <= 65535:
-            problems.append(f"{name}={value!r} is not a port number: use 1-65535, e.g. `make run {name}=8001`.")
+            problems.append(
+                f"{name}={value!r} is not a port number: use 1-65535, e.g. `make run {name}=8001`."
+            )
             continue
         port = int(value)
         error = bind_error(host, port)
         if error is None:
             continue
         if isinstance(error, socket.gaierror):
-            problems.append(f"HOST={host!r} is not an address of this machine ({error}): use e.g. "
-                            "`make run HOST=127.0.0.1`.")
+            problems.append(
+                f"HOST={host!r} is not an address of this machine ({error}): use e.g. "
+                "`make run HOST=127.0.0.1`."
+            )
         else:
-            problems.append(f"Port {port} on {host} ({name}, {what}) is taken: another program listens there, "
-                            f"maybe an earlier `make run` ({error.strerror}). Stop it, or choose another port: "
-                            f"`make run {name}={port + 1}`.")
+            problems.append(
+                f"Port {port} on {host} ({name}, {what}) is taken: another program listens there, "
+                f"maybe an earlier `make run` ({error.strerror}). Stop it, or choose another port: "
+                f"`make run {name}={port + 1}`."
+            )
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

@@ -25,11 +25,15 @@ from pathlib import Path
 ENV = Path(__file__).resolve().parent.parent / ".env"
 _port = (os.environ.get("SIM_PORT") or "8765").strip()
 if not _port.isdigit() or not 1 <= int(_port) <= 65535:
-    sys.exit(f"SIM_PORT={_port!r} is not a port number: use 1-65535, e.g. `make run SIM_PORT=8766`.")
+    sys.exit(
+        f"SIM_PORT={_port!r} is not a port number: use 1-65535, e.g. `make run SIM_PORT=8766`."
+    )
 SIM_PORT = int(_port)
 SIM_ORIGIN = f"http://127.0.0.1:{SIM_PORT}"
 # The simulator URL this script writes (and seed_demo's keys use), on any port.
-LOOPBACK_SIM_URL = re.compile(r"^OPENAI_SIMULATOR_URL=(http://(?:127\.0\.0\.1|localhost):(\d+))/v1/?[ \t]*$", re.M)
+LOOPBACK_SIM_URL = re.compile(
+    r"^OPENAI_SIMULATOR_URL=(http://(?:127\.0\.0\.1|localhost):(\d+))/v1/?[ \t]*$", re.M
+)
 
 
 def _follow_sim_port(text: str) -> str:
@@ -43,11 +47,15 @@ def _follow_sim_port(text: str) -> str:
     def origins(line: re.Match) -> str:
         listed = [o.strip() for o in line.group(1).split(",") if o.strip()]
         kept = [o for o in listed if o.rstrip("/") != old]
-        return "OUTBOUND_ALLOWED_ORIGINS=" + ",".join(kept + ([SIM_ORIGIN] if SIM_ORIGIN not in kept else []))
+        return "OUTBOUND_ALLOWED_ORIGINS=" + ",".join(
+            kept + ([SIM_ORIGIN] if SIM_ORIGIN not in kept else [])
+        )
 
     text = re.sub(r"^OUTBOUND_ALLOWED_ORIGINS=(.*)$", origins, text, flags=re.M)
-    print(f"SIM_PORT is {SIM_PORT}: {ENV.name} now points the simulator URL and OUTBOUND_ALLOWED_ORIGINS at "
-          f"{SIM_ORIGIN} (was {old}).")
+    print(
+        f"SIM_PORT is {SIM_PORT}: {ENV.name} now points the simulator URL and OUTBOUND_ALLOWED_ORIGINS at "
+        f"{SIM_ORIGIN} (was {old})."
+    )
     return text
 
 
@@ -69,7 +77,9 @@ if not ENV.exists():
         f"OUTBOUND_ALLOWED_ORIGINS={SIM_ORIGIN}\n"
     )
     ENV.chmod(0o600)
-    print(f"Wrote {ENV.name} with a new SECRET_KEY and encryption key (keep it: it decrypts var/db.sqlite3).")
+    print(
+        f"Wrote {ENV.name} with a new SECRET_KEY and encryption key (keep it: it decrypts var/db.sqlite3)."
+    )
 else:
     text = ENV.read_text()
     moved = _follow_sim_port(text)
@@ -79,7 +89,9 @@ else:
     if not re.search(r"^OUTBOUND_ALLOWED_ORIGINS=", text, flags=re.M):
         origin = _simulator_origin(text)
         with ENV.open("a") as env_file:
-            env_file.write(("" if text.endswith("\n") or not text else "\n")
-                           + "# Outgoing requests go only to public addresses, except these exact origins.\n"
-                           + f"OUTBOUND_ALLOWED_ORIGINS={origin}\n")
+            env_file.write(
+                ("" if text.endswith("\n") or not text else "\n")
+                + "# Outgoing requests go only to public addresses, except these exact origins.\n"
+                + f"OUTBOUND_ALLOWED_ORIGINS={origin}\n"
+            )
         print(f"Added OUTBOUND_ALLOWED_ORIGINS={origin} (the simulator) to {ENV.name}.")

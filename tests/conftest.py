@@ -81,7 +81,9 @@ def outsider(other_organization):
 # --- OpenAI simulator (platformadmin/openai/simulator.py) ------------------------------------
 @pytest.fixture(scope="session")
 def _openai_simulator_server():
-    sim = OpenAISimulator("127.0.0.1", 0, delta_delay=0.005, slow_seconds=1.5, retry_after_ms=10).start()
+    sim = OpenAISimulator(
+        "127.0.0.1", 0, delta_delay=0.005, slow_seconds=1.5, retry_after_ms=10
+    ).start()
     yield sim
     sim.stop()
 

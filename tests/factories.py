@@ -68,8 +68,10 @@ def make_api_key(project: Project, *, secret: str | None = None, **kwargs) -> AP
     """A stored key through the real service (so it is encrypted like any other)."""
     kwargs.setdefault("name", f"key {secrets.token_hex(3)}")
     return api_key_create_unaudited(
-        organization=project.organization, project=project,
-        secret=secret or fake_secret("proj"), **kwargs,
+        organization=project.organization,
+        project=project,
+        secret=secret or fake_secret("proj"),
+        **kwargs,
     )
 
 

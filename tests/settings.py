@@ -14,7 +14,9 @@ os.environ.setdefault("FIELD_ENCRYPTION_KEYS", TEST_KEY_V1)
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "0" * 30)
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
-os.environ.setdefault("CONSOLE_VAR_DIR", os.path.join(tempfile.gettempdir(), f"console-test-{os.getpid()}"))
+os.environ.setdefault(
+    "CONSOLE_VAR_DIR", os.path.join(tempfile.gettempdir(), f"console-test-{os.getpid()}")
+)
 os.environ.setdefault("CACHE_URL", "locmemcache://")
 
 from platformadmin.settings import *  # noqa: E402,F403

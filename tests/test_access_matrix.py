@@ -96,19 +96,31 @@ class World:
         self.key = make_api_key(project)
         self.account = ServiceAccountFactory(project=project, name="batch")
         self.other_org = other_organization
-        self.other_project = ProjectFactory(organization=other_organization, name=OTHER_PROJECT_NAME)
+        self.other_project = ProjectFactory(
+            organization=other_organization, name=OTHER_PROJECT_NAME
+        )
         self.other_key = make_api_key(self.other_project, name="zeta key")
         self.other_account = ServiceAccountFactory(project=self.other_project, name="zeta-svc")
         self.token, _ = ingestion_token_create(project=project, name="sweep", actor=None)
-        self.other_token, _ = ingestion_token_create(project=self.other_project, name="zeta", actor=None)
+        self.other_token, _ = ingestion_token_create(
+            project=self.other_project, name="zeta", actor=None
+        )
         # Memberships of the other organization, to try through this one's forms.
-        self.other_org_membership = add_org_member(UserFactory(username="zeta-reader"), other_organization, "reader")
+        self.other_org_membership = add_org_member(
+            UserFactory(username="zeta-reader"), other_organization, "reader"
+        )
         self.other_project_membership = add_project_member(
-            UserFactory(username="zeta-member"), self.other_project, "member")
-        self.invitation = invitation_create(organization=organization, email="invitee@example.com",
-                                            role="org_reader", actor=None)
-        self.other_invitation = invitation_create(organization=other_organization, email="zeta-invitee@example.com",
-                                                  role="org_reader", actor=None)
+            UserFactory(username="zeta-member"), self.other_project, "member"
+        )
+        self.invitation = invitation_create(
+            organization=organization, email="invitee@example.com", role="org_reader", actor=None
+        )
+        self.other_invitation = invitation_create(
+            organization=other_organization,
+            email="zeta-invitee@example.com",
+            role="org_reader",
+            actor=None,
+        )
 
     def kwargs(self, params: set[str], *, other: bool = False) -> dict:
         values = {
@@ -121,25 +133,53 @@ class World:
 
     def body(self) -> dict:
         """A POST that would change something if the access check let it through."""
-        org_membership = OrganizationMembership.objects.filter(organization=self.org, role="reader").first()
+        org_membership = OrganizationMembership.objects.filter(
+            organization=self.org, role="reader"
+        ).first()
         project_membership = ProjectMembership.objects.filter(project=self.project).first()
         return {
-            "name": "Sweep", "environment": "development", "tier": "tier_2",
-            "billing_timezone": "UTC", "status": "active", "rotation_period_days": "30",
-            "request_timeout_seconds": "30", "connect_timeout_seconds": "5", "max_retries": "2",
-            "circuit_breaker_enabled": "on", "kind": "project", "provider": "openai",
-            "permissions": "restricted", "secret": fake_secret("proj"), "password": TEST_PASSWORD,
-            "confirm": "on", "reason": "sweep", "user": "outsider", "role": "owner",
+            "name": "Sweep",
+            "environment": "development",
+            "tier": "tier_2",
+            "billing_timezone": "UTC",
+            "status": "active",
+            "rotation_period_days": "30",
+            "request_timeout_seconds": "30",
+            "connect_timeout_seconds": "5",
+            "max_retries": "2",
+            "circuit_breaker_enabled": "on",
+            "kind": "project",
+            "provider": "openai",
+            "permissions": "restricted",
+            "secret": fake_secret("proj"),
+            "password": TEST_PASSWORD,
+            "confirm": "on",
+            "reason": "sweep",
+            "user": "outsider",
+            "role": "owner",
             "membership": org_membership.pk if org_membership else "",
             "project_membership": project_membership.pk if project_membership else "",
-            "model_id": "gpt-5-mini", "rpm": "10", "tpm": "1000", "openai_id": "",
-            "email": "sweep@example.com", "invitation": str(self.invitation.public_id),
+            "model_id": "gpt-5-mini",
+            "rpm": "10",
+            "tpm": "1000",
+            "openai_id": "",
+            "email": "sweep@example.com",
+            "invitation": str(self.invitation.public_id),
         }
 
     def leaks(self, html: str) -> list[str]:
-        needles = [OTHER_PROJECT_NAME, self.other_key.hint, str(self.other_key.public_id),
-                   str(self.other_project.public_id), str(self.other_org.public_id),
-                   self.other_org.name, "zeta-svc", "zeta-reader", "zeta-member", "zeta-invitee"]
+        needles = [
+            OTHER_PROJECT_NAME,
+            self.other_key.hint,
+            str(self.other_key.public_id),
+            str(self.other_project.public_id),
+            str(self.other_org.public_id),
+            self.other_org.name,
+            "zeta-svc",
+            "zeta-reader",
+            "zeta-member",
+            "zeta-invitee",
+        ]
         return [n for n in needles if n in html]
 
 
@@ -155,13 +195,20 @@ def state(world: World) -> tuple:
         list(APIKey.objects.order_by("pk").values_list("pk", "status", "secret", "name", "hint")),
         list(OrganizationMembership.objects.order_by("pk").values_list("pk", "role")),
         list(ProjectMembership.objects.order_by("pk").values_list("pk", "role")),
-        list(world.project.__class__.objects.order_by("pk").values_list(
-            "pk", "name", "rotation_period_days", "max_retries", "allowed_models")),
+        list(
+            world.project.__class__.objects.order_by("pk").values_list(
+                "pk", "name", "rotation_period_days", "max_retries", "allowed_models"
+            )
+        ),
         world.project.service_accounts.count(),
         world.project.model_limits.count(),
         AuditEvent.objects.exclude(action__startswith="auth.").count(),
         list(IngestionToken.objects.order_by("pk").values_list("pk", "revoked_at")),
-        list(Invitation.objects.order_by("pk").values_list("pk", "token_digest", "revoked_at", "accepted_at")),
+        list(
+            Invitation.objects.order_by("pk").values_list(
+                "pk", "token_digest", "revoked_at", "accepted_at"
+            )
+        ),
     )
 
 
@@ -172,16 +219,32 @@ def world(organization, project, other_organization):
 
 @pytest.fixture
 def users(owner, reader, project_owner, member, outsider):
-    return {"owner": owner, "reader": reader, "project_owner": project_owner, "member": member,
-            "outsider": outsider}
+    return {
+        "owner": owner,
+        "reader": reader,
+        "project_owner": project_owner,
+        "member": member,
+        "outsider": outsider,
+    }
 
 
 def test_the_sweep_finds_the_console_urls():
     names = {name for name, _ in swept_urls()}
-    assert {"orgs:organization-detail", "orgs:project-detail", "orgs:audit-log", "keys:key-detail",
-            "keys:key-reveal", "keys:key-rotate", "keys:key-revoke", "keys:key-create",
-            "orgs:organization-invite", "orgs:project-invite", "orgs:invitation-update",
-            "orgs:organization-member-remove", "orgs:project-member-remove"} <= names
+    assert {
+        "orgs:organization-detail",
+        "orgs:project-detail",
+        "orgs:audit-log",
+        "keys:key-detail",
+        "keys:key-reveal",
+        "keys:key-rotate",
+        "keys:key-revoke",
+        "keys:key-create",
+        "orgs:organization-invite",
+        "orgs:project-invite",
+        "orgs:invitation-update",
+        "orgs:organization-member-remove",
+        "orgs:project-member-remove",
+    } <= names
 
 
 def test_anonymous_is_sent_to_sign_in(client, world):
@@ -237,11 +300,20 @@ def test_read_only_roles_change_nothing(client, world, users, role):
 
 
 @pytest.mark.parametrize("role", ["owner", "project_owner"])
-def test_managers_are_not_refused_in_their_scope_and_see_nothing_foreign(client, world, users, role):
+def test_managers_are_not_refused_in_their_scope_and_see_nothing_foreign(
+    client, world, users, role
+):
     client.force_login(users[role])
-    org_level = {"orgs:organization-edit", "orgs:project-create", "orgs:organization-invite",
-                 "orgs:invitation-update", "orgs:organization-member-update", "orgs:organization-member-remove",
-                 "orgs:audit-log", "orgs:audit-export"}
+    org_level = {
+        "orgs:organization-edit",
+        "orgs:project-create",
+        "orgs:organization-invite",
+        "orgs:invitation-update",
+        "orgs:organization-member-update",
+        "orgs:organization-member-remove",
+        "orgs:audit-log",
+        "orgs:audit-export",
+    }
     for name, params in swept_urls():
         url = reverse(name, kwargs=world.kwargs(params))
         get = client.get(url)
@@ -261,8 +333,11 @@ def test_managers_are_not_refused_in_their_scope_and_see_nothing_foreign(client,
 def test_pages_without_ids_refuse_whom_they_must(client, world, users):
     """Every id-less console URL is listed here; anonymous visitors go to sign in, every
     role here (superusers excepted) gets 403 on GET and POST and nothing changes."""
-    strict = {f"{ns}:{name}" for ns, name, params in _walk(get_resolver().url_patterns)
-              if ns in STRICT_NAMESPACES and not params}
+    strict = {
+        f"{ns}:{name}"
+        for ns, name, params in _walk(get_resolver().url_patterns)
+        if ns in STRICT_NAMESPACES and not params
+    }
     assert strict == NO_ID_URLS, f"Teach the sweep about these id-less URLs: {strict ^ NO_ID_URLS}"
     organizations = Organization.objects.count()
     before = state(world)
@@ -271,7 +346,9 @@ def test_pages_without_ids_refuse_whom_they_must(client, world, users):
         client.logout()
         for method in ("get", "post"):
             response = getattr(client, method)(url)
-            assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), name
+            assert response.status_code == 302 and response["Location"].startswith(
+                "/accounts/login/"
+            ), name
         for role, user in users.items():
             client.force_login(user)
             assert client.get(url).status_code == 403, (role, name, "get")
@@ -290,16 +367,30 @@ def test_forms_refuse_another_organizations_rows(client, world, users):
     response = client.post(org_url, {"membership": world.other_org_membership.pk, "role": "owner"})
     assert response.status_code == 302
     remove_url = reverse("orgs:organization-member-remove", kwargs={"org_id": world.org.public_id})
-    assert client.post(remove_url, {"membership": world.other_org_membership.pk, "confirm": "1"}).status_code == 302
+    assert (
+        client.post(
+            remove_url, {"membership": world.other_org_membership.pk, "confirm": "1"}
+        ).status_code
+        == 302
+    )
     invitation_url = reverse("orgs:invitation-update", kwargs={"org_id": world.org.public_id})
     for extra in ({}, {"revoke": "1"}):
-        response = client.post(invitation_url, {"invitation": str(world.other_invitation.public_id), **extra})
+        response = client.post(
+            invitation_url, {"invitation": str(world.other_invitation.public_id), **extra}
+        )
         assert response.status_code == 302
     proj_url = reverse("orgs:project-member-update", kwargs={"project_id": world.project.public_id})
     client.post(proj_url, {"membership": world.other_project_membership.pk, "role": "owner"})
     key_url = reverse("keys:key-create", kwargs={"project_id": world.project.public_id})
-    page = client.post(key_url, {**world.body(), "kind": "service_account", "secret": fake_secret("svcacct"),
-                                 "service_account": str(world.other_account.public_id)})
+    page = client.post(
+        key_url,
+        {
+            **world.body(),
+            "kind": "service_account",
+            "secret": fake_secret("svcacct"),
+            "service_account": str(world.other_account.public_id),
+        },
+    )
     assert page.status_code == 400
     assert state(world) == before
     assert OrganizationMembership.objects.filter(pk=world.other_org_membership.pk).exists()
@@ -322,9 +413,14 @@ def test_public_token_pages_are_known_and_answer_bad_tokens_alike(client, world,
     unknown token (or the stored digest passed as a token) is the same 404 for anonymous
     visitors and every role, and changes nothing. Used, expired and revoked links:
     tests/orgs/test_invitations.py."""
-    public = {name for namespace, name, params in _walk(get_resolver().url_patterns)
-              if namespace is None and params == {"token"}}
-    assert public == PUBLIC_TOKEN_URLS, f"Teach the sweep about these token pages: {public ^ PUBLIC_TOKEN_URLS}"
+    public = {
+        name
+        for namespace, name, params in _walk(get_resolver().url_patterns)
+        if namespace is None and params == {"token"}
+    }
+    assert public == PUBLIC_TOKEN_URLS, (
+        f"Teach the sweep about these token pages: {public ^ PUBLIC_TOKEN_URLS}"
+    )
     bad_tokens = ["unknown-token", "x" * 300, world.invitation.token_digest]
     before = state(world)
     for name in sorted(PUBLIC_TOKEN_URLS):
@@ -335,5 +431,10 @@ def test_public_token_pages_are_known_and_answer_bad_tokens_alike(client, world,
             for token in bad_tokens:
                 url = reverse(name, kwargs={"token": token})
                 assert client.get(url).status_code == 404, (name, role, token)
-                assert client.post(url, {**world.body(), "accept": "1", "create_account": "1"}).status_code == 404
+                assert (
+                    client.post(
+                        url, {**world.body(), "accept": "1", "create_account": "1"}
+                    ).status_code
+                    == 404
+                )
     assert state(world) == before

@@ -28,15 +28,27 @@ def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
-def _record(project, rid: str, *, model: str = "gpt-5.5", inp: int = 80229, out: int = 500, api_key=None):
+def _record(
+    project, rid: str, *, model: str = "gpt-5.5", inp: int = 80229, out: int = 500, api_key=None
+):
     """A priced (gpt-5.5) or unpriced (an uncatalogued model) call, a few days ago."""
     if model == "gpt-5.5":
-        return usage_record_create(project=project, api_key=api_key, source="playground",
-                                   response=response_json(rid, inp=inp, out=out,
-                                                          created_at=(NOW - dt.timedelta(days=2)).timestamp()))
-    return usage_record_create(project=project, source="ingest", model=model, response_id=rid,
-                               occurred_at=NOW - dt.timedelta(days=2),
-                               usage={"input_tokens": inp, "output_tokens": out})
+        return usage_record_create(
+            project=project,
+            api_key=api_key,
+            source="playground",
+            response=response_json(
+                rid, inp=inp, out=out, created_at=(NOW - dt.timedelta(days=2)).timestamp()
+            ),
+        )
+    return usage_record_create(
+        project=project,
+        source="ingest",
+        model=model,
+        response_id=rid,
+        occurred_at=NOW - dt.timedelta(days=2),
+        usage={"input_tokens": inp, "output_tokens": out},
+    )
 
 
 @pytest.fixture
@@ -45,11 +57,15 @@ def frozen():
         yield
 
 
-def test_the_organization_headline_is_dollars_and_cents(client, owner, organization, project, frozen):
+def test_the_organization_headline_is_dollars_and_cents(
+    client, owner, organization, project, frozen
+):
     _record(project, "resp_a")
     _record(project, "resp_b", model="tts-1")
     client.force_login(owner)
-    html = client.get(reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})).content.decode()
+    html = client.get(
+        reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
+    ).content.decode()
     spend = _text(re.search(r'id="spend-mtd".*?</div>', html, re.S).group(0))
     # 80,229 input (200 cached) + 500 output tokens of gpt-5.5: about 40 cents, never 16 decimals
     assert re.search(r"\$0\.\d\d(?!\d)", spend), spend
@@ -63,7 +79,9 @@ def test_the_usage_page_formats_money_and_counts(client, owner, project, api_key
     _record(project, "resp_a", api_key=api_key)
     _record(project, "resp_b", model="tts-1", inp=1234567)
     client.force_login(owner)
-    html = client.get(reverse("usage:project-usage", kwargs={"project_id": project.public_id})).content.decode()
+    html = client.get(
+        reverse("usage:project-usage", kwargs={"project_id": project.public_id})
+    ).content.decode()
     text = _text(html)
     assert "80,229" in text and "1,234,567" in text
     assert "80229" not in text and "1234567" not in text
@@ -75,7 +93,9 @@ def test_an_unpriced_model_row_says_unpriced_not_zero_dollars(client, owner, pro
     _record(project, "resp_b", model="tts-1")
     _record(project, "resp_c", model="tts-1")
     client.force_login(owner)
-    html = client.get(reverse("usage:project-usage", kwargs={"project_id": project.public_id})).content.decode()
+    html = client.get(
+        reverse("usage:project-usage", kwargs={"project_id": project.public_id})
+    ).content.decode()
     row = _text(re.search(r"<tr><td class=\"nowrap\">tts-1</td>.*?</tr>", html, re.S).group(0))
     assert "unpriced" in row and "$" not in row, row
     month = _text(re.search(r"<h2>This month</h2>.*?</div>", html, re.S).group(0))
@@ -86,7 +106,9 @@ def test_a_mixed_row_is_dollars_plus_unpriced_calls(client, owner, project, froz
     _record(project, "resp_a")
     _record(project, "resp_b", model="tts-1")
     client.force_login(owner)
-    html = client.get(reverse("usage:project-usage", kwargs={"project_id": project.public_id})).content.decode()
+    html = client.get(
+        reverse("usage:project-usage", kwargs={"project_id": project.public_id})
+    ).content.decode()
     month = _text(re.search(r"<h2>This month</h2>.*?</div>", html, re.S).group(0))
     assert re.search(r"\$0\.\d\d \+ 1 unpriced call(?!s)", month), month
 
@@ -98,7 +120,11 @@ def test_the_project_page_formats_limits_and_caps(client, owner, organization, p
     project.save()
     ProjectModelLimit.objects.create(project=project, model_id="gpt-5.5", rpm=10000, tpm=2000000)
     client.force_login(owner)
-    text = _text(client.get(reverse("orgs:project-detail", kwargs={"project_id": project.public_id})).content.decode())
+    text = _text(
+        client.get(
+            reverse("orgs:project-detail", kwargs={"project_id": project.public_id})
+        ).content.decode()
+    )
     assert "2,000,000" in text and "10,000" in text and "16,000" in text
     assert f"{organization.default_tpm:,} TPM" in text
     assert "2000000" not in text and "16000" not in text

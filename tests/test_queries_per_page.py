@@ -30,8 +30,9 @@ def _grow(project, n: int) -> list:
     for i in range(n):
         add_project_member(UserFactory(), project, ProjectMembership.Role.MEMBER)
         add_org_member(UserFactory(), project.organization, OrganizationMembership.Role.READER)
-        usage_record_create(project=project, api_key=keys[i], source="ingest",
-                            response=response_json(f"resp_{i}"))
+        usage_record_create(
+            project=project, api_key=keys[i], source="ingest", response=response_json(f"resp_{i}")
+        )
     return keys
 
 
@@ -39,7 +40,9 @@ def _url(page: str, project, key) -> str:
     if page == "project":
         return reverse("orgs:project-detail", kwargs={"project_id": project.public_id})
     if page == "organization":
-        return reverse("orgs:organization-detail", kwargs={"org_id": project.organization.public_id})
+        return reverse(
+            "orgs:organization-detail", kwargs={"org_id": project.organization.public_id}
+        )
     if page == "key":
         return reverse("keys:key-detail", kwargs={"key_id": key.public_id})
     return reverse("playground:index") + f"?project={project.public_id}"
@@ -68,8 +71,12 @@ def test_queries_do_not_grow_with_keys_members_and_records(client, request, proj
 
 
 EXPECTED: dict[tuple[str, str], tuple[int, int]] = {
-    ("project", "owner"): (14, 14), ("project", "member"): (13, 13),
-    ("organization", "owner"): (13, 13), ("organization", "member"): (10, 10),
-    ("key", "owner"): (4, 4), ("key", "member"): (4, 4),
-    ("playground", "owner"): (6, 6), ("playground", "member"): (6, 6),
+    ("project", "owner"): (14, 14),
+    ("project", "member"): (13, 13),
+    ("organization", "owner"): (13, 13),
+    ("organization", "member"): (10, 10),
+    ("key", "owner"): (4, 4),
+    ("key", "member"): (4, 4),
+    ("playground", "owner"): (6, 6),
+    ("playground", "member"): (6, 6),
 }

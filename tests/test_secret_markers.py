@@ -48,9 +48,15 @@ def _markers() -> dict[str, tuple[str, dict]]:
         "openai-project": (f"sk-proj-{_alnum(40)}", {"provider": "openai"}),
         "azure-32-hex": (secrets.token_hex(16), {"provider": "azure"}),
         "azure-84": (_alnum(84), {"provider": "azure"}),
-        "compatible": (f"c0mp/{_alnum(10)}+x=y&z\"<q>\\{_alnum(10)}%7e:'", {"provider": "compatible"}),
+        "compatible": (
+            f"c0mp/{_alnum(10)}+x=y&z\"<q>\\{_alnum(10)}%7e:'",
+            {"provider": "compatible"},
+        ),
         "admin-shape": (f"sk-admin-{_alnum(40)}", {"provider": "compatible"}),
-        "ingestion-shape": (f"ingest_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}", {"provider": "compatible"}),
+        "ingestion-shape": (
+            f"ingest_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}",
+            {"provider": "compatible"},
+        ),
     }
 
 
@@ -61,8 +67,13 @@ def forms_of(secret: str) -> list[str]:
     """Every spelling in which a leak would still give the secret away."""
     raw = secret.encode()
     found = {
-        secret, quote(secret, safe=""), quote_plus(secret, safe=""), json.dumps(secret)[1:-1],
-        html.escape(secret), html.escape(secret, quote=False), base64.b64encode(raw).decode().rstrip("="),
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        base64.b64encode(raw).decode().rstrip("="),
         base64.urlsafe_b64encode(raw).decode().rstrip("="),
         secret[-16:],  # the tail alone (the stored hint keeps only the last four characters)
     }
@@ -121,7 +132,8 @@ def _cookies_as_text(client) -> str:
 
 @pytest.mark.parametrize("marker", MARKER_NAMES, indirect=True)
 def test_an_echoed_key_reaches_no_page_log_row_cookie_or_dump(
-        marker, client, owner, reader, member, project, openai_simulator, caplog, console_output):
+    marker, client, owner, reader, member, project, openai_simulator, caplog, console_output
+):
     name, secret, key = marker
     caplog.set_level(logging.DEBUG)
 
@@ -133,29 +145,44 @@ def test_an_echoed_key_reaches_no_page_log_row_cookie_or_dump(
     assert "Test connection:" in page.content.decode()
     assert_absent(page.content.decode(), secret, "the key page after a test")
     assert_absent(_cookies_as_text(client), secret, "the cookies")
-    fragment = client.post(reverse("keys:key-test", kwargs={"key_id": key.public_id}), HTTP_HX_REQUEST="true")
+    fragment = client.post(
+        reverse("keys:key-test", kwargs={"key_id": key.public_id}), HTTP_HX_REQUEST="true"
+    )
     assert_absent(fragment.content.decode(), secret, "the test result fragment")
     detail = client.get(reverse("keys:key-detail", kwargs={"key_id": key.public_id}))
     assert_absent(detail.content.decode(), secret, "the key page")
 
     # The playground, plain and streamed, as a project member.
     client.force_login(member)
-    form = {"project": str(project.public_id), "api_key": str(key.public_id), "model": "gpt-5.4-mini",
-            "input": "hello", "instructions": "", "temperature": "", "max_output_tokens": "",
-            "reasoning_effort": ""}
+    form = {
+        "project": str(project.public_id),
+        "api_key": str(key.public_id),
+        "model": "gpt-5.4-mini",
+        "input": "hello",
+        "instructions": "",
+        "temperature": "",
+        "max_output_tokens": "",
+        "reasoning_effort": "",
+    }
     run = client.post(reverse("playground:run"), form)
     assert run.status_code == 200 and "401" in run.content.decode()
     assert_absent(run.content.decode(), secret, "the playground result")
     stream = client.post(reverse("playground:stream"), form)
-    assert_absent(b"".join(stream.streaming_content).decode(), secret, "the streamed playground result")
+    assert_absent(
+        b"".join(stream.streaming_content).decode(), secret, "the streamed playground result"
+    )
 
     # The audit log, on the page and in the CSV, for a reader and for the owner.
     for user in (reader, owner):
         client.force_login(user)
-        audit = client.get(reverse("orgs:audit-log", kwargs={"org_id": project.organization.public_id}))
+        audit = client.get(
+            reverse("orgs:audit-log", kwargs={"org_id": project.organization.public_id})
+        )
         assert audit.status_code == 200 and "key.test" in audit.content.decode()
         assert_absent(audit.content.decode(), secret, f"the audit page of {user}")
-        export = client.get(reverse("orgs:audit-export", kwargs={"org_id": project.organization.public_id}))
+        export = client.get(
+            reverse("orgs:audit-export", kwargs={"org_id": project.organization.public_id})
+        )
         csv_text = b"".join(export.streaming_content).decode()
         assert "key.test" in csv_text
         assert_absent(csv_text, secret, f"the audit CSV of {user}")
@@ -163,9 +190,13 @@ def test_an_echoed_key_reaches_no_page_log_row_cookie_or_dump(
     # The Django admin, for a superuser.
     admin_user = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(admin_user)
-    for url in (reverse("admin:orgs_auditevent_changelist"), reverse("admin:keys_apikeyevent_changelist"),
-                reverse("admin:keys_apikey_changelist"), reverse("admin:usage_usagerecord_changelist"),
-                reverse("admin:keys_apikey_change", args=[key.pk])):
+    for url in (
+        reverse("admin:orgs_auditevent_changelist"),
+        reverse("admin:keys_apikeyevent_changelist"),
+        reverse("admin:keys_apikey_changelist"),
+        reverse("admin:usage_usagerecord_changelist"),
+        reverse("admin:keys_apikey_change", args=[key.pk]),
+    ):
         response = client.get(url)
         assert response.status_code == 200, url
         assert_absent(response.content.decode(), secret, url)
@@ -179,15 +210,21 @@ def test_an_echoed_key_reaches_no_page_log_row_cookie_or_dump(
     assert len(events) == 2 and all(e.detail["ok"] is False for e in events)
     assert all(e.detail["message"] for e in events), "the failure is still explained"
     for event in AuditEvent.objects.all():
-        assert_absent(json.dumps(event.detail) + event.target_label, secret, f"audit row {event.action}")
+        assert_absent(
+            json.dumps(event.detail) + event.target_label, secret, f"audit row {event.action}"
+        )
     for history in APIKeyEvent.objects.filter(api_key=key):
-        assert_absent(history.note + history.old_hint + history.new_hint, secret, "the key's history")
+        assert_absent(
+            history.note + history.old_hint + history.new_hint, secret, "the key's history"
+        )
     assert UsageRecord.objects.filter(api_key=key).count() == 2
     for record in UsageRecord.objects.filter(api_key=key).values():
         assert_absent(repr(record), secret, "a usage record")
     assert caplog.records, "the calls are logged"
     for record in caplog.records:
-        assert_absent(record.getMessage() + (record.exc_text or ""), secret, f"the log record {record.name}")
+        assert_absent(
+            record.getMessage() + (record.exc_text or ""), secret, f"the log record {record.name}"
+        )
     assert_absent(caplog.text, secret, "the captured log")
     assert_absent(console_output.getvalue(), secret, "the console handler's output")
     dump = io.StringIO()
@@ -204,7 +241,10 @@ def test_the_failure_is_still_explained(marker, client, owner):
     client.force_login(owner)
     client.post(reverse("keys:key-test", kwargs={"key_id": key.public_id}))
     message = AuditEvent.objects.get(action="key.test").detail["message"]
-    assert "Incorrect API key provided: …[redacted] (url-encoded: …[redacted]; base64: …[redacted]" in message
+    assert (
+        "Incorrect API key provided: …[redacted] (url-encoded: …[redacted]; base64: …[redacted]"
+        in message
+    )
     assert key.hint in message and "(401)" in message
 
 
@@ -213,6 +253,8 @@ def test_an_echo_inside_a_successful_reply_is_not_shown(marker, client, owner, o
     _, secret, key = marker
     openai_simulator.force_faults = {"echo200"}
     client.force_login(owner)
-    page = client.post(reverse("keys:key-test", kwargs={"key_id": key.public_id}), HTTP_HX_REQUEST="true")
+    page = client.post(
+        reverse("keys:key-test", kwargs={"key_id": key.public_id}), HTTP_HX_REQUEST="true"
+    )
     assert "Connection works" in page.content.decode()
     assert_absent(page.content.decode(), secret, "the model ids of a successful test")

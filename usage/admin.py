@@ -12,12 +12,24 @@ from .models import CatalogModel, IngestionToken, ModelPrice, UsageHourly, Usage
 class ModelPriceInline(admin.TabularInline):
     model = ModelPrice
     extra = 0
-    fields = ["effective_from", "organization", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok"]
+    fields = [
+        "effective_from",
+        "organization",
+        "input_per_mtok",
+        "cached_input_per_mtok",
+        "output_per_mtok",
+    ]
 
 
 @admin.register(CatalogModel)
 class CatalogModelAdmin(admin.ModelAdmin):
-    list_display = ["model_id", "category", "supports_reasoning", "priority_multiplier", "is_active"]
+    list_display = [
+        "model_id",
+        "category",
+        "supports_reasoning",
+        "priority_multiplier",
+        "is_active",
+    ]
     list_filter = ["category", "supports_reasoning", "is_active"]
     search_fields = ["model_id"]
     inlines = [ModelPriceInline]
@@ -26,8 +38,12 @@ class CatalogModelAdmin(admin.ModelAdmin):
 @admin.register(ModelPrice)
 class ModelPriceAdmin(admin.ModelAdmin):
     list_display = [
-        "model", "organization", "effective_from", "input_per_mtok",
-        "cached_input_per_mtok", "output_per_mtok",
+        "model",
+        "organization",
+        "effective_from",
+        "input_per_mtok",
+        "cached_input_per_mtok",
+        "output_per_mtok",
     ]
     list_filter = ["organization", "model__category"]
     search_fields = ["model__model_id", "organization__name"]
@@ -56,7 +72,16 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
 @admin.register(UsageHourly)
 class UsageHourlyAdmin(admin.ModelAdmin):
-    list_display = ["hour", "project", "key_slot", "model", "requests", "errors", "cost_usd", "unpriced_requests"]
+    list_display = [
+        "hour",
+        "project",
+        "key_slot",
+        "model",
+        "requests",
+        "errors",
+        "cost_usd",
+        "unpriced_requests",
+    ]
     list_filter = ["model"]
     date_hierarchy = "hour"
     raw_id_fields = ["organization", "project"]

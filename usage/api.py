@@ -47,8 +47,9 @@ def _setting(name: str, default: int) -> int:
     return int(getattr(settings, name, default))
 
 
-def _error(status: int, message: str, *, code: str, errors: list | None = None,
-           headers: dict | None = None) -> JsonResponse:
+def _error(
+    status: int, message: str, *, code: str, errors: list | None = None, headers: dict | None = None
+) -> JsonResponse:
     body: dict = {"error": {"code": code, "message": message}}
     if errors is not None:
         body["error"]["errors"] = errors
@@ -125,7 +126,7 @@ def _split_records(payload) -> tuple[list, object]:
         return records, payload.get("project")
     if isinstance(payload, dict):
         return [payload], payload.get("project")
-    raise FieldError("body", "must be a JSON object (one record or {\"records\": [...]}) or a list.")
+    raise FieldError("body", 'must be a JSON object (one record or {"records": [...]}) or a list.')
 
 
 def _draft(project, raw, *, now, cutoff):
@@ -138,10 +139,12 @@ def _draft(project, raw, *, now, cutoff):
     or a bare report of a failed call (no ``usage``/``object``/``id``: status "error").
     """
     if type(raw) is not dict:
-        raise FieldError("", "must be a JSON object (a response, or {\"response\": {...}, ...}).")
+        raise FieldError("", 'must be a JSON object (a response, or {"response": {...}, ...}).')
     envelope = "response" in raw
     if envelope and type(raw["response"]) is not dict:
-        raise FieldError("response", "must be the response as a JSON object (response.model_dump()).")
+        raise FieldError(
+            "response", "must be the response as a JSON object (response.model_dump())."
+        )
     kwargs = {
         "response_id": raw.get("response_id"),
         "server_request_id": raw.get("server_request_id"),
@@ -154,8 +157,12 @@ def _draft(project, raw, *, now, cutoff):
     }
     if envelope:
         status = raw.get("status")
-        kwargs.update(model=raw.get("model"), status="completed" if status is None else status,
-                      service_tier=raw.get("service_tier"), usage=raw.get("usage"))
+        kwargs.update(
+            model=raw.get("model"),
+            status="completed" if status is None else status,
+            service_tier=raw.get("service_tier"),
+            usage=raw.get("usage"),
+        )
         response = raw["response"]
     else:
         bare = not any(k in raw for k in ("usage", "object", "id"))
@@ -171,12 +178,14 @@ def _draft(project, raw, *, now, cutoff):
         raise
     if not draft.response_id:
         raise FieldError(
-            "id", "a response id is required (the response's 'id', or 'response_id'): it is "
+            "id",
+            "a response id is required (the response's 'id', or 'response_id'): it is "
             "what makes a replay harmless. For embeddings, send a unique id of your own.",
         )
     if cutoff is not None and draft.occurred_at < cutoff:
         raise FieldError(
-            "occurred_at", f"is older than the {settings.USAGE_RAW_RETENTION_DAYS}-day retention "
+            "occurred_at",
+            f"is older than the {settings.USAGE_RAW_RETENTION_DAYS}-day retention "
             "period; such records are no longer accepted (their first copy may already be purged).",
         )
     if draft.occurred_at > now + FUTURE_TOLERANCE:
@@ -194,13 +203,21 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
         return response
     raw_token = _bearer(request)
     if raw_token is None:
-        return _error(401, "Send the project's ingestion token as 'Authorization: Bearer <token>'.",
-                      code="missing_token", headers={"WWW-Authenticate": "Bearer"})
+        return _error(
+            401,
+            "Send the project's ingestion token as 'Authorization: Bearer <token>'.",
+            code="missing_token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     address = client_ip(request) or "unknown"
     wait = _auth_blocked(address)
     if wait is not None:
-        return _error(429, f"Too many unknown ingestion tokens from this address; retry in {wait} s.",
-                      code="too_many_failed_tokens", headers={"Retry-After": str(wait)})
+        return _error(
+            429,
+            f"Too many unknown ingestion tokens from this address; retry in {wait} s.",
+            code="too_many_failed_tokens",
+            headers={"Retry-After": str(wait)},
+        )
     # A token is printable ASCII; anything else (a NUL, which PostgreSQL cannot even
     # compare) is an unknown token without a database round trip.
     token = ingestion_token_lookup(raw_token) if _PRINTABLE_TOKEN.fullmatch(raw_token) else None
@@ -208,58 +225,107 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
         # Check-then-count: concurrent guesses may pass the limit by a few; the next
         # request from the address sees the full count.
         _auth_failed(address)
-        return _error(401, "Unknown ingestion token. Create one on the project's Ingestion tokens page.",
-                      code="unknown_token", headers={"WWW-Authenticate": "Bearer"})
+        return _error(
+            401,
+            "Unknown ingestion token. Create one on the project's Ingestion tokens page.",
+            code="unknown_token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if token.revoked_at is not None:
-        return _error(403, "This ingestion token was revoked. Create a new one.", code="token_revoked")
+        return _error(
+            403, "This ingestion token was revoked. Create a new one.", code="token_revoked"
+        )
     wait = _rate_limited(str(token.public_id))
     if wait is not None:
-        return _error(429, f"Too many requests for this token; retry in {wait} s.",
-                      code="rate_limited", headers={"Retry-After": str(wait)})
+        return _error(
+            429,
+            f"Too many requests for this token; retry in {wait} s.",
+            code="rate_limited",
+            headers={"Retry-After": str(wait)},
+        )
     content_type = request.META.get("CONTENT_TYPE", "")
     if not _is_json(content_type):
-        return _error(415, f"Send the body as JSON with 'Content-Type: application/json' "
-                      f"(got {content_type[:100]!r}).", code="unsupported_media_type")
+        return _error(
+            415,
+            f"Send the body as JSON with 'Content-Type: application/json' "
+            f"(got {content_type[:100]!r}).",
+            code="unsupported_media_type",
+        )
     max_bytes = _setting("USAGE_INGEST_MAX_BYTES", 4 * 1024 * 1024)
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > max_bytes:
-        return _error(413, f"The body is larger than {max_bytes} bytes; send smaller batches.",
-                      code="too_large")
+        return _error(
+            413,
+            f"The body is larger than {max_bytes} bytes; send smaller batches.",
+            code="too_large",
+        )
     # Read at most one byte past the limit (chunked bodies have no Content-Length).
     body = request.read(max_bytes + 1)
     if len(body) > max_bytes:
-        return _error(413, f"The body is larger than {max_bytes} bytes; send smaller batches.",
-                      code="too_large")
+        return _error(
+            413,
+            f"The body is larger than {max_bytes} bytes; send smaller batches.",
+            code="too_large",
+        )
     try:
         payload = orjson.loads(body)  # strict JSON (no NaN/Infinity); ints up to 64 bits
     except (ValueError, UnicodeDecodeError):
-        return _error(400, "The body is not valid JSON.", code="invalid_json",
-                      errors=[{"index": None, "field": "body", "message": "is not valid JSON."}])
+        return _error(
+            400,
+            "The body is not valid JSON.",
+            code="invalid_json",
+            errors=[{"index": None, "field": "body", "message": "is not valid JSON."}],
+        )
     try:
         records, project_ref = _split_records(payload)
     except FieldError as exc:
-        return _error(400, str(exc), code="invalid",
-                      errors=[{"index": None, "field": exc.field, "message": exc.message}])
+        return _error(
+            400,
+            str(exc),
+            code="invalid",
+            errors=[{"index": None, "field": exc.field, "message": exc.message}],
+        )
     if project_ref is not None and type(project_ref) is not str:
-        return _error(400, "project: must be a string (the project's public id).", code="invalid",
-                      errors=[{"index": None, "field": "project", "message": "must be a string."}])
+        return _error(
+            400,
+            "project: must be a string (the project's public id).",
+            code="invalid",
+            errors=[{"index": None, "field": "project", "message": "must be a string."}],
+        )
     project = token.project
-    names = {str(project.public_id)} | ({project.openai_project_id} if project.openai_project_id else set())
+    names = {str(project.public_id)} | (
+        {project.openai_project_id} if project.openai_project_id else set()
+    )
     if project_ref is not None and project_ref not in names:  # "" names no project
-        return _error(403, "This token belongs to another project than the one named in 'project'.",
-                      code="wrong_project")
+        return _error(
+            403,
+            "This token belongs to another project than the one named in 'project'.",
+            code="wrong_project",
+        )
     max_records = _setting("USAGE_INGEST_MAX_RECORDS", 1000)
     if not records:
-        return _error(400, "records: send at least one record.", code="invalid",
-                      errors=[{"index": None, "field": "records", "message": "is empty."}])
+        return _error(
+            400,
+            "records: send at least one record.",
+            code="invalid",
+            errors=[{"index": None, "field": "records", "message": "is empty."}],
+        )
     if len(records) > max_records:
-        return _error(400, f"records: at most {max_records} per request; split the batch.",
-                      code="too_many_records",
-                      errors=[{"index": None, "field": "records",
-                               "message": f"has {len(records)} records; the limit is {max_records}."}])
+        return _error(
+            400,
+            f"records: at most {max_records} per request; split the batch.",
+            code="too_many_records",
+            errors=[
+                {
+                    "index": None,
+                    "field": "records",
+                    "message": f"has {len(records)} records; the limit is {max_records}.",
+                }
+            ],
+        )
     now = timezone.now()
     cutoff = retention_cutoff(now)
     drafts, errors = [], []
@@ -278,8 +344,12 @@ def ingest_usage(request: HttpRequest) -> HttpResponse:
     try:
         result = usage_records_ingest(project=project, drafts=drafts)
     except FieldError as exc:  # an amount past what a rollup can hold; rolled back, nothing stored
-        return _error(400, f"{exc.field}: {exc.message}", code="invalid",
-                      errors=[{"index": None, "field": exc.field, "message": exc.message}])
+        return _error(
+            400,
+            f"{exc.field}: {exc.message}",
+            code="invalid",
+            errors=[{"index": None, "field": exc.field, "message": exc.message}],
+        )
     ingestion_token_touch(token=token, now=now)
     return JsonResponse(
         {"received": result.received, "created": result.created, "duplicates": result.duplicates},

@@ -49,7 +49,11 @@ def money_to_units(amount: Decimal | int) -> int:
         raise ValueError(f"{amount} is not an amount of money; pass a finite Decimal.")
     scaled = Decimal(amount).scaleb(MONEY_DECIMAL_PLACES)
     # Range first: quantizing a huge value would raise InvalidOperation instead.
-    units = int(scaled.quantize(Decimal(1), rounding=MONEY_ROUNDING)) if abs(scaled) <= MAX_UNITS + 1 else None
+    units = (
+        int(scaled.quantize(Decimal(1), rounding=MONEY_ROUNDING))
+        if abs(scaled) <= MAX_UNITS + 1
+        else None
+    )
     if units is None or not -MAX_UNITS - 1 <= units <= MAX_UNITS:
         raise ValueError(
             f"The amount {amount} USD is outside what a money column holds "
@@ -86,7 +90,9 @@ class MoneyField(models.BigIntegerField):
     def _validate_range(self, value: Decimal) -> None:
         if value is not None and abs(value) > MAX_AMOUNT:
             raise exceptions.ValidationError(
-                self.error_messages["out_of_range"], code="out_of_range", params={"limit": MAX_AMOUNT}
+                self.error_messages["out_of_range"],
+                code="out_of_range",
+                params={"limit": MAX_AMOUNT},
             )
 
     def to_python(self, value: Any) -> Decimal | None:
@@ -132,7 +138,13 @@ class MoneyField(models.BigIntegerField):
             raise exc.__class__(f"Field '{self.name}': {exc}") from exc
 
     def formfield(self, **kwargs):
-        return models.Field.formfield(self, **{
-            "form_class": forms.DecimalField, "decimal_places": MONEY_DECIMAL_PLACES,
-            "max_value": MAX_AMOUNT, "min_value": -MAX_AMOUNT, **kwargs,
-        })
+        return models.Field.formfield(
+            self,
+            **{
+                "form_class": forms.DecimalField,
+                "decimal_places": MONEY_DECIMAL_PLACES,
+                "max_value": MAX_AMOUNT,
+                "min_value": -MAX_AMOUNT,
+                **kwargs,
+            },
+        )

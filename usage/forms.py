@@ -7,6 +7,7 @@ from django import forms
 
 class IngestionTokenForm(forms.Form):
     name = forms.CharField(
-        label="Name", max_length=100,
+        label="Name",
+        max_length=100,
         help_text="Which application will use it, e.g. 'billing-service production'.",
     )

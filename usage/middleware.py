@@ -105,5 +105,7 @@ class ApiShortPathMiddleware:
         if isinstance(request, ASGIRequest):
             # A per-request thread: hand over to a long-lived one (see the module doc).
             ctx = contextvars.copy_context()
-            return _executor().submit(ctx.run, _run, view, request, match.args, match.kwargs).result()
+            return (
+                _executor().submit(ctx.run, _run, view, request, match.args, match.kwargs).result()
+            )
         return view(request, *match.args, **match.kwargs)

@@ -34,7 +34,11 @@ class CatalogModel(TimestampedModel):
     category = models.CharField("category", max_length=32, choices=Category, default=Category.OTHER)
     supports_reasoning = models.BooleanField("supports reasoning", default=False)
     priority_multiplier = models.DecimalField(
-        "priority tier multiplier", max_digits=5, decimal_places=2, null=True, blank=True,
+        "priority tier multiplier",
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
         help_text="Price factor of the priority service tier; empty: no priority price known.",
     )
     is_active = models.BooleanField("active", default=True)
@@ -63,8 +67,13 @@ class ModelPrice(TimestampedModel):
         CatalogModel, on_delete=models.CASCADE, related_name="prices", verbose_name="model"
     )
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="model_prices",
-        verbose_name="organization", help_text="Set for a negotiated rate; empty for list price.",
+        Organization,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="model_prices",
+        verbose_name="organization",
+        help_text="Set for a negotiated rate; empty for list price.",
     )
     effective_from = models.DateField("effective from")
     input_per_mtok = models.DecimalField(
@@ -95,7 +104,10 @@ class ModelPrice(TimestampedModel):
             models.CheckConstraint(
                 condition=(
                     (models.Q(input_per_mtok__isnull=True) | models.Q(input_per_mtok__gte=0))
-                    & (models.Q(cached_input_per_mtok__isnull=True) | models.Q(cached_input_per_mtok__gte=0))
+                    & (
+                        models.Q(cached_input_per_mtok__isnull=True)
+                        | models.Q(cached_input_per_mtok__gte=0)
+                    )
                     & (models.Q(output_per_mtok__isnull=True) | models.Q(output_per_mtok__gte=0))
                 ),
                 name="usage_modelprice_non_negative",
@@ -123,24 +135,36 @@ class UsageRecord(models.Model):
         SYNC = "sync", "Admin API sync"
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="usage_records",
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="usage_records",
         verbose_name="organization",
     )
     project = models.ForeignKey(
-        "orgs.Project", on_delete=models.CASCADE, related_name="usage_records",
+        "orgs.Project",
+        on_delete=models.CASCADE,
+        related_name="usage_records",
         verbose_name="project",
     )
     # Spend history outlives a deleted key: the record stays, the link goes.
     api_key = models.ForeignKey(
-        "keys.APIKey", on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="usage_records", verbose_name="API key",
+        "keys.APIKey",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_records",
+        verbose_name="API key",
     )
     source = models.CharField("source", max_length=16, choices=Source)
     model = models.CharField("model", max_length=100)
     # NULL, not "": errors have no response id and must not collide on the unique key.
     response_id = models.CharField("response id", max_length=200, null=True, blank=True)  # noqa: DJ001
-    server_request_id = models.CharField("server request id (x-request-id)", max_length=200, blank=True)
-    client_request_id = models.CharField("client request id (X-Client-Request-Id)", max_length=200, blank=True)
+    server_request_id = models.CharField(
+        "server request id (x-request-id)", max_length=200, blank=True
+    )
+    client_request_id = models.CharField(
+        "client request id (X-Client-Request-Id)", max_length=200, blank=True
+    )
     input_tokens = models.PositiveBigIntegerField("input tokens", default=0)
     cached_input_tokens = models.PositiveBigIntegerField("cached input tokens", default=0)
     output_tokens = models.PositiveBigIntegerField("output tokens", default=0)
@@ -148,7 +172,9 @@ class UsageRecord(models.Model):
     total_tokens = models.PositiveBigIntegerField("total tokens", default=0)
     # Integer units of 1e-10 USD in the database (exact on SQLite too), Decimal here.
     cost = MoneyField(
-        "cost (USD)", null=True, blank=True,
+        "cost (USD)",
+        null=True,
+        blank=True,
         help_text="Empty: unpriced (no price known for this model, date and tier).",
     )
     service_tier = models.CharField("service tier", max_length=32, blank=True)
@@ -203,11 +229,15 @@ class UsageHourly(models.Model):
 
     hour = models.DateTimeField("hour (UTC)")
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="usage_hourly",
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="usage_hourly",
         verbose_name="organization",
     )
     project = models.ForeignKey(
-        "orgs.Project", on_delete=models.CASCADE, related_name="usage_hourly",
+        "orgs.Project",
+        on_delete=models.CASCADE,
+        related_name="usage_hourly",
         verbose_name="project",
     )
     key_slot = models.BigIntegerField("API key id (0 = none)", default=0)
@@ -252,21 +282,31 @@ class IngestionToken(TimestampedModel):
 
     public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
     project = models.ForeignKey(
-        "orgs.Project", on_delete=models.CASCADE, related_name="ingestion_tokens",
+        "orgs.Project",
+        on_delete=models.CASCADE,
+        related_name="ingestion_tokens",
         verbose_name="project",
     )
     name = models.CharField("name", max_length=100)
     prefix = models.CharField("prefix", max_length=32, unique=True, editable=False)
     digest = models.CharField("HMAC-SHA256", max_length=64, editable=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="+", verbose_name="created by",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="created by",
     )
     last_used_at = models.DateTimeField("last used", null=True, blank=True)
     revoked_at = models.DateTimeField("revoked at", null=True, blank=True)
     revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-        related_name="+", verbose_name="revoked by",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="revoked by",
     )
 
     class Meta:

@@ -30,9 +30,7 @@ TERMINAL_EVENTS = {"response.completed", "response.incomplete", "response.failed
 # PostgreSQL cannot store), and the invisible ones that make an id display as another
 # (zero-width, bidi embeddings and isolates, line/paragraph separators, BOM). The same
 # class is the ``pattern`` of each string in usage/openapi.json.
-FORBIDDEN_CHARS = (
-    r"\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
-)
+FORBIDDEN_CHARS = r"\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
 _FORBIDDEN = re.compile(f"[{FORBIDDEN_CHARS}]")
 MAX_HEADERS = 64  # ratelimit_headers entries (OpenAI sends six x-ratelimit-* headers)
 MAX_HEADER_NAME = 100
@@ -96,12 +94,18 @@ def text(value: Any, field: str, max_length: int, *, allow_empty: bool = False) 
     if not value and not allow_empty:
         raise FieldError(field, "must not be empty; leave the field out instead.")
     if len(value) > max_length:
-        raise FieldError(field, f"must be at most {max_length} characters (it has {len(value)}); "
-                         "values are never truncated, send a shorter one.")
+        raise FieldError(
+            field,
+            f"must be at most {max_length} characters (it has {len(value)}); "
+            "values are never truncated, send a shorter one.",
+        )
     bad = _FORBIDDEN.search(value)
     if bad is not None:
-        raise FieldError(field, f"must not contain control or invisible characters "
-                         f"(U+{ord(bad.group()):04X} at position {bad.start()}).")
+        raise FieldError(
+            field,
+            f"must not contain control or invisible characters "
+            f"(U+{ord(bad.group()):04X} at position {bad.start()}).",
+        )
     return value
 
 
@@ -150,9 +154,12 @@ def _details(usage: Mapping, key: str, name: str) -> Mapping:
 # Every count a usage object may carry, by family; all are type-checked whichever
 # family the object turns out to be (a wrong type is never ignored).
 _COUNTS = ("input_tokens", "output_tokens", "prompt_tokens", "completion_tokens", "total_tokens")
-_DETAILS = (("input_tokens_details", "cached_tokens"), ("output_tokens_details", "reasoning_tokens"),
-            ("prompt_tokens_details", "cached_tokens"),
-            ("completion_tokens_details", "reasoning_tokens"))
+_DETAILS = (
+    ("input_tokens_details", "cached_tokens"),
+    ("output_tokens_details", "reasoning_tokens"),
+    ("prompt_tokens_details", "cached_tokens"),
+    ("completion_tokens_details", "reasoning_tokens"),
+)
 
 
 def normalize_usage(usage: Any, *, name: str = "usage") -> Usage | None:
@@ -183,21 +190,26 @@ def normalize_usage(usage: Any, *, name: str = "usage") -> Usage | None:
         return Usage()
     else:
         raise FieldError(
-            name, "expected input_tokens/output_tokens (Responses API) or "
+            name,
+            "expected input_tokens/output_tokens (Responses API) or "
             "prompt_tokens/completion_tokens (Chat Completions, embeddings).",
         )
     cached = details[(group_in, "cached_tokens")]
     reasoning = details[(group_out, "reasoning_tokens")]
     if cached > inp:
-        raise FieldError(f"{name}.{group_in}.cached_tokens",
-                         f"cannot exceed the input tokens ({inp}).")
+        raise FieldError(
+            f"{name}.{group_in}.cached_tokens", f"cannot exceed the input tokens ({inp})."
+        )
     if reasoning > out:
-        raise FieldError(f"{name}.{group_out}.reasoning_tokens",
-                         f"cannot exceed the output tokens ({out}).")
+        raise FieldError(
+            f"{name}.{group_out}.reasoning_tokens", f"cannot exceed the output tokens ({out})."
+        )
     if usage.get("total_tokens") is not None and counts["total_tokens"] != inp + out:
-        raise FieldError(f"{name}.total_tokens",
-                         f"must equal input + output tokens ({inp} + {out} = {inp + out}), "
-                         f"not {counts['total_tokens']}; leave it out to have it computed.")
+        raise FieldError(
+            f"{name}.total_tokens",
+            f"must equal input + output tokens ({inp} + {out} = {inp + out}), "
+            f"not {counts['total_tokens']}; leave it out to have it computed.",
+        )
     return Usage(inp, cached, out, reasoning, inp + out)
 
 
@@ -228,14 +240,19 @@ def parse_timestamp(value: Any, name: str) -> datetime | None:
             raise FieldError(name, "must carry a timezone, e.g. 2026-06-01T12:00:00Z.")
         when = parsed
     else:
-        raise FieldError(name, f"must be Unix seconds or an ISO 8601 string, not {_json_type(value)}.")
+        raise FieldError(
+            name, f"must be Unix seconds or an ISO 8601 string, not {_json_type(value)}."
+        )
     try:
         when = when.astimezone(UTC)  # an offset can carry year 1 or 9999 out of range
     except (OverflowError, ValueError) as exc:
         raise FieldError(name, "is out of range once converted to UTC.") from exc
     if when < EARLIEST:
-        raise FieldError(name, f"is before {EARLIEST:%Y-%m-%d}; send the time of the call "
-                         "(Unix seconds or ISO 8601 with a timezone).")
+        raise FieldError(
+            name,
+            f"is before {EARLIEST:%Y-%m-%d}; send the time of the call "
+            "(Unix seconds or ISO 8601 with a timezone).",
+        )
     return when
 
 
@@ -254,8 +271,9 @@ def parse_response(response: Any, *, name: str = "response") -> ParsedResponse:
         response_id=text(data.get("id"), f"{name}.id", column_length("response_id")),
         model=text(data.get("model"), f"{name}.model", column_length("model")),
         status=text(data.get("status"), f"{name}.status", column_length("status")),
-        service_tier=text(data.get("service_tier"), f"{name}.service_tier",
-                          column_length("service_tier")),
+        service_tier=text(
+            data.get("service_tier"), f"{name}.service_tier", column_length("service_tier")
+        ),
         occurred_at=created_at or created,
         server_request_id=request_id,
         usage=normalize_usage(data.get("usage"), name=f"{name}.usage"),

@@ -76,7 +76,10 @@ def tier_factor(service_tier: str | None, priority_multiplier: Decimal | None) -
 
 
 def compute_cost(
-    usage: Usage, price: Price | None, *, service_tier: str | None = None,
+    usage: Usage,
+    price: Price | None,
+    *,
+    service_tier: str | None = None,
     priority_multiplier: Decimal | None = None,
 ) -> Decimal | None:
     """Cost of one response in USD, rounded half-even to 1e-10; None when unpriced."""
@@ -126,8 +129,13 @@ class PriceBook:
             if organization_id is not None:
                 owner |= Q(organization_id=organization_id)
             rows = ModelPrice.objects.filter(owner, model__model_id__in=model_ids).values_list(
-                "model__model_id", "model__priority_multiplier", "organization_id", "effective_from",
-                "input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
+                "model__model_id",
+                "model__priority_multiplier",
+                "organization_id",
+                "effective_from",
+                "input_per_mtok",
+                "cached_input_per_mtok",
+                "output_per_mtok",
             )
         staged: dict[tuple[str, bool], list[Price]] = {}
         for model_id, multiplier, org_id, eff, inp, cached, out in rows:
@@ -154,10 +162,13 @@ class PriceBook:
         day = when.astimezone(UTC).date()
         return self._in_force(self._org, model_id, day) or self._in_force(self._list, model_id, day)
 
-    def cost(self, *, model_id: str, usage: Usage, when: datetime,
-             service_tier: str | None) -> Decimal | None:
+    def cost(
+        self, *, model_id: str, usage: Usage, when: datetime, service_tier: str | None
+    ) -> Decimal | None:
         return compute_cost(
-            usage, self.price_for(model_id, when), service_tier=service_tier,
+            usage,
+            self.price_for(model_id, when),
+            service_tier=service_tier,
             priority_multiplier=self._multipliers.get(model_id),
         )
 
@@ -175,4 +186,3 @@ def _price_rows_postgresql(organization_id: int | None, model_ids: list[str]) ->
     with connection.wrap_database_errors, pg_cursor() as cursor:
         cursor.execute(sql, [organization_id, model_ids])
         return cursor.fetchall()
-

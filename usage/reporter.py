@@ -71,7 +71,11 @@ log = logging.getLogger("usage_reporter")
 TERMINAL_EVENTS = {"response.completed", "response.incomplete", "response.failed"}
 START_EVENTS = {"response.created", "response.in_progress", "response.queued"}
 REFUSED_STATUSES = (400, 413, 422)  # the console cannot take these bytes: never resent as they are
-OUTAGE_STATUSES = (502, 503, 504)  # a proxy in front of a console that is down: not the records' fault
+OUTAGE_STATUSES = (
+    502,
+    503,
+    504,
+)  # a proxy in front of a console that is down: not the records' fault
 CLIENT_REQUEST_ID_HEADER = "x-client-request-id"
 KEPT_FIELDS = ("id", "object", "model", "status", "service_tier", "created_at", "created", "usage")
 
@@ -96,7 +100,11 @@ def _client_request_id(kwargs: Mapping) -> str:
     if not isinstance(headers, Mapping):
         return ""
     for name, value in headers.items():
-        if isinstance(name, str) and name.lower() == CLIENT_REQUEST_ID_HEADER and isinstance(value, str):
+        if (
+            isinstance(name, str)
+            and name.lower() == CLIENT_REQUEST_ID_HEADER
+            and isinstance(value, str)
+        ):
             return value
     return ""
 
@@ -132,8 +140,11 @@ def _count(payload: Mapping, key: str) -> int:
 def _record_id(record: Mapping, index: int) -> str:
     """How a log line names a record: its response id, else its place in the batch."""
     response = record.get("response")
-    rid = record.get("response_id") or (response.get("id") if isinstance(response, Mapping) else None) \
+    rid = (
+        record.get("response_id")
+        or (response.get("id") if isinstance(response, Mapping) else None)
         or record.get("id")
+    )
     return str(rid) if rid else f"#{index}"
 
 
@@ -156,15 +167,26 @@ class UsageReporter:
     """A bounded queue and one sender thread posting batches to ``POST /api/v1/usage``."""
 
     def __init__(
-        self, url: str, token: str, *, max_queue: int = 10_000, batch_size: int = 100,
-        flush_interval: float = 1.0, timeout: float = 10.0, backoff_initial: float = 0.5,
-        backoff_max: float = 30.0, shutdown_timeout: float = 5.0, register_atexit: bool = True,
+        self,
+        url: str,
+        token: str,
+        *,
+        max_queue: int = 10_000,
+        batch_size: int = 100,
+        flush_interval: float = 1.0,
+        timeout: float = 10.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        shutdown_timeout: float = 5.0,
+        register_atexit: bool = True,
         max_attempts: int = 5,
     ) -> None:
         if batch_size < 1 or batch_size > 1000:
             raise ValueError("batch_size must be between 1 and 1000 (the API's limit).")
         if max_attempts < 1:
-            raise ValueError("max_attempts must be 1 or more (sends of a batch on a 500 before it is split).")
+            raise ValueError(
+                "max_attempts must be 1 or more (sends of a batch on a 500 before it is split)."
+            )
         self.url = url
         self._token = token  # secret: sent only in the Authorization header
         self.batch_size = batch_size
@@ -189,7 +211,9 @@ class UsageReporter:
         self.duplicates = 0
         self.dropped = 0  # refused because the queue was full
         self.rejected = 0  # refused by the console as invalid (400/413/422): retrying cannot help
-        self.poisoned = 0  # a lone record the console kept failing on (500) while others went through
+        self.poisoned = (
+            0  # a lone record the console kept failing on (500) while others went through
+        )
         self.failed_attempts = 0  # sends that will be retried
         self.reporting_errors = 0  # exceptions while building a record (never raised)
         self._thread = threading.Thread(target=self._run, name="usage-reporter", daemon=True)
@@ -198,7 +222,9 @@ class UsageReporter:
             atexit.register(self.close)
 
     def __repr__(self) -> str:  # never shows the token
-        return f"<UsageReporter url={self.url!r} queued={self._queue.qsize()} dropped={self.dropped}>"
+        return (
+            f"<UsageReporter url={self.url!r} queued={self._queue.qsize()} dropped={self.dropped}>"
+        )
 
     # --- enqueueing (called from the application's threads; never blocks) -------------
 
@@ -207,8 +233,11 @@ class UsageReporter:
         if self._closing.is_set():
             return False
         record = dict(record)
-        if not record.get("response_id") and not (record.get("response") or {}).get("id") \
-                and not record.get("id"):
+        if (
+            not record.get("response_id")
+            and not (record.get("response") or {}).get("id")
+            and not record.get("id")
+        ):
             record["response_id"] = f"rep_{uuid.uuid4().hex}"
         with self._lock:
             try:
@@ -226,9 +255,16 @@ class UsageReporter:
             self._wake.set()
         return True
 
-    def report_response(self, response: Any, *, latency_ms: int | None = None,
-                        response_id: str | None = None, server_request_id: str = "",
-                        client_request_id: str = "", retries: int = 0) -> bool:
+    def report_response(
+        self,
+        response: Any,
+        *,
+        latency_ms: int | None = None,
+        response_id: str | None = None,
+        server_request_id: str = "",
+        client_request_id: str = "",
+        retries: int = 0,
+    ) -> bool:
         """Queue a response (SDK object or dict). Never raises."""
         try:
             dumped = _dump(response)
@@ -252,31 +288,52 @@ class UsageReporter:
             log.debug("usage reporter could not build a record", exc_info=True)
             return False
 
-    def report_error(self, *, model: str | None, exc: BaseException, latency_ms: int | None = None,
-                     client_request_id: str = "") -> bool:
+    def report_error(
+        self,
+        *,
+        model: str | None,
+        exc: BaseException,
+        latency_ms: int | None = None,
+        client_request_id: str = "",
+    ) -> bool:
         """Queue a failed call (no usage) so the console sees error rates. Never raises."""
         try:
             rid = getattr(exc, "request_id", None)
-            return self.report_outcome(model=model, status="error", error_type=type(exc).__name__,
-                                       response_id=f"err_{uuid.uuid4().hex}", latency_ms=latency_ms,
-                                       server_request_id=str(rid) if rid else "",
-                                       client_request_id=client_request_id)
+            return self.report_outcome(
+                model=model,
+                status="error",
+                error_type=type(exc).__name__,
+                response_id=f"err_{uuid.uuid4().hex}",
+                latency_ms=latency_ms,
+                server_request_id=str(rid) if rid else "",
+                client_request_id=client_request_id,
+            )
         except Exception:  # reporting must never break the application
             self.reporting_errors += 1
             return False
 
-    def report_outcome(self, *, model: str | None, status: str, error_type: str,
-                       response_id: str | None = None, latency_ms: int | None = None,
-                       server_request_id: str = "", client_request_id: str = "") -> bool:
+    def report_outcome(
+        self,
+        *,
+        model: str | None,
+        status: str,
+        error_type: str,
+        response_id: str | None = None,
+        latency_ms: int | None = None,
+        server_request_id: str = "",
+        client_request_id: str = "",
+    ) -> bool:
         """Queue a call that has no usage to show (an error, a cut stream). Never raises."""
         try:
             if not model:
                 return False
             record: dict[str, Any] = {
                 # A client-made id, fixed now, so a resent batch stays a replay.
-                "response_id": response_id or f"{'err' if status == 'error' else 'inc'}_{uuid.uuid4().hex}",
+                "response_id": response_id
+                or f"{'err' if status == 'error' else 'inc'}_{uuid.uuid4().hex}",
                 "model": str(model),
-                "status": status, "error_type": error_type,
+                "status": status,
+                "error_type": error_type,
             }
             if server_request_id:
                 record["server_request_id"] = str(server_request_id)
@@ -316,16 +373,23 @@ class UsageReporter:
     def _post(self, batch: list[dict]) -> tuple[int, dict, float | None]:
         body = json.dumps({"records": batch}, separators=(",", ":")).encode()
         req = urllib.request.Request(
-            self.url, data=body, method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}",
-                     "User-Agent": "console-usage-reporter/1"},
+            self.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self._token}",
+                "User-Agent": "console-usage-reporter/1",
+            },
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 status, raw = resp.status, resp.read()
             try:
                 payload = json.loads(raw or b"{}")
-            except ValueError:  # a 2xx is a 2xx: the records are stored, only the counts are unknown
+            except (
+                ValueError
+            ):  # a 2xx is a 2xx: the records are stored, only the counts are unknown
                 payload = {}
             return status, payload if isinstance(payload, dict) else {}, None
         except urllib.error.HTTPError as err:
@@ -406,8 +470,13 @@ class UsageReporter:
         named = _named_errors(payload, len(chunk.records)) if status != 413 else {}
         if named:
             for i, item in sorted(named.items()):
-                log.warning("usage reporter: record %s rejected (%s): %s %s", _record_id(chunk.records[i], i),
-                            status, item.get("field", ""), item.get("message", ""))
+                log.warning(
+                    "usage reporter: record %s rejected (%s): %s %s",
+                    _record_id(chunk.records[i], i),
+                    status,
+                    item.get("field", ""),
+                    item.get("message", ""),
+                )
             dropped = [chunk.records[i] for i in sorted(named)]
             chunk.records = [r for i, r in enumerate(chunk.records) if i not in named]
             chunk.attempts = 0
@@ -421,8 +490,12 @@ class UsageReporter:
             return
         self._work.popleft()
         self.rejected += 1
-        log.warning("usage reporter: record %s rejected (%s): %s", _record_id(chunk.records[0], 0), status,
-                    _error_message(payload))
+        log.warning(
+            "usage reporter: record %s rejected (%s): %s",
+            _record_id(chunk.records[0], 0),
+            status,
+            _error_message(payload),
+        )
         self._release(chunk.records)
 
     def _isolate(self, chunk: _Chunk, status: int, payload: dict) -> bool:
@@ -438,9 +511,14 @@ class UsageReporter:
             # The console took other records since this one was isolated: the record is the problem.
             self._work.popleft()
             self.poisoned += 1
-            log.warning("usage reporter: record %s dropped after %d server errors (%s) while other records "
-                        "were accepted: %s", _record_id(chunk.records[0], 0), chunk.attempts, status,
-                        _error_message(payload))
+            log.warning(
+                "usage reporter: record %s dropped after %d server errors (%s) while other records "
+                "were accepted: %s",
+                _record_id(chunk.records[0], 0),
+                chunk.attempts,
+                status,
+                _error_message(payload),
+            )
             self._release(chunk.records)
             return True
         # No evidence yet (maybe an outage): let the others go first, and probe with one
@@ -466,7 +544,9 @@ class UsageReporter:
             delay = max(delay, min(retry_after, self.backoff_max))
         self._streak += 1
         if self._streak == 1 or self._streak % 10 == 0:
-            log.warning("usage reporter: send failed (%s), retrying in %.1fs", status or "network", delay)
+            log.warning(
+                "usage reporter: send failed (%s), retrying in %.1fs", status or "network", delay
+            )
         if self._closing.is_set():
             remaining = self._close_deadline - time.monotonic()
             if remaining <= 0:
@@ -516,7 +596,9 @@ class UsageReporter:
 class _StreamWatch:
     """What a stream has shown so far, and its one report (final event, or incomplete)."""
 
-    def __init__(self, reporter: UsageReporter, kind: str, kwargs: Mapping, started: float, stream: Any):
+    def __init__(
+        self, reporter: UsageReporter, kind: str, kwargs: Mapping, started: float, stream: Any
+    ):
         self.reporter = reporter
         self.kind = kind
         self.started = started
@@ -548,25 +630,37 @@ class _StreamWatch:
                 if kind in TERMINAL_EVENTS:
                     self.done = True
                     if not self.reporter.report_response(
-                            response, latency_ms=self._latency(), server_request_id=self._server_request_id(),
-                            client_request_id=self.client_request_id):
+                        response,
+                        latency_ms=self._latency(),
+                        server_request_id=self._server_request_id(),
+                        client_request_id=self.client_request_id,
+                    ):
                         # A failed response may carry no usage: still count the call.
                         error = getattr(response, "error", None)
-                        self._report(status=getattr(response, "status", None) or "failed",
-                                     error_type=str(getattr(error, "code", None) or "response_failed"))
+                        self._report(
+                            status=getattr(response, "status", None) or "failed",
+                            error_type=str(getattr(error, "code", None) or "response_failed"),
+                        )
                 elif kind == "error":
                     self.done = True
-                    self._report(status="failed", error_type=str(getattr(event, "code", None) or "stream_error"))
+                    self._report(
+                        status="failed",
+                        error_type=str(getattr(event, "code", None) or "stream_error"),
+                    )
             elif self.kind == "chat":
                 self.response_id = getattr(event, "id", None) or self.response_id
                 self.model = getattr(event, "model", None) or self.model
                 if getattr(event, "usage", None) is not None:
                     self.done = True
-                    self.reporter.report_response(event, latency_ms=self._latency(),
-                                                  server_request_id=self._server_request_id(),
-                                                  client_request_id=self.client_request_id)
+                    self.reporter.report_response(
+                        event,
+                        latency_ms=self._latency(),
+                        server_request_id=self._server_request_id(),
+                        client_request_id=self.client_request_id,
+                    )
                 elif not self.include_usage and any(
-                        getattr(c, "finish_reason", None) for c in getattr(event, "choices", None) or ()):
+                    getattr(c, "finish_reason", None) for c in getattr(event, "choices", None) or ()
+                ):
                     self.done = True  # finished, but no usage was asked for: nothing to report
         except Exception:  # reporting must never break the application's stream
             self.reporter.reporting_errors += 1
@@ -581,9 +675,14 @@ class _StreamWatch:
     def _report(self, *, status: str, error_type: str) -> None:
         try:
             self.reporter.report_outcome(
-                model=self.model, status=status, error_type=error_type, response_id=self.response_id,
-                latency_ms=self._latency(), server_request_id=self._server_request_id(),
-                client_request_id=self.client_request_id)
+                model=self.model,
+                status=status,
+                error_type=error_type,
+                response_id=self.response_id,
+                latency_ms=self._latency(),
+                server_request_id=self._server_request_id(),
+                client_request_id=self.client_request_id,
+            )
         except Exception:  # reporting must never break the application's stream
             self.reporter.reporting_errors += 1
 
@@ -695,16 +794,21 @@ def _is_async(method: Any) -> bool:
     ``AsyncCompletions.create`` is wrapped by a plain function (``required_args``), so
     ``inspect.iscoroutinefunction`` says False for it; the function it wraps tells.
     """
-    return inspect.iscoroutinefunction(method) or inspect.iscoroutinefunction(inspect.unwrap(method))
+    return inspect.iscoroutinefunction(method) or inspect.iscoroutinefunction(
+        inspect.unwrap(method)
+    )
 
 
 def _wrap(reporter: UsageReporter, original, kind: str):
     is_async = _is_async(original)
 
     def failed(exc: BaseException, started: float, kwargs: Mapping) -> None:
-        reporter.report_error(model=kwargs.get("model"), exc=exc,
-                              latency_ms=int((time.monotonic() - started) * 1000),
-                              client_request_id=_client_request_id(kwargs))
+        reporter.report_error(
+            model=kwargs.get("model"),
+            exc=exc,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            client_request_id=_client_request_id(kwargs),
+        )
 
     def after(result, started: float, kwargs: Mapping):
         try:
@@ -713,13 +817,18 @@ def _wrap(reporter: UsageReporter, original, kind: str):
                 return (_AsyncStream if is_async else _SyncStream)(result, watch)
             latency = int((time.monotonic() - started) * 1000)
             rid = f"emb_{uuid.uuid4().hex}" if kind == "embeddings" else None
-            reporter.report_response(result, latency_ms=latency, response_id=rid,
-                                     client_request_id=_client_request_id(kwargs))
+            reporter.report_response(
+                result,
+                latency_ms=latency,
+                response_id=rid,
+                client_request_id=_client_request_id(kwargs),
+            )
         except Exception:  # reporting must never break the application: hand back the result as is
             reporter.reporting_errors += 1
         return result
 
     if is_async:
+
         @functools.wraps(original)
         async def async_wrapper(*args, **kwargs):
             started = time.monotonic()
@@ -745,7 +854,11 @@ def _wrap(reporter: UsageReporter, original, kind: str):
     return wrapper
 
 
-INSTRUMENTED = (("responses", "responses"), ("chat.completions", "chat"), ("embeddings", "embeddings"))
+INSTRUMENTED = (
+    ("responses", "responses"),
+    ("chat.completions", "chat"),
+    ("embeddings", "embeddings"),
+)
 
 
 def instrument(client, reporter: UsageReporter):

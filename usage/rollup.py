@@ -112,10 +112,13 @@ COST = COUNTER_NAMES.index("cost")
 
 # The record columns a bucket's key is made of, then those the counters read.
 BUCKET_COLUMNS = ("organization_id", "project_id", "api_key_id", "model", "occurred_at")
-SOURCE_COLUMNS: tuple[str, ...] = BUCKET_COLUMNS + tuple(dict.fromkeys(
-    col for c in COUNTERS
-    for col in ((c.column,) if c.column else ()) + (c.only.columns if c.only else ())
-))
+SOURCE_COLUMNS: tuple[str, ...] = BUCKET_COLUMNS + tuple(
+    dict.fromkeys(
+        col
+        for c in COUNTERS
+        for col in ((c.column,) if c.column else ()) + (c.only.columns if c.only else ())
+    )
+)
 
 
 def hour_of(when: datetime) -> datetime:
@@ -125,7 +128,12 @@ def hour_of(when: datetime) -> datetime:
 
 def bucket_key(row: dict) -> tuple:
     """``(project_id, key_slot, model, hour)``: the rollup's unique key, in lock order."""
-    return (row["project_id"], row["api_key_id"] or NO_KEY_SLOT, row["model"], hour_of(row["occurred_at"]))
+    return (
+        row["project_id"],
+        row["api_key_id"] or NO_KEY_SLOT,
+        row["model"],
+        hour_of(row["occurred_at"]),
+    )
 
 
 def zero() -> list:

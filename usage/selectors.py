@@ -84,7 +84,9 @@ def _spend_between(*, scope: Q, record_scope: Q, start: datetime, end: datetime)
     cost = Decimal(0)
     requests = unpriced = 0
     if inner_start < inner_end:
-        agg = UsageHourly.objects.filter(scope, hour__gte=inner_start, hour__lt=inner_end).aggregate(
+        agg = UsageHourly.objects.filter(
+            scope, hour__gte=inner_start, hour__lt=inner_end
+        ).aggregate(
             s_cost=Sum("cost"), s_requests=Sum("requests"), s_unpriced=Sum("unpriced_requests")
         )
         cost += agg["s_cost"] or 0
@@ -95,16 +97,24 @@ def _spend_between(*, scope: Q, record_scope: Q, start: datetime, end: datetime)
         )
     else:
         edges = Q(occurred_at__gte=start, occurred_at__lt=end)
-    agg = UsageRecord.objects.filter(record_scope).filter(edges).aggregate(
-        s_cost=Sum("cost"), s_requests=Count("pk"),
-        s_unpriced=Count("pk", filter=Q(cost__isnull=True)),
+    agg = (
+        UsageRecord.objects.filter(record_scope)
+        .filter(edges)
+        .aggregate(
+            s_cost=Sum("cost"),
+            s_requests=Count("pk"),
+            s_unpriced=Count("pk", filter=Q(cost__isnull=True)),
+        )
     )
     cost += agg["s_cost"] or 0
     requests += agg["s_requests"] or 0
     unpriced += agg["s_unpriced"] or 0
     return SpendSummary(
-        period_start=start, period_end=end, cost=cost if requests else None,
-        requests=requests, unpriced_requests=unpriced,
+        period_start=start,
+        period_end=end,
+        cost=cost if requests else None,
+        requests=requests,
+        unpriced_requests=unpriced,
     )
 
 
@@ -113,8 +123,10 @@ def organization_spend_summary(*, organization, now: datetime | None = None) -> 
     now = now or timezone.now()
     start = billing_month_start(organization=organization, now=now)
     return _spend_between(
-        scope=Q(organization=organization), record_scope=Q(organization=organization),
-        start=start, end=now,
+        scope=Q(organization=organization),
+        record_scope=Q(organization=organization),
+        start=start,
+        end=now,
     )
 
 
@@ -130,7 +142,9 @@ def projects_spend_summary(*, organization, projects, now: datetime | None = Non
     return _spend_between(scope=scope, record_scope=scope, start=start, end=now)
 
 
-def organization_spend_month_to_date(*, organization, now: datetime | None = None) -> Decimal | None:
+def organization_spend_month_to_date(
+    *, organization, now: datetime | None = None
+) -> Decimal | None:
     """Month-to-date cost of the organization's priced records; None when nothing was
     recorded this month. Unpriced records are not in this sum: read
     ``organization_spend_summary(...).unpriced_requests`` to show them."""
@@ -141,16 +155,20 @@ def project_spend_month_to_date(*, project, now: datetime | None = None) -> Spen
     """Month-to-date spend of one project (month in its organization's billing timezone)."""
     now = now or timezone.now()
     start = billing_month_start(organization=project.organization, now=now)
-    return _spend_between(scope=Q(project=project), record_scope=Q(project=project),
-                          start=start, end=now)
+    return _spend_between(
+        scope=Q(project=project), record_scope=Q(project=project), start=start, end=now
+    )
 
 
-def project_usage_summary(*, project, since: datetime | None = None,
-                          until: datetime | None = None) -> UsageSummary:
+def project_usage_summary(
+    *, project, since: datetime | None = None, until: datetime | None = None
+) -> UsageSummary:
     """Totals and per-model breakdown from the hourly rollups (default: last 30 days)."""
     until = until or timezone.now()
     since = since or until - timedelta(days=30)
-    qs = UsageHourly.objects.filter(project=project, hour__gte=rollup.hour_of(since), hour__lt=until)
+    qs = UsageHourly.objects.filter(
+        project=project, hour__gte=rollup.hour_of(since), hour__lt=until
+    )
     sums = {f"s_{c}": Coalesce(Sum(c), 0) if c != "cost" else Sum("cost") for c in COUNTERS}
     raw = qs.aggregate(**sums)
     totals = {c: raw[f"s_{c}"] for c in COUNTERS}
@@ -160,12 +178,15 @@ def project_usage_summary(*, project, since: datetime | None = None,
         {"model": row["model"], **{c: row[f"s_{c}"] for c in COUNTERS}}
         for row in qs.values("model").annotate(**sums).order_by("-s_requests", "model")
     ]
-    _count_incomplete_apart(project=project, since=since, until=until, totals=totals, by_model=by_model)
+    _count_incomplete_apart(
+        project=project, since=since, until=until, totals=totals, by_model=by_model
+    )
     return UsageSummary(since=since, until=until, totals=totals, by_model=by_model)
 
 
-def _count_incomplete_apart(*, project, since: datetime, until: datetime, totals: dict,
-                            by_model: list[dict]) -> None:
+def _count_incomplete_apart(
+    *, project, since: datetime, until: datetime, totals: dict, by_model: list[dict]
+) -> None:
     """Show incomplete calls (streams cut short or stopped) as their own figure.
 
     The rollups count a cut stream (status incomplete with an error type) among the
@@ -175,14 +196,20 @@ def _count_incomplete_apart(*, project, since: datetime, until: datetime, totals
     """
     start = rollup.hour_of(since)
     rows = (
-        UsageRecord.objects.filter(rollup.incomplete_q(), project=project, occurred_at__gte=start,
-                                   occurred_at__lt=_hour_ceil(until))
+        UsageRecord.objects.filter(
+            rollup.incomplete_q(),
+            project=project,
+            occurred_at__gte=start,
+            occurred_at__lt=_hour_ceil(until),
+        )
         .values("model")
         .annotate(n=Count("pk"), in_errors=Count("pk", filter=rollup.IS_ERROR.q()))
     )
     counted = {row["model"]: row for row in rows}
     totals["incomplete"] = sum(row["n"] for row in counted.values())
-    totals["errors"] = (totals.get("errors") or 0) - sum(row["in_errors"] for row in counted.values())
+    totals["errors"] = (totals.get("errors") or 0) - sum(
+        row["in_errors"] for row in counted.values()
+    )
     for entry in by_model:
         row = counted.get(entry["model"], {"n": 0, "in_errors": 0})
         entry["incomplete"] = row["n"]
@@ -211,8 +238,12 @@ def rollups_recomputed(*, since: datetime, until: datetime, project=None) -> dic
     )
     out: dict[tuple, dict] = {}
     for row in rows:
-        key = (row["project_id"], row["api_key_id"] or rollup.NO_KEY_SLOT, row["model"],
-               row["bucket"].astimezone(UTC))
+        key = (
+            row["project_id"],
+            row["api_key_id"] or rollup.NO_KEY_SLOT,
+            row["model"],
+            row["bucket"].astimezone(UTC),
+        )
         values = {c: row[f"s_{c}"] for c in COUNTERS}
         values["cost"] = values["cost"] or Decimal(0)
         prev = out.get(key)
@@ -230,7 +261,9 @@ def rollups_stored(*, since: datetime, until: datetime, project=None) -> dict[tu
     if project is not None:
         qs = qs.filter(project=project)
     return {
-        (r["project_id"], r["key_slot"], r["model"], r["hour"].astimezone(UTC)): {c: r[c] for c in COUNTERS}
+        (r["project_id"], r["key_slot"], r["model"], r["hour"].astimezone(UTC)): {
+            c: r[c] for c in COUNTERS
+        }
         for r in qs.values("project_id", "key_slot", "model", "hour", *COUNTERS)
     }
 
@@ -251,8 +284,15 @@ def rollup_differences(*, since: datetime, until: datetime, project=None) -> lis
         got = got or zero
         fields = {c: (got[c], exp[c]) for c in COUNTERS if Decimal(got[c]) != Decimal(exp[c])}
         if fields:
-            diffs.append({"project_id": key[0], "key_slot": key[1], "model": key[2],
-                          "hour": key[3], "fields": fields})
+            diffs.append(
+                {
+                    "project_id": key[0],
+                    "key_slot": key[1],
+                    "model": key[2],
+                    "hour": key[3],
+                    "fields": fields,
+                }
+            )
     return diffs
 
 
@@ -260,7 +300,11 @@ def project_with_usage(*, public_id) -> int | None:
     """The id of the project with this public id if it has any usage (records or rollups),
     else None: found through usage's own tables, for the operator's check command."""
     for model in (UsageHourly, UsageRecord):
-        found = model.objects.filter(project__public_id=public_id).values_list("project_id", flat=True).first()
+        found = (
+            model.objects.filter(project__public_id=public_id)
+            .values_list("project_id", flat=True)
+            .first()
+        )
         if found is not None:
             return found
     return None
@@ -275,17 +319,26 @@ def usage_time_range() -> tuple[datetime | None, datetime | None]:
 def catalog_models(*, include_inactive: bool = False) -> QuerySet[CatalogModel]:
     """The model catalog (not tenant data: the same for every organization), by category
     then id, for pickers and for validating the model ids people choose."""
-    models = CatalogModel.objects.all() if include_inactive else CatalogModel.objects.filter(is_active=True)
+    models = (
+        CatalogModel.objects.all()
+        if include_inactive
+        else CatalogModel.objects.filter(is_active=True)
+    )
     return models.order_by("category", "model_id")
 
 
-def catalog_models_for(*, allowed: tuple[str, ...] | list[str] = (),
-                       exclude_categories: tuple[str, ...] = ()) -> list[tuple[str, bool]]:
+def catalog_models_for(
+    *, allowed: tuple[str, ...] | list[str] = (), exclude_categories: tuple[str, ...] = ()
+) -> list[tuple[str, bool]]:
     """(model id, supports reasoning) of the active catalog, by id, one query: the models a
     project may call (``allowed``: its allow-list; empty means every model), without the
     categories the caller cannot use."""
     models = CatalogModel.objects.filter(is_active=True).exclude(category__in=exclude_categories)
     if allowed:
         models = models.filter(model_id__in=allowed)
-    return [(model_id, bool(reasoning)) for model_id, reasoning
-            in models.order_by("model_id").values_list("model_id", "supports_reasoning")]
+    return [
+        (model_id, bool(reasoning))
+        for model_id, reasoning in models.order_by("model_id").values_list(
+            "model_id", "supports_reasoning"
+        )
+    ]

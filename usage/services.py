@@ -89,12 +89,24 @@ def _whole(value, field: str, maximum: int, unit: str) -> int:
 
 
 def build_record(
-    *, project, api_key=None, source: str, response=None, model: str | None = None,
-    response_id: str | None = None, server_request_id: str | None = "",
-    client_request_id: str | None = "", latency_ms: int | None = None,
-    status: str | None = "completed", error_type: str | None = "",
-    ratelimit_headers=None, service_tier: str | None = None, retries: int = 0,
-    occurred_at=None, usage: Mapping | Usage | None = None, now: datetime | None = None,
+    *,
+    project,
+    api_key=None,
+    source: str,
+    response=None,
+    model: str | None = None,
+    response_id: str | None = None,
+    server_request_id: str | None = "",
+    client_request_id: str | None = "",
+    latency_ms: int | None = None,
+    status: str | None = "completed",
+    error_type: str | None = "",
+    ratelimit_headers=None,
+    service_tier: str | None = None,
+    retries: int = 0,
+    occurred_at=None,
+    usage: Mapping | Usage | None = None,
+    now: datetime | None = None,
 ) -> RecordDraft:
     """Validate and normalize one record (raises FieldError naming the bad field).
 
@@ -107,12 +119,17 @@ def build_record(
     parsed = parse_response(response) if response is not None else None
     model = _clip(model, "model", allow_empty=False) or (parsed.model if parsed else None)
     if not model:
-        raise FieldError("model", "is required: the response's 'model', or 'model' beside it "
-                         "for a report without a response (e.g. an error).")
-    response_id = (_clip(response_id, "response_id", allow_empty=False)
-                   or (parsed.response_id if parsed else None))
-    server_request_id = (_clip(server_request_id, "server_request_id")
-                         or _clip(parsed.server_request_id if parsed else "", "server_request_id"))
+        raise FieldError(
+            "model",
+            "is required: the response's 'model', or 'model' beside it "
+            "for a report without a response (e.g. an error).",
+        )
+    response_id = _clip(response_id, "response_id", allow_empty=False) or (
+        parsed.response_id if parsed else None
+    )
+    server_request_id = _clip(server_request_id, "server_request_id") or _clip(
+        parsed.server_request_id if parsed else "", "server_request_id"
+    )
     client_request_id = _clip(client_request_id, "client_request_id") or ""
     status = _clip(status, "status", allow_empty=False) or "completed"
     error_type = _clip(error_type, "error_type") or ""
@@ -191,11 +208,19 @@ def _rollup_add(rows: Iterable[dict]) -> None:
         if numbers[rollup.COST] > MAX_AMOUNT:
             raise FieldError("usage", ROLLUP_TOO_LARGE)
         numbers[rollup.COST] = cost_to_db(numbers[rollup.COST], connection)
-        params += [ops.adapt_datetimefield_value(hour), org_id, project_id, key_slot, model, *numbers]
+        params += [
+            ops.adapt_datetimefield_value(hour),
+            org_id,
+            project_id,
+            key_slot,
+            model,
+            *numbers,
+        ]
     sql = (
         f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) VALUES "
         + ", ".join([placeholders] * len(buckets))
-        + _rollup_conflict(table) + f" RETURNING {qn('cost')}"
+        + _rollup_conflict(table)
+        + f" RETURNING {qn('cost')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -208,13 +233,19 @@ def _rollup_add(rows: Iterable[dict]) -> None:
 def _rollup_conflict(table: str) -> str:
     """ON CONFLICT clause adding every counter to the stored bucket (both backends)."""
     qn = connection.ops.quote_name
-    updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in rollup.COUNTER_NAMES)
-    return (f" ON CONFLICT ({qn('project_id')}, {qn('key_slot')}, {qn('model')}, {qn('hour')})"
-            f" DO UPDATE SET {updates}")
+    updates = ", ".join(
+        f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in rollup.COUNTER_NAMES
+    )
+    return (
+        f" ON CONFLICT ({qn('project_id')}, {qn('key_slot')}, {qn('model')}, {qn('hour')})"
+        f" DO UPDATE SET {updates}"
+    )
 
 
-ROLLUP_TOO_LARGE = (f"this hour's total cost for the project, key and model would exceed {MAX_AMOUNT} USD, "
-                    "the most a rollup holds; check the token counts.")
+ROLLUP_TOO_LARGE = (
+    f"this hour's total cost for the project, key and model would exceed {MAX_AMOUNT} USD, "
+    "the most a rollup holds; check the token counts."
+)
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE for a bigint past 64 bits
 
 
@@ -223,11 +254,18 @@ def _price(drafts: list[RecordDraft], organization_id: int) -> None:
     book = PriceBook(organization_id=organization_id, model_ids={d.row["model"] for d in drafts})
     for d in drafts:
         r = d.row
-        cost = book.cost(model_id=r["model"], usage=d.usage, when=r["occurred_at"],
-                         service_tier=r["service_tier"])
+        cost = book.cost(
+            model_id=r["model"],
+            usage=d.usage,
+            when=r["occurred_at"],
+            service_tier=r["service_tier"],
+        )
         if cost is not None and cost > MAX_AMOUNT:
-            raise FieldError("usage", f"these token counts cost {cost} USD at this model's price, more than "
-                             f"the {MAX_AMOUNT} USD a record can hold; check the token counts.")
+            raise FieldError(
+                "usage",
+                f"these token counts cost {cost} USD at this model's price, more than "
+                f"the {MAX_AMOUNT} USD a record can hold; check the token counts.",
+            )
         r["cost"] = cost
 
 
@@ -235,14 +273,29 @@ def _price(drafts: list[RecordDraft], organization_id: int) -> None:
 # PostgreSQL type (the element type of its unnest() array; MoneyField is integer units).
 # Both the PostgreSQL statement and the portable INSERT ... VALUES are built from it.
 RECORD_COLUMNS: dict[str, str] = {
-    "organization_id": "bigint", "project_id": "bigint", "api_key_id": "bigint",
-    "source": "varchar", "model": "varchar", "response_id": "varchar",
-    "server_request_id": "varchar", "client_request_id": "varchar",
-    "input_tokens": "bigint", "cached_input_tokens": "bigint", "output_tokens": "bigint",
-    "reasoning_tokens": "bigint", "total_tokens": "bigint", "cost": "bigint",
-    "service_tier": "varchar", "latency_ms": "integer", "status": "varchar",
-    "error_type": "varchar", "ratelimit_headers": "jsonb", "retries": "smallint",
-    "occurred_at": "timestamptz", "write_batch": "uuid", "created_at": "timestamptz",
+    "organization_id": "bigint",
+    "project_id": "bigint",
+    "api_key_id": "bigint",
+    "source": "varchar",
+    "model": "varchar",
+    "response_id": "varchar",
+    "server_request_id": "varchar",
+    "client_request_id": "varchar",
+    "input_tokens": "bigint",
+    "cached_input_tokens": "bigint",
+    "output_tokens": "bigint",
+    "reasoning_tokens": "bigint",
+    "total_tokens": "bigint",
+    "cost": "bigint",
+    "service_tier": "varchar",
+    "latency_ms": "integer",
+    "status": "varchar",
+    "error_type": "varchar",
+    "ratelimit_headers": "jsonb",
+    "retries": "smallint",
+    "occurred_at": "timestamptz",
+    "write_batch": "uuid",
+    "created_at": "timestamptz",
 }
 # The same for every row of a write: PostgreSQL takes them once, not as arrays.
 PER_WRITE_COLUMNS = ("write_batch", "created_at")
@@ -283,7 +336,9 @@ def _insert_sql_postgresql(rows: list[dict], *, with_rollup: bool = False) -> tu
             params.append([cost_to_db(r[c], connection) for r in rows])
         else:
             params.append([r[c] for r in rows])
-    select = ", ".join(f"%s::{t}" if c in PER_WRITE_COLUMNS else f"t.{qn(c)}" for c, t in RECORD_COLUMNS.items())
+    select = ", ".join(
+        f"%s::{t}" if c in PER_WRITE_COLUMNS else f"t.{qn(c)}" for c, t in RECORD_COLUMNS.items()
+    )
     arrays = ", ".join(f"%b::{RECORD_COLUMNS[c]}[]" for c in per_row)
     sql = (
         f"INSERT INTO {qn(UsageRecord._meta.db_table)} "
@@ -313,7 +368,7 @@ def _rollup_cte(insert: str) -> str:
         f"  SELECT date_trunc('hour', occurred_at, 'UTC'), organization_id, project_id,\n"
         f"    COALESCE(api_key_id, {rollup.NO_KEY_SLOT}), model, {aggregates}\n"
         f"  FROM ins GROUP BY 1, organization_id, project_id, 4, model\n"
-        f"  ORDER BY project_id, 4, model COLLATE \"C\", 1\n"
+        f'  ORDER BY project_id, 4, model COLLATE "C", 1\n'
         f" {_rollup_conflict(hourly)})\n"
         f"SELECT id, response_id FROM ins"
     )
@@ -397,11 +452,23 @@ def _inserted(rows: list[dict], returned: list[tuple]) -> list[tuple[int, dict]]
 
 @transaction.atomic
 def usage_record_create(
-    *, project, api_key=None, source: str, response=None, model: str | None = None,
-    response_id: str | None = None, server_request_id: str = "", client_request_id: str = "",
-    latency_ms: int | None = None, status: str = "completed", error_type: str = "",
-    ratelimit_headers=None, service_tier: str | None = None, retries: int = 0,
-    occurred_at=None, usage: dict | None = None,
+    *,
+    project,
+    api_key=None,
+    source: str,
+    response=None,
+    model: str | None = None,
+    response_id: str | None = None,
+    server_request_id: str = "",
+    client_request_id: str = "",
+    latency_ms: int | None = None,
+    status: str = "completed",
+    error_type: str = "",
+    ratelimit_headers=None,
+    service_tier: str | None = None,
+    retries: int = 0,
+    occurred_at=None,
+    usage: dict | None = None,
 ) -> tuple[UsageRecord, bool]:
     """Record one model call: a response, an error (no response) or a stream cut short.
 
@@ -412,11 +479,22 @@ def usage_record_create(
     """
     try:
         draft = build_record(
-            project=project, api_key=api_key, source=source, response=response, model=model,
-            response_id=response_id, server_request_id=server_request_id,
-            client_request_id=client_request_id, latency_ms=latency_ms, status=status,
-            error_type=error_type, ratelimit_headers=ratelimit_headers,
-            service_tier=service_tier, retries=retries, occurred_at=occurred_at, usage=usage,
+            project=project,
+            api_key=api_key,
+            source=source,
+            response=response,
+            model=model,
+            response_id=response_id,
+            server_request_id=server_request_id,
+            client_request_id=client_request_id,
+            latency_ms=latency_ms,
+            status=status,
+            error_type=error_type,
+            ratelimit_headers=ratelimit_headers,
+            service_tier=service_tier,
+            retries=retries,
+            occurred_at=occurred_at,
+            usage=usage,
         )
     except FieldError as exc:
         raise ValidationError({exc.field: exc.message}) from exc
@@ -465,7 +543,9 @@ def token_digest(token: str) -> str:
 
 @transaction.atomic
 @sensitive_variables("token")
-def ingestion_token_create(*, project, name: str, actor=None, request=None) -> tuple[IngestionToken, str]:
+def ingestion_token_create(
+    *, project, name: str, actor=None, request=None
+) -> tuple[IngestionToken, str]:
     """Create a token; return it with its plaintext, which is never available again."""
     name = (name or "").strip()
     if not name:
@@ -479,8 +559,12 @@ def ingestion_token_create(*, project, name: str, actor=None, request=None) -> t
         project=project, name=name, prefix=prefix, digest=token_digest(token), created_by=actor
     )
     audit_log(
-        action="usage.ingestion_token.create", actor=actor, project=project, target=row,
-        request=request, detail={"name": name, "prefix": prefix},
+        action="usage.ingestion_token.create",
+        actor=actor,
+        project=project,
+        target=row,
+        request=request,
+        detail={"name": name, "prefix": prefix},
     )
     return row, token
 
@@ -494,8 +578,12 @@ def ingestion_token_revoke(*, token: IngestionToken, actor=None, request=None) -
     token.refresh_from_db()
     if changed:
         audit_log(
-            action="usage.ingestion_token.revoke", actor=actor, project=token.project,
-            target=token, request=request, detail={"name": token.name, "prefix": token.prefix},
+            action="usage.ingestion_token.revoke",
+            actor=actor,
+            project=token.project,
+            target=token,
+            request=request,
+            detail={"name": token.name, "prefix": token.prefix},
         )
     return token
 
@@ -506,7 +594,7 @@ def ingestion_token_lookup(raw: str) -> IngestionToken | None:
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     prefix = raw[:PREFIX_LENGTH]  # "ingest_" + 12 hex; the secret part may contain "_"
-    if raw[PREFIX_LENGTH:PREFIX_LENGTH + 1] != "_":
+    if raw[PREFIX_LENGTH : PREFIX_LENGTH + 1] != "_":
         return None
     # The prefix is only a lookup key; the comparison is on the HMAC, in constant time.
     # Read from the database on every request: a revoked token is refused at once.
@@ -533,8 +621,9 @@ def retention_cutoff(now: datetime | None = None) -> datetime | None:
     return (now or timezone.now()) - timedelta(days=days)
 
 
-def usage_records_purge(*, now: datetime | None = None, batch_size: int = 5000,
-                        max_batches: int | None = None) -> int:
+def usage_records_purge(
+    *, now: datetime | None = None, batch_size: int = 5000, max_batches: int | None = None
+) -> int:
     """Delete raw records older than the retention period, in batches; rollups stay.
 
     Each batch is its own short transaction so the table is never locked for long.
@@ -547,7 +636,8 @@ def usage_records_purge(*, now: datetime | None = None, batch_size: int = 5000,
     while max_batches is None or batches < max_batches:
         ids = list(
             UsageRecord.objects.filter(occurred_at__lt=cutoff)
-            .order_by("occurred_at").values_list("pk", flat=True)[:batch_size]
+            .order_by("occurred_at")
+            .values_list("pk", flat=True)[:batch_size]
         )
         if not ids:
             break
@@ -556,4 +646,3 @@ def usage_records_purge(*, now: datetime | None = None, batch_size: int = 5000,
         deleted += count
         batches += 1
     return deleted
-

@@ -53,14 +53,18 @@ def ingestion_tokens(request: HttpRequest, project_id) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             row, new_token = ingestion_token_create(
-                project=project, name=form.cleaned_data["name"], actor=request.user,
+                project=project,
+                name=form.cleaned_data["name"],
+                actor=request.user,
                 request=request,
             )
         except ValidationError as exc:
             for fld, errs in exc.message_dict.items():
                 form.add_error(fld if fld in form.fields else None, errs)
         else:
-            messages.success(request, f"Token “{row.name}” created. Copy it now: it is not shown again.")
+            messages.success(
+                request, f"Token “{row.name}” created. Copy it now: it is not shown again."
+            )
             form = IngestionTokenForm()
     response = render(
         request,

@@ -30,8 +30,11 @@ def _audit_organization(request: HttpRequest, org_id):
 
 
 def _filtered_events(request: HttpRequest, organization):
-    form = AuditFilterForm(request.GET or None, projects=organization.projects.order_by("name"),
-                           actions=audit_actions(organization=organization))
+    form = AuditFilterForm(
+        request.GET or None,
+        projects=organization.projects.order_by("name"),
+        actions=audit_actions(organization=organization),
+    )
     filters = {}
     if form.is_bound and form.is_valid():
         filters = {k: v for k, v in form.cleaned_data.items() if v}
@@ -51,10 +54,14 @@ def audit_log_view(request: HttpRequest, org_id) -> HttpResponse:
     except ValueError:
         page = 1
     start = (page - 1) * AUDIT_PAGE_SIZE
-    rows = list(events[start:start + AUDIT_PAGE_SIZE + 1])
+    rows = list(events[start : start + AUDIT_PAGE_SIZE + 1])
     context = {
-        "organization": organization, "form": form, "events": rows[:AUDIT_PAGE_SIZE],
-        "page": page, "has_next": len(rows) > AUDIT_PAGE_SIZE, "query": query.urlencode(),
+        "organization": organization,
+        "form": form,
+        "events": rows[:AUDIT_PAGE_SIZE],
+        "page": page,
+        "has_next": len(rows) > AUDIT_PAGE_SIZE,
+        "query": query.urlencode(),
         **switcher_context(request, organization),
     }
     if request.htmx:
@@ -75,19 +82,35 @@ def audit_log_export(request: HttpRequest, org_id) -> HttpResponse:
         return response
     _, events = _filtered_events(request, organization)
     writer = csv.writer(_Echo())
-    header = ["occurred_at_utc", "actor", "action", "target_type", "target_id", "target",
-              "project", "ip_address", "detail"]
+    header = [
+        "occurred_at_utc",
+        "actor",
+        "action",
+        "target_type",
+        "target_id",
+        "target",
+        "project",
+        "ip_address",
+        "detail",
+    ]
 
     def rows():
         yield writer.writerow(header)
         for event in events.iterator(chunk_size=500):
-            yield writer.writerow([
-                event.occurred_at.isoformat(), event.actor_label, event.action, event.target_type,
-                event.target_id, _csv_safe(redact(event.target_label)),
-                _csv_safe(event.project.name if event.project else ""),
-                # Rows written before redaction by shape existed are redacted as they are read.
-                event.ip_address or "", _csv_safe(redact(_json(event.detail))),
-            ])
+            yield writer.writerow(
+                [
+                    event.occurred_at.isoformat(),
+                    event.actor_label,
+                    event.action,
+                    event.target_type,
+                    event.target_id,
+                    _csv_safe(redact(event.target_label)),
+                    _csv_safe(event.project.name if event.project else ""),
+                    # Rows written before redaction by shape existed are redacted as they are read.
+                    event.ip_address or "",
+                    _csv_safe(redact(_json(event.detail))),
+                ]
+            )
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="audit-{organization.slug}.csv"'

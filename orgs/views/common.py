@@ -53,16 +53,22 @@ def _field_label(name: str, form=None, model=None) -> str:
 
 def validation_message(exc: ValidationError, *, form=None, model=None) -> str:
     if hasattr(exc, "message_dict"):
-        return "; ".join(f"{_field_label(field, form, model)}: {' '.join(msgs)}" if field != "__all__"
-                         else " ".join(msgs) for field, msgs in exc.message_dict.items())
+        return "; ".join(
+            f"{_field_label(field, form, model)}: {' '.join(msgs)}"
+            if field != "__all__"
+            else " ".join(msgs)
+            for field, msgs in exc.message_dict.items()
+        )
     return " ".join(exc.messages)
 
 
 def saved_message(changed, *, form) -> str:
-    """"Saved: Usage tier, Billing timezone." — labels, in the form's order."""
+    """ "Saved: Usage tier, Billing timezone." — labels, in the form's order."""
     if not changed:
         return "Nothing changed."
-    return f"Saved: {', '.join(_field_label(name, form) for name in form.fields if name in changed)}."
+    return (
+        f"Saved: {', '.join(_field_label(name, form) for name in form.fields if name in changed)}."
+    )
 
 
 def post_action(request: HttpRequest, form, action, *, back: str) -> HttpResponse:
@@ -96,4 +102,7 @@ def switcher_context(request: HttpRequest, current=None) -> dict:
     """The organization switcher shown on organization and project pages."""
     if current is not None:
         request.session[CURRENT_ORG_SESSION_KEY] = str(current.public_id)
-    return {"switch_organizations": organizations_for_user(request.user), "current_organization": current}
+    return {
+        "switch_organizations": organizations_for_user(request.user),
+        "current_organization": current,
+    }

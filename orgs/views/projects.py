@@ -21,11 +21,17 @@ def project_limit_remove(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
 
     def remove(data) -> str:
-        services.project_model_limit_remove(limit=data["limit"], actor=request.user, request=request)
+        services.project_model_limit_remove(
+            limit=data["limit"], actor=request.user, request=request
+        )
         return "Override removed; the tier defaults apply."
 
-    return post_action(request, ModelLimitRemoveForm(request.POST, project=project), remove,
-                        back=project_back(project, "#limits"))
+    return post_action(
+        request,
+        ModelLimitRemoveForm(request.POST, project=project),
+        remove,
+        back=project_back(project, "#limits"),
+    )
 
 
 @login_required
@@ -33,9 +39,18 @@ def service_account_create(request: HttpRequest, project_id) -> HttpResponse:
     project = get_project_for_user(request.user, project_id, need=Need.MANAGE)
 
     def create(data) -> str:
-        services.service_account_create(project=project, name=data["name"], openai_id=data["openai_id"],
-                                        actor=request.user, request=request)
+        services.service_account_create(
+            project=project,
+            name=data["name"],
+            openai_id=data["openai_id"],
+            actor=request.user,
+            request=request,
+        )
         return f"Service account {data['name']} created."
 
-    return post_action(request, ServiceAccountForm(request.POST, project=project), create,
-                        back=project_back(project, "#service-accounts"))
+    return post_action(
+        request,
+        ServiceAccountForm(request.POST, project=project),
+        create,
+        back=project_back(project, "#service-accounts"),
+    )

@@ -87,7 +87,9 @@ class CircuitBreaker:
     """One circuit, identified by the upstream base URL and the key's fingerprint."""
 
     def __init__(self, base_url: str, key_fingerprint: str, *, label: str = "this key"):
-        digest = hashlib.sha256(f"{base_url.rstrip('/')}|{key_fingerprint}".encode()).hexdigest()[:32]
+        digest = hashlib.sha256(f"{base_url.rstrip('/')}|{key_fingerprint}".encode()).hexdigest()[
+            :32
+        ]
         self.prefix = f"openai-breaker:{digest}"
         self.base_url, self.label = base_url, label
         self._failures = f"{self.prefix}:failures"
@@ -116,8 +118,15 @@ class CircuitBreaker:
         else:
             at = datetime.fromtimestamp(float(open_until), tz=UTC)
             state = OPEN if time.time() < float(open_until) else HALF_OPEN
-        return BreakerState(state, failures, at, _threshold(), _cooldown(),
-                            values.get(self._last_error) or "", enabled)
+        return BreakerState(
+            state,
+            failures,
+            at,
+            _threshold(),
+            _cooldown(),
+            values.get(self._last_error) or "",
+            enabled,
+        )
 
     # -- the call protocol -----------------------------------------------------------
     def before_call(self, *, probe_seconds: float = 120.0, values: dict | None = None) -> None:

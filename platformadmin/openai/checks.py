@@ -49,13 +49,19 @@ def models_for_project(project) -> list[tuple[str, bool]]:
 
 def check_key(api_key, project) -> None:
     if api_key.project_id != project.pk:
-        raise CallRefused(f"Key {api_key.hint} does not belong to project {project.name}.", "KeyNotInProject")
+        raise CallRefused(
+            f"Key {api_key.hint} does not belong to project {project.name}.", "KeyNotInProject"
+        )
     if api_key.kind == "admin":
-        raise CallRefused("Admin keys cannot call models; choose a project or service-account key.", "AdminKey")
+        raise CallRefused(
+            "Admin keys cannot call models; choose a project or service-account key.", "AdminKey"
+        )
     if not api_key.is_active:
         raise CallRefused(
             f"Key {api_key.hint} is {api_key.get_status_display().lower()} and cannot be used. "
-            "Choose an active key, or add a new one on the project's keys page.", "KeyNotActive")
+            "Choose an active key, or add a new one on the project's keys page.",
+            "KeyNotActive",
+        )
 
 
 def check_model(params: GenerateParams, project) -> None:
@@ -64,38 +70,60 @@ def check_model(params: GenerateParams, project) -> None:
         raise CallRefused(
             f"Model {params.model!r} is not allowed in project {project.name}. "
             f"Choose one of: {', '.join(catalog) or 'none (ask a project owner to allow a model)'}.",
-            "ModelNotAllowed")
+            "ModelNotAllowed",
+        )
     if params.reasoning_effort and not catalog[params.model]:
-        raise CallRefused(f"{params.model} is not a reasoning model: leave reasoning effort empty.",
-                          "ReasoningNotSupported")
+        raise CallRefused(
+            f"{params.model} is not a reasoning model: leave reasoning effort empty.",
+            "ReasoningNotSupported",
+        )
     if params.reasoning_effort and params.reasoning_effort not in REASONING_EFFORTS:
-        raise CallRefused(f"Reasoning effort {params.reasoning_effort!r} is not one of "
-                          f"{', '.join(REASONING_EFFORTS)}: choose one of them.", "ReasoningNotSupported")
+        raise CallRefused(
+            f"Reasoning effort {params.reasoning_effort!r} is not one of "
+            f"{', '.join(REASONING_EFFORTS)}: choose one of them.",
+            "ReasoningNotSupported",
+        )
     cap = project.max_output_tokens
     if cap and params.max_output_tokens and params.max_output_tokens > cap:
-        raise CallRefused(f"Max output tokens {params.max_output_tokens:,} is above the project's cap of {cap:,}. "
-                          f"Enter {cap:,} or less.", "OutputCapExceeded")
+        raise CallRefused(
+            f"Max output tokens {params.max_output_tokens:,} is above the project's cap of {cap:,}. "
+            f"Enter {cap:,} or less.",
+            "OutputCapExceeded",
+        )
 
 
-def pre_call(*, api_key, project, params: GenerateParams, user) -> tuple[ratelimit.Reservation, CircuitBreaker | None]:
+def pre_call(
+    *, api_key, project, params: GenerateParams, user
+) -> tuple[ratelimit.Reservation, CircuitBreaker | None]:
     """Run every check in order; raise CallRefused with a message for the page."""
     check_key(api_key, project)
     check_model(params, project)
     if params.max_output_tokens is None and project.max_output_tokens:
         params.max_output_tokens = project.max_output_tokens  # the cap applies to every call
-    estimate = ratelimit.estimate_tokens(instructions=params.instructions, text=params.input,
-                                         max_output_tokens=params.max_output_tokens)
-    decision = hooks.run_pre_call_hooks(hooks.PreCallContext(project, api_key, params.model, estimate, user))
+    estimate = ratelimit.estimate_tokens(
+        instructions=params.instructions,
+        text=params.input,
+        max_output_tokens=params.max_output_tokens,
+    )
+    decision = hooks.run_pre_call_hooks(
+        hooks.PreCallContext(project, api_key, params.model, estimate, user)
+    )
     if not decision.allowed:
-        raise CallRefused(decision.message or "A policy of this project refused the call.", "BudgetExceeded")
+        raise CallRefused(
+            decision.message or "A policy of this project refused the call.", "BudgetExceeded"
+        )
     breaker = CircuitBreaker.for_key(api_key) if project.circuit_breaker_enabled else None
     try:
-        reservation = ratelimit.reserve(project=project, model=params.model, estimated_tokens=estimate)
+        reservation = ratelimit.reserve(
+            project=project, model=params.model, estimated_tokens=estimate
+        )
     except ratelimit.RateLimited as exc:
         raise CallRefused(exc.message, "ProjectRateLimited", exc.retry_after) from exc
     if breaker is not None:
         try:
-            breaker.before_call(probe_seconds=project.request_timeout_seconds * (project.max_retries + 1) + 5)
+            breaker.before_call(
+                probe_seconds=project.request_timeout_seconds * (project.max_retries + 1) + 5
+            )
         except BreakerOpen as exc:
             reservation.settle(0)
             raise CallRefused(exc.message, "CircuitOpen") from exc

@@ -30,7 +30,9 @@ def retries_from_error(exc) -> int:
     """The SDK does not expose retries on errors; the last attempt's header carries them."""
     request = getattr(exc, "request", None)
     try:
-        return int(request.headers.get("x-stainless-retry-count") or 0) if request is not None else 0
+        return (
+            int(request.headers.get("x-stainless-retry-count") or 0) if request is not None else 0
+        )
     except (ValueError, AttributeError):
         return 0
 
@@ -43,56 +45,92 @@ def _server_message(exc) -> str:
     return scrub(str(text or getattr(exc, "message", "") or exc), exception_secrets(exc)).strip()
 
 
-def explain_error(exc: Exception, *, api_key, model: str, settings: CallSettings, retries: int) -> tuple[str, str | None]:
+def explain_error(
+    exc: Exception, *, api_key, model: str, settings: CallSettings, retries: int
+) -> tuple[str, str | None]:
     """(a message a person can act on, the offending parameter) for an SDK exception.
 
     Both are scrubbed of the credential the call sent, by value and by shape, before
     anything shows, logs or stores them: the parameter name comes from the upstream too.
     """
-    message, param = _explain_error(exc, api_key=api_key, model=model, settings=settings, retries=retries)
+    message, param = _explain_error(
+        exc, api_key=api_key, model=model, settings=settings, retries=retries
+    )
     secrets = exception_secrets(exc)
     return scrub(message, secrets), (scrub(param, secrets) or None) if param is not None else None
 
 
-def _explain_error(exc: Exception, *, api_key, model: str, settings: CallSettings, retries: int) -> tuple[str, str | None]:
+def _explain_error(
+    exc: Exception, *, api_key, model: str, settings: CallSettings, retries: int
+) -> tuple[str, str | None]:
     where = effective_base_url(api_key)
     server = _server_message(exc)
     tries = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
     if isinstance(exc, openai.AuthenticationError):
-        return (f"The provider rejected key {api_key.hint} (401): {server} The key may be revoked, expired or "
-                "mistyped: rotate it or paste the current value on the key page.", None)
+        return (
+            f"The provider rejected key {api_key.hint} (401): {server} The key may be revoked, expired or "
+            "mistyped: rotate it or paste the current value on the key page.",
+            None,
+        )
     if isinstance(exc, openai.PermissionDeniedError):
-        return (f"Key {api_key.hint} is not allowed to do this (403): {server} A restricted or read-only key "
-                "needs write access to the Responses API; ask an organization owner to change its permissions.",
-                None)
+        return (
+            f"Key {api_key.hint} is not allowed to do this (403): {server} A restricted or read-only key "
+            "needs write access to the Responses API; ask an organization owner to change its permissions.",
+            None,
+        )
     if isinstance(exc, openai.RateLimitError):
         after = retry_after_of(exc)
-        wait = f" Retry after {math.ceil(after)} s." if after is not None else " Wait a minute and retry."
+        wait = (
+            f" Retry after {math.ceil(after)} s."
+            if after is not None
+            else " Wait a minute and retry."
+        )
         if getattr(exc, "code", None) == "insufficient_quota":
-            return (f"The organization has run out of quota (429): {server} Check billing on platform.openai.com.",
-                    None)
-        return (f"The provider rate-limited this call (429){tries}: {server}{wait} "
-                "If it keeps happening, lower the project's traffic or ask for a higher tier.", None)
+            return (
+                f"The organization has run out of quota (429): {server} Check billing on platform.openai.com.",
+                None,
+            )
+        return (
+            f"The provider rate-limited this call (429){tries}: {server}{wait} "
+            "If it keeps happening, lower the project's traffic or ask for a higher tier.",
+            None,
+        )
     if isinstance(exc, openai.BadRequestError):
         param = getattr(exc, "param", None)
         field_ = f" Parameter '{param}':" if param else ""
-        return (f"The request was refused as invalid (400).{field_} {server} Change that field and try again.",
-                param)
+        return (
+            f"The request was refused as invalid (400).{field_} {server} Change that field and try again.",
+            param,
+        )
     if isinstance(exc, openai.NotFoundError):
-        return (f"Model {model!r} does not exist at {where} or key {api_key.hint} has no access to it (404): "
-                f"{server} Choose another model, or ask an owner to enable it for the project.", "model")
+        return (
+            f"Model {model!r} does not exist at {where} or key {api_key.hint} has no access to it (404): "
+            f"{server} Choose another model, or ask an owner to enable it for the project.",
+            "model",
+        )
     if isinstance(exc, openai.APITimeoutError):
-        return (f"No reply from {where} within the project's timeout of {settings.timeout:g} s{tries}. The "
-                "provider may be slow or down: retry, shorten the prompt, or raise the project's request "
-                "timeout.", None)
+        return (
+            f"No reply from {where} within the project's timeout of {settings.timeout:g} s{tries}. The "
+            "provider may be slow or down: retry, shorten the prompt, or raise the project's request "
+            "timeout.",
+            None,
+        )
     if isinstance(exc, openai.APIConnectionError):
-        return (f"Could not reach {where}{tries} ({server or 'connection error'}). Check the key's base URL and "
-                "the network; the call may have been cut off.", None)
+        return (
+            f"Could not reach {where}{tries} ({server or 'connection error'}). Check the key's base URL and "
+            "the network; the call may have been cut off.",
+            None,
+        )
     if isinstance(exc, openai.InternalServerError):
-        return (f"The provider failed with an internal error ({exc.status_code}){tries}: {server} "
-                "This is on their side: try again later.", None)
+        return (
+            f"The provider failed with an internal error ({exc.status_code}){tries}: {server} "
+            "This is on their side: try again later.",
+            None,
+        )
     if isinstance(exc, openai.APIStatusError):
-        return f"The provider answered {exc.status_code}{tries}: {server}", getattr(exc, "param", None)
+        return f"The provider answered {exc.status_code}{tries}: {server}", getattr(
+            exc, "param", None
+        )
     return f"The call failed ({type(exc).__name__}): {redact(str(exc))}", None
 
 
@@ -101,12 +139,23 @@ def with_ids(message: str, server_request_id: str | None, client_request_id: str
     return f"{message} (request id {rid}; client request id {client_request_id})"
 
 
-def failure_outcome(exc: Exception, *, api_key, params: GenerateParams, settings: CallSettings, cid: str,
-             started: float, breaker: CircuitBreaker | None, retries: int | None = None) -> CallOutcome:
+def failure_outcome(
+    exc: Exception,
+    *,
+    api_key,
+    params: GenerateParams,
+    settings: CallSettings,
+    cid: str,
+    started: float,
+    breaker: CircuitBreaker | None,
+    retries: int | None = None,
+) -> CallOutcome:
     """An SDK exception as the outcome the page shows; the breaker learns whether the
     upstream is down (a transient error) or answered (any other status)."""
     retries = retries_from_error(exc) if retries is None else retries
-    message, param = explain_error(exc, api_key=api_key, model=params.model, settings=settings, retries=retries)
+    message, param = explain_error(
+        exc, api_key=api_key, model=params.model, settings=settings, retries=retries
+    )
     # The request id is the upstream's header: scrubbed like its message before it is
     # shown, logged or stored on the usage record.
     rid = scrub(getattr(exc, "request_id", None), exception_secrets(exc)) or None
@@ -115,7 +164,16 @@ def failure_outcome(exc: Exception, *, api_key, params: GenerateParams, settings
             breaker.record_failure(type(exc).__name__)
         elif isinstance(exc, openai.APIStatusError):
             breaker.record_success()  # the upstream answered: it is not down
-    return CallOutcome(ok=False, status="error", model=params.model, message=with_ids(message, rid, cid),
-                       error_type=type(exc).__name__, param=param, retry_after=retry_after_of(exc),
-                       server_request_id=rid, client_request_id=cid, retries=retries,
-                       latency_ms=int((time.monotonic() - started) * 1000))
+    return CallOutcome(
+        ok=False,
+        status="error",
+        model=params.model,
+        message=with_ids(message, rid, cid),
+        error_type=type(exc).__name__,
+        param=param,
+        retry_after=retry_after_of(exc),
+        server_request_id=rid,
+        client_request_id=cid,
+        retries=retries,
+        latency_ms=int((time.monotonic() - started) * 1000),
+    )

@@ -39,10 +39,15 @@ def _models_list_begin(api_key, *, secret_holder: list) -> _ModelsListCall | Mod
     ``secret_holder`` (a list the caller empties as soon as the client holds it)."""
     cid = new_client_request_id()
     if not api_key.is_active:
-        return ModelsListResult(False, message=f"Key {api_key.hint} is {api_key.get_status_display().lower()}; "
-                                               "only active keys can be tested.")
+        return ModelsListResult(
+            False,
+            message=f"Key {api_key.hint} is {api_key.get_status_display().lower()}; "
+            "only active keys can be tested.",
+        )
     settings = CallSettings.for_project(api_key.project)
-    settings = CallSettings(min(settings.timeout, 20.0), settings.connect_timeout, min(settings.max_retries, 1))
+    settings = CallSettings(
+        min(settings.timeout, 20.0), settings.connect_timeout, min(settings.max_retries, 1)
+    )
     try:
         secret_holder.append(api_key_secret_for_call(api_key))  # plaintext: only for the client
     except SecretUnavailable as exc:
@@ -55,8 +60,13 @@ class _UnexpectedModelsReply(ValueError):
 
 
 def _json_kind(value) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), "a number")
 
 
 def _models_list_ids(raw, secrets: tuple[str, ...]) -> list[str]:
@@ -70,7 +80,9 @@ def _models_list_ids(raw, secrets: tuple[str, ...]) -> list[str]:
         kind = (raw.headers.get("content-type") or "no content type").split(";")[0].strip()
         raise _UnexpectedModelsReply(f"the body is not JSON but {redact(kind)[:60]!r}") from exc
     if not isinstance(body, dict):
-        raise _UnexpectedModelsReply(f"the JSON is {_json_kind(body)}, not an object with a 'data' list")
+        raise _UnexpectedModelsReply(
+            f"the JSON is {_json_kind(body)}, not an object with a 'data' list"
+        )
     data = body.get("data")
     if not isinstance(data, list):
         found = "missing" if "data" not in body else _json_kind(data)
@@ -88,28 +100,52 @@ def _models_list_end(api_key, call: _ModelsListCall, *, raw=None, exc=None) -> M
     refused = refusal_of(exc) if exc is not None else None
     if refused is not None:
         # Nothing left the server: not an upstream failure, so the breaker is not told.
-        return ModelsListResult(False, message=(
-            f"Could not reach {effective_base_url(api_key)}: the request was not sent, because {refused} "
-            f"Otherwise change the key's base URL or endpoint to the provider's public address "
-            f"(client request id {call.cid})."))
+        return ModelsListResult(
+            False,
+            message=(
+                f"Could not reach {effective_base_url(api_key)}: the request was not sent, because {refused} "
+                f"Otherwise change the key's base URL or endpoint to the provider's public address "
+                f"(client request id {call.cid})."
+            ),
+        )
     if exc is not None:
-        failure = failure_outcome(exc, api_key=api_key, params=GenerateParams(model="(models list)", input=""),
-                           settings=call.settings, cid=call.cid, started=call.started, breaker=call.breaker)
-        return ModelsListResult(False, request_id=failure.server_request_id, message=failure.message)
+        failure = failure_outcome(
+            exc,
+            api_key=api_key,
+            params=GenerateParams(model="(models list)", input=""),
+            settings=call.settings,
+            cid=call.cid,
+            started=call.started,
+            breaker=call.breaker,
+        )
+        return ModelsListResult(
+            False, request_id=failure.server_request_id, message=failure.message
+        )
     call.breaker.record_success()  # the upstream answered: it is up, whatever it said
-    secrets = header_secrets(raw.http_request.headers)  # what this call sent, scrubbed from the reply
+    secrets = header_secrets(
+        raw.http_request.headers
+    )  # what this call sent, scrubbed from the reply
     request_id = scrub(raw.request_id, secrets) or None
     try:
         ids = _models_list_ids(raw, secrets)
     except _UnexpectedModelsReply as odd:
-        return ModelsListResult(False, request_id=request_id, message=(
-            f"{effective_base_url(api_key)} answered {raw.status_code} to GET /models, but not with a model "
-            f"list: {odd}. Check the key's base URL: it must be the API root that serves /models, e.g. "
-            f"https://llm.example.com/v1 (request id {request_id or 'none'}, client request id {call.cid})."))
+        return ModelsListResult(
+            False,
+            request_id=request_id,
+            message=(
+                f"{effective_base_url(api_key)} answered {raw.status_code} to GET /models, but not with a model "
+                f"list: {odd}. Check the key's base URL: it must be the API root that serves /models, e.g. "
+                f"https://llm.example.com/v1 (request id {request_id or 'none'}, client request id {call.cid})."
+            ),
+        )
     api_key_mark_used(api_key=api_key)
-    return ModelsListResult(True, ids, request_id,
-                            f"Connection works: {len(ids)} model(s) available to key {api_key.hint} "
-                            f"(request id {request_id}).")
+    return ModelsListResult(
+        True,
+        ids,
+        request_id,
+        f"Connection works: {len(ids)} model(s) available to key {api_key.hint} "
+        f"(request id {request_id}).",
+    )
 
 
 def models_list(*, api_key) -> ModelsListResult:
@@ -124,5 +160,3 @@ def models_list(*, api_key) -> ModelsListResult:
     except openai.APIError as exc:
         return _models_list_end(api_key, call, exc=exc)
     return _models_list_end(api_key, call, raw=raw)
-
-

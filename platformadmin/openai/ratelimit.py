@@ -65,10 +65,14 @@ def limits_for(project, model: str) -> ProjectLimits:
 
 def estimate_tokens(*, instructions: str, text: str, max_output_tokens: int | None) -> int:
     """Tokens a call may use, as OpenAI estimates it: the prompt plus the output cap."""
-    return max(1, math.ceil(len((instructions or "") + (text or "")) / 4)) + int(max_output_tokens or 0)
+    return max(1, math.ceil(len((instructions or "") + (text or "")) / 4)) + int(
+        max_output_tokens or 0
+    )
 
 
-def reserve(*, project, model: str, estimated_tokens: int, limits: ProjectLimits | None = None) -> Reservation:
+def reserve(
+    *, project, model: str, estimated_tokens: int, limits: ProjectLimits | None = None
+) -> Reservation:
     """Count one request and its estimated tokens, or raise RateLimited (taking both back)."""
     limits = limits or limits_for(project, model)
     window = cachecounter.window(f"openai-ratelimit:{project.public_id}:{model}", seconds=WINDOW)
@@ -77,7 +81,10 @@ def reserve(*, project, model: str, estimated_tokens: int, limits: ProjectLimits
     if cachecounter.incr(requests_key, 1, timeout=WINDOW * 2, cache=cache) > limits.rpm:
         cachecounter.adjust(requests_key, -1, cache=cache)
         raise _rpm_refusal(limits, model, window.retry_after)
-    if cachecounter.incr(tokens_key, estimated_tokens, timeout=WINDOW * 2, cache=cache) > limits.tpm:
+    if (
+        cachecounter.incr(tokens_key, estimated_tokens, timeout=WINDOW * 2, cache=cache)
+        > limits.tpm
+    ):
         cachecounter.adjust(tokens_key, -estimated_tokens, cache=cache)
         cachecounter.adjust(requests_key, -1, cache=cache)
         raise _tpm_refusal(limits, model, estimated_tokens, window.retry_after)
@@ -92,7 +99,9 @@ def _rpm_refusal(limits: ProjectLimits, model: str, retry_after: int) -> RateLim
     )
 
 
-def _tpm_refusal(limits: ProjectLimits, model: str, estimated_tokens: int, retry_after: int) -> RateLimited:
+def _tpm_refusal(
+    limits: ProjectLimits, model: str, estimated_tokens: int, retry_after: int
+) -> RateLimited:
     return RateLimited(
         f"This call (about {estimated_tokens} tokens with the output cap) would exceed the project's "
         f"limit of {limits.tpm} tokens per minute for {model} ({limits.source}). Try again in "

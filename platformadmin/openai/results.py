@@ -39,9 +39,13 @@ def usage_from_sdk(usage) -> Usage | None:
     if usage is None:
         return None
     inp, out = usage.input_tokens_details, usage.output_tokens_details
-    return Usage(input_tokens=usage.input_tokens, cached_input_tokens=getattr(inp, "cached_tokens", 0) or 0,
-                 output_tokens=usage.output_tokens, reasoning_tokens=getattr(out, "reasoning_tokens", 0) or 0,
-                 total_tokens=usage.total_tokens)
+    return Usage(
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=getattr(inp, "cached_tokens", 0) or 0,
+        output_tokens=usage.output_tokens,
+        reasoning_tokens=getattr(out, "reasoning_tokens", 0) or 0,
+        total_tokens=usage.total_tokens,
+    )
 
 
 def usage_as_dict(usage: Usage) -> dict:

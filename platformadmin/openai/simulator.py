@@ -49,7 +49,15 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 CATALOG_FILE = Path(__file__).resolve().parents[2] / "usage" / "data" / "openai-models.json"
 FAULT_RE = re.compile(r"fault-(401|403|404|429|500|slow|cut|echo200|echo|flaky(\d+))")
-REASONING_TOKENS = {"none": 0, "minimal": 4, "low": 8, "medium": 16, "high": 32, "xhigh": 48, "max": 64}
+REASONING_TOKENS = {
+    "none": 0,
+    "minimal": 4,
+    "low": 8,
+    "medium": 16,
+    "high": 32,
+    "xhigh": 48,
+    "max": 64,
+}
 VOCABULARY = (
     "the quick model answers every prompt with calm and careful words about budgets keys "
     "projects tokens usage rotation limits streams retries latency costs requests reasoning "
@@ -90,7 +98,9 @@ def simulated_reply(*, model: str, instructions: str, text: str) -> list[str]:
     return words
 
 
-def simulated_usage_counts(*, instructions: str, text: str, effort: str | None) -> tuple[int, int, int]:
+def simulated_usage_counts(
+    *, instructions: str, text: str, effort: str | None
+) -> tuple[int, int, int]:
     """(input tokens, cached tokens, reasoning tokens): about four characters per token."""
     input_tokens = max(1, math.ceil(len(instructions + text) / 4))
     cached = input_tokens // 4
@@ -102,18 +112,32 @@ def _check_response_params(body: dict, *, reasoning_model: bool) -> None:
     """The Responses API's own 400s for the parameters the console sends."""
     temperature = body.get("temperature")
     if temperature is not None and not (0 <= float(temperature) <= 2):
-        raise SimulatorError(400, f"Invalid 'temperature': decimal above maximum value. Expected a value "
-                             f"<= 2, but got {temperature} instead.", type_="invalid_request_error",
-                             code="decimal_above_max_value", param="temperature")
+        raise SimulatorError(
+            400,
+            f"Invalid 'temperature': decimal above maximum value. Expected a value "
+            f"<= 2, but got {temperature} instead.",
+            type_="invalid_request_error",
+            code="decimal_above_max_value",
+            param="temperature",
+        )
     max_out = body.get("max_output_tokens")
     if max_out is not None and int(max_out) < 16:
-        raise SimulatorError(400, f"Invalid 'max_output_tokens': integer below minimum value. Expected a "
-                             f"value >= 16, but got {max_out} instead.", type_="invalid_request_error",
-                             code="integer_below_min_value", param="max_output_tokens")
+        raise SimulatorError(
+            400,
+            f"Invalid 'max_output_tokens': integer below minimum value. Expected a "
+            f"value >= 16, but got {max_out} instead.",
+            type_="invalid_request_error",
+            code="integer_below_min_value",
+            param="max_output_tokens",
+        )
     if (body.get("reasoning") or {}).get("effort") and not reasoning_model:
-        raise SimulatorError(400, "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
-                             type_="invalid_request_error", code="unsupported_parameter",
-                             param="reasoning.effort")
+        raise SimulatorError(
+            400,
+            "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
+            type_="invalid_request_error",
+            code="unsupported_parameter",
+            param="reasoning.effort",
+        )
 
 
 @dataclass
@@ -133,7 +157,9 @@ class _ResponseReply:
         effort = (body.get("reasoning") or {}).get("effort")
         max_out = body.get("max_output_tokens")
         words = simulated_reply(model=model, instructions=instructions, text=text)
-        input_tokens, cached, reasoning = simulated_usage_counts(instructions=instructions, text=text, effort=effort)
+        input_tokens, cached, reasoning = simulated_usage_counts(
+            instructions=instructions, text=text, effort=effort
+        )
         status, incomplete = "completed", None
         if max_out is not None and len(words) + reasoning > int(max_out):
             words = words[: max(0, int(max_out) - reasoning)]
@@ -146,18 +172,37 @@ class _ResponseReply:
             "total_tokens": input_tokens + len(words) + reasoning,
         }
         base = {
-            "id": f"resp_{uuid.uuid4().hex}", "object": "response", "created_at": int(time.time()), "model": model,
-            "instructions": instructions or None, "parallel_tool_calls": True, "tool_choice": "auto",
-            "tools": [], "temperature": body.get("temperature"), "max_output_tokens": max_out,
+            "id": f"resp_{uuid.uuid4().hex}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": model,
+            "instructions": instructions or None,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "temperature": body.get("temperature"),
+            "max_output_tokens": max_out,
             "reasoning": {"effort": effort, "summary": None} if effort else None,
-            "service_tier": body.get("service_tier") or "default", "metadata": body.get("metadata") or {},
-            "error": None, "incomplete_details": None,
+            "service_tier": body.get("service_tier") or "default",
+            "metadata": body.get("metadata") or {},
+            "error": None,
+            "incomplete_details": None,
         }
-        message = {"type": "message", "id": f"msg_{uuid.uuid4().hex[:24]}", "status": "completed",
-                   "role": "assistant",
-                   "content": [{"type": "output_text", "text": " ".join(words), "annotations": []}]}
-        final = {**base, "status": status, "incomplete_details": incomplete, "output": [message],
-                 "usage": usage, "completed_at": int(time.time())}
+        message = {
+            "type": "message",
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": " ".join(words), "annotations": []}],
+        }
+        final = {
+            **base,
+            "status": status,
+            "incomplete_details": incomplete,
+            "output": [message],
+            "usage": usage,
+            "completed_at": int(time.time()),
+        }
         return cls(words, input_tokens, base, message, final)
 
     def stream(self, handler: _Handler, *, cut: bool, delta_delay: float) -> None:
@@ -166,29 +211,74 @@ class _ResponseReply:
         msg_id, full_text = self.message["id"], " ".join(self.words)
         text_at = {"item_id": msg_id, "output_index": 0, "content_index": 0}
         in_progress = {**self.base, "status": "in_progress", "output": [], "usage": None}
-        handler.sse({"type": "response.created", "sequence_number": next(seq), "response": in_progress})
-        handler.sse({"type": "response.in_progress", "sequence_number": next(seq), "response": in_progress})
-        handler.sse({"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
-                     "item": {**self.message, "status": "in_progress", "content": []}})
+        handler.sse(
+            {"type": "response.created", "sequence_number": next(seq), "response": in_progress}
+        )
+        handler.sse(
+            {"type": "response.in_progress", "sequence_number": next(seq), "response": in_progress}
+        )
+        handler.sse(
+            {
+                "type": "response.output_item.added",
+                "sequence_number": next(seq),
+                "output_index": 0,
+                "item": {**self.message, "status": "in_progress", "content": []},
+            }
+        )
         part = {"type": "output_text", "text": "", "annotations": []}
-        handler.sse({"type": "response.content_part.added", "sequence_number": next(seq), **text_at, "part": part})
+        handler.sse(
+            {
+                "type": "response.content_part.added",
+                "sequence_number": next(seq),
+                **text_at,
+                "part": part,
+            }
+        )
         cut_at = max(1, len(self.words) // 2) if cut else None
         for i, word in enumerate(self.words):
             if i == cut_at:
                 handler.drop_connection()
                 return
             delta = word if i == len(self.words) - 1 else word + " "
-            handler.sse({"type": "response.output_text.delta", "sequence_number": next(seq), **text_at,
-                         "delta": delta, "logprobs": []})
+            handler.sse(
+                {
+                    "type": "response.output_text.delta",
+                    "sequence_number": next(seq),
+                    **text_at,
+                    "delta": delta,
+                    "logprobs": [],
+                }
+            )
             if delta_delay:
                 time.sleep(delta_delay)
-        handler.sse({"type": "response.output_text.done", "sequence_number": next(seq), **text_at,
-                     "text": full_text, "logprobs": []})
-        handler.sse({"type": "response.content_part.done", "sequence_number": next(seq), **text_at,
-                     "part": {**part, "text": full_text}})
-        handler.sse({"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 0,
-                     "item": self.message})
-        terminal = "response.completed" if self.final["status"] == "completed" else "response.incomplete"
+        handler.sse(
+            {
+                "type": "response.output_text.done",
+                "sequence_number": next(seq),
+                **text_at,
+                "text": full_text,
+                "logprobs": [],
+            }
+        )
+        handler.sse(
+            {
+                "type": "response.content_part.done",
+                "sequence_number": next(seq),
+                **text_at,
+                "part": {**part, "text": full_text},
+            }
+        )
+        handler.sse(
+            {
+                "type": "response.output_item.done",
+                "sequence_number": next(seq),
+                "output_index": 0,
+                "item": self.message,
+            }
+        )
+        terminal = (
+            "response.completed" if self.final["status"] == "completed" else "response.incomplete"
+        )
         handler.sse({"type": terminal, "sequence_number": next(seq), "response": self.final})
         handler.end_chunks()
 
@@ -196,7 +286,7 @@ class _ResponseReply:
 def _azure_to_v1(path: str) -> str:
     """Azure OpenAI's ``/openai/[deployments/{name}/][v1/]<path>`` as the ``/v1/<path>`` it serves."""
     m = re.match(r"^/openai(?:/deployments/(?P<dep>[^/]+))?(?:/v1)?(?P<rest>/.*)$", path)
-    return "/v1" + (m.group("rest") if m else path[len("/openai"):])
+    return "/v1" + (m.group("rest") if m else path[len("/openai") :])
 
 
 def _json_body(raw: bytes):
@@ -216,14 +306,35 @@ class SimulatorStats:
 
 
 class SimulatorError(Exception):
-    def __init__(self, status: int, message: str, *, type_: str, code: str | None = None,
-                 param: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
-        self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+        self.status, self.message, self.type, self.code, self.param = (
+            status,
+            message,
+            type_,
+            code,
+            param,
+        )
         self.headers = headers or {}
 
     def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
 
 @dataclass
@@ -246,8 +357,16 @@ Route = tuple[str, re.Pattern, Callable]
 class OpenAISimulator:
     """The server. ``start()`` runs it in a daemon thread; ``stop()`` shuts it down."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, delta_delay: float = 0.02,
-                 slow_seconds: float = 2.0, retry_after_ms: int = 20, quiet: bool = True):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        delta_delay: float = 0.02,
+        slow_seconds: float = 2.0,
+        retry_after_ms: int = 20,
+        quiet: bool = True,
+    ):
         self.delta_delay = delta_delay
         self.slow_seconds = slow_seconds
         self.retry_after_ms = retry_after_ms
@@ -281,7 +400,9 @@ class OpenAISimulator:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> OpenAISimulator:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="openai-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="openai-simulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -295,8 +416,12 @@ class OpenAISimulator:
     # -- counters ----------------------------------------------------------------
     def stats(self) -> SimulatorStats:
         with self._lock:
-            return SimulatorStats(self._stats.connections, self._stats.requests,
-                                  list(self._stats.retry_counts), list(self._stats.log))
+            return SimulatorStats(
+                self._stats.connections,
+                self._stats.requests,
+                list(self._stats.retry_counts),
+                list(self._stats.log),
+            )
 
     def reset(self) -> None:
         with self._lock:
@@ -338,36 +463,60 @@ class OpenAISimulator:
 
     def _check_auth_faults(self, call: Call, faults: set[str]) -> None:
         if not call.key:
-            raise SimulatorError(401, "You didn't provide an API key. You need to provide your API key "
-                                 "in an Authorization header using Bearer auth.",
-                                 type_="invalid_request_error", code="missing_api_key")
+            raise SimulatorError(
+                401,
+                "You didn't provide an API key. You need to provide your API key "
+                "in an Authorization header using Bearer auth.",
+                type_="invalid_request_error",
+                code="missing_api_key",
+            )
         if "echo" in faults:  # hostile upstream: the console must scrub this before showing it
             auth = call.headers.get("Authorization") or call.headers.get("authorization") or ""
-            raise SimulatorError(401, f"Incorrect API key provided: {call.key} (url-encoded: "
-                                 f"{quote(call.key, safe='')}; base64: "
-                                 f"{base64.b64encode(call.key.encode()).decode()}; header: {auth}).",
-                                 type_="invalid_request_error", code="invalid_api_key", param=call.key)
+            raise SimulatorError(
+                401,
+                f"Incorrect API key provided: {call.key} (url-encoded: "
+                f"{quote(call.key, safe='')}; base64: "
+                f"{base64.b64encode(call.key.encode()).decode()}; header: {auth}).",
+                type_="invalid_request_error",
+                code="invalid_api_key",
+                param=call.key,
+            )
         if "401" in faults:
             hint = f"{call.key[:8]}****{call.key[-4:]}"
-            raise SimulatorError(401, f"Incorrect API key provided: {hint}. You can find your API key at "
-                                 "https://platform.openai.com/account/api-keys.",
-                                 type_="invalid_request_error", code="invalid_api_key")
+            raise SimulatorError(
+                401,
+                f"Incorrect API key provided: {hint}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                type_="invalid_request_error",
+                code="invalid_api_key",
+            )
         if "403" in faults:
-            raise SimulatorError(403, "You have insufficient permissions for this operation. "
-                                 "Missing scopes: api.responses.write.",
-                                 type_="invalid_request_error", code="insufficient_permissions")
+            raise SimulatorError(
+                403,
+                "You have insufficient permissions for this operation. "
+                "Missing scopes: api.responses.write.",
+                type_="invalid_request_error",
+                code="insufficient_permissions",
+            )
         if "429" in faults:
             seconds = max(1, math.ceil(self.retry_after_ms / 1000))
-            raise SimulatorError(429, "Rate limit reached for requests per min (RPM): Limit 3, Used 3, "
-                                 f"Requested 1. Please try again in {seconds}s.",
-                                 type_="requests", code="rate_limit_exceeded",
-                                 headers={"retry-after": str(seconds),
-                                          "retry-after-ms": str(self.retry_after_ms)})
+            raise SimulatorError(
+                429,
+                "Rate limit reached for requests per min (RPM): Limit 3, Used 3, "
+                f"Requested 1. Please try again in {seconds}s.",
+                type_="requests",
+                code="rate_limit_exceeded",
+                headers={"retry-after": str(seconds), "retry-after-ms": str(self.retry_after_ms)},
+            )
         flaky = next((f for f in faults if f.startswith("flaky")), None)
         if "500" in faults or (flaky and call.retry_count < int(flaky[5:])):
-            raise SimulatorError(500, "The server had an error while processing your request. Sorry about that!",
-                                 type_="server_error", code="server_error",
-                                 headers={"retry-after-ms": str(self.retry_after_ms)})
+            raise SimulatorError(
+                500,
+                "The server had an error while processing your request. Sorry about that!",
+                type_="server_error",
+                code="server_error",
+                headers={"retry-after-ms": str(self.retry_after_ms)},
+            )
         if "slow" in faults:
             time.sleep(self.slow_seconds)
 
@@ -375,18 +524,27 @@ class OpenAISimulator:
         """Raise 404 for an unknown model; return whether it supports reasoning."""
         base = model.split("-fault-")[0]
         if "404" in faults or base not in self.catalog:
-            raise SimulatorError(404, f"The model `{model}` does not exist or you do not have access to it.",
-                                 type_="invalid_request_error", code="model_not_found", param="model")
+            raise SimulatorError(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                type_="invalid_request_error",
+                code="model_not_found",
+                param="model",
+            )
         return self.catalog[base]
 
     # -- routes ----------------------------------------------------------------------
     def list_models(self, call: Call, handler: _Handler) -> None:
         self._check_auth_faults(call, self.faults(call.key))
-        data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
-                for m in sorted(self.catalog)]
+        data = [
+            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
+            for m in sorted(self.catalog)
+        ]
         if "echo200" in self.faults(call.key):  # hostile upstream: the credential as model ids
-            data += [{"id": key_id, "object": "model", "created": 1_700_000_000, "owned_by": "echo"}
-                     for key_id in (call.key, f"echo-{quote(call.key, safe='')}")]
+            data += [
+                {"id": key_id, "object": "model", "created": 1_700_000_000, "owned_by": "echo"}
+                for key_id in (call.key, f"echo-{quote(call.key, safe='')}")
+            ]
         handler.send_json(200, {"object": "list", "data": data})
 
     def retrieve_model(self, call: Call, handler: _Handler) -> None:
@@ -394,14 +552,21 @@ class OpenAISimulator:
         faults = self.faults(call.key, model)
         self._check_auth_faults(call, faults)
         self._check_model(model, faults)
-        handler.send_json(200, {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "system"})
+        handler.send_json(
+            200, {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
+        )
 
     def create_response(self, call: Call, handler: _Handler) -> None:
         """``POST /v1/responses``: check the request, build the reply, send it plain or streamed."""
         model = call.body.get("model") or ""
         if not model:
-            raise SimulatorError(400, "Missing required parameter: 'model'.", type_="invalid_request_error",
-                                 code="missing_required_parameter", param="model")
+            raise SimulatorError(
+                400,
+                "Missing required parameter: 'model'.",
+                type_="invalid_request_error",
+                code="missing_required_parameter",
+                param="model",
+            )
         faults = self.faults(call.key, model)
         self._check_auth_faults(call, faults)
         reasoning_model = self._check_model(model, faults)
@@ -421,8 +586,13 @@ class OpenAISimulator:
         """Validate what chat completions and embeddings share: model, faults, catalog."""
         model = call.body.get("model") or ""
         if not model:
-            raise SimulatorError(400, "Missing required parameter: 'model'.", type_="invalid_request_error",
-                                 code="missing_required_parameter", param="model")
+            raise SimulatorError(
+                400,
+                "Missing required parameter: 'model'.",
+                type_="invalid_request_error",
+                code="missing_required_parameter",
+                param="model",
+            )
         faults = self.faults(call.key, model)
         self._check_auth_faults(call, faults)
         return model, faults, self._check_model(model, faults)
@@ -433,60 +603,128 @@ class OpenAISimulator:
         model, faults, reasoning_model = self._chat_request(call)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise SimulatorError(400, "Missing required parameter: 'messages'.", type_="invalid_request_error",
-                                 code="missing_required_parameter", param="messages")
+            raise SimulatorError(
+                400,
+                "Missing required parameter: 'messages'.",
+                type_="invalid_request_error",
+                code="missing_required_parameter",
+                param="messages",
+            )
         effort = body.get("reasoning_effort")
         if effort and not reasoning_model:
-            raise SimulatorError(400, "Unsupported parameter: 'reasoning_effort' is not supported with this "
-                                 "model.", type_="invalid_request_error", code="unsupported_parameter",
-                                 param="reasoning_effort")
-        system = " ".join(_flatten_text(m) for m in messages if isinstance(m, dict) and m.get("role")
-                          in ("system", "developer"))
-        text = " ".join(_flatten_text(m) for m in messages if isinstance(m, dict) and m.get("role")
-                        not in ("system", "developer"))
+            raise SimulatorError(
+                400,
+                "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                type_="invalid_request_error",
+                code="unsupported_parameter",
+                param="reasoning_effort",
+            )
+        system = " ".join(
+            _flatten_text(m)
+            for m in messages
+            if isinstance(m, dict) and m.get("role") in ("system", "developer")
+        )
+        text = " ".join(
+            _flatten_text(m)
+            for m in messages
+            if isinstance(m, dict) and m.get("role") not in ("system", "developer")
+        )
         words = simulated_reply(model=model, instructions=system, text=text)
-        input_tokens, cached, reasoning = simulated_usage_counts(instructions=system, text=text, effort=effort)
+        input_tokens, cached, reasoning = simulated_usage_counts(
+            instructions=system, text=text, effort=effort
+        )
         finish = "stop"
         max_out = body.get("max_completion_tokens") or body.get("max_tokens")
         if max_out is not None and len(words) + reasoning > int(max_out):
             words, finish = words[: max(0, int(max_out) - reasoning)], "length"
         usage = {
-            "prompt_tokens": input_tokens, "completion_tokens": len(words) + reasoning,
+            "prompt_tokens": input_tokens,
+            "completion_tokens": len(words) + reasoning,
             "total_tokens": input_tokens + len(words) + reasoning,
             "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
-                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         }
-        base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": model,
-                "service_tier": body.get("service_tier") or "default", "system_fingerprint": "fp_simulator"}
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "created": int(time.time()),
+            "model": model,
+            "service_tier": body.get("service_tier") or "default",
+            "system_fingerprint": "fp_simulator",
+        }
         headers = self._ratelimit_headers(input_tokens)
         if not body.get("stream"):
             if "cut" in faults:
                 handler.drop_connection()
                 return
-            message = {"role": "assistant", "content": " ".join(words), "refusal": None, "annotations": []}
-            handler.send_json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [
-                {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}, extra=headers)
+            message = {
+                "role": "assistant",
+                "content": " ".join(words),
+                "refusal": None,
+                "annotations": [],
+            }
+            handler.send_json(
+                200,
+                {
+                    **base,
+                    "object": "chat.completion",
+                    "usage": usage,
+                    "choices": [
+                        {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+                    ],
+                },
+                extra=headers,
+            )
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         chunk = {**base, "object": "chat.completion.chunk"}
         if include_usage:
             chunk["usage"] = None
         handler.start_sse(extra=headers)
-        handler.sse_data({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                                 "finish_reason": None, "logprobs": None}]})
+        handler.sse_data(
+            {
+                **chunk,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                        "logprobs": None,
+                    }
+                ],
+            }
+        )
         cut_at = max(1, len(words) // 2) if "cut" in faults else None
         for i, word in enumerate(words):
             if cut_at is not None and i == cut_at:
                 handler.drop_connection()
                 return
             delta = word if i == len(words) - 1 else word + " "
-            handler.sse_data({**chunk, "choices": [{"index": 0, "delta": {"content": delta},
-                                                     "finish_reason": None, "logprobs": None}]})
+            handler.sse_data(
+                {
+                    **chunk,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"content": delta},
+                            "finish_reason": None,
+                            "logprobs": None,
+                        }
+                    ],
+                }
+            )
             if self.delta_delay:
                 time.sleep(self.delta_delay)
-        handler.sse_data({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish,
-                                                 "logprobs": None}]})
+        handler.sse_data(
+            {
+                **chunk,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": finish, "logprobs": None}],
+            }
+        )
         if include_usage:
             handler.sse_data({**chunk, "choices": [], "usage": usage})
         handler.sse_data("[DONE]")
@@ -498,11 +736,19 @@ class OpenAISimulator:
         model, faults, _ = self._chat_request(call)
         raw = body.get("input")
         if raw is None or raw == "" or raw == []:
-            raise SimulatorError(400, "Missing required parameter: 'input'.", type_="invalid_request_error",
-                                 code="missing_required_parameter", param="input")
+            raise SimulatorError(
+                400,
+                "Missing required parameter: 'input'.",
+                type_="invalid_request_error",
+                code="missing_required_parameter",
+                param="input",
+            )
         # A string, a list of strings, a list of token ids or a list of such lists.
-        inputs = [raw] if isinstance(raw, str) or (isinstance(raw, list) and raw and isinstance(raw[0], int)) \
+        inputs = (
+            [raw]
+            if isinstance(raw, str) or (isinstance(raw, list) and raw and isinstance(raw[0], int))
             else list(raw)
+        )
         dimensions = int(body.get("dimensions") or 8)
         data, tokens = [], 0
         for i, item in enumerate(inputs):
@@ -511,23 +757,37 @@ class OpenAISimulator:
             digest = hashlib.sha256(f"{model}\x00{text}".encode()).digest()
             vector = [(digest[j % 32] - 127.5) / 127.5 for j in range(dimensions)]
             norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-            data.append({"object": "embedding", "index": i, "embedding": [v / norm for v in vector]})
+            data.append(
+                {"object": "embedding", "index": i, "embedding": [v / norm for v in vector]}
+            )
         if "cut" in faults:
             handler.drop_connection()
             return
         if body.get("encoding_format") == "base64":
             for row in data:
-                row["embedding"] = base64.b64encode(struct.pack(f"<{dimensions}f", *row["embedding"])).decode()
-        handler.send_json(200, {"object": "list", "model": model, "data": data,
-                                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
-                          extra=self._ratelimit_headers(tokens))
+                row["embedding"] = base64.b64encode(
+                    struct.pack(f"<{dimensions}f", *row["embedding"])
+                ).decode()
+        handler.send_json(
+            200,
+            {
+                "object": "list",
+                "model": model,
+                "data": data,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+            extra=self._ratelimit_headers(tokens),
+        )
 
     @staticmethod
     def _ratelimit_headers(tokens: int) -> dict[str, str]:
         return {
-            "x-ratelimit-limit-requests": "5000", "x-ratelimit-remaining-requests": "4999",
-            "x-ratelimit-limit-tokens": "2000000", "x-ratelimit-remaining-tokens": str(2_000_000 - tokens),
-            "x-ratelimit-reset-requests": "12ms", "x-ratelimit-reset-tokens": "0s",
+            "x-ratelimit-limit-requests": "5000",
+            "x-ratelimit-remaining-requests": "4999",
+            "x-ratelimit-limit-tokens": "2000000",
+            "x-ratelimit-remaining-tokens": str(2_000_000 - tokens),
+            "x-ratelimit-reset-requests": "12ms",
+            "x-ratelimit-reset-tokens": "0s",
             "openai-processing-ms": "1",
         }
 
@@ -573,13 +833,21 @@ class _Handler(BaseHTTPRequestHandler):
         body = _json_body(raw)
         key = self._credential()
         retry_count = self._retry_count()
-        self.simulator._count_request(self._log_entry(method, path, query, azure, key, body, retry_count))
+        self.simulator._count_request(
+            self._log_entry(method, path, query, azure, key, body, retry_count)
+        )
         try:
             if not isinstance(body, dict):
-                raise SimulatorError(400, "We could not parse the JSON body of your request.",
-                                     type_="invalid_request_error", code="invalid_json")
+                raise SimulatorError(
+                    400,
+                    "We could not parse the JSON body of your request.",
+                    type_="invalid_request_error",
+                    code="invalid_json",
+                )
             func, match = self._route(method, path)
-            return func(Call(method, path, query, dict(self.headers), body, key, match, retry_count), self)
+            return func(
+                Call(method, path, query, dict(self.headers), body, key, match, retry_count), self
+            )
         except SimulatorError as exc:
             self.send_json(exc.status, exc.body(), extra=exc.headers)
         except (BrokenPipeError, ConnectionResetError):
@@ -596,7 +864,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _credential(self) -> str:
         """The key sent: ``Authorization: Bearer`` (OpenAI) or ``api-key`` (Azure)."""
         auth = self.headers.get("authorization") or ""
-        return auth[7:].strip() if auth.lower().startswith("bearer ") else (self.headers.get("api-key") or "")
+        return (
+            auth[7:].strip()
+            if auth.lower().startswith("bearer ")
+            else (self.headers.get("api-key") or "")
+        )
 
     def _retry_count(self) -> int:
         try:
@@ -604,26 +876,43 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return 0
 
-    def _log_entry(self, method: str, path: str, query: dict, azure: bool, key: str, body, retry_count: int) -> dict:
+    def _log_entry(
+        self, method: str, path: str, query: dict, azure: bool, key: str, body, retry_count: int
+    ) -> dict:
         """What the simulator's log keeps of a request (the tests read it)."""
         fields = body if isinstance(body, dict) else {}
         return {
-            "method": method, "path": path, "azure": azure, "api_version": (query.get("api-version") or [""])[0],
-            "retry_count": retry_count, "client_request_id": self.headers.get("x-client-request-id"),
-            "organization": self.headers.get("openai-organization"), "project": self.headers.get("openai-project"),
+            "method": method,
+            "path": path,
+            "azure": azure,
+            "api_version": (query.get("api-version") or [""])[0],
+            "retry_count": retry_count,
+            "client_request_id": self.headers.get("x-client-request-id"),
+            "organization": self.headers.get("openai-organization"),
+            "project": self.headers.get("openai-project"),
             "auth": "api-key" if self.headers.get("api-key") else ("bearer" if key else ""),
-            "model": fields.get("model"), "stream": bool(fields.get("stream")), "request_id": self.request_id,
+            "model": fields.get("model"),
+            "stream": bool(fields.get("stream")),
+            "request_id": self.request_id,
         }
 
     def _control(self, method: str, path: str) -> None:
         if path == "/_simulator/stats" and method == "GET":
             s = self.simulator.stats()
-            return self.send_json(200, {"connections": s.connections, "requests": s.requests,
-                                        "retry_counts": s.retry_counts})
+            return self.send_json(
+                200,
+                {
+                    "connections": s.connections,
+                    "requests": s.requests,
+                    "retry_counts": s.retry_counts,
+                },
+            )
         if path == "/_simulator/reset" and method == "POST":
             self.simulator.reset()
             return self.send_json(200, {"ok": True})
-        self.send_json(404, {"error": {"message": "unknown control path", "type": "invalid_request_error"}})
+        self.send_json(
+            404, {"error": {"message": "unknown control path", "type": "invalid_request_error"}}
+        )
 
     def _headers(self, status: int, content_type: str, extra: dict[str, str] | None) -> None:
         self.send_response(status)

@@ -18,8 +18,14 @@ from tests.factories import TEST_PASSWORD
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
 ]
 
@@ -74,6 +80,7 @@ def screenshot(page):
 @pytest.fixture
 def login(page, live_server):
     """Sign ``user`` in through the real login form."""
+
     def do_login(user, password: str = TEST_PASSWORD):
         page.goto(f"{live_server.url}/accounts/login/")
         page.fill("#id_username", user.get_username())

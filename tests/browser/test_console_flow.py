@@ -118,7 +118,9 @@ def test_key_lifecycle_in_the_browser(page, login, live_server, screenshot, open
     page.click("#test-connection")  # HTMX: the result replaces a fragment, no reload
     page.wait_for_selector("#test-slot #test-result")
     step()
-    assert "request id req_" in page.locator("#test-slot").inner_text()  # named once, in the message
+    assert (
+        "request id req_" in page.locator("#test-slot").inner_text()
+    )  # named once, in the message
     screenshot("console-05-key")
 
     # Reveal with the password.
@@ -162,16 +164,29 @@ def test_key_lifecycle_in_the_browser(page, login, live_server, screenshot, open
     page.goto(f"{base}/orgs/{organization.public_id}/audit/")
     step()
     events = page.locator("#events").inner_text()
-    for action in ("auth.login", "project.create", "project.settings_update", "key.create", "key.test", "key.reveal",
-                   "key.rotate", "key.revoke"):
+    for action in (
+        "auth.login",
+        "project.create",
+        "project.settings_update",
+        "key.create",
+        "key.test",
+        "key.reveal",
+        "key.rotate",
+        "key.revoke",
+    ):
         assert action in events, action
     screenshot("console-10-audit-log")
 
     # The Django admin pages of the same objects.
     reveal_event = AuditEvent.objects.get(action="key.reveal")
-    for path in ("/admin/", "/admin/keys/apikey/", f"/admin/keys/apikey/{api_key.pk}/change/",
-                 f"/admin/orgs/project/{project.pk}/change/", "/admin/orgs/auditevent/",
-                 f"/admin/orgs/auditevent/{reveal_event.pk}/change/"):
+    for path in (
+        "/admin/",
+        "/admin/keys/apikey/",
+        f"/admin/keys/apikey/{api_key.pk}/change/",
+        f"/admin/orgs/project/{project.pk}/change/",
+        "/admin/orgs/auditevent/",
+        f"/admin/orgs/auditevent/{reveal_event.pk}/change/",
+    ):
         response = page.goto(base + path)
         assert response.status == 200, path
         step()
@@ -193,7 +208,9 @@ def test_key_lifecycle_in_the_browser(page, login, live_server, screenshot, open
     page.goto(f"{base}/keys/{api_key.public_id}/")
     step()
     for control in ("Reveal", "Rotate", "Revoke", "Test connection"):
-        assert page.locator(f"button:has-text('{control}'), a:has-text('{control}')").count() == 0, control
+        assert (
+            page.locator(f"button:has-text('{control}'), a:has-text('{control}')").count() == 0
+        ), control
     statuses = page.evaluate(
         """async (urls) => {
             const token = JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRFToken'];
@@ -205,12 +222,21 @@ def test_key_lifecycle_in_the_browser(page, login, live_server, screenshot, open
             }
             return out;
         }""",
-        [[f"/keys/{api_key.public_id}/rotate/", {"secret": fake_secret("proj")}],
-         [f"/keys/projects/{project.public_id}/new/", {"name": "x", "kind": "project",
-                                                        "provider": "openai", "permissions": "all",
-                                                        "secret": fake_secret("proj")}],
-         [f"/keys/{api_key.public_id}/reveal/", {"password": TEST_PASSWORD}],
-         [f"/orgs/projects/{project.public_id}/settings/", {"name": "hijacked"}]],
+        [
+            [f"/keys/{api_key.public_id}/rotate/", {"secret": fake_secret("proj")}],
+            [
+                f"/keys/projects/{project.public_id}/new/",
+                {
+                    "name": "x",
+                    "kind": "project",
+                    "provider": "openai",
+                    "permissions": "all",
+                    "secret": fake_secret("proj"),
+                },
+            ],
+            [f"/keys/{api_key.public_id}/reveal/", {"password": TEST_PASSWORD}],
+            [f"/orgs/projects/{project.public_id}/settings/", {"name": "hijacked"}],
+        ],
     )
     step()
     assert statuses == [403, 403, 403, 403]

@@ -29,8 +29,13 @@ document.addEventListener("securitypolicyviolation", (e) => {
 });
 """
 REQUIRED_DIRECTIVES = {
-    "default-src": "'self'", "frame-ancestors": "'none'", "form-action": "'self'",
-    "base-uri": "'none'", "object-src": "'none'", "script-src": "'self'", "style-src": "'self'",
+    "default-src": "'self'",
+    "frame-ancestors": "'none'",
+    "form-action": "'self'",
+    "base-uri": "'none'",
+    "object-src": "'none'",
+    "script-src": "'self'",
+    "style-src": "'self'",
 }
 
 
@@ -50,8 +55,12 @@ class Watch:
     def __init__(self, page):
         self.problems: list[str] = []
         self.documents: list[tuple[str, dict]] = []
-        page.expose_binding("__reportViolation", lambda source, text: self.problems.append(
-            f"CSP violation on {source['frame'].url}: {text}"))
+        page.expose_binding(
+            "__reportViolation",
+            lambda source, text: self.problems.append(
+                f"CSP violation on {source['frame'].url}: {text}"
+            ),
+        )
         page.add_init_script(REPORT_VIOLATIONS)
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.problems.append(f"page error on {page.url}: {exc}"))
@@ -64,7 +73,9 @@ class Watch:
         # The Django admin's pages have no icon link, so Chromium asks for /favicon.ico.
         if where.endswith("/favicon.ico") and "status of 404" in msg.text:
             return
-        self.problems.append(f"console error on {msg.page.url if msg.page else '?'} ({where}): {msg.text}")
+        self.problems.append(
+            f"console error on {msg.page.url if msg.page else '?'} ({where}): {msg.text}"
+        )
 
     def _response(self, response) -> None:
         if response.request.resource_type == "document":
@@ -85,8 +96,9 @@ def _submit(page, selector: str = "button[type=submit].primary") -> None:
     page.wait_for_load_state("networkidle")
 
 
-def test_every_page_runs_under_the_csp_without_a_violation(page, login, live_server, owner, project,
-                                                           openai_simulator, screenshot):
+def test_every_page_runs_under_the_csp_without_a_violation(
+    page, login, live_server, owner, project, openai_simulator, screenshot
+):
     owner.is_staff = owner.is_superuser = True
     owner.save()
     add_project_member(owner, project, "owner")  # the playground lists projects one is a member of
@@ -153,7 +165,10 @@ def test_every_page_runs_under_the_csp_without_a_violation(page, login, live_ser
     page.fill("#id_email", owner.email)
     _submit(page)  # the "sent" page
     owner.refresh_from_db()  # the token covers last_login, set by the sign-in above
-    uid, token = urlsafe_base64_encode(force_bytes(owner.pk)), default_token_generator.make_token(owner)
+    uid, token = (
+        urlsafe_base64_encode(force_bytes(owner.pk)),
+        default_token_generator.make_token(owner),
+    )
     _visit(page, f"{base}/accounts/reset/{uid}/{token}/")  # redirects to the set-password form
     page.fill("#id_new_password1", "a new long password 9174")
     page.fill("#id_new_password2", "a new long password 9174")
@@ -168,7 +183,9 @@ def test_every_page_runs_under_the_csp_without_a_violation(page, login, live_ser
         for name, value in REQUIRED_DIRECTIVES.items():
             assert directives.get(name) == value, (url, name, directives.get(name))
         assert "'unsafe-inline'" not in headers["content-security-policy"], url
-        assert headers.get("referrer-policy") in ("same-origin", "strict-origin", "no-referrer"), url
+        assert headers.get("referrer-policy") in ("same-origin", "strict-origin", "no-referrer"), (
+            url
+        )
         permissions = headers.get("permissions-policy", "")
         for feature in ("camera=()", "microphone=()", "geolocation=()"):
             assert feature in permissions, (url, feature)

@@ -23,8 +23,9 @@ def _visible(page, field: str) -> bool:
     return page.locator(f"#id_{field}").is_visible()
 
 
-def test_the_forms_offer_the_fields_and_choices_that_apply(page, login, live_server, screenshot,
-                                                           organization, project):
+def test_the_forms_offer_the_fields_and_choices_that_apply(
+    page, login, live_server, screenshot, organization, project
+):
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -48,8 +49,10 @@ def test_the_forms_offer_the_fields_and_choices_that_apply(page, login, live_ser
 
     # Add a key: only the fields of the chosen kind and provider show.
     page.goto(f"{live_server.url}/keys/projects/{project.public_id}/new/")
-    assert not any(_visible(page, f) for f in ("service_account", "base_url", "azure_endpoint",
-                                                "azure_api_version"))
+    assert not any(
+        _visible(page, f)
+        for f in ("service_account", "base_url", "azure_endpoint", "azure_api_version")
+    )
     screenshot("forms-03-key-create-openai")
     page.select_option("#id_provider", "azure")
     assert _visible(page, "azure_endpoint") and _visible(page, "azure_api_version")
@@ -86,10 +89,13 @@ def test_the_forms_offer_the_fields_and_choices_that_apply(page, login, live_ser
 
     # At phone width the forms fit: nothing scrolls sideways.
     page.set_viewport_size({"width": 390, "height": 844})
-    for slug, path in [("settings", f"/orgs/projects/{project.public_id}/settings/"),
-                       ("key-create", f"/keys/projects/{project.public_id}/new/"),
-                       ("organization-create", "/orgs/new/"), ("home", "/"),
-                       ("audit", f"/orgs/{organization.public_id}/audit/")]:
+    for slug, path in [
+        ("settings", f"/orgs/projects/{project.public_id}/settings/"),
+        ("key-create", f"/keys/projects/{project.public_id}/new/"),
+        ("organization-create", "/orgs/new/"),
+        ("home", "/"),
+        ("audit", f"/orgs/{organization.public_id}/audit/"),
+    ]:
         page.goto(f"{live_server.url}{path}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, slug
         screenshot(f"forms-08-narrow-{slug}")

@@ -50,12 +50,26 @@ def console(openai_simulator):
     key = sim_key(project, openai_simulator, name="backend service")
     now = dt.datetime.now(dt.UTC)
     for i in range(12):
-        usage_record_create(project=project, api_key=key, source="playground",
-                            response=response_json(f"resp_layout_{i}", inp=80229 + i, out=1500,
-                                                   created_at=(now - dt.timedelta(hours=i)).timestamp()),
-                            server_request_id=f"req_{i:032x}", latency_ms=1234)
-    usage_record_create(project=project, source="ingest", model="tts-1", response_id="resp_unpriced",
-                        usage={"input_tokens": 10, "output_tokens": 0})
+        usage_record_create(
+            project=project,
+            api_key=key,
+            source="playground",
+            response=response_json(
+                f"resp_layout_{i}",
+                inp=80229 + i,
+                out=1500,
+                created_at=(now - dt.timedelta(hours=i)).timestamp(),
+            ),
+            server_request_id=f"req_{i:032x}",
+            latency_ms=1234,
+        )
+    usage_record_create(
+        project=project,
+        source="ingest",
+        model="tts-1",
+        response_id="resp_unpriced",
+        usage={"input_tokens": 10, "output_tokens": 0},
+    )
     ingestion_token_create(project=project, name="billing-service", actor=owner)
     return {"org": org, "project": project, "owner": owner, "key": key}
 
@@ -63,7 +77,9 @@ def console(openai_simulator):
 def _urls(console) -> dict[str, str]:
     pid = console["project"].public_id
     return {
-        "organization": reverse("orgs:organization-detail", kwargs={"org_id": console["org"].public_id}),
+        "organization": reverse(
+            "orgs:organization-detail", kwargs={"org_id": console["org"].public_id}
+        ),
         "project": reverse("orgs:project-detail", kwargs={"project_id": pid}),
         "usage": reverse("usage:project-usage", kwargs={"project_id": pid}),
         "tokens": reverse("usage:ingestion-tokens", kwargs={"project_id": pid}),
@@ -72,7 +88,9 @@ def _urls(console) -> dict[str, str]:
     }
 
 
-def test_wide_window_uses_the_width_and_keeps_times_on_one_line(page, live_server, login, console, screenshot):
+def test_wide_window_uses_the_width_and_keeps_times_on_one_line(
+    page, live_server, login, console, screenshot
+):
     page.set_viewport_size({"width": 1440, "height": 900})
     login(console["owner"], TEST_PASSWORD)
     for name, url in _urls(console).items():
@@ -80,8 +98,10 @@ def test_wide_window_uses_the_width_and_keeps_times_on_one_line(page, live_serve
         screenshot(f"layout-1440-{name}")
         lines = page.evaluate(WHEN_LINES)
         assert all(n == 1 for n in lines), (name, lines)
-        widest = page.evaluate("() => Math.max(0, ...[...document.querySelectorAll('.table')]"
-                               ".map(t => t.getBoundingClientRect().width))")
+        widest = page.evaluate(
+            "() => Math.max(0, ...[...document.querySelectorAll('.table')]"
+            ".map(t => t.getBoundingClientRect().width))"
+        )
         assert widest > 1300, (name, widest)  # was about 1,100 px at 1,440
     page.goto(live_server.url + _urls(console)["usage"])
     assert page.locator("td.when").count() >= 12
@@ -99,7 +119,9 @@ def test_phone_width_has_no_sideways_page(page, live_server, login, console, scr
 
 def test_a_disabled_stop_button_looks_disabled(page, live_server, login, console, screenshot):
     login(console["owner"], TEST_PASSWORD)
-    page.goto(live_server.url + reverse("playground:index") + f"?project={console['project'].public_id}")
+    page.goto(
+        live_server.url + reverse("playground:index") + f"?project={console['project'].public_id}"
+    )
     stop = page.locator("#stop-button")
     assert stop.is_disabled()
     look = "el => [getComputedStyle(el).opacity, getComputedStyle(el).backgroundColor, getComputedStyle(el).cursor]"
@@ -117,7 +139,10 @@ def test_error_pages_read_as_console_pages(page, live_server, login, console, sc
     member = UserFactory(username="member")
     add_project_member(member, console["project"], "member")
     missing: list[str] = []
-    page.on("response", lambda r: missing.append(r.url) if r.status == 404 and "favicon" in r.url else None)
+    page.on(
+        "response",
+        lambda r: missing.append(r.url) if r.status == 404 and "favicon" in r.url else None,
+    )
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(live_server.url + "/accounts/login/")
     page.evaluate("document.querySelector('input[name=csrfmiddlewaretoken]').value = 'stale'")
@@ -127,8 +152,10 @@ def test_error_pages_read_as_console_pages(page, live_server, login, console, sc
     assert page.locator("h1").inner_text() == "This form has expired"
     screenshot("error-403-csrf")
     login(member, TEST_PASSWORD)
-    checks = {"403": (_urls(console)["tokens"], "You can't do that here"),
-              "404": ("/orgs/projects/00000000-0000-0000-0000-000000000000/", "Page not found")}
+    checks = {
+        "403": (_urls(console)["tokens"], "You can't do that here"),
+        "404": ("/orgs/projects/00000000-0000-0000-0000-000000000000/", "Page not found"),
+    }
     for name, (url, title) in checks.items():
         response = page.goto(live_server.url + url)
         assert response.status == int(name)
@@ -136,7 +163,9 @@ def test_error_pages_read_as_console_pages(page, live_server, login, console, sc
         assert page.locator(".error-page.card a[href='/']").count() == 1
         assert page.evaluate(PAGE_WIDTH) <= 391
         screenshot(f"error-{name}")
-    page.set_content(render_to_string("500.html"))  # at the live server's origin: its CSS and icon load
+    page.set_content(
+        render_to_string("500.html")
+    )  # at the live server's origin: its CSS and icon load
     page.wait_for_load_state("networkidle")
     assert page.locator(".error-page.card").count() == 1
     assert page.locator("link[rel=icon]").count() == 1

@@ -43,7 +43,9 @@ WALK = ARTIFACTS / "walk"
 def demo(settings, openai_simulator):
     """The demo data of `make run`, its keys pointing at this test's simulator."""
     settings.OPENAI_SIMULATOR_URL = openai_simulator.base_url
-    call_command("seed_demo", stdout=io.StringIO())  # the random passwords it prints are replaced below
+    call_command(
+        "seed_demo", stdout=io.StringIO()
+    )  # the random passwords it prints are replaced below
     users = {u.username: u for u in get_user_model().objects.filter(username__in=ROLES)}
     assert set(users) == set(ROLES), users
     for user in users.values():  # seed_demo prints random passwords: set a known one
@@ -59,9 +61,17 @@ def demo(settings, openai_simulator):
 def _refine_kind(view_name: str, kwargs: dict) -> str:
     """Keys of each kind and projects of each environment look different: one of each."""
     if view_name == "keys:key-detail":
-        return APIKey.objects.filter(public_id=kwargs["key_id"]).values_list("kind", flat=True).first() or "?"
+        return (
+            APIKey.objects.filter(public_id=kwargs["key_id"]).values_list("kind", flat=True).first()
+            or "?"
+        )
     if view_name == "orgs:project-detail":
-        return Project.objects.filter(public_id=kwargs["project_id"]).values_list("environment", flat=True).first() or "?"
+        return (
+            Project.objects.filter(public_id=kwargs["project_id"])
+            .values_list("environment", flat=True)
+            .first()
+            or "?"
+        )
     return ""
 
 
@@ -113,23 +123,31 @@ def _direct_pages(walker: Walker, demo: dict, role: str) -> None:
     }
     # An organization-level key is not even shown to someone with only project roles.
     unseen = {"organization-admin-key": (200, 403, 404)} if role != "admin" else {}
-    statuses = {name: walker.visit(base + path, f"direct-{name}", expect=unseen.get(name, expect))
-                for name, path in pages.items()}
+    statuses = {
+        name: walker.visit(base + path, f"direct-{name}", expect=unseen.get(name, expect))
+        for name, path in pages.items()
+    }
 
     if statuses["checklist"] == 200 and page.locator("button[hx-get]").count():
+
         def recheck() -> None:
             page.click("button[hx-get]")
             walker.check("direct-checklist-rechecked")
+
         _attempt(walker, "recheck the checklist (htmx)", recheck)
 
     if role == "admin":
+
         def test_connection() -> None:
             walker.visit(base + pages["key"], "direct-key")
             page.click("#test-connection")
             page.wait_for_selector("#test-result strong")
             walker.check("direct-key-tested")
             if "OK" not in page.text_content("#test-result strong"):
-                walker.fail(f"Test connection of a demo key failed: {page.text_content('#test-result')!r}")
+                walker.fail(
+                    f"Test connection of a demo key failed: {page.text_content('#test-result')!r}"
+                )
+
         _attempt(walker, "test the key's connection (htmx)", test_connection)
 
         def reveal() -> None:
@@ -138,6 +156,7 @@ def _direct_pages(walker: Walker, demo: dict, role: str) -> None:
             walker.submit("button[type=submit].primary", "direct-key-revealed")
             if not page.locator(".secret-once").count():
                 walker.fail("the reveal did not show the key's value")
+
         _attempt(walker, "reveal the key", reveal)
 
         def create_key() -> None:
@@ -149,6 +168,7 @@ def _direct_pages(walker: Walker, demo: dict, role: str) -> None:
             walker.submit("button[type=submit].primary", "direct-key-created")
             if not page.locator(".secret-once").count():
                 walker.fail("adding a key did not show the key-created page with its value")
+
         _attempt(walker, "add a key", create_key)
 
         def create_token() -> None:
@@ -157,6 +177,7 @@ def _direct_pages(walker: Walker, demo: dict, role: str) -> None:
             walker.submit("button[type=submit].primary", "direct-ingestion-token-created")
             if not page.locator(".secret-once").count():
                 walker.fail("creating an ingestion token did not show the token once")
+
         _attempt(walker, "create an ingestion token", create_token)
 
         for name, path in {
@@ -170,6 +191,7 @@ def _direct_pages(walker: Walker, demo: dict, role: str) -> None:
             walker.visit(base + path, f"direct-{name}")
 
     if role == "developer":
+
         def streamed_run() -> None:
             walker.visit(base + pages["playground"], "direct-playground")
             page.select_option("#id_api_key", str(key.public_id))
@@ -183,6 +205,7 @@ def _direct_pages(walker: Walker, demo: dict, role: str) -> None:
             walker.check("direct-playground-streamed")
             if page.text_content("#result-status") != "completed":
                 walker.fail(f"the streamed run ended {page.text_content('#result-status')!r}")
+
         _attempt(walker, "run the playground streamed", streamed_run)
 
 
@@ -205,10 +228,18 @@ def _signed_out_pages(walker: Walker, demo: dict, mailoutbox) -> None:
     if "This form has expired" not in page.content():
         walker.fail("the CSRF failure page does not say the form expired")
     email = f"invited{walker.width}@example.com"
-    invitation_create(organization=demo["org"], email=email, role=Invitation.Role.ORG_READER,
-                      actor=demo["users"]["admin"])
-    invited = [m for mail in mailoutbox if email in mail.to
-               for m in re.findall(r"/invitations/[^\s/]+/", mail.body)]
+    invitation_create(
+        organization=demo["org"],
+        email=email,
+        role=Invitation.Role.ORG_READER,
+        actor=demo["users"]["admin"],
+    )
+    invited = [
+        m
+        for mail in mailoutbox
+        if email in mail.to
+        for m in re.findall(r"/invitations/[^\s/]+/", mail.body)
+    ]
     if invited:
         walker.visit(base + invited[-1], "invitation")
     else:
@@ -219,8 +250,12 @@ def _signed_out_pages(walker: Walker, demo: dict, mailoutbox) -> None:
         walker.fail("the password-reset page has no way back to sign in")
     page.fill("#id_email", user.email)
     walker.submit("button[type=submit].primary", "password-reset-sent")
-    links = [m for mail in mailoutbox if user.email in mail.to
-             for m in re.findall(r"/accounts/reset/\S+", mail.body)]
+    links = [
+        m
+        for mail in mailoutbox
+        if user.email in mail.to
+        for m in re.findall(r"/accounts/reset/\S+", mail.body)
+    ]
     if not links:
         walker.fail(f"no password-reset e-mail with a link was sent to {user.email}")
         return
@@ -253,7 +288,9 @@ def _signed_out_pages(walker: Walker, demo: dict, mailoutbox) -> None:
         walker.fail("a wrong two-factor code did not say so")
 
 
-def test_every_page_as_every_demo_user_at_both_widths(chromium_browser, live_server, demo, mailoutbox):
+def test_every_page_as_every_demo_user_at_both_widths(
+    chromium_browser, live_server, demo, mailoutbox
+):
     shutil.rmtree(WALK, ignore_errors=True)  # this run's screenshots only
     problems: list[str] = []
     crawled: dict[tuple[str, int], int] = {}
@@ -262,23 +299,36 @@ def test_every_page_as_every_demo_user_at_both_widths(chromium_browser, live_ser
             context = chromium_browser.new_context(viewport={"width": width, "height": 900})
             page = context.new_page()
             page.set_default_timeout(15_000)
-            walker = Walker(page=page, base_url=live_server.url, role=role, width=width,
-                            shots=WALK / role / str(width), staff=demo["users"][role].is_staff,
-                            refine_kind=_refine_kind)
+            walker = Walker(
+                page=page,
+                base_url=live_server.url,
+                role=role,
+                width=width,
+                shots=WALK / role / str(width),
+                staff=demo["users"][role].is_staff,
+                refine_kind=_refine_kind,
+            )
             _sign_in(walker, role)
             walker.crawl(f"{live_server.url}/")
             crawled[(role, width)] = len(walker.visited)
             _direct_pages(walker, demo, role)
             timing = ", ".join(f"{k} {v:.1f} s" for k, v in walker.seconds.items())
-            (WALK / role / str(width) / "pages.txt").write_text("\n".join(walker.visited) + f"\n# {timing}\n")
+            (WALK / role / str(width) / "pages.txt").write_text(
+                "\n".join(walker.visited) + f"\n# {timing}\n"
+            )
             problems = list(dict.fromkeys(problems + walker.problems))  # a page opened twice: once
             context.close()
 
         context = chromium_browser.new_context(viewport={"width": width, "height": 900})
         page = context.new_page()
         page.set_default_timeout(15_000)
-        walker = Walker(page=page, base_url=live_server.url, role="signed-out", width=width,
-                        shots=WALK / "signed-out" / str(width))
+        walker = Walker(
+            page=page,
+            base_url=live_server.url,
+            role="signed-out",
+            width=width,
+            shots=WALK / "signed-out" / str(width),
+        )
         _signed_out_pages(walker, demo, mailoutbox)
         problems = list(dict.fromkeys(problems + walker.problems))
         context.close()
@@ -290,25 +340,31 @@ def test_every_page_as_every_demo_user_at_both_widths(chromium_browser, live_ser
 
 
 # --- the checks themselves can fail -----------------------------------------------------
-@pytest.mark.parametrize("text, expected", [
-    ("Spend 0.0600499250000000 this week", "raw decimal"),
-    ("Cost $1.23456 today", "raw decimal"),
-    ("Cost $0.064 today", "more than 2 decimals"),
-    ("Cost $0.0000", "$0.0000"),
-    ("Cost $0.0000983250", "raw decimal"),
-    ("Cost 0.0016327000", "raw decimal"),
-    ("Rotation rotation_period_days must be set", "raw field name"),
-    ("max_output_tokens: 4096", "raw field name"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Spend 0.0600499250000000 this week", "raw decimal"),
+        ("Cost $1.23456 today", "raw decimal"),
+        ("Cost $0.064 today", "more than 2 decimals"),
+        ("Cost $0.0000", "$0.0000"),
+        ("Cost $0.0000983250", "raw decimal"),
+        ("Cost 0.0016327000", "raw decimal"),
+        ("Rotation rotation_period_days must be set", "raw field name"),
+        ("max_output_tokens: 4096", "raw field name"),
+    ],
+)
 def test_the_text_checks_catch_raw_numbers_and_names(text, expected):
     assert any(expected in what for what, _ in text_problems(text)), text_problems(text)
 
 
-@pytest.mark.parametrize("text", [
-    "$1.23 spent, $0.004 below a cent, 12,345 tokens, gpt-5.4-mini, 3.5 s",
-    "$0.00065 and $0.000098 below a cent, $ 0.000012",
-    "sk-proj-…abcd, sk-proj-…j_xr, resp_123, developer@example.com, /api/v1/usage",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "$1.23 spent, $0.004 below a cent, 12,345 tokens, gpt-5.4-mini, 3.5 s",
+        "$0.00065 and $0.000098 below a cent, $ 0.000012",
+        "sk-proj-…abcd, sk-proj-…j_xr, resp_123, developer@example.com, /api/v1/usage",
+    ],
+)
 def test_the_text_checks_pass_readable_text(text):
     assert text_problems(text) == []
 
@@ -317,8 +373,13 @@ def test_the_walker_reports_csp_overflow_raw_text_and_broken_links(chromium_brow
     """On the sign-in page, made wrong on purpose: each check reports its problem."""
     context = chromium_browser.new_context(viewport={"width": 390, "height": 900})
     page = context.new_page()
-    walker = Walker(page=page, base_url=live_server.url, role="self-test", width=390,
-                    shots=ARTIFACTS / "walk-self-test")
+    walker = Walker(
+        page=page,
+        base_url=live_server.url,
+        role="self-test",
+        width=390,
+        shots=ARTIFACTS / "walk-self-test",
+    )
     walker.visit(f"{live_server.url}/accounts/login/", "sign-in")
     assert walker.problems == []
     page.evaluate("""() => {
@@ -343,7 +404,11 @@ def test_the_walker_reports_csp_overflow_raw_text_and_broken_links(chromium_brow
     assert "style-src" in report, report
     assert "console error" in report and "walk self-test" in report, report
     assert "scrolls sideways" in report and "too-wide" in report, report
-    assert "raw decimal" in report and "more than 2 decimals" not in report and "max_output_tokens" in report, report
+    assert (
+        "raw decimal" in report
+        and "more than 2 decimals" not in report
+        and "max_output_tokens" in report
+    ), report
     assert "allowed_models" not in report, report  # inside <code>
     assert "“broken” to /orgs/not-a-page/ answers 404" in report, report
     assert "CSV link “export” to /export.csv answers 404" in report, report

@@ -98,7 +98,7 @@ SNAKE_CASE = re.compile(r"(?<![\w.@/…-])[a-z]+(?:_[a-z]+)+(?![\w@/-])")
 def _sub_cent(text: str, match: re.Match) -> bool:
     """A dollar amount below a cent with two significant digits ($0.000012), as the money
     filter shows one: more decimals than usual, but read as a number, not a raw Decimal."""
-    if not text[max(match.start() - 2, 0):match.start()].rstrip().endswith("$"):
+    if not text[max(match.start() - 2, 0) : match.start()].rstrip().endswith("$"):
         return False
     whole, decimals = match.group(0).split(".")
     significant = decimals.lstrip("0")
@@ -121,7 +121,9 @@ def text_problems(text: str) -> list[tuple[str, str]]:
     for m in DOLLARS.finditer(text):
         if m.end() not in raw_spans and float(m.group(1).replace(",", "")) >= 0.01:
             problems.append(("dollars with more than 2 decimals", around(m)))
-    problems += [("“$0.0000” instead of a readable zero", around(m)) for m in ZERO_DOLLARS.finditer(text)]
+    problems += [
+        ("“$0.0000” instead of a readable zero", around(m)) for m in ZERO_DOLLARS.finditer(text)
+    ]
     seen: set[str] = set()
     for m in SNAKE_CASE.finditer(text):
         if m.group(0) not in seen:
@@ -162,8 +164,9 @@ class Walker:
     max_pages: int = 40
     refine_kind: Callable[[str, dict], str] | None = None
     problems: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=lambda: {"open": 0.0, "check": 0.0, "screenshot": 0.0,
-                                                               "links": 0.0})
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"open": 0.0, "check": 0.0, "screenshot": 0.0, "links": 0.0}
+    )
     visited: list[str] = field(default_factory=list)
     checked_links: dict[str, int] = field(default_factory=dict)
     _current: str = ""
@@ -171,8 +174,10 @@ class Walker:
 
     def __post_init__(self) -> None:
         self.shots.mkdir(parents=True, exist_ok=True)
-        self.page.expose_binding("__walkViolation", lambda source, text: self.fail(
-            f"CSP violation: {text}", where=source["frame"].url))
+        self.page.expose_binding(
+            "__walkViolation",
+            lambda source, text: self.fail(f"CSP violation: {text}", where=source["frame"].url),
+        )
         self.page.add_init_script(REPORT_VIOLATIONS)
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda exc: self.fail(f"page error: {exc}"))
@@ -231,8 +236,10 @@ class Walker:
         if self.width < 600:
             overflow = self.page.evaluate(OVERFLOW)
             if overflow:
-                self.fail(f"the page is {overflow['scrollWidth']}px wide in a {overflow['width']}px viewport "
-                          f"(scrolls sideways); sticking out: {'; '.join(overflow['culprits']) or '?'}")
+                self.fail(
+                    f"the page is {overflow['scrollWidth']}px wide in a {overflow['width']}px viewport "
+                    f"(scrolls sideways); sticking out: {'; '.join(overflow['culprits']) or '?'}"
+                )
         shot = time.monotonic()
         self.seconds["check"] += shot - started
         self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
@@ -270,13 +277,19 @@ class Walker:
     def _follow(self, url: str, source: str) -> bool:
         """Whether a link is one to open; links never to open are skipped, broken ones reported."""
         parts = urlsplit(url)
-        if f"{parts.scheme}://{parts.netloc}" != self.base_url or parts.scheme not in ("http", "https"):
+        if f"{parts.scheme}://{parts.netloc}" != self.base_url or parts.scheme not in (
+            "http",
+            "https",
+        ):
             return False
         if parts.path.startswith("/accounts/logout"):
             return False
         if parts.path.startswith("/admin/"):
             if not self.staff:
-                self.fail(f"links to the Django admin ({parts.path}) for a user who is not staff", where=source)
+                self.fail(
+                    f"links to the Django admin ({parts.path}) for a user who is not staff",
+                    where=source,
+                )
             return False  # the superuser's admin pages are visited directly, not crawled
         return True
 
@@ -291,11 +304,19 @@ class Walker:
         landed = urlsplit(response.url).path
         response.dispose()
         self.checked_links[url] = status
-        if landed.startswith("/accounts/login") and not urlsplit(url).path.startswith("/accounts/login"):
-            self.fail(f"link “{text}” to {self._path(url)} sends a signed-in user to the sign-in page",
-                      where=source)
+        if landed.startswith("/accounts/login") and not urlsplit(url).path.startswith(
+            "/accounts/login"
+        ):
+            self.fail(
+                f"link “{text}” to {self._path(url)} sends a signed-in user to the sign-in page",
+                where=source,
+            )
         if status >= 400:
-            dead = " (a dead end: the link leads to a page this role may not see)" if status == 403 else ""
+            dead = (
+                " (a dead end: the link leads to a page this role may not see)"
+                if status == 403
+                else ""
+            )
             self.fail(f"link “{text}” to {self._path(url)} answers {status}{dead}", where=source)
         return status, ctype
 
@@ -305,8 +326,11 @@ class Walker:
         status, ctype = self._probe(url, source, text)
         if urlsplit(url).path.endswith(".csv") or "csv" in ctype:
             if status != 200 or not ctype.startswith("text/csv"):
-                self.fail(f"CSV link “{text}” to {self._path(url)} answers {status} "
-                          f"{ctype or '(no content type)'}, expected 200 text/csv", where=source)
+                self.fail(
+                    f"CSV link “{text}” to {self._path(url)} answers {status} "
+                    f"{ctype or '(no content type)'}, expected 200 text/csv",
+                    where=source,
+                )
             return False
         return status < 400 and (not ctype or "text/html" in ctype)
 

@@ -31,7 +31,9 @@ def test_a_task_sent_to_a_real_worker_takes_effect():
             secrets_reencrypt.delay(batch_size=1)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                versions = {KeyRing.version_of(s) for s in APIKey.objects.values_list("secret", flat=True)}
+                versions = {
+                    KeyRing.version_of(s) for s in APIKey.objects.values_list("secret", flat=True)
+                }
                 if versions == {2}:
                     break
                 time.sleep(0.2)
@@ -72,10 +74,21 @@ def test_sending_a_task_from_a_django_process_logs_no_error(tmp_path):
     and the filesystem queue folders were never made.
     """
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(root),
-           "CONSOLE_VAR_DIR": str(tmp_path), "CELERY_BROKER_URL": "filesystem://"}
-    done = subprocess.run([sys.executable, "-c", _SEND_A_TASK], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(root),
+        "CONSOLE_VAR_DIR": str(tmp_path),
+        "CELERY_BROKER_URL": "filesystem://",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _SEND_A_TASK],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     errors = json.loads(done.stdout.strip().splitlines()[-1])
     assert errors == [], errors

@@ -35,7 +35,9 @@ def test_a_small_cost_is_never_zero():
         assert format_money(Decimal(1).scaleb(-exponent)).strip("$0.") != ""
 
 
-@pytest.mark.parametrize(("value", "shown"), [(2000000, "2,000,000"), (80229, "80,229"), (0, "0"), (None, "")])
+@pytest.mark.parametrize(
+    ("value", "shown"), [(2000000, "2,000,000"), (80229, "80,229"), (0, "0"), (None, "")]
+)
 def test_count(value, shown):
     assert format_count(value) == shown
 

@@ -16,7 +16,9 @@ from usage.models import CatalogModel, ModelPrice
 
 pytestmark = pytest.mark.django_db
 
-FACTS = json.loads((Path(__file__).resolve().parents[2] / "usage" / "data" / "openai-models.json").read_text())
+FACTS = json.loads(
+    (Path(__file__).resolve().parents[2] / "usage" / "data" / "openai-models.json").read_text()
+)
 
 
 def test_the_catalog_is_seeded_from_the_facts():
@@ -26,7 +28,11 @@ def test_the_catalog_is_seeded_from_the_facts():
         assert model.category == row["category"]
         assert model.supports_reasoning == row["reasoning"]
         price = ModelPrice.objects.get(model=model, organization=None)
-        for field, key in (("input_per_mtok", "input"), ("cached_input_per_mtok", "cached_input"), ("output_per_mtok", "output")):
+        for field, key in (
+            ("input_per_mtok", "input"),
+            ("cached_input_per_mtok", "cached_input"),
+            ("output_per_mtok", "output"),
+        ):
             expected = None if row[key] is None else Decimal(str(row[key]))
             assert getattr(price, field) == expected, (row["id"], field)
 
@@ -63,8 +69,12 @@ def test_the_same_key_cannot_be_stored_twice():
     secret = fake_secret()
     first = make_api_key(project, secret=secret)
     clone = APIKey(
-        organization=project.organization, project=project, name="clone", hint=first.hint,
-        fingerprint=first.fingerprint, secret=first.secret,
+        organization=project.organization,
+        project=project,
+        name="clone",
+        hint=first.hint,
+        fingerprint=first.fingerprint,
+        secret=first.secret,
     )
     with pytest.raises(IntegrityError), transaction.atomic():
         clone.save()

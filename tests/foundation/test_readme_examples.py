@@ -47,10 +47,17 @@ def test_the_ingestion_example_is_a_body_the_api_accepts(client, name, token, pr
     examples = ingest_examples(name)
     assert examples, f"{name} has no curl example of POST /api/v1/usage"
     for block in examples:
-        assert f"{LOCAL}/api/v1/usage" in block and 'Authorization: Bearer $CONSOLE_INGEST_TOKEN' in block
+        assert (
+            f"{LOCAL}/api/v1/usage" in block
+            and "Authorization: Bearer $CONSOLE_INGEST_TOKEN" in block
+        )
         body = json.loads(body_of(block))  # no placeholders: real JSON
-        response = client.post("/api/v1/usage", data=json.dumps(body), content_type="application/json",
-                               HTTP_AUTHORIZATION=f"Bearer {token}")
+        response = client.post(
+            "/api/v1/usage",
+            data=json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
         assert response.status_code == 200, response.content
         assert response.json()["received"] == 1
     record = UsageRecord.objects.get(project=project)
@@ -64,8 +71,13 @@ def test_the_ingestion_example_is_a_body_the_api_accepts(client, name, token, pr
 def test_the_curl_command_runs_as_written(live_server, name, token, project):
     for block in ingest_examples(name):
         command = block.replace(LOCAL, live_server.url)
-        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "CONSOLE_INGEST_TOKEN": token})
+        done = subprocess.run(
+            ["bash", "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "CONSOLE_INGEST_TOKEN": token},
+        )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"received": 1, "created": 1, "duplicates": 0}
     assert UsageRecord.objects.filter(project=project).count() == 1

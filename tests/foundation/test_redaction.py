@@ -47,8 +47,13 @@ def test_a_debug_error_page_shows_no_secret(settings, project):
     secret = fake_secret()
     request = RequestFactory().post("/x", {"secret": secret})
     try:
-        api_key_create_unaudited(organization=project.organization, project=project, name="x",
-                       secret=secret, kind="admin")
+        api_key_create_unaudited(
+            organization=project.organization,
+            project=project,
+            name="x",
+            secret=secret,
+            kind="admin",
+        )
     except Exception as exc:  # the project is wrong for an admin key: a ValidationError
         reporter = ExceptionReporter(request, type(exc), exc, exc.__traceback__)
         html = reporter.get_traceback_html()
@@ -87,22 +92,27 @@ def test_the_known_non_secret_parts_stay():
     assert redact("Authorization: Bearer " + "t" * 20) == "Authorization: Bearer …[redacted]"
 
 
-@pytest.mark.parametrize("text", [
-    "request id req_" + "0123456789abcdef" * 2,  # OpenAI's x-request-id: 32 hex after "req_"
-    "fingerprint " + "ab" * 32,  # 64 hex
-    "client request id 3f2b8c1e-9d4a-4b6f-8e2a-1c5d7e9f0a3b",
-    "You need to provide your API key in an Authorization header using Bearer auth.",
-    "the task-management-service-v2 failed",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "request id req_" + "0123456789abcdef" * 2,  # OpenAI's x-request-id: 32 hex after "req_"
+        "fingerprint " + "ab" * 32,  # 64 hex
+        "client request id 3f2b8c1e-9d4a-4b6f-8e2a-1c5d7e9f0a3b",
+        "You need to provide your API key in an Authorization header using Bearer auth.",
+        "the task-management-service-v2 failed",
+    ],
+)
 def test_ids_and_prose_are_not_mistaken_for_keys(text):
     assert redact(text) == text
 
 
 def test_scrub_removes_a_value_of_any_shape_in_its_echoed_encodings():
     secret = 'my/Compat+key="1"&<b>'
-    echoed = (f"plain {secret} url {quote(secret, safe='')} lower {quote(secret, safe='').lower()} "
-              f"form {quote_plus(secret)} json {json.dumps(secret)} html {html.escape(secret)} "
-              f"base64 {base64.b64encode(secret.encode()).decode()}")
+    echoed = (
+        f"plain {secret} url {quote(secret, safe='')} lower {quote(secret, safe='').lower()} "
+        f"form {quote_plus(secret)} json {json.dumps(secret)} html {html.escape(secret)} "
+        f"base64 {base64.b64encode(secret.encode()).decode()}"
+    )
     text = scrub(echoed, [secret])
     for fragment in ("Compat", "Compat%2Bkey", "compat%2bkey", "bXkvQ29tcGF0"):
         assert fragment not in text
@@ -111,7 +121,10 @@ def test_scrub_removes_a_value_of_any_shape_in_its_echoed_encodings():
 
 
 def test_the_credential_of_a_request_is_found_in_its_headers():
-    assert header_secrets({"authorization": "Bearer abc.def-123"}) == ("Bearer abc.def-123", "abc.def-123")
+    assert header_secrets({"authorization": "Bearer abc.def-123"}) == (
+        "Bearer abc.def-123",
+        "abc.def-123",
+    )
     assert header_secrets({"api-key": "0123456789abcdef" * 2}) == ("0123456789abcdef" * 2,)
     assert header_secrets({}) == ()
 
@@ -158,20 +171,27 @@ def _assert_no_secret(text: str) -> None:
 def test_the_debug_error_page_shows_no_secret(settings, client, accept):
     settings.DEBUG = True
     client.raise_request_exception = False
-    response = client.post(f"/boom/?api-key={quote(COMPAT, safe='')}&token={INGEST}",
-                           {"secret": COMPAT, "note": AZURE, "comment": f"see {AZURE}"},
-                           HTTP_AUTHORIZATION=f"Bearer {INGEST}", HTTP_API_KEY=AZURE, HTTP_ACCEPT=accept)
+    response = client.post(
+        f"/boom/?api-key={quote(COMPAT, safe='')}&token={INGEST}",
+        {"secret": COMPAT, "note": AZURE, "comment": f"see {AZURE}"},
+        HTTP_AUTHORIZATION=f"Bearer {INGEST}",
+        HTTP_API_KEY=AZURE,
+        HTTP_ACCEPT=accept,
+    )
     page = response.content.decode()
     assert response.status_code == 500
-    assert "RuntimeError" in page and "upstream said" in page and "payload" in page  # it is the debug page
+    assert (
+        "RuntimeError" in page and "upstream said" in page and "payload" in page
+    )  # it is the debug page
     _assert_no_secret(page)
 
 
 @pytest.mark.django_db
 def test_the_error_report_of_production_shows_no_secret(settings):
     settings.DEBUG = False
-    request = RequestFactory().post("/boom/", {"secret": COMPAT, "note": AZURE},
-                                    HTTP_AUTHORIZATION=f"Bearer {INGEST}")
+    request = RequestFactory().post(
+        "/boom/", {"secret": COMPAT, "note": AZURE}, HTTP_AUTHORIZATION=f"Bearer {INGEST}"
+    )
     request.user = AnonymousUser()
     try:
         _boom(request)
@@ -182,21 +202,36 @@ def test_the_error_report_of_production_shows_no_secret(settings):
     _assert_no_secret(text)
 
 
-@pytest.mark.parametrize("name", ["AUTH", "AUTHORIZATION", "HTTP_AUTHORIZATION", "api-key", "HTTP_API_KEY",
-                                  "OPENAI_ADMIN_KEY", "CACHE_URL"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "AUTH",
+        "AUTHORIZATION",
+        "HTTP_AUTHORIZATION",
+        "api-key",
+        "HTTP_API_KEY",
+        "OPENAI_ADMIN_KEY",
+        "CACHE_URL",
+    ],
+)
 def test_credentials_are_hidden_by_name_with_debug_on(settings, name):
     settings.DEBUG = True
     reporter_filter = SecretRedactingReporterFilter()
     assert reporter_filter.is_active(None)
-    assert reporter_filter.cleanse_setting(name, "value-of-it") == reporter_filter.cleansed_substitute
+    assert (
+        reporter_filter.cleanse_setting(name, "value-of-it") == reporter_filter.cleansed_substitute
+    )
 
 
 def _stream_handlers_of(name: str) -> list[logging.StreamHandler]:
     """Every stream handler a record of logger ``name`` reaches (Django's own included)."""
     found, logger = [], logging.getLogger(name)
     while logger is not None:
-        found += [h for h in logger.handlers  # not pytest's own capture handlers
-                  if isinstance(h, logging.StreamHandler) and not type(h).__module__.startswith("_pytest")]
+        found += [
+            h
+            for h in logger.handlers  # not pytest's own capture handlers
+            if isinstance(h, logging.StreamHandler) and not type(h).__module__.startswith("_pytest")
+        ]
         logger = logger.parent if logger.propagate else None
     return found
 
@@ -211,8 +246,9 @@ def test_a_request_error_is_logged_without_its_secrets(settings, client, caplog,
     previous = [h.setStream(buffer) for h in handlers]
     try:
         with caplog.at_level(logging.INFO):
-            response = client.post("/boom/", {"secret": COMPAT, "note": AZURE},
-                                   HTTP_AUTHORIZATION=f"Bearer {INGEST}")
+            response = client.post(
+                "/boom/", {"secret": COMPAT, "note": AZURE}, HTTP_AUTHORIZATION=f"Bearer {INGEST}"
+            )
     finally:
         for h, stream in zip(handlers, previous, strict=True):
             h.setStream(stream)

@@ -35,12 +35,18 @@ def seed(*args) -> str:
 def test_it_loads_the_demo_once_and_prints_working_credentials(rf):
     output = seed()
     org = Organization.objects.get(slug="acme")
-    assert sorted(org.projects.values_list("name", flat=True)) == ["Development", "Production", "Research"]
+    assert sorted(org.projects.values_list("name", flat=True)) == [
+        "Development",
+        "Production",
+        "Research",
+    ]
     assert APIKey.objects.filter(organization=org).count() >= 4
     for api_key in APIKey.objects.all():
         assert api_key_secret_for_call(api_key).startswith("sk-")
         assert api_key.base_url == "http://127.0.0.1:8765/v1"
-    assert UsageRecord.objects.filter(cost__isnull=True).exists(), "one model is unpriced on purpose"
+    assert UsageRecord.objects.filter(cost__isnull=True).exists(), (
+        "one model is unpriced on purpose"
+    )
     assert UsageRecord.objects.filter(cost__gt=0).exists()
 
     password = output.split("user 'admin' password '")[1].split("'")[0]
@@ -61,11 +67,19 @@ def test_the_roles_it_prints_are_the_roles_it_gives():
     assert OrganizationMembership.objects.get(user=reader, organization=org).role == "reader"
     assert not reader.is_staff and not developer.is_staff
     assert not OrganizationMembership.objects.filter(user=developer).exists()
-    assert sorted(ProjectMembership.objects.filter(user=developer).values_list("project__name", "role")) == [
-        ("Development", "member"), ("Production", "member"), ("Research", "member")]
-    assert "'admin' password" in output and "Django superuser" in output and "owner of organization Acme Corp" in output
+    assert sorted(
+        ProjectMembership.objects.filter(user=developer).values_list("project__name", "role")
+    ) == [("Development", "member"), ("Production", "member"), ("Research", "member")]
+    assert (
+        "'admin' password" in output
+        and "Django superuser" in output
+        and "owner of organization Acme Corp" in output
+    )
     assert "reader of organization Acme Corp" in output
-    assert "member of projects Production, Development and Research" in output and "no organization role" in output
+    assert (
+        "member of projects Production, Development and Research" in output
+        and "no organization role" in output
+    )
 
 
 def test_the_passwords_are_kept_in_a_file_only_the_user_can_read(_var_dir, rf):
@@ -96,12 +110,17 @@ def test_without_a_kept_file_credentials_says_how_to_set_a_password(_var_dir):
 def test_a_changed_simulator_port_re_points_the_demo_keys(settings):
     seed()
     org = Organization.objects.get(slug="acme")
-    own = make_api_key(org.projects.get(name="Research"), provider="compatible",
-                       base_url="https://llm.example.com/v1")
+    own = make_api_key(
+        org.projects.get(name="Research"),
+        provider="compatible",
+        base_url="https://llm.example.com/v1",
+    )
     settings.OPENAI_SIMULATOR_URL = "http://127.0.0.1:8860/v1"
     output = seed()
     assert "Re-pointed 5 demo key(s) at the simulator on http://127.0.0.1:8860/v1" in output
-    assert set(APIKey.objects.exclude(pk=own.pk).values_list("base_url", flat=True)) == {"http://127.0.0.1:8860/v1"}
+    assert set(APIKey.objects.exclude(pk=own.pk).values_list("base_url", flat=True)) == {
+        "http://127.0.0.1:8860/v1"
+    }
     own.refresh_from_db()
     assert own.base_url == "https://llm.example.com/v1"  # someone's own key stays
     assert "Re-pointed" not in seed()  # nothing left to move

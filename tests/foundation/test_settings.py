@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _manage(*args, **env_overrides):
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("FIELD_ENCRYPTION", "DJANGO_", "SECRET_KEY", "DEBUG", "SECURE_"))
     }
     env.update(
@@ -26,8 +27,12 @@ def _manage(*args, **env_overrides):
     )
     env.update(env_overrides)
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -67,8 +72,14 @@ def _settings_value(expression: str, **env) -> str:
 
 def test_postgresql_connections_come_from_a_pool():
     env = dict(PRODUCTION, DATABASE_URL="postgres://console@db.example.com:5432/console")
-    assert _settings_value("settings.DATABASES['default']['OPTIONS']['pool']['max_size']", **env) == "20"
+    assert (
+        _settings_value("settings.DATABASES['default']['OPTIONS']['pool']['max_size']", **env)
+        == "20"
+    )
     assert _settings_value("settings.DATABASES['default']['CONN_MAX_AGE']", **env) == "0"
     off = dict(env, DB_POOL="false", DB_CONN_MAX_AGE="120")
-    assert _settings_value("'pool' in settings.DATABASES['default'].get('OPTIONS', {})", **off) == "False"
+    assert (
+        _settings_value("'pool' in settings.DATABASES['default'].get('OPTIONS', {})", **off)
+        == "False"
+    )
     assert _settings_value("settings.DATABASES['default']['CONN_MAX_AGE']", **off) == "120"

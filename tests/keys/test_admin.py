@@ -54,9 +54,12 @@ def test_it_adds_a_key_and_never_shows_it(superuser_client, project):
         body = page.content.decode()
         assert secret not in body
         assert api_key.secret not in body  # not even the ciphertext
-    assert api_key.hint in superuser_client.get(
-        reverse("admin:keys_apikey_change", args=[api_key.pk])
-    ).content.decode()
+    assert (
+        api_key.hint
+        in superuser_client.get(
+            reverse("admin:keys_apikey_change", args=[api_key.pk])
+        ).content.decode()
+    )
 
 
 def test_a_malformed_key_is_a_form_error_on_the_secret(superuser_client, project):
@@ -74,7 +77,9 @@ def test_a_malformed_key_is_a_form_error_on_the_secret(superuser_client, project
 def test_a_duplicate_is_a_form_error(superuser_client, project):
     secret = fake_secret()
     make_api_key(project, secret=secret)
-    response = superuser_client.post(reverse("admin:keys_apikey_add"), _add_form(project, secret, name="again"))
+    response = superuser_client.post(
+        reverse("admin:keys_apikey_add"), _add_form(project, secret, name="again")
+    )
     assert response.status_code == 200
     assert "already stored" in response.context["adminform"].form.errors["new_secret"][0]
     assert secret not in response.content.decode()
@@ -123,7 +128,9 @@ def test_every_registered_model_has_working_admin_pages(superuser_client, api_ke
         assert changelist.status_code == 200, info
         obj = model._default_manager.first()
         if obj is not None:
-            change = superuser_client.get(reverse(f"admin:{info[0]}_{info[1]}_change", args=[obj.pk]))
+            change = superuser_client.get(
+                reverse(f"admin:{info[0]}_{info[1]}_change", args=[obj.pk])
+            )
             assert change.status_code == 200, info
 
 
@@ -152,6 +159,7 @@ def test_key_history_and_two_factor_devices_show_no_secret(superuser_client, pro
 
 # --- lifecycle fields are read-only; secrets go through the audited services ---------
 
+
 def _change_form(api_key, **overrides):
     data = {
         "project": api_key.project.pk,
@@ -172,16 +180,33 @@ def test_a_revoked_key_cannot_be_set_back_to_active(superuser_client, api_key, o
 
     api_key_revoke(api_key=api_key, actor=owner, reason="leaked")
     url = reverse("admin:keys_apikey_change", args=[api_key.pk])
-    response = superuser_client.post(url, _change_form(
-        api_key, status="active", revoked_at="", last_rotated_at="", fingerprint="x", hint="sk-…none",
-    ))
+    response = superuser_client.post(
+        url,
+        _change_form(
+            api_key,
+            status="active",
+            revoked_at="",
+            last_rotated_at="",
+            fingerprint="x",
+            hint="sk-…none",
+        ),
+    )
     assert response.status_code == 302
     api_key.refresh_from_db()
     assert api_key.status == APIKey.Status.REVOKED and api_key.revoked_at is not None
     assert api_key.hint != "sk-…none" and api_key.fingerprint != "x"
     form = superuser_client.get(url).context["adminform"].form
-    for field in ("status", "revoked_at", "last_rotated_at", "fingerprint", "hint",
-                  "created_at", "last_used_at", "expires_at", "organization"):
+    for field in (
+        "status",
+        "revoked_at",
+        "last_rotated_at",
+        "fingerprint",
+        "hint",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "organization",
+    ):
         assert field not in form.fields, field
 
 
@@ -190,8 +215,10 @@ def test_a_revoked_key_cannot_get_a_new_secret_in_the_admin(superuser_client, ap
 
     api_key_revoke(api_key=api_key, actor=owner)
     before = APIKey.objects.get(pk=api_key.pk).secret
-    response = superuser_client.post(reverse("admin:keys_apikey_change", args=[api_key.pk]),
-                                     _change_form(api_key, new_secret=fake_secret()))
+    response = superuser_client.post(
+        reverse("admin:keys_apikey_change", args=[api_key.pk]),
+        _change_form(api_key, new_secret=fake_secret()),
+    )
     assert response.status_code == 200
     assert "revoked" in response.context["adminform"].form.errors["new_secret"][0]
     assert APIKey.objects.get(pk=api_key.pk).secret == before
@@ -203,8 +230,10 @@ def test_a_secret_replaced_in_the_admin_is_an_audited_rotation(superuser_client,
 
     old_hint = api_key.hint
     replacement = fake_secret()
-    response = superuser_client.post(reverse("admin:keys_apikey_change", args=[api_key.pk]),
-                                     _change_form(api_key, new_secret=replacement))
+    response = superuser_client.post(
+        reverse("admin:keys_apikey_change", args=[api_key.pk]),
+        _change_form(api_key, new_secret=replacement),
+    )
     assert response.status_code == 302
     api_key.refresh_from_db()
     assert api_key_secret_for_call(api_key) == replacement
@@ -218,8 +247,10 @@ def test_a_secret_replaced_in_the_admin_is_an_audited_rotation(superuser_client,
 def test_the_admin_refuses_the_current_value_as_a_rotation(superuser_client, project):
     secret = fake_secret()
     api_key = make_api_key(project, secret=secret)
-    response = superuser_client.post(reverse("admin:keys_apikey_change", args=[api_key.pk]),
-                                     _change_form(api_key, new_secret=secret))
+    response = superuser_client.post(
+        reverse("admin:keys_apikey_change", args=[api_key.pk]),
+        _change_form(api_key, new_secret=secret),
+    )
     assert response.status_code == 200
     assert "current value" in response.context["adminform"].form.errors["new_secret"][0]
     api_key.refresh_from_db()
@@ -230,8 +261,9 @@ def test_a_key_added_in_the_admin_is_audited_with_the_admin_as_actor(superuser_c
     from keys.models import APIKeyEvent
     from orgs.models import AuditEvent
 
-    response = superuser_client.post(reverse("admin:keys_apikey_add"),
-                                     _add_form(project, fake_secret(), status="revoked"))
+    response = superuser_client.post(
+        reverse("admin:keys_apikey_add"), _add_form(project, fake_secret(), status="revoked")
+    )
     assert response.status_code == 302
     api_key = APIKey.objects.get(name="from admin")
     assert api_key.status == APIKey.Status.ACTIVE  # status is not set from the form
@@ -243,15 +275,18 @@ def test_a_key_added_in_the_admin_is_audited_with_the_admin_as_actor(superuser_c
 def test_other_admin_edits_are_audited_by_field_name(superuser_client, api_key):
     from orgs.models import AuditEvent
 
-    response = superuser_client.post(reverse("admin:keys_apikey_change", args=[api_key.pk]),
-                                     _change_form(api_key, name="renamed", permissions="read_only"))
+    response = superuser_client.post(
+        reverse("admin:keys_apikey_change", args=[api_key.pk]),
+        _change_form(api_key, name="renamed", permissions="read_only"),
+    )
     assert response.status_code == 302
     audit = AuditEvent.objects.get(action="key.admin_change")
     assert audit.detail["fields"] == ["name", "permissions"] and audit.actor.username == "root"
 
 
-def test_after_the_admin_form_the_playground_still_refuses_a_revoked_key(superuser_client, project, owner,
-                                                                        openai_simulator):
+def test_after_the_admin_form_the_playground_still_refuses_a_revoked_key(
+    superuser_client, project, owner, openai_simulator
+):
     from keys.services import api_key_revoke
     from platformadmin.openai.services import GenerateParams, generate
     from tests.platformadmin.helpers import sim_key
@@ -260,11 +295,17 @@ def test_after_the_admin_form_the_playground_still_refuses_a_revoked_key(superus
     api_key_revoke(api_key=key, actor=owner)
     response = superuser_client.post(
         reverse("admin:keys_apikey_change", args=[key.pk]),
-        _change_form(APIKey.objects.get(pk=key.pk), status="active", base_url=key.base_url,
-                     organization=project.organization.pk),
+        _change_form(
+            APIKey.objects.get(pk=key.pk),
+            status="active",
+            base_url=key.base_url,
+            organization=project.organization.pk,
+        ),
     )
     assert response.status_code == 302
     key = APIKey.objects.get(pk=key.pk)
-    outcome = generate(api_key=key, project=project, params=GenerateParams(model="gpt-5.4-mini", input="hi"))
+    outcome = generate(
+        api_key=key, project=project, params=GenerateParams(model="gpt-5.4-mini", input="hi")
+    )
     assert outcome.status == "refused" and "revoked" in outcome.message
     assert openai_simulator.requests == 0

@@ -28,8 +28,12 @@ def test_it_moves_forward_at_most_once_a_minute(api_key):
 def test_a_recorded_call_marks_its_key_used(project, api_key):
     assert api_key.last_used_at is None
     record, created = usage_record_create(
-        project=project, api_key=api_key, source="playground", model="gpt-5.4-mini",
-        response_id="resp_last_used", usage={"input_tokens": 10, "output_tokens": 2, "total_tokens": 12},
+        project=project,
+        api_key=api_key,
+        source="playground",
+        model="gpt-5.4-mini",
+        response_id="resp_last_used",
+        usage={"input_tokens": 10, "output_tokens": 2, "total_tokens": 12},
     )
     api_key.refresh_from_db()
     assert created and api_key.last_used_at == record.occurred_at

@@ -20,6 +20,7 @@ def _u(name, api_key):
 
 # --- reveal --------------------------------------------------------------------------
 
+
 def test_reveal_needs_the_password_and_is_audited(client, project_owner, project):
     secret = fake_secret("proj")
     from tests.factories import make_api_key
@@ -58,10 +59,14 @@ def test_a_revoked_key_is_not_revealed(client, owner, api_key):
     client.force_login(owner)
     response = client.post(_u("reveal", api_key), {"password": TEST_PASSWORD})
     assert response.status_code == 400
-    assert services.api_key_secret_for_call(APIKey.objects.get(pk=api_key.pk)) not in response.content.decode()
+    assert (
+        services.api_key_secret_for_call(APIKey.objects.get(pk=api_key.pk))
+        not in response.content.decode()
+    )
 
 
 # --- rotate ----------------------------------------------------------------------------
+
 
 def test_rotate_replaces_the_value_and_keeps_the_old_hint(client, project_owner, api_key):
     old_hint = api_key.hint
@@ -133,6 +138,7 @@ def test_rotating_twice_to_the_same_new_value_is_refused_the_second_time(owner, 
 
 # --- duplicates are detected within an organization -----------------------------------
 
+
 def test_two_organizations_may_store_the_same_key(project):
     from tests.factories import ProjectFactory, make_api_key
 
@@ -166,9 +172,14 @@ def test_the_database_refuses_a_duplicate_within_the_organization_only(project):
     other = ProjectFactory()
 
     def copy_into(target_project):
-        return APIKey(organization=target_project.organization, project=target_project,
-                      name="copy", hint=first.hint, fingerprint=first.fingerprint,
-                      secret=first.secret)
+        return APIKey(
+            organization=target_project.organization,
+            project=target_project,
+            name="copy",
+            hint=first.hint,
+            fingerprint=first.fingerprint,
+            secret=first.secret,
+        )
 
     copy_into(other).save()  # another organization: accepted by the constraint
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -186,9 +197,12 @@ def test_rotating_to_a_key_another_organization_stores_is_accepted(owner, api_ke
 
 # --- revoke -----------------------------------------------------------------------------
 
+
 def test_revoke_keeps_the_row_and_marks_it_unusable(client, project_owner, api_key):
     client.force_login(project_owner)
-    assert client.post(_u("revoke", api_key), {"reason": "leaked"}).status_code == 400  # not confirmed
+    assert (
+        client.post(_u("revoke", api_key), {"reason": "leaked"}).status_code == 400
+    )  # not confirmed
     response = client.post(_u("revoke", api_key), {"confirm": "on", "reason": "leaked in a log"})
     assert response.status_code == 302
     api_key.refresh_from_db()
@@ -211,7 +225,9 @@ def test_revoke_is_idempotent(owner, api_key):
 def test_members_cannot_rotate_or_revoke(client, member, reader, api_key):
     for user in (member, reader):
         client.force_login(user)
-        assert client.post(_u("rotate", api_key), {"secret": fake_secret("proj")}).status_code == 403
+        assert (
+            client.post(_u("rotate", api_key), {"secret": fake_secret("proj")}).status_code == 403
+        )
         assert client.post(_u("revoke", api_key), {"confirm": "on"}).status_code == 403
     api_key.refresh_from_db()
     assert api_key.is_active and api_key.last_rotated_at is None

@@ -46,8 +46,12 @@ def test_with_htmx_only_the_result_comes_back(client, owner, sim_key):
 
 
 def test_a_rejected_key_explains_the_failure(client, owner, project, openai_simulator):
-    bad = make_api_key(project, provider="compatible", base_url=openai_simulator.base_url,
-                       secret=f"sk-test-fault-401-{secrets.token_hex(8)}")
+    bad = make_api_key(
+        project,
+        provider="compatible",
+        base_url=openai_simulator.base_url,
+        secret=f"sk-test-fault-401-{secrets.token_hex(8)}",
+    )
     client.force_login(owner)
     page = html.unescape(client.post(_url(bad), follow=True).content.decode())
     event = AuditEvent.objects.get(action="key.test")
@@ -59,9 +63,18 @@ def test_a_rejected_key_explains_the_failure(client, owner, project, openai_simu
 def test_test_connection_right_after_adding(client, owner, project, openai_simulator):
     secret = fake_secret("proj")
     client.force_login(owner)
-    response = client.post(reverse("keys:key-create", kwargs={"project_id": project.public_id}), {
-        "name": "sim", "kind": "project", "provider": "compatible", "base_url": openai_simulator.base_url,
-        "permissions": "restricted", "secret": secret, "test_connection": "on"})
+    response = client.post(
+        reverse("keys:key-create", kwargs={"project_id": project.public_id}),
+        {
+            "name": "sim",
+            "kind": "project",
+            "provider": "compatible",
+            "base_url": openai_simulator.base_url,
+            "permissions": "restricted",
+            "secret": secret,
+            "test_connection": "on",
+        },
+    )
     page = response.content.decode()
     assert response.status_code == 200 and secret in page
     assert "Test connection: OK" in page and "request id req_" in page
@@ -101,9 +114,18 @@ def second():
     server.stop()
 
 
-@pytest.mark.parametrize("base_url", ["http://127.0.0.1:{port}/latest/meta-data", "http://localhost:{port}/v1",
-                                      "http://[::1]:{port}/v1", "http://0.0.0.0:{port}/v1"])
-def test_a_key_aimed_at_the_servers_own_network_is_never_fetched(client, member, project, target, base_url):
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:{port}/latest/meta-data",
+        "http://localhost:{port}/v1",
+        "http://[::1]:{port}/v1",
+        "http://0.0.0.0:{port}/v1",
+    ],
+)
+def test_a_key_aimed_at_the_servers_own_network_is_never_fetched(
+    client, member, project, target, base_url
+):
     key = make_api_key(project, provider="compatible", base_url=base_url.format(port=target.port))
     client.force_login(member)
     for _ in range(3):  # a member could repeat it at will
@@ -114,16 +136,21 @@ def test_a_key_aimed_at_the_servers_own_network_is_never_fetched(client, member,
     assert AuditEvent.objects.filter(action="key.test", detail__ok=False).count() == 3
 
 
-@pytest.mark.parametrize(("content_type", "body", "why"), [
-    ("application/json", b'{"data": 5}', "'data' is a number"),
-    ("application/json", b"[]", "the JSON is a list"),
-    ("application/json", b"null", "the JSON is null"),
-    ("application/json", b'{"object": "list"}', "'data' is missing"),
-    ("application/json", b'{"data": [5, {"id": 3}]}', "entry 0 of 'data' has no string 'id'"),
-    ("text/html", b"<html><body>Welcome to nginx</body></html>", "not JSON but 'text/html'"),
-    ("application/json", b"this is not json", "not JSON"),
-])
-def test_any_upstream_reply_becomes_a_message(client, owner, project, target, settings, content_type, body, why):
+@pytest.mark.parametrize(
+    ("content_type", "body", "why"),
+    [
+        ("application/json", b'{"data": 5}', "'data' is a number"),
+        ("application/json", b"[]", "the JSON is a list"),
+        ("application/json", b"null", "the JSON is null"),
+        ("application/json", b'{"object": "list"}', "'data' is missing"),
+        ("application/json", b'{"data": [5, {"id": 3}]}', "entry 0 of 'data' has no string 'id'"),
+        ("text/html", b"<html><body>Welcome to nginx</body></html>", "not JSON but 'text/html'"),
+        ("application/json", b"this is not json", "not JSON"),
+    ],
+)
+def test_any_upstream_reply_becomes_a_message(
+    client, owner, project, target, settings, content_type, body, why
+):
     settings.OUTBOUND_ALLOWED_ORIGINS = [target.origin]
     target.reply = (200, {"content-type": content_type}, body)
     key = make_api_key(project, provider="compatible", base_url=f"{target.origin}/v1")
@@ -137,7 +164,9 @@ def test_any_upstream_reply_becomes_a_message(client, owner, project, target, se
     assert AuditEvent.objects.filter(action="key.test", detail__ok=False).count() == 2
 
 
-def test_a_redirect_from_an_allowed_origin_is_not_followed(client, owner, project, target, second, settings):
+def test_a_redirect_from_an_allowed_origin_is_not_followed(
+    client, owner, project, target, second, settings
+):
     settings.OUTBOUND_ALLOWED_ORIGINS = [target.origin]
     target.reply = (302, {"location": f"{second.origin}/latest/meta-data"}, b"")
     key = make_api_key(project, provider="compatible", base_url=f"{target.origin}/v1")

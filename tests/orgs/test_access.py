@@ -36,7 +36,8 @@ def test_roles_decide_between_404_403_and_the_project(owner, reader, member, out
 
 
 def test_the_access_object_carries_both_roles_and_the_loaded_organization(
-        member, owner, project, django_assert_num_queries):
+    member, owner, project, django_assert_num_queries
+):
     with django_assert_num_queries(1):  # project, organization and both roles at once
         access = project_access_for_user(member, project.public_id, need=Need.USE)
         assert isinstance(access.project.organization, Organization)
@@ -47,7 +48,9 @@ def test_the_access_object_carries_both_roles_and_the_loaded_organization(
 
 
 @pytest.mark.parametrize("need", list(Need))
-def test_the_filter_and_can_agree_role_by_role(need, owner, reader, project_owner, member, outsider, project):
+def test_the_filter_and_can_agree_role_by_role(
+    need, owner, reader, project_owner, member, outsider, project
+):
     """Both are read from ROLE_GRANTS: whoever the queryset lists, ``can`` allows."""
     assert set(ROLE_GRANTS) == set(Need)
     for user in (owner, reader, project_owner, member, outsider):

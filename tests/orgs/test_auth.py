@@ -85,8 +85,9 @@ def test_password_reset_by_email(client, owner):
     page = client.get(link, follow=True)
     assert b"Choose a new password" in page.content
     new_password = "a brand new passphrase 77"
-    done = client.post(page.redirect_chain[-1][0],
-                       {"new_password1": new_password, "new_password2": new_password})
+    done = client.post(
+        page.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password}
+    )
     assert done.status_code == 302
     owner.refresh_from_db()
     assert owner.check_password(new_password)
@@ -102,8 +103,10 @@ def test_password_reset_lifts_the_lock(client, owner):
     client.post(reverse("password_reset"), {"email": owner.email})
     link = re.search(r"https?://[^/]+(/accounts/reset/\S+)", mail.outbox[0].body).group(1)
     page = client.get(link, follow=True)
-    client.post(page.redirect_chain[-1][0], {"new_password1": "fresh passphrase 991",
-                                             "new_password2": "fresh passphrase 991"})
+    client.post(
+        page.redirect_chain[-1][0],
+        {"new_password1": "fresh passphrase 991", "new_password2": "fresh passphrase 991"},
+    )
     assert not AccessAttempt.objects.filter(username="owner").exists()
     assert _login(client, "owner", "fresh passphrase 991", ip="127.0.0.1").status_code == 302
 

@@ -58,7 +58,10 @@ def test_rotation_is_due_then_overdue_then_fixed_by_rotating(project, owner):
 
     with time_machine.travel(NOW + dt.timedelta(days=11), tick=False):
         key_services.api_key_rotate(api_key=key, secret=fake_secret("proj"), actor=owner)
-    assert _rows(project, NOW + dt.timedelta(days=11))["Keys rotated within the period"].status == "pass"
+    assert (
+        _rows(project, NOW + dt.timedelta(days=11))["Keys rotated within the period"].status
+        == "pass"
+    )
 
 
 def test_revoked_keys_do_not_count(project, owner):
@@ -81,8 +84,10 @@ def test_rotation_does_not_pass_on_a_project_with_no_keys(project):
 def test_fixes_a_reader_cannot_follow_are_not_links(project):
     """A reader or member following "Add a key" or "Ingestion tokens" would get a 403."""
     rows = project_checklist(project=project, now=NOW, can_manage=False)
-    manage_urls = [reverse(name, kwargs={"project_id": project.public_id}) for name in
-                   ("keys:key-create", "orgs:project-settings", "usage:ingestion-tokens")]
+    manage_urls = [
+        reverse(name, kwargs={"project_id": project.public_id})
+        for name in ("keys:key-create", "orgs:project-settings", "usage:ingestion-tokens")
+    ]
     for row in rows:
         assert row.fix_url not in manage_urls, row.title
         if row.status in ("warn", "fail") and not row.fix_url:
@@ -102,29 +107,42 @@ def test_client_settings_rows(project):
     assert "max_retries = 0" in rows["Retries and timeouts configured"].why
     assert rows["Circuit breaker on"].status == "fail"
     assert rows["Output-token cap"].status == "pass"
-    assert "capped at 4,000 output tokens" in rows["Output-token cap"].why  # a count, with separators
+    assert (
+        "capped at 4,000 output tokens" in rows["Output-token cap"].why
+    )  # a count, with separators
 
 
 def test_recent_usage_passes_the_logging_row(project):
     from usage.services import usage_record_create
 
     assert _rows(project)["Request ids and usage logged"].status == "warn"
-    usage_record_create(project=project, source="ingest", model="gpt-5.4-mini",
-                        response_id="resp_checklist_1", server_request_id="req_1",
-                        occurred_at=NOW - dt.timedelta(days=1),
-                        usage={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15})
+    usage_record_create(
+        project=project,
+        source="ingest",
+        model="gpt-5.4-mini",
+        response_id="resp_checklist_1",
+        server_request_id="req_1",
+        occurred_at=NOW - dt.timedelta(days=1),
+        usage={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
+    )
     assert _rows(project)["Request ids and usage logged"].status == "pass"
-    assert _rows(project, NOW + dt.timedelta(days=30))["Request ids and usage logged"].status == "warn"
+    assert (
+        _rows(project, NOW + dt.timedelta(days=30))["Request ids and usage logged"].status == "warn"
+    )
 
 
 def test_the_checklist_page(client, member, project):
     client.force_login(member)
-    response = client.get(reverse("orgs:project-checklist", kwargs={"project_id": project.public_id}))
+    response = client.get(
+        reverse("orgs:project-checklist", kwargs={"project_id": project.public_id})
+    )
     page = response.content.decode()
     assert response.status_code == 200
     assert "Budget with alerts" in page and "not configured" in page
-    fragment = client.get(reverse("orgs:project-checklist", kwargs={"project_id": project.public_id}),
-                          HTTP_HX_REQUEST="true").content.decode()
+    fragment = client.get(
+        reverse("orgs:project-checklist", kwargs={"project_id": project.public_id}),
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
     assert fragment.lstrip().startswith('<div class="table-wrap" id="checklist">')
     # the member cannot manage the project: no fix links to pages that 403 for them
     assert reverse("usage:ingestion-tokens", kwargs={"project_id": project.public_id}) not in page

@@ -18,9 +18,16 @@ from usage.models import CatalogModel
 pytestmark = pytest.mark.django_db
 
 SETTINGS = {
-    "name": "Production", "environment": "production", "status": "active", "openai_project_id": "",
-    "max_output_tokens": "", "rotation_period_days": "90", "request_timeout_seconds": "60",
-    "connect_timeout_seconds": "5", "max_retries": "3", "circuit_breaker_enabled": "on",
+    "name": "Production",
+    "environment": "production",
+    "status": "active",
+    "openai_project_id": "",
+    "max_output_tokens": "",
+    "rotation_period_days": "90",
+    "request_timeout_seconds": "60",
+    "connect_timeout_seconds": "5",
+    "max_retries": "3",
+    "circuit_breaker_enabled": "on",
 }
 
 
@@ -42,17 +49,21 @@ def _text(response) -> str:
 
 # --- Allowed models -------------------------------------------------------------------
 
+
 def test_allowed_models_are_checkboxes_grouped_by_catalog_category(client, project_owner, project):
     project.allowed_models = ["gpt-4.1"]
     project.save()
     client.force_login(project_owner)
     page = _text(client.get(_settings_url(project)))
-    picker = page[page.index('id="allowed-models"'):page.index("</fieldset>")]
+    picker = page[page.index('id="allowed-models"') : page.index("</fieldset>")]
     assert "<textarea" not in page
     # One checkbox per active catalog model, ticked for the allowed one only.
-    boxes = re.findall(r'<input type="checkbox" name="allowed_models" value="([^"]+)"([^>]*)>', picker)
+    boxes = re.findall(
+        r'<input type="checkbox" name="allowed_models" value="([^"]+)"([^>]*)>', picker
+    )
     assert {value for value, _ in boxes} == set(
-        CatalogModel.objects.filter(is_active=True).values_list("model_id", flat=True))
+        CatalogModel.objects.filter(is_active=True).values_list("model_id", flat=True)
+    )
     assert [value for value, attrs in boxes if "checked" in attrs] == ["gpt-4.1"]
     # Groups in the catalog's category order, each model under its own category.
     headings = re.findall(r"<h3>([^<]+)</h3>", picker)
@@ -61,13 +72,19 @@ def test_allowed_models_are_checkboxes_grouped_by_catalog_category(client, proje
     assert picker.index('value="gpt-5.4-mini"') < fast < picker.index('value="gpt-4.1-mini"')
 
 
-def test_ticked_models_are_saved_and_an_unknown_one_is_refused_naming_the_field(client, project_owner, project):
+def test_ticked_models_are_saved_and_an_unknown_one_is_refused_naming_the_field(
+    client, project_owner, project
+):
     client.force_login(project_owner)
-    response = client.post(_settings_url(project), {**SETTINGS, "allowed_models": ["gpt-5.4-mini", "gpt-4.1"]})
+    response = client.post(
+        _settings_url(project), {**SETTINGS, "allowed_models": ["gpt-5.4-mini", "gpt-4.1"]}
+    )
     assert response.status_code == 302
     project.refresh_from_db()
     assert project.allowed_models == ["gpt-5.4-mini", "gpt-4.1"]
-    response = client.post(_settings_url(project), {**SETTINGS, "allowed_models": ["gpt-4.1", "gtp-9"]})
+    response = client.post(
+        _settings_url(project), {**SETTINGS, "allowed_models": ["gpt-4.1", "gtp-9"]}
+    )
     assert response.status_code == 200
     errors = " ".join(response.context["form"].errors["allowed_models"])
     assert "Not in the model catalog: gtp-9" in errors and "Tick models from the list" in errors
@@ -75,7 +92,9 @@ def test_ticked_models_are_saved_and_an_unknown_one_is_refused_naming_the_field(
     assert project.allowed_models == ["gpt-5.4-mini", "gpt-4.1"]
 
 
-def test_saving_keeps_an_allowed_model_that_left_the_catalog_or_was_deactivated(client, project_owner, project):
+def test_saving_keeps_an_allowed_model_that_left_the_catalog_or_was_deactivated(
+    client, project_owner, project
+):
     """Neither is offered to new projects, but a project that allows one keeps it ticked
     (shown apart) until someone unticks it: saving the page changes nothing by itself."""
     CatalogModel.objects.filter(model_id="gpt-5").update(is_active=False)
@@ -86,7 +105,10 @@ def test_saving_keeps_an_allowed_model_that_left_the_catalog_or_was_deactivated(
     assert "gpt-5 (inactive)" in page and "<h3>Not in the catalog</h3>" in page
     form = client.get(_settings_url(project)).context["form"]
     assert sorted(form["allowed_models"].value()) == ["gpt-4.1", "gpt-5", "legacy-model-x"]
-    client.post(_settings_url(project), {**SETTINGS, "allowed_models": ["gpt-5", "legacy-model-x", "gpt-4.1"]})
+    client.post(
+        _settings_url(project),
+        {**SETTINGS, "allowed_models": ["gpt-5", "legacy-model-x", "gpt-4.1"]},
+    )
     project.refresh_from_db()
     assert project.allowed_models == ["gpt-5", "legacy-model-x", "gpt-4.1"]
     assert not AuditEvent.objects.filter(action="project.settings_update").exists()
@@ -94,10 +116,14 @@ def test_saving_keeps_an_allowed_model_that_left_the_catalog_or_was_deactivated(
 
 # --- Save messages ----------------------------------------------------------------------
 
+
 def test_the_save_message_names_fields_by_their_labels(client, project_owner, project):
     client.force_login(project_owner)
-    response = client.post(_settings_url(project), {**SETTINGS, "rotation_period_days": "30",
-                                                    "max_output_tokens": "2000"}, follow=True)
+    response = client.post(
+        _settings_url(project),
+        {**SETTINGS, "rotation_period_days": "30", "max_output_tokens": "2000"},
+        follow=True,
+    )
     text = _text(response)
     assert "Saved: Output-token cap, Rotation period (days)." in text
     assert "rotation_period_days" not in text and "max_output_tokens" not in text
@@ -108,13 +134,22 @@ def test_the_save_message_names_fields_by_their_labels(client, project_owner, pr
 
 def test_the_organization_save_message_says_what_changed(client, owner, organization):
     client.force_login(owner)
-    response = client.post(_edit_url(organization), {"name": organization.name, "tier": "tier_3",
-                                                     "openai_org_id": "", "billing_timezone": "Europe/Paris"},
-                           follow=True)
+    response = client.post(
+        _edit_url(organization),
+        {
+            "name": organization.name,
+            "tier": "tier_3",
+            "openai_org_id": "",
+            "billing_timezone": "Europe/Paris",
+        },
+        follow=True,
+    )
     assert "Saved: Usage tier, Billing timezone." in _text(response)
 
 
-def test_a_service_refusal_on_a_post_action_names_the_field_by_its_label(client, owner, organization):
+def test_a_service_refusal_on_a_post_action_names_the_field_by_its_label(
+    client, owner, organization
+):
     """_post_action turns a service ValidationError into a message: the form field's
     label ("Role"), not the attribute name ("role: …")."""
     client.force_login(owner)
@@ -128,11 +163,12 @@ def test_a_service_refusal_on_a_post_action_names_the_field_by_its_label(client,
 
 # --- Billing timezone -------------------------------------------------------------------
 
+
 def test_the_billing_timezone_is_a_select_of_real_zones_common_first(client, owner, organization):
     client.force_login(owner)
     page = _text(client.get(_edit_url(organization)))
-    select = page[page.index('<select name="billing_timezone"'):]
-    select = select[:select.index("</select>")]
+    select = page[page.index('<select name="billing_timezone"') :]
+    select = select[: select.index("</select>")]
     values = re.findall(r'<option value="([^"]+)"', select)
     assert values[0] == "UTC" and values.index("Europe/Paris") < values.index("Africa/Abidjan")
     assert len(values) == len(set(values))  # each zone once
@@ -144,24 +180,36 @@ def test_the_billing_timezone_is_a_select_of_real_zones_common_first(client, own
 @pytest.mark.parametrize("value", ["Mars/Olympus", "utc ", "../../etc/passwd", "localtime"])
 def test_an_unknown_timezone_is_refused_naming_the_field(client, owner, organization, value):
     client.force_login(owner)
-    response = client.post(_edit_url(organization), {"name": organization.name, "tier": "tier_1",
-                                                     "openai_org_id": "", "billing_timezone": value})
+    response = client.post(
+        _edit_url(organization),
+        {
+            "name": organization.name,
+            "tier": "tier_1",
+            "openai_org_id": "",
+            "billing_timezone": value,
+        },
+    )
     assert response.status_code == 200
-    assert "choose one from the list" in " ".join(response.context["form"].errors["billing_timezone"])
+    assert "choose one from the list" in " ".join(
+        response.context["form"].errors["billing_timezone"]
+    )
     organization.refresh_from_db()
     assert organization.billing_timezone == "UTC"
 
 
 # --- Audit action filter ------------------------------------------------------------------
 
-def test_the_action_filter_offers_the_actions_that_exist_and_filters_exactly(client, owner, organization):
+
+def test_the_action_filter_offers_the_actions_that_exist_and_filters_exactly(
+    client, owner, organization
+):
     audit_log(action="auth.login", actor=owner, organization=organization)
     audit_log(action="auth.login_failed", actor=owner, organization=organization)
     audit_log(action="key.create", actor=owner, organization=organization)
     client.force_login(owner)
     page = _text(client.get(_audit_url(organization)))
-    select = page[page.index('<select name="action"'):]
-    select = select[:select.index("</select>")]
+    select = page[page.index('<select name="action"') :]
+    select = select[: select.index("</select>")]
     values = re.findall(r'<option value="([^"]*)"', select)
     assert values[0] == "" and "All actions" in select
     assert {"auth.login", "auth.login_failed", "key.create", "auth.", "key."} <= set(values)
@@ -173,7 +221,9 @@ def test_the_action_filter_offers_the_actions_that_exist_and_filters_exactly(cli
     assert {e.action for e in events} == {"auth.login", "auth.login_failed"}
 
 
-def test_an_action_that_does_not_exist_is_a_form_error_not_an_empty_page(client, owner, organization):
+def test_an_action_that_does_not_exist_is_a_form_error_not_an_empty_page(
+    client, owner, organization
+):
     audit_log(action="key.create", actor=owner, organization=organization)
     client.force_login(owner)
     response = client.get(_audit_url(organization), {"action": "nothing.like.this"})

@@ -25,7 +25,9 @@ PROXY = "10.0.0.2"
 
 def _login(username, password, ip, **extra):
     """Each try from a fresh client, as a botnet's would be."""
-    return Client().post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=ip, **extra)
+    return Client().post(
+        LOGIN, {"username": username, "password": password}, REMOTE_ADDR=ip, **extra
+    )
 
 
 def _cool_off() -> dt.timedelta:
@@ -92,8 +94,10 @@ def test_signing_into_an_own_account_does_not_wipe_the_address_count(db):
                 _login(victim.username, "guess", attacker)
         assert _login("mallory", TEST_PASSWORD, attacker).status_code == 302
         # 16 failures before the sign-in, 4 after: the 20th locks the address.
-        codes = [_login(victim.username, "guess", attacker).status_code
-                 for victim in (victims[4], victims[4], victims[5], victims[5])]
+        codes = [
+            _login(victim.username, "guess", attacker).status_code
+            for victim in (victims[4], victims[4], victims[5], victims[5])
+        ]
         assert codes == [200, 200, 200, 429]
 
 
@@ -105,22 +109,31 @@ def test_a_password_reset_lifts_an_account_lock_caused_from_elsewhere(client, ow
         client.post(reverse("password_reset"), {"email": owner.email}, REMOTE_ADDR="203.0.113.50")
         link = re.search(r"https?://[^/]+(/accounts/reset/\S+)", mail.outbox[0].body).group(1)
         page = client.get(link, follow=True, REMOTE_ADDR="203.0.113.50")
-        client.post(page.redirect_chain[-1][0], {"new_password1": "fresh passphrase 991",
-                                                 "new_password2": "fresh passphrase 991"},
-                    REMOTE_ADDR="203.0.113.50")
+        client.post(
+            page.redirect_chain[-1][0],
+            {"new_password1": "fresh passphrase 991", "new_password2": "fresh passphrase 991"},
+            REMOTE_ADDR="203.0.113.50",
+        )
         assert _login("owner", "fresh passphrase 991", "203.0.113.50").status_code == 302
 
 
 # --- The client address behind a proxy ---------------------------------------------
+
 
 def test_behind_a_trusted_proxy_an_attacker_locks_only_themselves(owner, settings):
     settings.TRUSTED_PROXY_IPS = [PROXY]
     with time_machine.travel(START, tick=False):
         for _ in range(settings.AXES_FAILURE_LIMIT):
             _login("owner", "guess", PROXY, HTTP_X_FORWARDED_FOR="198.51.100.77")
-        assert _login("owner", TEST_PASSWORD, PROXY, HTTP_X_FORWARDED_FOR="198.51.100.77").status_code == 429
+        assert (
+            _login("owner", TEST_PASSWORD, PROXY, HTTP_X_FORWARDED_FOR="198.51.100.77").status_code
+            == 429
+        )
         # The real user comes through the same proxy from their own address.
-        assert _login("owner", TEST_PASSWORD, PROXY, HTTP_X_FORWARDED_FOR="203.0.113.50").status_code == 302
+        assert (
+            _login("owner", TEST_PASSWORD, PROXY, HTTP_X_FORWARDED_FOR="203.0.113.50").status_code
+            == 302
+        )
 
 
 def test_the_forwarded_header_of_an_untrusted_client_is_ignored(owner, settings):
@@ -129,7 +142,12 @@ def test_the_forwarded_header_of_an_untrusted_client_is_ignored(owner, settings)
         for n in range(settings.AXES_FAILURE_LIMIT):
             # A made-up header per try does not give the attacker fresh addresses.
             _login("owner", "guess", "198.51.100.77", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
-        assert _login("owner", TEST_PASSWORD, "198.51.100.77", HTTP_X_FORWARDED_FOR="192.0.2.99").status_code == 429
+        assert (
+            _login(
+                "owner", TEST_PASSWORD, "198.51.100.77", HTTP_X_FORWARDED_FOR="192.0.2.99"
+            ).status_code
+            == 429
+        )
 
 
 def test_the_audit_log_records_the_forwarded_client(owner, settings):
@@ -140,14 +158,17 @@ def test_the_audit_log_records_the_forwarded_client(owner, settings):
     assert AuditEvent.objects.get(action="auth.login").ip_address == "198.51.100.8"
 
 
-@pytest.mark.parametrize(("remote", "header", "client"), [
-    ("10.0.0.2", "198.51.100.8", "198.51.100.8"),
-    ("10.0.0.2", "6.6.6.6, 198.51.100.8", "198.51.100.8"),  # left of the client: typed by it
-    ("10.0.0.2", "198.51.100.8, 10.0.0.3", "198.51.100.8"),  # two trusted hops
-    ("10.0.0.2", "", "10.0.0.2"),  # the proxy did not say
-    ("10.0.0.2", "not-an-ip", "10.0.0.2"),
-    ("198.51.100.8", "6.6.6.6", "198.51.100.8"),  # not from a proxy: header ignored
-])
+@pytest.mark.parametrize(
+    ("remote", "header", "client"),
+    [
+        ("10.0.0.2", "198.51.100.8", "198.51.100.8"),
+        ("10.0.0.2", "6.6.6.6, 198.51.100.8", "198.51.100.8"),  # left of the client: typed by it
+        ("10.0.0.2", "198.51.100.8, 10.0.0.3", "198.51.100.8"),  # two trusted hops
+        ("10.0.0.2", "", "10.0.0.2"),  # the proxy did not say
+        ("10.0.0.2", "not-an-ip", "10.0.0.2"),
+        ("198.51.100.8", "6.6.6.6", "198.51.100.8"),  # not from a proxy: header ignored
+    ],
+)
 def test_forwarded_client(remote, header, client):
     assert forwarded_client(remote, header, parse_networks(["10.0.0.0/24"], setting="T")) == client
 

@@ -23,7 +23,13 @@ def admin_user(db):
 
 
 def _data(**extra):
-    return {"name": "Acme Research", "slug": "", "tier": "tier_2", "billing_timezone": "Europe/Paris", **extra}
+    return {
+        "name": "Acme Research",
+        "slug": "",
+        "tier": "tier_2",
+        "billing_timezone": "Europe/Paris",
+        **extra,
+    }
 
 
 def test_the_url_is_named(db):
@@ -36,9 +42,14 @@ def test_a_superuser_creates_one_and_becomes_its_owner(client, admin_user):
     response = client.post(URL, _data())
     organization = Organization.objects.get(name="Acme Research")
     assert response.status_code == 302
-    assert response["Location"] == reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
+    assert response["Location"] == reverse(
+        "orgs:organization-detail", kwargs={"org_id": organization.public_id}
+    )
     assert (organization.slug, organization.tier, organization.billing_timezone) == (
-        "acme-research", "tier_2", "Europe/Paris")
+        "acme-research",
+        "tier_2",
+        "Europe/Paris",
+    )
     assert OrganizationMembership.objects.get(organization=organization).user == admin_user
     assert organization.memberships.get().role == "owner"
     event = AuditEvent.objects.get(action="organization.create")
@@ -65,12 +76,15 @@ def test_a_name_without_letters_still_gets_a_slug(client, admin_user):
     assert Organization.objects.get(name="研究所").slug == "organization"
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("name", "   ", "required"),
-    ("billing_timezone", "Mars/Olympus", "choose one from the list"),
-    ("tier", "tier_9", "Select a valid choice"),
-    ("slug", "Not a slug!", "letters, numbers, underscores or hyphens"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("name", "   ", "required"),
+        ("billing_timezone", "Mars/Olympus", "choose one from the list"),
+        ("tier", "tier_9", "Select a valid choice"),
+        ("slug", "Not a slug!", "letters, numbers, underscores or hyphens"),
+    ],
+)
 def test_bad_input_is_a_form_error_naming_the_field(client, admin_user, field, value, message):
     client.force_login(admin_user)
     response = client.post(URL, _data(**{field: value}))

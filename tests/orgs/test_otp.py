@@ -50,7 +50,12 @@ def test_setup_shows_an_inline_qr_and_stores_the_seed_encrypted(client, owner):
     assert not device.confirmed
     assert seed not in device.seed and device.seed.startswith("v1:")
     # A wrong first code does not confirm it.
-    assert client.post(reverse("otp-setup"), {"token": "000000" if _code(seed) != "000000" else "111111"}).status_code == 400
+    assert (
+        client.post(
+            reverse("otp-setup"), {"token": "000000" if _code(seed) != "000000" else "111111"}
+        ).status_code
+        == 400
+    )
     device.refresh_from_db()
     assert not device.confirmed
 
@@ -60,7 +65,12 @@ def test_with_a_device_every_page_asks_for_the_code_after_the_password(client, o
         seed = _set_up(client, owner)
         assert AuditEvent.objects.filter(action="auth.otp_enabled").exists()
         client.logout()
-        assert client.post("/accounts/login/", {"username": "owner", "password": TEST_PASSWORD}).status_code == 302
+        assert (
+            client.post(
+                "/accounts/login/", {"username": "owner", "password": TEST_PASSWORD}
+            ).status_code
+            == 302
+        )
         org_url = reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
         gated = client.get(org_url)
         assert gated.status_code == 302 and gated["Location"].startswith(reverse("otp-verify"))
@@ -69,8 +79,10 @@ def test_with_a_device_every_page_asks_for_the_code_after_the_password(client, o
         assert wrong.status_code == 400
         assert AuditEvent.objects.filter(action="auth.otp_failed").exists()
         traveller.shift(dt.timedelta(seconds=61))  # past the failure throttle; a fresh step
-        ok = client.post(reverse("otp-verify"), {"token": _code(seed, START + dt.timedelta(seconds=61)),
-                                                 "next": org_url})
+        ok = client.post(
+            reverse("otp-verify"),
+            {"token": _code(seed, START + dt.timedelta(seconds=61)), "next": org_url},
+        )
         assert ok.status_code == 302 and ok["Location"] == org_url
         assert client.get(org_url).status_code == 200
 
@@ -88,12 +100,19 @@ def test_a_next_url_elsewhere_is_ignored(client, owner):
         client.logout()
         client.post("/accounts/login/", {"username": "owner", "password": TEST_PASSWORD})
         traveller.shift(dt.timedelta(seconds=30))
-        response = client.post(reverse("otp-verify"), {
-            "token": _code(seed, START + dt.timedelta(seconds=30)), "next": "https://evil.example/"})
+        response = client.post(
+            reverse("otp-verify"),
+            {
+                "token": _code(seed, START + dt.timedelta(seconds=30)),
+                "next": "https://evil.example/",
+            },
+        )
         assert response.status_code == 302 and response["Location"] == "/"
 
 
-def test_owners_must_set_up_two_factor_when_the_setting_is_on(client, owner, reader, organization, settings):
+def test_owners_must_set_up_two_factor_when_the_setting_is_on(
+    client, owner, reader, organization, settings
+):
     settings.OTP_REQUIRED_FOR_ORG_OWNERS = True
     org_url = reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
     client.force_login(reader)
@@ -140,7 +159,9 @@ def test_visiting_the_setup_page_again_shows_the_same_device(client, owner):
     device = TOTPDevice.objects.get(user=owner)
     for _ in range(3):
         assert client.get(reverse("otp-setup")).context["seed"] == first
-    assert list(TOTPDevice.objects.filter(user=owner).values_list("public_id", flat=True)) == [device.public_id]
+    assert list(TOTPDevice.objects.filter(user=owner).values_list("public_id", flat=True)) == [
+        device.public_id
+    ]
     device_row = TOTPDevice.objects.get(pk=device.pk)
     assert device_row.seed == device.seed  # not even re-sealed
 
@@ -172,7 +193,9 @@ def test_new_qr_code_replaces_the_unconfirmed_device_once(client, owner):
 def test_a_code_after_the_device_was_replaced_elsewhere_is_a_clear_error(client, owner):
     client.force_login(owner)
     seed = client.get(reverse("otp-setup")).context["seed"]
-    TOTPDevice.objects.filter(user=owner).delete()  # e.g. set-up restarted in another tab, then removed
+    TOTPDevice.objects.filter(
+        user=owner
+    ).delete()  # e.g. set-up restarted in another tab, then removed
     response = client.post(reverse("otp-setup"), {"token": _code(seed)})
     assert response.status_code == 400
     assert "replaced" in response.context["error"]
@@ -184,7 +207,9 @@ def _device_queries(client, url: str) -> int:
     return sum("orgs_totpdevice" in q["sql"] for q in queries.captured_queries)
 
 
-def test_a_user_without_a_device_is_not_asked_the_database_on_every_request(client, member, project):
+def test_a_user_without_a_device_is_not_asked_the_database_on_every_request(
+    client, member, project
+):
     """The gate remembers "no device" in the session: one query, then none."""
     client.force_login(member)
     url = reverse("orgs:project-detail", kwargs={"project_id": project.public_id})
@@ -193,7 +218,9 @@ def test_a_user_without_a_device_is_not_asked_the_database_on_every_request(clie
     assert _device_queries(client, url) == 0
 
 
-def test_a_device_confirmed_in_another_session_gates_this_one_at_its_next_request(client, member, project):
+def test_a_device_confirmed_in_another_session_gates_this_one_at_its_next_request(
+    client, member, project
+):
     url = reverse("orgs:project-detail", kwargs={"project_id": project.public_id})
     client.force_login(member)
     assert client.get(url).status_code == 200  # remembered: no device
@@ -202,7 +229,9 @@ def test_a_device_confirmed_in_another_session_gates_this_one_at_its_next_reques
     assert response.status_code == 302 and response["Location"].startswith(reverse("otp-verify"))
 
 
-def test_a_device_deleted_in_the_admin_lifts_the_gate_of_the_users_sessions(client, member, project):
+def test_a_device_deleted_in_the_admin_lifts_the_gate_of_the_users_sessions(
+    client, member, project
+):
     url = reverse("orgs:project-detail", kwargs={"project_id": project.public_id})
     _set_up(client, member)
     client.logout()

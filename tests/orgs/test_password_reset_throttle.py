@@ -36,7 +36,9 @@ def test_thirty_requests_for_one_account_send_the_limit_of_emails(owner):
         responses = [_ask(owner.email, "203.0.113.5") for _ in range(30)]
     assert len(mail.outbox) == settings.PASSWORD_RESET_LIMIT_PER_EMAIL
     # Throttled or not, the answer is the same: nothing tells an attacker which.
-    assert {(r.status_code, r["Location"]) for r in responses} == {(302, reverse("password_reset_done"))}
+    assert {(r.status_code, r["Location"]) for r in responses} == {
+        (302, reverse("password_reset_done"))
+    }
 
 
 def test_the_target_is_counted_across_addresses(owner):

@@ -47,7 +47,9 @@ def test_every_page_renders_for_the_owner(client, owner, pages):
         assert b"Platform Console" in response.content
 
 
-def test_the_owner_sees_edit_controls_and_the_reader_does_not(client, owner, reader, project, api_key):
+def test_the_owner_sees_edit_controls_and_the_reader_does_not(
+    client, owner, reader, project, api_key
+):
     ServiceAccountFactory(project=project, name="batch")
     url = reverse("orgs:project-detail", kwargs={"project_id": project.public_id})
     client.force_login(owner)
@@ -56,10 +58,17 @@ def test_the_owner_sees_edit_controls_and_the_reader_does_not(client, owner, rea
     client.force_login(reader)
     page = client.get(url).content.decode()
     assert api_key.hint in page and "batch" in page
-    for control in ("Add a key", "Change settings", "New service account", "Set a per-model limit",
-                    'name="remove"'):
+    for control in (
+        "Add a key",
+        "Change settings",
+        "New service account",
+        "Set a per-model limit",
+        'name="remove"',
+    ):
         assert control not in page, control
-    key_page = client.get(reverse("keys:key-detail", kwargs={"key_id": api_key.public_id})).content.decode()
+    key_page = client.get(
+        reverse("keys:key-detail", kwargs={"key_id": api_key.public_id})
+    ).content.decode()
     for control in ("Reveal", "Rotate", "Revoke", "Test connection"):
         assert f">{control}<" not in key_page, control
 
@@ -69,13 +78,18 @@ def test_home_is_the_organization_switcher(client, owner, organization, other_or
     client.force_login(owner)
     page = client.get(reverse("home")).content.decode()
     assert reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}) in page
-    assert reverse("orgs:organization-detail", kwargs={"org_id": other_organization.public_id}) in page
-    org_page = client.get(reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}))
+    assert (
+        reverse("orgs:organization-detail", kwargs={"org_id": other_organization.public_id}) in page
+    )
+    org_page = client.get(
+        reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
+    )
     assert "Switch organization" in org_page.content.decode()
     assert client.session["current_organization"] == str(organization.public_id)
 
 
 # --- Issue 9: spend within reach, no dead ends, layout ---------------------------------
+
 
 def _text(html: str) -> str:
     """What a person reads: tags dropped, whitespace squeezed."""
@@ -83,38 +97,61 @@ def _text(html: str) -> str:
 
 
 def _spend(client, organization) -> str:
-    html = client.get(reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})).content.decode()
+    html = client.get(
+        reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
+    ).content.decode()
     return _text(re.search(r'id="spend-scope".*?Billing timezone', html, re.S).group(0))
 
 
-def test_a_project_member_sees_the_spend_of_their_projects_only(client, organization, project, member, owner):
+def test_a_project_member_sees_the_spend_of_their_projects_only(
+    client, organization, project, member, owner
+):
     other = ProjectFactory(organization=organization, name="Secret research")
     # 1,000 input tokens of gpt-5.5 on the member's project, a hundred times more on the other one
-    mine, _ = usage_record_create(project=project, source="ingest", response=response_json(
-        "resp_mine", inp=1000, cached=0, out=0, reasoning=0))
-    theirs, _ = usage_record_create(project=other, source="ingest", response=response_json(
-        "resp_theirs", inp=100000, cached=0, out=0, reasoning=0))
+    mine, _ = usage_record_create(
+        project=project,
+        source="ingest",
+        response=response_json("resp_mine", inp=1000, cached=0, out=0, reasoning=0),
+    )
+    theirs, _ = usage_record_create(
+        project=other,
+        source="ingest",
+        response=response_json("resp_theirs", inp=100000, cached=0, out=0, reasoning=0),
+    )
     with time_machine.travel(mine.occurred_at + dt.timedelta(hours=1), tick=False):
         client.force_login(member)
         spend = _spend(client, organization)
         assert format_money(mine.cost) in spend, spend
         assert format_money(mine.cost + theirs.cost) not in spend, spend
         assert "your projects" in spend
-        page = client.get(reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}))
-        assert "Project roles only" in page.content.decode() and "Secret research" not in page.content.decode()
+        page = client.get(
+            reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
+        )
+        assert (
+            "Project roles only" in page.content.decode()
+            and "Secret research" not in page.content.decode()
+        )
         client.force_login(owner)
         spend = _spend(client, organization)
-        assert format_money(mine.cost + theirs.cost) in spend and "your projects" not in spend, spend
+        assert format_money(mine.cost + theirs.cost) in spend and "your projects" not in spend, (
+            spend
+        )
 
 
-@pytest.mark.parametrize(("who", "shown"), [("owner", True), ("project_owner", True),
-                                            ("reader", False), ("member", False)])
-def test_the_ingestion_tokens_button_only_for_those_who_may_manage_tokens(client, project, who, shown, request):
+@pytest.mark.parametrize(
+    ("who", "shown"),
+    [("owner", True), ("project_owner", True), ("reader", False), ("member", False)],
+)
+def test_the_ingestion_tokens_button_only_for_those_who_may_manage_tokens(
+    client, project, who, shown, request
+):
     client.force_login(request.getfixturevalue(who))
     tokens = reverse("usage:ingestion-tokens", kwargs={"project_id": project.public_id})
-    for url in (reverse("orgs:project-detail", kwargs={"project_id": project.public_id}),
-                reverse("usage:project-usage", kwargs={"project_id": project.public_id}),
-                reverse("orgs:project-checklist", kwargs={"project_id": project.public_id})):
+    for url in (
+        reverse("orgs:project-detail", kwargs={"project_id": project.public_id}),
+        reverse("usage:project-usage", kwargs={"project_id": project.public_id}),
+        reverse("orgs:project-checklist", kwargs={"project_id": project.public_id}),
+    ):
         page = client.get(url).content.decode()
         assert (tokens in page) is shown, (who, url)
     assert client.get(tokens).status_code == (200 if shown else 403)
@@ -122,18 +159,27 @@ def test_the_ingestion_tokens_button_only_for_those_who_may_manage_tokens(client
 
 def test_the_heading_names_the_project_once_and_the_environment_apart(client, owner, project):
     client.force_login(owner)
-    html = client.get(reverse("orgs:project-detail", kwargs={"project_id": project.public_id})).content.decode()
+    html = client.get(
+        reverse("orgs:project-detail", kwargs={"project_id": project.public_id})
+    ).content.decode()
     heading = _text(re.search(r"<h1>.*?</h1>", html, re.S).group(0)).strip()
     assert heading == "Production", heading  # not "Production Production"
-    assert "Environment Production" in _text(re.search(r'id="project-environment".*?</p>', html, re.S).group(0))
+    assert "Environment Production" in _text(
+        re.search(r'id="project-environment".*?</p>', html, re.S).group(0)
+    )
 
 
 def test_usage_and_token_pages_have_the_breadcrumb(client, owner, organization, project):
     client.force_login(owner)
-    for name, here in (("usage:project-usage", "Usage and spend"), ("usage:ingestion-tokens", "Ingestion tokens")):
+    for name, here in (
+        ("usage:project-usage", "Usage and spend"),
+        ("usage:ingestion-tokens", "Ingestion tokens"),
+    ):
         html = client.get(reverse(name, kwargs={"project_id": project.public_id})).content.decode()
         assert 'class="crumbs"' in html, name
-        assert reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}) in html
+        assert (
+            reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id}) in html
+        )
         assert reverse("orgs:project-detail", kwargs={"project_id": project.public_id}) in html
         assert f'<span aria-current="page">{here}</span>' in html
 
@@ -148,10 +194,14 @@ def test_every_page_links_a_favicon_that_is_served(client, owner, pages):
         assert icon, url
     response = client.get(icon.group(1))
     assert response.status_code == 200
-    assert b"<svg" in b"".join(response.streaming_content if response.streaming else [response.content])
+    assert b"<svg" in b"".join(
+        response.streaming_content if response.streaming else [response.content]
+    )
 
 
-def test_the_key_page_never_shows_more_failures_than_the_threshold(client, owner, api_key, settings):
+def test_the_key_page_never_shows_more_failures_than_the_threshold(
+    client, owner, api_key, settings
+):
     settings.OPENAI_BREAKER_FAILURE_THRESHOLD = 5
     settings.OPENAI_BREAKER_COOLDOWN_SECONDS = 30
     breaker = CircuitBreaker.for_key(api_key)

@@ -18,10 +18,17 @@ def _u(name, project):
 
 
 SETTINGS = {
-    "name": "Production", "environment": "production", "status": "active", "openai_project_id": "",
-    "allowed_models": ["gpt-5.4-mini", "gpt-4.1", "gpt-5.4-mini"], "max_output_tokens": "2000",
-    "rotation_period_days": "30", "request_timeout_seconds": "45", "connect_timeout_seconds": "5",
-    "max_retries": "3", "circuit_breaker_enabled": "on",
+    "name": "Production",
+    "environment": "production",
+    "status": "active",
+    "openai_project_id": "",
+    "allowed_models": ["gpt-5.4-mini", "gpt-4.1", "gpt-5.4-mini"],
+    "max_output_tokens": "2000",
+    "rotation_period_days": "30",
+    "request_timeout_seconds": "45",
+    "connect_timeout_seconds": "5",
+    "max_retries": "3",
+    "circuit_breaker_enabled": "on",
 }
 
 
@@ -33,15 +40,21 @@ def test_project_owner_changes_settings_and_it_is_audited(client, project_owner,
     assert project.allowed_models == ["gpt-5.4-mini", "gpt-4.1"]
     assert project.max_output_tokens == 2000 and project.rotation_period_days == 30
     event = AuditEvent.objects.get(action="project.settings_update")
-    assert set(event.detail["changes"]) == {"allowed_models", "max_output_tokens", "rotation_period_days",
-                                            "request_timeout_seconds"}
+    assert set(event.detail["changes"]) == {
+        "allowed_models",
+        "max_output_tokens",
+        "rotation_period_days",
+        "request_timeout_seconds",
+    }
     assert event.detail["changes"]["rotation_period_days"] == [90, 30]
 
 
 def test_bad_settings_name_the_field_and_change_nothing(client, owner, project):
     client.force_login(owner)
-    response = client.post(_u("project-settings", project),
-                           {**SETTINGS, "allowed_models": ["gpt-5.4-mini", "gtp-9"], "rotation_period_days": "0"})
+    response = client.post(
+        _u("project-settings", project),
+        {**SETTINGS, "allowed_models": ["gpt-5.4-mini", "gtp-9"], "rotation_period_days": "0"},
+    )
     assert response.status_code == 200
     page = response.content.decode()
     assert "Not in the model catalog: gtp-9" in page
@@ -53,30 +66,48 @@ def test_bad_settings_name_the_field_and_change_nothing(client, owner, project):
 
 def test_per_model_limits(client, project_owner, project):
     client.force_login(project_owner)
-    client.post(_u("project-limit-set", project), {"model_id": "gpt-5.4-mini", "rpm": "60", "tpm": ""})
+    client.post(
+        _u("project-limit-set", project), {"model_id": "gpt-5.4-mini", "rpm": "60", "tpm": ""}
+    )
     limit = project.model_limits.get()
     assert (limit.model_id, limit.rpm, limit.tpm) == ("gpt-5.4-mini", 60, None)
-    client.post(_u("project-limit-set", project), {"model_id": "gpt-5.4-mini", "rpm": "", "tpm": "9000"})
+    client.post(
+        _u("project-limit-set", project), {"model_id": "gpt-5.4-mini", "rpm": "", "tpm": "9000"}
+    )
     limit.refresh_from_db()
     assert (limit.rpm, limit.tpm) == (None, 9000)
-    response = client.post(_u("project-limit-set", project), {"model_id": "gpt-5.4-mini", "rpm": "", "tpm": ""},
-                           follow=True)
+    response = client.post(
+        _u("project-limit-set", project),
+        {"model_id": "gpt-5.4-mini", "rpm": "", "tpm": ""},
+        follow=True,
+    )
     assert "Give an RPM limit, a TPM limit or both" in response.content.decode()
-    response = client.post(_u("project-limit-set", project), {"model_id": "nope-1", "rpm": "5"}, follow=True)
+    response = client.post(
+        _u("project-limit-set", project), {"model_id": "nope-1", "rpm": "5"}, follow=True
+    )
     assert "not in the model catalog" in response.content.decode()
     client.post(_u("project-limit-remove", project), {"limit": limit.pk})
     assert not project.model_limits.exists()
-    assert list(AuditEvent.objects.filter(action__startswith="project.model_limit").order_by("id")
-                .values_list("action", flat=True)) == [
-        "project.model_limit_set", "project.model_limit_set", "project.model_limit_remove"]
+    assert list(
+        AuditEvent.objects.filter(action__startswith="project.model_limit")
+        .order_by("id")
+        .values_list("action", flat=True)
+    ) == ["project.model_limit_set", "project.model_limit_set", "project.model_limit_remove"]
 
 
-def test_nobody_is_added_to_a_project_without_an_invitation(client, project_owner, owner, project, reader, outsider):
+def test_nobody_is_added_to_a_project_without_an_invitation(
+    client, project_owner, owner, project, reader, outsider
+):
     for user in (project_owner, owner):
         client.force_login(user)
-        response = client.post(f"/orgs/projects/{project.public_id}/members/add/", {"user": "outsider", "role": "member"})
+        response = client.post(
+            f"/orgs/projects/{project.public_id}/members/add/",
+            {"user": "outsider", "role": "member"},
+        )
         assert response.status_code == 404
-        response = client.post(_u("project-invite", project), {"email": outsider.email, "role": "member"}, follow=True)
+        response = client.post(
+            _u("project-invite", project), {"email": outsider.email, "role": "member"}, follow=True
+        )
         assert "No account" not in html.unescape(response.content.decode())
     assert not ProjectMembership.objects.filter(user=outsider).exists()
 
@@ -85,7 +116,9 @@ def test_org_owner_changes_roles_and_removes_after_confirming(client, owner, pro
     newcomer = UserFactory(username="newcomer")
     membership = ProjectMembership.objects.create(user=newcomer, project=project, role="member")
     client.force_login(owner)
-    client.post(_u("project-member-update", project), {"membership": membership.pk, "role": "owner"})
+    client.post(
+        _u("project-member-update", project), {"membership": membership.pk, "role": "owner"}
+    )
     membership.refresh_from_db()
     assert membership.role == "owner"
     client.post(_u("project-member-remove", project), {"membership": membership.pk})
@@ -132,7 +165,9 @@ def test_the_last_owner_cannot_be_demoted_or_removed(client, owner, organization
 
 def test_org_page_shows_tier_limits_and_spend_note(client, reader, organization, project):
     client.force_login(reader)
-    page = client.get(reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})).content.decode()
+    page = client.get(
+        reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
+    ).content.decode()
     assert "Tier 1" in page and "500 RPM" in page and "200,000 TPM" in page
     assert 'id="spend-mtd"' in page
     assert "Edit organization" not in page and "New project" not in page
@@ -147,21 +182,35 @@ def test_org_page_shows_month_to_date_spend_once_usage_exists(client, owner, org
     client.force_login(owner)
     assert "No usage recorded this month yet." in client.get(url).content.decode()
     usage_services.usage_record_create(
-        project=project, source="ingest", model="gpt-5.4-mini", response_id="resp_spend_1",
-        usage={"input_tokens": 1_000_000, "output_tokens": 100_000, "total_tokens": 1_100_000})
+        project=project,
+        source="ingest",
+        model="gpt-5.4-mini",
+        response_id="resp_spend_1",
+        usage={"input_tokens": 1_000_000, "output_tokens": 100_000, "total_tokens": 1_100_000},
+    )
     spend = organization_spend_month_to_date(organization=organization)
     assert spend is not None and spend > 0
-    assert format_money(spend) in client.get(url).content.decode()  # dollars and cents, not 10 decimals
+    assert (
+        format_money(spend) in client.get(url).content.decode()
+    )  # dollars and cents, not 10 decimals
 
 
-def test_org_page_counts_unpriced_calls_instead_of_showing_zero(client, owner, organization, project):
+def test_org_page_counts_unpriced_calls_instead_of_showing_zero(
+    client, owner, organization, project
+):
     from usage.services import usage_record_create
 
     url = reverse("orgs:organization-detail", kwargs={"org_id": organization.public_id})
     client.force_login(owner)
     usage_record_create(
-        project=project, source="ingest", model="gpt-image-1", response_id="resp_unpriced_1",
-        usage={"input_tokens": 1000, "output_tokens": 10, "total_tokens": 1010})
+        project=project,
+        source="ingest",
+        model="gpt-image-1",
+        response_id="resp_unpriced_1",
+        usage={"input_tokens": 1000, "output_tokens": 10, "total_tokens": 1010},
+    )
     page = client.get(url).content.decode()
-    assert "1 unpriced call" in page and "$0.00" not in page  # only unpriced calls: no dollar figure
+    assert (
+        "1 unpriced call" in page and "$0.00" not in page
+    )  # only unpriced calls: no dollar figure
     assert "No usage recorded this month yet." not in page

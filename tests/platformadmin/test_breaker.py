@@ -33,7 +33,9 @@ def fast_project(project, settings):
 
 
 def call(key, project):
-    return generate(api_key=key, project=project, params=GenerateParams(model="gpt-5.4-mini", input="hi"))
+    return generate(
+        api_key=key, project=project, params=GenerateParams(model="gpt-5.4-mini", input="hi")
+    )
 
 
 def test_it_opens_fails_fast_half_opens_and_closes(fast_project, openai_simulator):
@@ -93,7 +95,10 @@ def test_client_errors_do_not_open_it(fast_project, openai_simulator):
 def test_rate_limits_after_retries_and_timeouts_count(fast_project, openai_simulator):
     fast_project.request_timeout_seconds = 0.2
     fast_project.save()
-    slow, limited = sim_key(fast_project, openai_simulator, "slow"), sim_key(fast_project, openai_simulator, "429")
+    slow, limited = (
+        sim_key(fast_project, openai_simulator, "slow"),
+        sim_key(fast_project, openai_simulator, "429"),
+    )
     call(slow, fast_project)
     call(limited, fast_project)
     assert breaker_state_for_key(slow).consecutive_failures == 1
@@ -101,7 +106,10 @@ def test_rate_limits_after_retries_and_timeouts_count(fast_project, openai_simul
 
 
 def test_it_is_per_key_and_base_url(fast_project, openai_simulator):
-    sick, healthy = sim_key(fast_project, openai_simulator, "500"), sim_key(fast_project, openai_simulator)
+    sick, healthy = (
+        sim_key(fast_project, openai_simulator, "500"),
+        sim_key(fast_project, openai_simulator),
+    )
     for _ in range(3):
         call(sick, fast_project)
     assert breaker_state_for_key(sick).state == "open"
@@ -126,8 +134,10 @@ def _shared_cache_settings(tmp_path) -> dict:
     if url.startswith(("redis://", "rediss://")):
         backend = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
     else:
-        backend = {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                   "LOCATION": str(tmp_path / "cache")}
+        backend = {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path / "cache"),
+        }
     return {"default": {**backend, "KEY_PREFIX": prefix}}
 
 
@@ -147,7 +157,9 @@ def test_its_state_is_shared_across_processes(tmp_path, settings):
                 breaker.record_failure("APIConnectionError")
             print(breaker.state().state)
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.stdout.strip() == "open", done.stderr
     with override_settings(CACHES=caches_conf):
         state = CircuitBreaker(base_url, fingerprint).state()
@@ -158,9 +170,15 @@ def test_its_state_is_shared_across_processes(tmp_path, settings):
 
 # --- streams cut short count as failures (docs/playground.md) --------------------------
 
+
 def stream(key, project):
-    events = list(generate_stream(api_key=key, project=project,
-                                  params=GenerateParams(model="gpt-5.4-mini", input="tell me a long story")))
+    events = list(
+        generate_stream(
+            api_key=key,
+            project=project,
+            params=GenerateParams(model="gpt-5.4-mini", input="tell me a long story"),
+        )
+    )
     return events[-1].outcome
 
 
@@ -192,7 +210,9 @@ def test_streams_cut_by_the_simulator_open_the_circuit(fast_project, openai_simu
     assert stream(key, fast_project).error_type == "CircuitOpen"
 
 
-def test_a_stream_ending_without_its_terminal_event_counts_as_a_failure(fast_project, clean_end_simulator):
+def test_a_stream_ending_without_its_terminal_event_counts_as_a_failure(
+    fast_project, clean_end_simulator
+):
     key = sim_key(fast_project, clean_end_simulator, "cut")
     breaker = CircuitBreaker.for_key(key)
     breaker.record_failure("InternalServerError")
@@ -215,7 +235,10 @@ def test_a_complete_stream_still_closes_the_circuit(fast_project, openai_simulat
 
 # --- the usage page counts cut streams apart from errors -------------------------------
 
-def test_incomplete_streams_are_counted_apart_from_errors(fast_project, openai_simulator, client, owner):
+
+def test_incomplete_streams_are_counted_apart_from_errors(
+    fast_project, openai_simulator, client, owner
+):
     from django.urls import reverse
 
     from usage.selectors import project_usage_summary

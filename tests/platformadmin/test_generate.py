@@ -24,8 +24,11 @@ MODEL = "gpt-5.4-mini"  # priced 0.75 / 0.075 / 4.50 USD per 1M tokens in the se
 
 
 def expected_cost(input_tokens, cached, output) -> Decimal:
-    cost = (Decimal(input_tokens - cached) * Decimal("0.75") + Decimal(cached) * Decimal("0.075")
-            + Decimal(output) * Decimal("4.50")) / Decimal(1_000_000)
+    cost = (
+        Decimal(input_tokens - cached) * Decimal("0.75")
+        + Decimal(cached) * Decimal("0.075")
+        + Decimal(output) * Decimal("4.50")
+    ) / Decimal(1_000_000)
     return cost.quantize(Decimal("1e-10"))
 
 
@@ -46,10 +49,17 @@ def test_a_call_returns_text_usage_cost_and_both_request_ids(project, openai_sim
     outcome = generate(api_key=key, project=project, params=p)
 
     assert outcome.ok and outcome.status == "completed"
-    assert outcome.text == " ".join(simulated_reply(model=MODEL, instructions="Be brief.", text=p.input))
-    inp, cached, reasoning = simulated_usage_counts(instructions="Be brief.", text=p.input, effort="low")
-    assert (outcome.usage.input_tokens, outcome.usage.cached_input_tokens, outcome.usage.reasoning_tokens) == (
-        inp, cached, reasoning)
+    assert outcome.text == " ".join(
+        simulated_reply(model=MODEL, instructions="Be brief.", text=p.input)
+    )
+    inp, cached, reasoning = simulated_usage_counts(
+        instructions="Be brief.", text=p.input, effort="low"
+    )
+    assert (
+        outcome.usage.input_tokens,
+        outcome.usage.cached_input_tokens,
+        outcome.usage.reasoning_tokens,
+    ) == (inp, cached, reasoning)
     seen = openai_simulator.log[-1]
     assert outcome.server_request_id == seen["request_id"]
     assert outcome.client_request_id == seen["client_request_id"]
@@ -65,7 +75,9 @@ def test_a_call_returns_text_usage_cost_and_both_request_ids(project, openai_sim
 
 def test_every_call_gets_a_fresh_client_request_id(project, openai_simulator):
     key = sim_key(project, openai_simulator)
-    ids = {generate(api_key=key, project=project, params=params()).client_request_id for _ in range(3)}
+    ids = {
+        generate(api_key=key, project=project, params=params()).client_request_id for _ in range(3)
+    }
     assert len(ids) == 3
     assert {e["client_request_id"] for e in openai_simulator.log} == ids
 
@@ -73,7 +85,9 @@ def test_every_call_gets_a_fresh_client_request_id(project, openai_simulator):
 def test_retries_are_honoured(project, openai_simulator):
     project.max_retries = 3
     project.save()
-    outcome = generate(api_key=sim_key(project, openai_simulator, "flaky2"), project=project, params=params())
+    outcome = generate(
+        api_key=sim_key(project, openai_simulator, "flaky2"), project=project, params=params()
+    )
     assert outcome.ok
     assert outcome.retries == 2
     assert openai_simulator.retry_counts == [0, 1, 2]
@@ -83,7 +97,9 @@ def test_retries_are_honoured(project, openai_simulator):
 def test_retries_stop_at_the_projects_max(project, openai_simulator):
     project.max_retries = 1
     project.save()
-    outcome = generate(api_key=sim_key(project, openai_simulator, "flaky5"), project=project, params=params())
+    outcome = generate(
+        api_key=sim_key(project, openai_simulator, "flaky5"), project=project, params=params()
+    )
     assert not outcome.ok and outcome.error_type == "InternalServerError"
     assert openai_simulator.retry_counts == [0, 1]
     assert outcome.retries == 1
@@ -95,7 +111,9 @@ def test_the_timeout_is_the_projects(project, openai_simulator):
     project.request_timeout_seconds = 0.3  # below the form's minimum, to keep the suite fast
     project.max_retries = 0
     project.save()
-    outcome = generate(api_key=sim_key(project, openai_simulator, "slow"), project=project, params=params())
+    outcome = generate(
+        api_key=sim_key(project, openai_simulator, "slow"), project=project, params=params()
+    )
     assert outcome.error_type == "APITimeoutError"
     assert "within the project's timeout of 0.3 s" in outcome.message
     assert outcome.client_request_id in outcome.message
@@ -115,7 +133,9 @@ def test_the_timeout_is_the_projects(project, openai_simulator):
         ("", {"temperature": 3.0}, "BadRequestError", ["(400)", "Parameter 'temperature'"]),
     ],
 )
-def test_each_error_has_a_message_with_the_request_id(project, openai_simulator, fault, overrides, error_type, words):
+def test_each_error_has_a_message_with_the_request_id(
+    project, openai_simulator, fault, overrides, error_type, words
+):
     project.max_retries = 1
     project.save()
     key = sim_key(project, openai_simulator, fault)
@@ -132,14 +152,18 @@ def test_each_error_has_a_message_with_the_request_id(project, openai_simulator,
 
 
 def test_the_bad_parameter_is_named(project, openai_simulator):
-    outcome = generate(api_key=sim_key(project, openai_simulator), project=project, params=params(temperature=5))
+    outcome = generate(
+        api_key=sim_key(project, openai_simulator), project=project, params=params(temperature=5)
+    )
     assert outcome.param == "temperature"
 
 
 def test_a_rate_limit_carries_the_retry_after(project, openai_simulator):
     project.max_retries = 0
     project.save()
-    outcome = generate(api_key=sim_key(project, openai_simulator, "429"), project=project, params=params())
+    outcome = generate(
+        api_key=sim_key(project, openai_simulator, "429"), project=project, params=params()
+    )
     assert outcome.retry_after == pytest.approx(0.01)  # the fixture's retry-after-ms
 
 
@@ -157,7 +181,9 @@ def test_an_undecryptable_key_is_explained_and_nothing_is_sent(project, openai_s
     key = sim_key(project, openai_simulator)
     other = sim_key(project, openai_simulator)
     # A ciphertext copied from another row fails authentication (bound to the row).
-    APIKey.objects.filter(pk=key.pk).update(secret=APIKey.objects.values_list("secret", flat=True).get(pk=other.pk))
+    APIKey.objects.filter(pk=key.pk).update(
+        secret=APIKey.objects.values_list("secret", flat=True).get(pk=other.pk)
+    )
     key.refresh_from_db()
     outcome = generate(api_key=key, project=project, params=params())
     assert outcome.error_type == "SecretUnavailable"
@@ -199,7 +225,9 @@ def test_a_budget_hook_can_refuse(project, openai_simulator):
 
     hooks.register_pre_call_hook(deny)
     try:
-        outcome = generate(api_key=sim_key(project, openai_simulator), project=project, params=params())
+        outcome = generate(
+            api_key=sim_key(project, openai_simulator), project=project, params=params()
+        )
     finally:
         hooks.unregister_pre_call_hook(deny)
     assert outcome.error_type == "BudgetExceeded"
@@ -219,8 +247,11 @@ def test_the_projects_rpm_limit_refuses_with_a_clear_message(project, openai_sim
 
 def test_the_projects_tpm_limit_counts_the_output_cap(project, openai_simulator):
     ProjectModelLimit.objects.create(project=project, model_id=MODEL, tpm=100)
-    outcome = generate(api_key=sim_key(project, openai_simulator), project=project,
-                       params=params(max_output_tokens=200))
+    outcome = generate(
+        api_key=sim_key(project, openai_simulator),
+        project=project,
+        params=params(max_output_tokens=200),
+    )
     assert outcome.error_type == "ProjectRateLimited"
     assert "limit of 100 tokens per minute" in outcome.message
 
@@ -235,16 +266,18 @@ def test_a_streamed_call_records_its_usage_with_the_right_cost(project, openai_s
     assert record.status == "completed"
     assert record.response_id == outcome.response_id
     assert record.server_request_id == openai_simulator.log[-1]["request_id"]
-    assert record.cost == expected_cost(outcome.usage.input_tokens, outcome.usage.cached_input_tokens,
-                                        outcome.usage.output_tokens)
+    assert record.cost == expected_cost(
+        outcome.usage.input_tokens, outcome.usage.cached_input_tokens, outcome.usage.output_tokens
+    )
     assert record.cost > 0
 
 
 def test_a_stream_cut_upstream_is_recorded_as_incomplete(project, openai_simulator):
     project.max_retries = 0
     project.save()
-    events, outcome = run_stream(api_key=sim_key(project, openai_simulator, "cut"), project=project,
-                                 params=params())
+    events, outcome = run_stream(
+        api_key=sim_key(project, openai_simulator, "cut"), project=project, params=params()
+    )
     deltas = [e.text for e in events if e.kind == "delta"]
     assert 0 < len(deltas)
     assert outcome.status == "incomplete" and outcome.error_type == "APIConnectionError"
@@ -259,7 +292,9 @@ def test_a_stream_cut_upstream_is_recorded_as_incomplete(project, openai_simulat
 
 def test_a_stream_stopped_by_the_reader_is_recorded(project, openai_simulator):
     openai_simulator.delta_delay = 0.02
-    stream = generate_stream(api_key=sim_key(project, openai_simulator), project=project, params=params())
+    stream = generate_stream(
+        api_key=sim_key(project, openai_simulator), project=project, params=params()
+    )
     taken = [next(stream) for _ in range(4)]  # start + 3 deltas, then the stop button
     stream.close()
     assert [e.kind for e in taken] == ["start", "delta", "delta", "delta"]
@@ -280,8 +315,13 @@ def test_one_connection_pool_serves_every_call(project, openai_simulator):
 
 
 def test_azure_keys_use_the_azure_client(project, openai_simulator):
-    key = make_api_key(project, secret=secrets.token_hex(20), provider="azure",
-                       azure_endpoint=openai_simulator.root_url, azure_api_version="2024-10-21")
+    key = make_api_key(
+        project,
+        secret=secrets.token_hex(20),
+        provider="azure",
+        azure_endpoint=openai_simulator.root_url,
+        azure_api_version="2024-10-21",
+    )
     outcome = generate(api_key=key, project=project, params=params())
     assert outcome.ok, outcome.message
     seen = openai_simulator.log[-1]

@@ -31,19 +31,34 @@ def test_usable_keys_equal_the_orm_query(project):
     make_api_key(ProjectFactory(organization=project.organization), name="elsewhere")
 
     got = _usable_keys(project)
-    orm = list(APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE)
-               .exclude(kind=APIKey.Kind.ADMIN).order_by("name"))
-    assert [k.name for k in got] == ["a key", "b key", "c key"] == [k.name for k in orm]  # (admin keys have no project)
+    orm = list(
+        APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE)
+        .exclude(kind=APIKey.Kind.ADMIN)
+        .order_by("name")
+    )
+    assert (
+        [k.name for k in got] == ["a key", "b key", "c key"] == [k.name for k in orm]
+    )  # (admin keys have no project)
     for a, b in zip(got, orm, strict=True):
         assert field_values(a) == field_values(b)
-        assert {n: type(v) for n, v in field_values(a).items()} == {n: type(v) for n, v in field_values(b).items()}
-        assert api_key_secret_for_call(a) == secrets_by_name[a.name]  # the sealed secret opens as usual
+        assert {n: type(v) for n, v in field_values(a).items()} == {
+            n: type(v) for n, v in field_values(b).items()
+        }
+        assert (
+            api_key_secret_for_call(a) == secrets_by_name[a.name]
+        )  # the sealed secret opens as usual
 
 
-@pytest.mark.parametrize("allowed", [[], ["gpt-5.4-mini", "gpt-4.1", "text-embedding-3-small", "no-such-model"]])
+@pytest.mark.parametrize(
+    "allowed", [[], ["gpt-5.4-mini", "gpt-4.1", "text-embedding-3-small", "no-such-model"]]
+)
 def test_the_models_a_project_may_call_are_the_active_responses_models_it_allows(project, allowed):
     CatalogModel.objects.filter(model_id="gpt-4.1").update(is_active=False)
-    rows = CatalogModel.objects.filter(is_active=True).exclude(category__in=NOT_RESPONSES_MODELS).order_by("model_id")
+    rows = (
+        CatalogModel.objects.filter(is_active=True)
+        .exclude(category__in=NOT_RESPONSES_MODELS)
+        .order_by("model_id")
+    )
     if allowed:
         rows = rows.filter(model_id__in=sorted(allowed))
     expected = list(rows.values_list("model_id", "supports_reasoning"))
@@ -55,8 +70,11 @@ def test_the_models_a_project_may_call_are_the_active_responses_models_it_allows
 
 def test_limit_override_is_read_per_project_and_model(project):
     ProjectModelLimit.objects.create(project=project, model_id="gpt-5.4-mini", rpm=7, tpm=None)
-    ProjectModelLimit.objects.create(project=ProjectFactory(organization=project.organization),
-                                     model_id="gpt-4.1", rpm=9, tpm=99)
-    assert ratelimit.limits_for(project, "gpt-4.1").source.endswith("default")  # another project's limit
+    ProjectModelLimit.objects.create(
+        project=ProjectFactory(organization=project.organization), model_id="gpt-4.1", rpm=9, tpm=99
+    )
+    assert ratelimit.limits_for(project, "gpt-4.1").source.endswith(
+        "default"
+    )  # another project's limit
     limits = ratelimit.limits_for(project, "gpt-5.4-mini")
     assert (limits.rpm, limits.tpm) == (7, project.organization.default_tpm)

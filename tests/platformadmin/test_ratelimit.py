@@ -50,7 +50,9 @@ def test_a_refused_request_is_not_counted(project):
 def test_settling_corrects_the_token_estimate(project):
     limits = ratelimit.ProjectLimits(rpm=100, tpm=100, source="test")
     ratelimit.reserve(project=project, model="m", estimated_tokens=90, limits=limits).settle(10)
-    ratelimit.reserve(project=project, model="m", estimated_tokens=80, limits=limits)  # 10 + 80 fits
+    ratelimit.reserve(
+        project=project, model="m", estimated_tokens=80, limits=limits
+    )  # 10 + 80 fits
     with pytest.raises(ratelimit.RateLimited):
         ratelimit.reserve(project=project, model="m", estimated_tokens=20, limits=limits)
 
@@ -73,12 +75,18 @@ def test_counts_are_shared_across_processes(tmp_path):
                 ratelimit.reserve(project=project, model="m", estimated_tokens=1, limits=limits)
             print("ok")
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.stdout.strip() == "ok", done.stderr
     with override_settings(CACHES=caches_conf), time_machine.travel(FROZEN, tick=False):
         with pytest.raises(ratelimit.RateLimited):
-            ratelimit.reserve(project=SimpleNamespace(public_id=public_id), model="m", estimated_tokens=1,
-                              limits=ratelimit.ProjectLimits(rpm=2, tpm=10**6, source="test"))
+            ratelimit.reserve(
+                project=SimpleNamespace(public_id=public_id),
+                model="m",
+                estimated_tokens=1,
+                limits=ratelimit.ProjectLimits(rpm=2, tpm=10**6, source="test"),
+            )
 
 
 # --- On Redis (CI): the same public cache calls, atomic there -------------------------
@@ -102,7 +110,9 @@ def redis_cache():
 def test_redis_counts_in_the_keys_django_reads(project, redis_cache):
     limits = ratelimit.ProjectLimits(rpm=5, tpm=1000, source="test")
     with time_machine.travel(FROZEN, tick=False):
-        reservation = ratelimit.reserve(project=project, model="m", estimated_tokens=40, limits=limits)
+        reservation = ratelimit.reserve(
+            project=project, model="m", estimated_tokens=40, limits=limits
+        )
         ratelimit.reserve(project=project, model="m", estimated_tokens=10, limits=limits)
         reservation.settle(25)
         prefix = f"openai-ratelimit:{project.public_id}:m:{FROZEN // ratelimit.WINDOW}"
@@ -119,9 +129,15 @@ def test_redis_refusals_are_not_counted(project, redis_cache):
                 ratelimit.reserve(project=project, model="m", estimated_tokens=10, limits=rpm)
         assert "limit of 1 requests per minute" in info.value.message
         prefix = f"openai-ratelimit:{project.public_id}:m:{FROZEN // ratelimit.WINDOW}"
-        assert (redis_cache.get(f"{prefix}:requests"), redis_cache.get(f"{prefix}:tokens")) == (1, 10)
+        assert (redis_cache.get(f"{prefix}:requests"), redis_cache.get(f"{prefix}:tokens")) == (
+            1,
+            10,
+        )
         tpm = ratelimit.ProjectLimits(rpm=100, tpm=50, source="test")
         with pytest.raises(ratelimit.RateLimited) as info:
             ratelimit.reserve(project=project, model="m", estimated_tokens=45, limits=tpm)
         assert "tokens per minute" in info.value.message
-        assert (redis_cache.get(f"{prefix}:requests"), redis_cache.get(f"{prefix}:tokens")) == (1, 10)
+        assert (redis_cache.get(f"{prefix}:requests"), redis_cache.get(f"{prefix}:tokens")) == (
+            1,
+            10,
+        )

@@ -33,8 +33,9 @@ def usage_table_gone():
         cursor.execute(f"ALTER TABLE {quote(table + '_gone')} RENAME TO {quote(table)}")
 
 
-def test_a_failed_usage_write_is_logged_with_both_ids_and_counted(project, openai_simulator, usage_table_gone,
-                                                                  caplog):
+def test_a_failed_usage_write_is_logged_with_both_ids_and_counted(
+    project, openai_simulator, usage_table_gone, caplog
+):
     key = sim_key(project, openai_simulator)
     with caplog.at_level(logging.INFO, logger="platformadmin.openai"):
         outcome = generate(api_key=key, project=project, params=PARAMS)
@@ -51,7 +52,9 @@ def test_a_failed_usage_write_is_logged_with_both_ids_and_counted(project, opena
     assert usage_write_failures() == 1
 
 
-def test_a_stopped_stream_whose_write_fails_is_counted_too(project, openai_simulator, usage_table_gone):
+def test_a_stopped_stream_whose_write_fails_is_counted_too(
+    project, openai_simulator, usage_table_gone
+):
     key = sim_key(project, openai_simulator)
     stream = generate_stream(api_key=key, project=project, params=PARAMS, heartbeat=0.05)
     for event in stream:
@@ -61,15 +64,18 @@ def test_a_stopped_stream_whose_write_fails_is_counted_too(project, openai_simul
     assert usage_write_failures() == 1
 
 
-def test_failures_are_counted_per_hour_over_the_last_day(project, openai_simulator, usage_table_gone,
-                                                         time_machine):
+def test_failures_are_counted_per_hour_over_the_last_day(
+    project, openai_simulator, usage_table_gone, time_machine
+):
     key = sim_key(project, openai_simulator)
     time_machine.move_to("2026-12-01 10:30:00Z", tick=False)
     generate(api_key=key, project=project, params=PARAMS)
     time_machine.move_to("2026-12-02 09:59:00Z", tick=False)
     generate(api_key=key, project=project, params=PARAMS)
     assert usage_write_failures() == 2
-    time_machine.move_to("2026-12-02 11:00:00Z", tick=False)  # the 10:00 hour is more than a day ago
+    time_machine.move_to(
+        "2026-12-02 11:00:00Z", tick=False
+    )  # the 10:00 hour is more than a day ago
     assert usage_write_failures() == 1
 
 

@@ -16,9 +16,14 @@ pytestmark = pytest.mark.django_db
 
 
 def test_usage_lists_show_money_and_counts(client, project):
-    usage_record_create(project=project, source="ingest",
-                        response=response_json("r1", inp=80229, cached=0, out=1000, reasoning=0))
-    usage_record_create(project=project, source="ingest", response=response_json("u1", model="whisper-1"))
+    usage_record_create(
+        project=project,
+        source="ingest",
+        response=response_json("r1", inp=80229, cached=0, out=1000, reasoning=0),
+    )
+    usage_record_create(
+        project=project, source="ingest", response=response_json("u1", model="whisper-1")
+    )
     cost = UsageRecord.objects.get(response_id="r1").cost
     assert cost is not None and cost.as_tuple().exponent < -2  # a long decimal to show
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))

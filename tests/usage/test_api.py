@@ -41,7 +41,12 @@ def test_it_stores_a_single_sdk_response(client, ingest_token, project):
     assert r.status_code == 200, r.content
     assert r.json() == {"received": 1, "created": 1, "duplicates": 0}
     rec = UsageRecord.objects.get()
-    assert (rec.project, rec.source, rec.response_id, rec.cost) == (project, "ingest", "resp_a", Decimal("0.0191"))
+    assert (rec.project, rec.source, rec.response_id, rec.cost) == (
+        project,
+        "ingest",
+        "resp_a",
+        Decimal("0.0191"),
+    )
 
 
 def test_a_replayed_batch_changes_nothing(client, ingest_token):
@@ -56,31 +61,63 @@ def test_a_replayed_batch_changes_nothing(client, ingest_token):
 
 def test_it_accepts_a_list_an_envelope_and_a_stream_terminal_event(client, ingest_token):
     _, token = ingest_token
-    envelope = {"response": now_json("resp_env"), "latency_ms": 120, "client_request_id": "c-1",
-                "server_request_id": "req_9", "retries": 1,
-                "ratelimit_headers": {"x-ratelimit-limit-requests": "500"}}
+    envelope = {
+        "response": now_json("resp_env"),
+        "latency_ms": 120,
+        "client_request_id": "c-1",
+        "server_request_id": "req_9",
+        "retries": 1,
+        "ratelimit_headers": {"x-ratelimit-limit-requests": "500"},
+    }
     event = {"type": "response.completed", "sequence_number": 9, "response": now_json("resp_evt")}
     r = post(client, [envelope, event], token)
     assert r.status_code == 200 and r.json()["created"] == 2
     env = UsageRecord.objects.get(response_id="resp_env")
-    assert (env.latency_ms, env.client_request_id, env.server_request_id, env.retries) == (120, "c-1", "req_9", 1)
+    assert (env.latency_ms, env.client_request_id, env.server_request_id, env.retries) == (
+        120,
+        "c-1",
+        "req_9",
+        1,
+    )
     assert env.ratelimit_headers == {"x-ratelimit-limit-requests": "500"}
     assert UsageRecord.objects.get(response_id="resp_evt").output_tokens == 500
 
 
 def test_chat_completions_and_embeddings_shapes(client, ingest_token):
     _, token = ingest_token
-    chat = {"id": "chatcmpl-1", "object": "chat.completion", "created": int(timezone.now().timestamp()),
-            "model": "gpt-4.1", "choices": [], "service_tier": "default",
-            "usage": {"prompt_tokens": 1000, "completion_tokens": 300, "total_tokens": 1300,
-                      "prompt_tokens_details": {"cached_tokens": 400},
-                      "completion_tokens_details": {"reasoning_tokens": 0}}}
-    emb = {"response_id": "emb-1", "response": {"object": "list", "data": [], "model": "text-embedding-3-small",
-                                                "usage": {"prompt_tokens": 5000, "total_tokens": 5000}}}
+    chat = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": int(timezone.now().timestamp()),
+        "model": "gpt-4.1",
+        "choices": [],
+        "service_tier": "default",
+        "usage": {
+            "prompt_tokens": 1000,
+            "completion_tokens": 300,
+            "total_tokens": 1300,
+            "prompt_tokens_details": {"cached_tokens": 400},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+    emb = {
+        "response_id": "emb-1",
+        "response": {
+            "object": "list",
+            "data": [],
+            "model": "text-embedding-3-small",
+            "usage": {"prompt_tokens": 5000, "total_tokens": 5000},
+        },
+    }
     r = post(client, {"records": [chat, emb]}, token)
     assert r.status_code == 200, r.content
     c = UsageRecord.objects.get(response_id="chatcmpl-1")
-    assert (c.input_tokens, c.cached_input_tokens, c.output_tokens, c.status) == (1000, 400, 300, "completed")
+    assert (c.input_tokens, c.cached_input_tokens, c.output_tokens, c.status) == (
+        1000,
+        400,
+        300,
+        "completed",
+    )
     assert c.cost == Decimal("0.0038")  # (600 × 2 + 400 × 0.5 + 300 × 8) / 1M
     e = UsageRecord.objects.get(response_id="emb-1")
     assert (e.input_tokens, e.output_tokens, e.cost) == (5000, 0, Decimal("0.0001"))
@@ -88,8 +125,16 @@ def test_chat_completions_and_embeddings_shapes(client, ingest_token):
 
 def test_it_accepts_an_error_report(client, ingest_token):
     _, token = ingest_token
-    r = post(client, {"response_id": "err-1", "model": "gpt-5.5", "error_type": "RateLimitError",
-                      "server_request_id": "req_x"}, token)
+    r = post(
+        client,
+        {
+            "response_id": "err-1",
+            "model": "gpt-5.5",
+            "error_type": "RateLimitError",
+            "server_request_id": "req_x",
+        },
+        token,
+    )
     assert r.status_code == 200, r.content
     rec = UsageRecord.objects.get()
     assert (rec.status, rec.error_type, rec.cost) == ("error", "RateLimitError", Decimal(0))
@@ -105,7 +150,9 @@ def test_400_names_the_record_index_and_field_and_stores_nothing(client, ingest_
     assert r.status_code == 400
     errors = r.json()["error"]["errors"]
     assert [(e["index"], e["field"]) for e in errors] == [
-        (1, "records[1].usage.output_tokens"), (2, "records[2].id")]
+        (1, "records[1].usage.output_tokens"),
+        (2, "records[2].id"),
+    ]
     assert "whole number" in errors[0]["message"]
     assert UsageRecord.objects.count() == 0
 

@@ -64,10 +64,14 @@ CASES = {
     "nul in status": (record(status=NUL), "status"),
     "nul in error_type": (error_report(error_type=NUL), "error_type"),
     "nul in service_tier": (record(service_tier=NUL), "service_tier"),
-    "nul in a ratelimit header name": (envelope(ratelimit_headers={f"x-ratelimit-{NUL}": "1"}),
-                                       "ratelimit_headers"),
-    "nul in a ratelimit header value": (envelope(ratelimit_headers={"x-ratelimit-limit-requests": NUL}),
-                                        "ratelimit_headers.x-ratelimit-limit-requests"),
+    "nul in a ratelimit header name": (
+        envelope(ratelimit_headers={f"x-ratelimit-{NUL}": "1"}),
+        "ratelimit_headers",
+    ),
+    "nul in a ratelimit header value": (
+        envelope(ratelimit_headers={"x-ratelimit-limit-requests": NUL}),
+        "ratelimit_headers.x-ratelimit-limit-requests",
+    ),
     # Other control and invisible characters in ids.
     "bell in id": (record(id="resp\x07"), "id"),
     "newline in client_request_id": (envelope(client_request_id="c\n1"), "client_request_id"),
@@ -82,8 +86,10 @@ CASES = {
     "project a number": (None, "project"),
     "usage details a list": (_with_usage(input_tokens_details=[]), "usage.input_tokens_details"),
     "a count of the other family a string": (_with_usage(prompt_tokens="x"), "usage.prompt_tokens"),
-    "ratelimit header value a number": (envelope(ratelimit_headers={"x-ratelimit-limit-requests": 500}),
-                                        "ratelimit_headers.x-ratelimit-limit-requests"),
+    "ratelimit header value a number": (
+        envelope(ratelimit_headers={"x-ratelimit-limit-requests": 500}),
+        "ratelimit_headers.x-ratelimit-limit-requests",
+    ),
     "ratelimit_headers an empty list": (envelope(ratelimit_headers=[]), "ratelimit_headers"),
     # Booleans are not numbers.
     "retries true": (envelope(retries=True), "retries"),
@@ -99,8 +105,10 @@ CASES = {
     "server_request_id of 5000": (envelope(server_request_id=LONG), "server_request_id"),
     "client_request_id of 201": (envelope(client_request_id="c" * 201), "client_request_id"),
     "error_type of 5000": (error_report(error_type=LONG), "error_type"),
-    "ratelimit header value of 5000": (envelope(ratelimit_headers={"x-ratelimit-limit-requests": LONG}),
-                                       "ratelimit_headers.x-ratelimit-limit-requests"),
+    "ratelimit header value of 5000": (
+        envelope(ratelimit_headers={"x-ratelimit-limit-requests": LONG}),
+        "ratelimit_headers.x-ratelimit-limit-requests",
+    ),
     # Empty where a value is needed: "" must not let another value take its place.
     "empty response_id": (envelope(response_id=""), "response_id"),
 }
@@ -151,25 +159,39 @@ def test_the_400_names_the_control_character(client, ingest_token):
 
 def test_values_at_the_bounds_are_stored_as_sent_and_one_past_is_refused(client, ingest_token):
     _, token = ingest_token
-    at_bounds = dict(client_request_id="c" * 200, server_request_id="req_" + "s" * 196,
-                     latency_ms=3_600_000, retries=100, response_id="r" * 200,
-                     ratelimit_headers={"x-ratelimit-limit-requests": "v" * 200, "Date": "today"})
+    at_bounds = dict(
+        client_request_id="c" * 200,
+        server_request_id="req_" + "s" * 196,
+        latency_ms=3_600_000,
+        retries=100,
+        response_id="r" * 200,
+        ratelimit_headers={"x-ratelimit-limit-requests": "v" * 200, "Date": "today"},
+    )
     r = post(client, envelope(**at_bounds), token)
     assert r.status_code == 200, r.content
     rec = UsageRecord.objects.get()
     assert (rec.client_request_id, rec.latency_ms, rec.retries) == ("c" * 200, 3_600_000, 100)
     assert rec.response_id == "r" * 200 and len(rec.server_request_id) == 200
     assert rec.ratelimit_headers == {"x-ratelimit-limit-requests": "v" * 200}
-    past = {"client_request_id": "c" * 201, "server_request_id": "s" * 201, "latency_ms": 3_600_001,
-            "retries": 101, "response_id": "r" * 201,
-            "ratelimit_headers": {"x-ratelimit-limit-requests": "v" * 201}}
+    past = {
+        "client_request_id": "c" * 201,
+        "server_request_id": "s" * 201,
+        "latency_ms": 3_600_001,
+        "retries": 101,
+        "response_id": "r" * 201,
+        "ratelimit_headers": {"x-ratelimit-limit-requests": "v" * 201},
+    }
     body = [envelope(**{**at_bounds, "response_id": f"resp_{k}", k: v}) for k, v in past.items()]
     r = post(client, body, token)
     assert r.status_code == 400, r.content
     assert [e["field"] for e in r.json()["error"]["errors"]] == [
-        "records[0].client_request_id", "records[1].server_request_id", "records[2].latency_ms",
-        "records[3].retries", "records[4].response_id",
-        "records[5].ratelimit_headers.x-ratelimit-limit-requests"]
+        "records[0].client_request_id",
+        "records[1].server_request_id",
+        "records[2].latency_ms",
+        "records[3].retries",
+        "records[4].response_id",
+        "records[5].ratelimit_headers.x-ratelimit-limit-requests",
+    ]
     assert UsageRecord.objects.count() == 1
 
 
@@ -191,12 +213,16 @@ def test_a_time_before_2020_is_refused_even_without_retention(client, ingest_tok
     r = post(client, [envelope(occurred_at="2001-01-01T00:00:00Z"), _created_at(0)], token)
     assert r.status_code == 400, r.content
     assert [e["field"] for e in r.json()["error"]["errors"]] == [
-        "records[0].occurred_at", "records[1].created_at"]
+        "records[0].occurred_at",
+        "records[1].created_at",
+    ]
     assert UsageRecord.objects.count() == 0
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", ""])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""],
+)
 def test_a_body_that_is_not_json_is_a_415(client, ingest_token, content_type):
     _, token = ingest_token
     r = post(client, record(), token, content_type=content_type)
@@ -248,12 +274,22 @@ def test_an_empty_project_names_no_project(client, ingest_token, project):
     assert UsageRecord.objects.count() == 0
 
 
-def test_a_batch_whose_cost_overflows_its_rollup_is_a_400_and_nothing_is_stored(client, ingest_token):
+def test_a_batch_whose_cost_overflows_its_rollup_is_a_400_and_nothing_is_stored(
+    client, ingest_token
+):
     """Three calls of a trillion output tokens on gpt-5.5-pro at priority: each fits a
     record, their hour's rollup would pass what 64 bits of 1e-10 USD hold."""
     big = [
-        response_json(f"resp_big_{i}", model="gpt-5.5-pro", inp=0, cached=0, out=10**12, reasoning=0,
-                      tier="priority", created_at=timezone.now().timestamp())
+        response_json(
+            f"resp_big_{i}",
+            model="gpt-5.5-pro",
+            inp=0,
+            cached=0,
+            out=10**12,
+            reasoning=0,
+            tier="priority",
+            created_at=timezone.now().timestamp(),
+        )
         for i in range(3)
     ]
     response = post(client, big, ingest_token[1])

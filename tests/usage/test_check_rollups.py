@@ -20,9 +20,15 @@ pytestmark = pytest.mark.django_db
 def records(project, api_key, settings):
     settings.USAGE_RAW_RETENTION_DAYS = 0
     for i in range(3):
-        usage_record_create(project=project, api_key=api_key, source="playground",
-                            response=response_json(f"r{i}", model="gpt-5.4"))
-    usage_record_create(project=project, source="ingest", response=response_json("u1", model="whisper-1"))
+        usage_record_create(
+            project=project,
+            api_key=api_key,
+            source="playground",
+            response=response_json(f"r{i}", model="gpt-5.4"),
+        )
+    usage_record_create(
+        project=project, source="ingest", response=response_json("u1", model="whisper-1")
+    )
 
 
 def test_no_difference_when_in_step(records, capsys):
@@ -31,7 +37,9 @@ def test_no_difference_when_in_step(records, capsys):
 
 
 def test_it_reports_every_difference_and_fails(records, capsys):
-    UsageHourly.objects.filter(model="gpt-5.4").update(requests=F("requests") + 1, cost=F("cost") - 1)
+    UsageHourly.objects.filter(model="gpt-5.4").update(
+        requests=F("requests") + 1, cost=F("cost") - 1
+    )
     UsageHourly.objects.filter(model="whisper-1").delete()
     with pytest.raises(CommandError) as exc:
         call_command("check_rollups", since="2026-07-01T00:00Z", until="2026-07-02T00:00Z")
@@ -45,8 +53,13 @@ def test_it_reports_every_difference_and_fails(records, capsys):
 
 def test_a_stray_rollup_without_records_is_a_difference(records):
     first = UsageHourly.objects.first()
-    UsageHourly.objects.create(hour=datetime(2026, 7, 1, 15, tzinfo=UTC), organization_id=first.organization_id,
-                               project_id=first.project_id, model="gpt-5", requests=1)
+    UsageHourly.objects.create(
+        hour=datetime(2026, 7, 1, 15, tzinfo=UTC),
+        organization_id=first.organization_id,
+        project_id=first.project_id,
+        model="gpt-5",
+        requests=1,
+    )
     with pytest.raises(CommandError):
         call_command("check_rollups", since="2026-07-01", until="2026-07-02")
 
@@ -62,8 +75,15 @@ def test_many_small_writes_into_one_hour_still_match(project, settings, capsys):
     0.0859499999999997"); as integer units it is exact."""
     settings.USAGE_RAW_RETENTION_DAYS = 0
     for i in range(300):
-        usage_record_create(project=project, source="playground",
-                            response=response_json(f"small{i}", model="gpt-5.5", inp=45, cached=3, out=2, reasoning=0))
+        usage_record_create(
+            project=project,
+            source="playground",
+            response=response_json(
+                f"small{i}", model="gpt-5.5", inp=45, cached=3, out=2, reasoning=0
+            ),
+        )
     call_command("check_rollups", since="2026-07-01", until="2026-07-02")
     assert "match" in capsys.readouterr().out
-    assert UsageHourly.objects.get().cost == 300 * Decimal("0.0002715")  # (42×5 + 3×0.5 + 2×30) / 1M
+    assert UsageHourly.objects.get().cost == 300 * Decimal(
+        "0.0002715"
+    )  # (42×5 + 3×0.5 + 2×30) / 1M

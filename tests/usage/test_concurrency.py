@@ -38,9 +38,12 @@ def _send_concurrently(token: str, bodies: list[list[dict]]) -> list:
     def worker(i: int) -> None:
         try:
             barrier.wait(timeout=10)
-            r = Client().post("/api/v1/usage", data=json.dumps({"records": bodies[i]}),
-                              content_type="application/json",
-                              HTTP_AUTHORIZATION=f"Bearer {token}")
+            r = Client().post(
+                "/api/v1/usage",
+                data=json.dumps({"records": bodies[i]}),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {token}",
+            )
             results[i] = (r.status_code, r.json())
         except Exception as exc:  # reported by the assertion below
             results[i] = exc
@@ -61,9 +64,16 @@ def test_the_same_batch_three_times_concurrently(project, owner, settings):
     now = timezone.now().timestamp()
     models = ["gpt-5.5", "gpt-5.4-mini", "gpt-4.1-nano", "whisper-1"]  # the last is unpriced
     batch = [
-        response_json(f"resp_{i:04d}", model=models[i % 4], inp=1000 + i, cached=i % 300,
-                      out=200 + i, reasoning=i % 100, tier=["default", "flex", "priority", "default"][i % 4],
-                      created_at=now - (i % 5) * 3600)
+        response_json(
+            f"resp_{i:04d}",
+            model=models[i % 4],
+            inp=1000 + i,
+            cached=i % 300,
+            out=200 + i,
+            reasoning=i % 100,
+            tier=["default", "flex", "priority", "default"][i % 4],
+            created_at=now - (i % 5) * 3600,
+        )
         for i in range(300)
     ]
     results = _send_concurrently(token, [batch, batch, batch])
@@ -74,9 +84,11 @@ def test_the_same_batch_three_times_concurrently(project, owner, settings):
     assert UsageRecord.objects.count() == 300
     assert UsageRecord.objects.values("response_id").distinct().count() == 300
     # The exact cost, computed here independently of the engine.
-    price = {"gpt-5.5": (Decimal(5), Decimal("0.5"), Decimal(30), Decimal("2.5")),
-             "gpt-5.4-mini": (Decimal("0.75"), Decimal("0.075"), Decimal("4.5"), None),
-             "gpt-4.1-nano": (Decimal("0.1"), Decimal("0.025"), Decimal("0.4"), None)}
+    price = {
+        "gpt-5.5": (Decimal(5), Decimal("0.5"), Decimal(30), Decimal("2.5")),
+        "gpt-5.4-mini": (Decimal("0.75"), Decimal("0.075"), Decimal("4.5"), None),
+        "gpt-4.1-nano": (Decimal("0.1"), Decimal("0.025"), Decimal("0.4"), None),
+    }
     factor = {"default": Decimal(1), "flex": Decimal("0.5"), "priority": None}
     expected = Decimal(0)
     unpriced = 0
@@ -88,14 +100,23 @@ def test_the_same_batch_three_times_concurrently(project, owner, settings):
             unpriced += 1
             continue
         cached = u["input_tokens_details"]["cached_tokens"]
-        expected += ((u["input_tokens"] - cached) * p[0] + cached * p[1] + u["output_tokens"] * p[2]) / 1_000_000 * f
+        expected += (
+            ((u["input_tokens"] - cached) * p[0] + cached * p[1] + u["output_tokens"] * p[2])
+            / 1_000_000
+            * f
+        )
     assert UsageRecord.objects.aggregate(s=Sum("cost"))["s"] == expected
     assert UsageRecord.objects.filter(cost__isnull=True).count() == unpriced
 
-    rollups = UsageHourly.objects.aggregate(n=Sum("requests"), c=Sum("cost"), u=Sum("unpriced_requests"),
-                                            i=Sum("input_tokens"))
-    assert rollups == {"n": 300, "c": expected, "u": unpriced,
-                       "i": sum(r["usage"]["input_tokens"] for r in batch)}
+    rollups = UsageHourly.objects.aggregate(
+        n=Sum("requests"), c=Sum("cost"), u=Sum("unpriced_requests"), i=Sum("input_tokens")
+    )
+    assert rollups == {
+        "n": 300,
+        "c": expected,
+        "u": unpriced,
+        "i": sum(r["usage"]["input_tokens"] for r in batch),
+    }
     # and the checker agrees, bucket by bucket
     call_command("check_rollups")
 

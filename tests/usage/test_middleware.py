@@ -27,7 +27,9 @@ def body(rid):
 def test_a_token_revoked_a_moment_ago_is_refused_at_once(client, ingest_token, owner):
     row, token = ingest_token
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-    assert client.post(URL, body("resp_1"), content_type="application/json", **auth).status_code == 200
+    assert (
+        client.post(URL, body("resp_1"), content_type="application/json", **auth).status_code == 200
+    )
     ingestion_token_revoke(token=row, actor=owner)
     r = client.post(URL, body("resp_2"), content_type="application/json", **auth)
     assert r.status_code == 403 and r.json()["error"]["code"] == "token_revoked"
@@ -59,8 +61,9 @@ def test_the_api_needs_no_csrf_token_with_a_bearer_token(ingest_token):
 
 def test_security_headers_still_apply_and_no_cookie_is_set(client, ingest_token):
     _, token = ingest_token
-    r = client.post(URL, body("resp_1"), content_type="application/json",
-                    HTTP_AUTHORIZATION=f"Bearer {token}")
+    r = client.post(
+        URL, body("resp_1"), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
     assert r.status_code == 200
     assert r["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware runs before the short path
     assert not r.cookies
@@ -70,8 +73,9 @@ def test_only_marked_views_take_the_short_path(client, ingest_token):
     _, token = ingest_token
     doc = client.get("/api/v1/openapi.json")  # not marked: the whole stack
     assert doc.status_code == 200 and doc["X-Frame-Options"] == "DENY"
-    r = client.post(URL, body("resp_1"), content_type="application/json",
-                    HTTP_AUTHORIZATION=f"Bearer {token}")
+    r = client.post(
+        URL, body("resp_1"), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
     assert r.status_code == 200 and "X-Frame-Options" not in r  # the short path
 
 
@@ -84,9 +88,11 @@ def test_only_csrf_exempt_views_can_take_the_short_path():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(connection.vendor == "sqlite",
-                    reason="the ASGI path runs the view on another thread, which in-memory SQLite "
-                    "does not share; run with DATABASE_URL=postgres://...")
+@pytest.mark.skipif(
+    connection.vendor == "sqlite",
+    reason="the ASGI path runs the view on another thread, which in-memory SQLite "
+    "does not share; run with DATABASE_URL=postgres://...",
+)
 def test_under_asgi_requests_reuse_long_lived_database_connections(project, owner, request):
     request.addfinalizer(pool_shutdown)  # the pool threads' connections, before the test DB goes
     _, token = ingestion_token_create(project=project, name="asgi")
@@ -94,14 +100,18 @@ def test_under_asgi_requests_reuse_long_lived_database_connections(project, owne
     auth = {"Authorization": f"Bearer {token}"}
 
     async def send(n):
-        return [await client.post(URL, body(f"resp_{i}"), content_type="application/json",
-                              headers=auth) for i in range(n)]
+        return [
+            await client.post(URL, body(f"resp_{i}"), content_type="application/json", headers=auth)
+            for i in range(n)
+        ]
 
     responses = asyncio.run(send(12))
     assert [r.status_code for r in responses] == [200] * 12, responses[0].content
     assert UsageRecord.objects.count() == 12
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
             (backends,) = cursor.fetchone()
         assert backends <= 1 + 4  # this test's connection + at most USAGE_API_THREADS

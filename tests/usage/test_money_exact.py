@@ -47,8 +47,10 @@ FIRST_HOUR = datetime(2026, 7, 14, 23, tzinfo=UTC)  # 23:00 to 01:29: across mid
 D = Decimal
 # Prices per 1M tokens that give long decimals: (input, cached input, output) from a date.
 LIST = {
-    "h-long-a": [(date(2026, 1, 1), D("1.234567"), D("0.123457"), D("9.876543")),
-                 (date(2026, 7, 15), D("1.111113"), D("0.011117"), D("7.777779"))],
+    "h-long-a": [
+        (date(2026, 1, 1), D("1.234567"), D("0.123457"), D("9.876543")),
+        (date(2026, 7, 15), D("1.111113"), D("0.011117"), D("7.777779")),
+    ],
     "h-long-b": [(date(2026, 1, 1), D("0.333333"), None, D("1.666667"))],
 }
 NEGOTIATED = {"h-long-b": [(date(2026, 7, 15), D("0.314159"), D("0.031416"), D("2.718281"))]}
@@ -62,32 +64,50 @@ def _in_force(rows, day):
     return max(rows, key=lambda r: r[0]) if rows else None
 
 
-def expected_cost(model: str, tier: str, inp: int, cached: int, out: int, when: datetime) -> Decimal | None:
+def expected_cost(
+    model: str, tier: str, inp: int, cached: int, out: int, when: datetime
+) -> Decimal | None:
     """The cost written out independently of usage.pricing, from the prices above."""
     if not (inp or out):
         return D("0")
-    price = _in_force(NEGOTIATED.get(model, []), when.date()) or _in_force(LIST.get(model, []), when.date())
+    price = _in_force(NEGOTIATED.get(model, []), when.date()) or _in_force(
+        LIST.get(model, []), when.date()
+    )
     if price is None:
         return None
     _, p_in, p_cached, p_out = price
     factor = {"flex": D("0.5"), "batch": D("0.5"), "priority": PRIORITY.get(model)}.get(tier, D(1))
     if factor is None:
         return None
-    amount = (inp - cached) * p_in + cached * (p_cached if p_cached is not None else p_in) + out * p_out
+    amount = (
+        (inp - cached) * p_in + cached * (p_cached if p_cached is not None else p_in) + out * p_out
+    )
     return (amount / 1_000_000 * factor).quantize(D("1e-10"), rounding=ROUND_HALF_EVEN)
 
 
 @pytest.fixture
 def catalog(organization):
     for model_id in ("h-long-a", "h-long-b"):
-        model = CatalogModel.objects.create(model_id=model_id, priority_multiplier=PRIORITY[model_id])
+        model = CatalogModel.objects.create(
+            model_id=model_id, priority_multiplier=PRIORITY[model_id]
+        )
         for eff, p_in, p_cached, p_out in LIST[model_id]:
-            ModelPrice.objects.create(model=model, effective_from=eff, input_per_mtok=p_in,
-                                      cached_input_per_mtok=p_cached, output_per_mtok=p_out)
+            ModelPrice.objects.create(
+                model=model,
+                effective_from=eff,
+                input_per_mtok=p_in,
+                cached_input_per_mtok=p_cached,
+                output_per_mtok=p_out,
+            )
         for eff, p_in, p_cached, p_out in NEGOTIATED.get(model_id, []):
-            ModelPrice.objects.create(model=model, organization=organization, effective_from=eff,
-                                      input_per_mtok=p_in, cached_input_per_mtok=p_cached,
-                                      output_per_mtok=p_out)
+            ModelPrice.objects.create(
+                model=model,
+                organization=organization,
+                effective_from=eff,
+                input_per_mtok=p_in,
+                cached_input_per_mtok=p_cached,
+                output_per_mtok=p_out,
+            )
 
 
 def _synthetic(rng: random.Random, n: int, prefix: str) -> list[dict]:
@@ -96,47 +116,80 @@ def _synthetic(rng: random.Random, n: int, prefix: str) -> list[dict]:
     for i in range(n):
         inp = rng.randint(0, 3_000) if i % 50 else 0  # every 50th: an error, no tokens
         cached = rng.randint(0, inp)
-        out.append({
-            "id": f"{prefix}_{i}", "model": rng.choice(MODELS), "tier": rng.choice(TIERS),
-            "inp": inp, "cached": cached, "out": rng.randint(1, 800) if inp else 0,
-            "when": FIRST_HOUR + timedelta(seconds=rng.randrange(span)),
-        })
+        out.append(
+            {
+                "id": f"{prefix}_{i}",
+                "model": rng.choice(MODELS),
+                "tier": rng.choice(TIERS),
+                "inp": inp,
+                "cached": cached,
+                "out": rng.randint(1, 800) if inp else 0,
+                "when": FIRST_HOUR + timedelta(seconds=rng.randrange(span)),
+            }
+        )
     return out
 
 
 def _as_response(r: dict) -> dict:
     if not r["inp"]:
-        return {"response_id": r["id"], "model": r["model"], "status": "error",
-                "error_type": "rate_limit_exceeded", "occurred_at": r["when"].isoformat()}
+        return {
+            "response_id": r["id"],
+            "model": r["model"],
+            "status": "error",
+            "error_type": "rate_limit_exceeded",
+            "occurred_at": r["when"].isoformat(),
+        }
     return {
-        "id": r["id"], "object": "response", "created_at": r["when"].timestamp(),
-        "status": "completed", "model": r["model"], "output": [], "service_tier": r["tier"],
-        "usage": {"input_tokens": r["inp"], "input_tokens_details": {"cached_tokens": r["cached"]},
-                  "output_tokens": r["out"], "output_tokens_details": {"reasoning_tokens": r["out"] // 3},
-                  "total_tokens": r["inp"] + r["out"]},
+        "id": r["id"],
+        "object": "response",
+        "created_at": r["when"].timestamp(),
+        "status": "completed",
+        "model": r["model"],
+        "output": [],
+        "service_tier": r["tier"],
+        "usage": {
+            "input_tokens": r["inp"],
+            "input_tokens_details": {"cached_tokens": r["cached"]},
+            "output_tokens": r["out"],
+            "output_tokens_details": {"reasoning_tokens": r["out"] // 3},
+            "total_tokens": r["inp"] + r["out"],
+        },
     }
 
 
 def _record_one(project, api_key, r: dict) -> None:
     if not r["inp"]:
-        usage_record_create(project=project, api_key=api_key, source="playground", model=r["model"],
-                            response_id=r["id"], status="error", error_type="rate_limit_exceeded",
-                            occurred_at=r["when"].isoformat())
+        usage_record_create(
+            project=project,
+            api_key=api_key,
+            source="playground",
+            model=r["model"],
+            response_id=r["id"],
+            status="error",
+            error_type="rate_limit_exceeded",
+            occurred_at=r["when"].isoformat(),
+        )
     else:
-        usage_record_create(project=project, api_key=api_key, source="playground",
-                            response=_as_response(r))
+        usage_record_create(
+            project=project, api_key=api_key, source="playground", response=_as_response(r)
+        )
 
 
 def _post(client, token: str, records: list[dict]) -> None:
     for i in range(0, len(records), 500):
-        body = {"records": [_as_response(r) for r in records[i:i + 500]]}
-        resp = client.post("/api/v1/usage", data=json.dumps(body), content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Bearer {token}")
+        body = {"records": [_as_response(r) for r in records[i : i + 500]]}
+        resp = client.post(
+            "/api/v1/usage",
+            data=json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
         assert resp.status_code == 200, resp.content
 
 
-def test_every_rollup_and_total_equals_the_sum_of_the_records(client, settings, organization, project,
-                                                               api_key, owner, catalog):
+def test_every_rollup_and_total_equals_the_sum_of_the_records(
+    client, settings, organization, project, api_key, owner, catalog
+):
     settings.USAGE_RAW_RETENTION_DAYS = 0
     settings.USAGE_INGEST_RATE_PER_MINUTE = 0
     # A :30 billing offset: month-to-date sums raw records at its partial hours too.
@@ -170,7 +223,9 @@ def test_every_rollup_and_total_equals_the_sum_of_the_records(client, settings, 
         for r in records:
             cost = expected_cost(r["model"], r["tier"], r["inp"], r["cached"], r["out"], r["when"])
             expected_records[r["id"]] = cost
-            b = buckets[(proj.pk, key.pk if key else 0, r["model"], r["when"].replace(minute=0, second=0))]
+            b = buckets[
+                (proj.pk, key.pk if key else 0, r["model"], r["when"].replace(minute=0, second=0))
+            ]
             b[1] += 1
             if cost is None:
                 b[2] += 1
@@ -179,7 +234,9 @@ def test_every_rollup_and_total_equals_the_sum_of_the_records(client, settings, 
                 per_project[proj.pk] += cost
                 per_model[(proj.pk, r["model"])] += cost
     assert len(expected_records) == 3000
-    assert sum(v is None for v in expected_records.values()) > 100, "unpriced records are part of the test"
+    assert sum(v is None for v in expected_records.values()) > 100, (
+        "unpriced records are part of the test"
+    )
     assert len(buckets) >= 30
 
     # Every record, as stored.
@@ -189,13 +246,17 @@ def test_every_rollup_and_total_equals_the_sum_of_the_records(client, settings, 
     # The column holds integer units (no REAL on SQLite).
     rid = next(k for k, v in expected_records.items() if v)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT cost FROM {UsageRecord._meta.db_table} WHERE response_id = %s", [rid])
+        cursor.execute(
+            f"SELECT cost FROM {UsageRecord._meta.db_table} WHERE response_id = %s", [rid]
+        )
         (raw,) = cursor.fetchone()
     assert type(raw) is int and raw == expected_records[rid] * 10**10
 
     # Every hourly rollup.
-    rollups = {(h.project_id, h.key_slot, h.model, h.hour): [h.cost, h.requests, h.unpriced_requests]
-               for h in UsageHourly.objects.all()}
+    rollups = {
+        (h.project_id, h.key_slot, h.model, h.hour): [h.cost, h.requests, h.unpriced_requests]
+        for h in UsageHourly.objects.all()
+    }
     assert rollups == dict(buckets)
 
     # Per project (rollups), per model, month to date (rollups + raw edges), organization.
@@ -204,7 +265,8 @@ def test_every_rollup_and_total_equals_the_sum_of_the_records(client, settings, 
         summary = project_usage_summary(project=proj, since=since, until=NOW)
         assert summary.totals["cost"] == per_project[proj.pk] and type(summary.totals["cost"]) is D
         assert {m["model"]: m["cost"] for m in summary.by_model} == {
-            model: per_model[(proj.pk, model)] for model in MODELS}
+            model: per_model[(proj.pk, model)] for model in MODELS
+        }
         assert project_spend_month_to_date(project=proj, now=NOW).cost == per_project[proj.pk]
     total = per_project[project.pk] + per_project[second.pk]
     assert organization_spend_month_to_date(organization=organization, now=NOW) == total
@@ -223,26 +285,40 @@ def test_prices_with_long_decimals_come_back_exact(organization, catalog):
     price = book.price_for("h-long-a", datetime(2026, 7, 14, 23, tzinfo=UTC))
     assert (price.input, price.cached_input, price.output) == LIST["h-long-a"][0][1:]
     price = book.price_for("h-long-b", datetime(2026, 7, 15, 1, tzinfo=UTC))
-    assert price.negotiated and (price.input, price.cached_input, price.output) == NEGOTIATED["h-long-b"][0][1:]
+    assert (
+        price.negotiated
+        and (price.input, price.cached_input, price.output) == NEGOTIATED["h-long-b"][0][1:]
+    )
     assert book._multipliers["h-long-a"] == D("1.75")
     # The largest price a column accepts round-trips too (12 digits < SQLite's 15).
     ModelPrice.objects.filter(model__model_id="h-long-b").update(output_per_mtok=D("999999.999999"))
-    assert ModelPrice.objects.filter(model__model_id="h-long-b").first().output_per_mtok == D("999999.999999")
+    assert ModelPrice.objects.filter(model__model_id="h-long-b").first().output_per_mtok == D(
+        "999999.999999"
+    )
 
 
 def test_a_record_rounds_to_the_unit_half_to_even(project, catalog):
     """Half a unit (1e-10 USD) goes to the even neighbour, as the DecimalField did: 5, 15
     and 25 tokens at $0.00001 / 1M are 0.5, 1.5 and 2.5 units -> 0, 2, 2."""
     model = CatalogModel.objects.get(model_id="h-long-a")
-    ModelPrice.objects.create(model=model, effective_from=date(2026, 7, 1), input_per_mtok=D("0.000010"),
-                              cached_input_per_mtok=D("0.000010"), output_per_mtok=D("0.000010"))
+    ModelPrice.objects.create(
+        model=model,
+        effective_from=date(2026, 7, 1),
+        input_per_mtok=D("0.000010"),
+        cached_input_per_mtok=D("0.000010"),
+        output_per_mtok=D("0.000010"),
+    )
     when = datetime(2026, 7, 1, 12, tzinfo=UTC)
     costs = []
     for n, tokens in enumerate((5, 15, 25, 1)):  # 0.5, 1.5, 2.5, 0.1 units of 1e-10
-        record, _ = usage_record_create(project=project, source="ingest", model="h-long-a",
-                                        response_id=f"round_{n}", occurred_at=when.isoformat(),
-                                        usage={"input_tokens": tokens, "output_tokens": 0,
-                                               "total_tokens": tokens})
+        record, _ = usage_record_create(
+            project=project,
+            source="ingest",
+            model="h-long-a",
+            response_id=f"round_{n}",
+            occurred_at=when.isoformat(),
+            usage={"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens},
+        )
         costs.append(record.cost)
     assert costs == [D("0E-10"), D("2E-10"), D("2E-10"), D("0E-10")]
     assert UsageHourly.objects.get().cost == D("4E-10")
@@ -250,18 +326,37 @@ def test_a_record_rounds_to_the_unit_half_to_even(project, catalog):
 
 def test_a_cost_too_large_to_store_is_refused_by_name(project, catalog):
     model = CatalogModel.objects.get(model_id="h-long-a")
-    ModelPrice.objects.create(model=model, effective_from=date(2026, 7, 1), input_per_mtok=D("999999"),
-                              output_per_mtok=D("999999"))
+    ModelPrice.objects.create(
+        model=model,
+        effective_from=date(2026, 7, 1),
+        input_per_mtok=D("999999"),
+        output_per_mtok=D("999999"),
+    )
     with pytest.raises(ValidationError) as exc:
-        usage_record_create(project=project, source="ingest", model="h-long-a", response_id="huge",
-                            occurred_at="2026-07-01T12:00:00Z",
-                            usage={"input_tokens": 10**12, "output_tokens": 0, "total_tokens": 10**12})
+        usage_record_create(
+            project=project,
+            source="ingest",
+            model="h-long-a",
+            response_id="huge",
+            occurred_at="2026-07-01T12:00:00Z",
+            usage={"input_tokens": 10**12, "output_tokens": 0, "total_tokens": 10**12},
+        )
     assert "usage" in exc.value.message_dict and "check the token counts" in str(exc.value)
     assert not UsageRecord.objects.exists() and not UsageHourly.objects.exists()
     with pytest.raises(FieldError):
-        usage_records_ingest(project=project, drafts=[build_record(
-            project=project, source="ingest", model="h-long-a", response_id="huge2",
-            occurred_at="2026-07-01T13:00:00Z", usage={"input_tokens": 10**12, "output_tokens": 0, "total_tokens": 10**12})])
+        usage_records_ingest(
+            project=project,
+            drafts=[
+                build_record(
+                    project=project,
+                    source="ingest",
+                    model="h-long-a",
+                    response_id="huge2",
+                    occurred_at="2026-07-01T13:00:00Z",
+                    usage={"input_tokens": 10**12, "output_tokens": 0, "total_tokens": 10**12},
+                )
+            ],
+        )
 
 
 def test_the_money_field_converts_at_the_edges():
@@ -295,24 +390,43 @@ def test_the_migration_converts_existing_costs_both_ways(project):
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old = executor.loader.project_state(before).apps
-    OldRecord, OldHourly = old.get_model("usage", "UsageRecord"), old.get_model("usage", "UsageHourly")
-    common = {"organization_id": project.organization_id, "project_id": project.pk, "source": "ingest",
-              "model": "gpt-5.5", "occurred_at": datetime(2026, 7, 1, 12, tzinfo=UTC),
-              "write_batch": "00000000-0000-0000-0000-000000000001"}
+    OldRecord, OldHourly = (
+        old.get_model("usage", "UsageRecord"),
+        old.get_model("usage", "UsageHourly"),
+    )
+    common = {
+        "organization_id": project.organization_id,
+        "project_id": project.pk,
+        "source": "ingest",
+        "model": "gpt-5.5",
+        "occurred_at": datetime(2026, 7, 1, 12, tzinfo=UTC),
+        "write_batch": "00000000-0000-0000-0000-000000000001",
+    }
     OldRecord.objects.create(response_id="a", cost=D("0.0191000000"), **common)
     OldRecord.objects.create(response_id="b", cost=D("123.4567891234"), **common)
     OldRecord.objects.create(response_id="c", cost=None, **common)
-    OldHourly.objects.create(hour=datetime(2026, 7, 1, 12, tzinfo=UTC), organization_id=project.organization_id,
-                             project_id=project.pk, model="gpt-5.5", requests=3, cost=D("123.4758891234"))
+    OldHourly.objects.create(
+        hour=datetime(2026, 7, 1, 12, tzinfo=UTC),
+        organization_id=project.organization_id,
+        project_id=project.pk,
+        model="gpt-5.5",
+        requests=3,
+        cost=D("123.4758891234"),
+    )
     if connection.vendor == "sqlite":  # what REAL additions left behind
         with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {OldHourly._meta.db_table} SET cost = cost + 0.0000000000000003")
+            cursor.execute(
+                f"UPDATE {OldHourly._meta.db_table} SET cost = cost + 0.0000000000000003"
+            )
 
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert dict(UsageRecord.objects.values_list("response_id", "cost")) == {
-        "a": D("0.0191"), "b": D("123.4567891234"), "c": None}
+        "a": D("0.0191"),
+        "b": D("123.4567891234"),
+        "c": None,
+    }
     assert UsageHourly.objects.get().cost == D("123.4758891234")
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT cost FROM {UsageHourly._meta.db_table}")
@@ -321,8 +435,9 @@ def test_the_migration_converts_existing_costs_both_ways(project):
     executor = MigrationExecutor(connection)
     executor.migrate(before)  # and back: the old column gets the same amounts
     old = MigrationExecutor(connection).loader.project_state(before).apps
-    assert dict(old.get_model("usage", "UsageRecord").objects.values_list("response_id", "cost")) == {
-        "a": D("0.0191"), "b": D("123.4567891234"), "c": None}
+    assert dict(
+        old.get_model("usage", "UsageRecord").objects.values_list("response_id", "cost")
+    ) == {"a": D("0.0191"), "b": D("123.4567891234"), "c": None}
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
@@ -331,29 +446,61 @@ def test_the_migration_converts_existing_costs_both_ways(project):
 def test_a_rollup_past_the_largest_amount_is_refused_not_stored_inexactly(project, catalog):
     """Each record fits, the hour's sum would not: SQLite would silently make it REAL."""
     model = CatalogModel.objects.get(model_id="h-long-a")
-    ModelPrice.objects.create(model=model, effective_from=date(2026, 7, 1), input_per_mtok=D("400000"),
-                              output_per_mtok=D("400000"))
+    ModelPrice.objects.create(
+        model=model,
+        effective_from=date(2026, 7, 1),
+        input_per_mtok=D("400000"),
+        output_per_mtok=D("400000"),
+    )
     big = {"input_tokens": 10**9, "output_tokens": 0, "total_tokens": 10**9}  # $400M each
     when = "2026-07-01T12:00:00Z"
     for i in range(2):
-        usage_record_create(project=project, source="ingest", model="h-long-a", response_id=f"big{i}",
-                            occurred_at=when, usage=big)
+        usage_record_create(
+            project=project,
+            source="ingest",
+            model="h-long-a",
+            response_id=f"big{i}",
+            occurred_at=when,
+            usage=big,
+        )
     assert UsageHourly.objects.get().cost == D("800000000")
     with pytest.raises(ValidationError) as exc:  # a third write: past 922,337,203.68
-        usage_record_create(project=project, source="ingest", model="h-long-a", response_id="big2",
-                            occurred_at=when, usage=big)
+        usage_record_create(
+            project=project,
+            source="ingest",
+            model="h-long-a",
+            response_id="big2",
+            occurred_at=when,
+            usage=big,
+        )
     assert "rollup" in exc.value.message_dict["usage"][0]
     assert UsageHourly.objects.get().cost == D("800000000") and UsageRecord.objects.count() == 2
     with pytest.raises(FieldError, match="rollup"):  # three in one batch: summed before the write
-        usage_records_ingest(project=project, drafts=[build_record(
-            project=project, source="ingest", model="h-long-a", response_id=f"batch{i}",
-            occurred_at="2026-07-01T13:00:00Z", usage=big) for i in range(3)])
+        usage_records_ingest(
+            project=project,
+            drafts=[
+                build_record(
+                    project=project,
+                    source="ingest",
+                    model="h-long-a",
+                    response_id=f"batch{i}",
+                    occurred_at="2026-07-01T13:00:00Z",
+                    usage=big,
+                )
+                for i in range(3)
+            ],
+        )
     assert UsageRecord.objects.count() == 2
 
 
 def test_the_admin_form_takes_and_gives_decimal_amounts(admin_client, project):
-    record, _ = usage_record_create(project=project, source="ingest", model="gpt-5.5", response_id="adm",
-                                    usage={"input_tokens": 1000, "output_tokens": 0, "total_tokens": 1000})
+    record, _ = usage_record_create(
+        project=project,
+        source="ingest",
+        model="gpt-5.5",
+        response_id="adm",
+        usage={"input_tokens": 1000, "output_tokens": 0, "total_tokens": 1000},
+    )
     page = admin_client.get(f"/admin/usage/usagerecord/{record.pk}/change/")
     assert page.status_code == 200 and 'value="0.0050000000"' in page.content.decode()
     form_class = modelform_factory(UsageRecord, fields=["cost"])

@@ -42,8 +42,13 @@ DOCUMENT = json.loads(OPENAPI_PATH.read_bytes())
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT)
 INGEST = SCHEMA["/usage"]["POST"]
 APP = WSGIHandler()
-CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance,
-               response_headers_conformance, response_schema_conformance]
+CONFORMANCE = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture
@@ -57,23 +62,41 @@ def wsgi_in_test_transaction():
     signals.request_finished.connect(close_old_connections)
 
 
-@pytest.mark.parametrize(("mode", "examples", "checks"), [
-    (GenerationMode.POSITIVE, 150, CONFORMANCE),
-    (GenerationMode.NEGATIVE, 100, [*CONFORMANCE, negative_data_rejection]),  # slower to generate
-], ids=["positive", "negative"])
-def test_the_ingestion_api_matches_its_openapi_document(ingest_token, settings, mode, examples, checks,
-                                                        wsgi_in_test_transaction):
+@pytest.mark.parametrize(
+    ("mode", "examples", "checks"),
+    [
+        (GenerationMode.POSITIVE, 150, CONFORMANCE),
+        (
+            GenerationMode.NEGATIVE,
+            100,
+            [*CONFORMANCE, negative_data_rejection],
+        ),  # slower to generate
+    ],
+    ids=["positive", "negative"],
+)
+def test_the_ingestion_api_matches_its_openapi_document(
+    ingest_token, settings, mode, examples, checks, wsgi_in_test_transaction
+):
     _, token = ingest_token
     settings.USAGE_INGEST_RATE_PER_MINUTE = 0  # off: hundreds of requests in one minute
     settings.USAGE_RAW_RETENTION_DAYS = 0  # any time from 2020 on is accepted
     seen: dict[int, int] = {}
 
-    @hypothesis.settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                         suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])
+    @hypothesis.settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        phases=[hypothesis.Phase.generate],
+    )
     @hypothesis.given(case=INGEST.as_strategy(generation_mode=mode))
     def run(case) -> None:
-        response = case.call_and_validate(app=wsgi_in_test_transaction, headers={"Authorization": f"Bearer {token}"},
-                                          checks=checks)
+        response = case.call_and_validate(
+            app=wsgi_in_test_transaction,
+            headers={"Authorization": f"Bearer {token}"},
+            checks=checks,
+        )
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
 
     run()
@@ -92,8 +115,15 @@ def test_the_document_states_the_implementations_bounds():
     assert schemas["SdkResponse"]["properties"]["id"]["pattern"] == pattern
     assert envelope["latency_ms"]["maximum"] == MAX_LATENCY_MS
     assert envelope["retries"]["maximum"] == MAX_RETRIES
-    for name in ("response_id", "server_request_id", "client_request_id", "error_type", "model",
-                 "status", "service_tier"):
+    for name in (
+        "response_id",
+        "server_request_id",
+        "client_request_id",
+        "error_type",
+        "model",
+        "status",
+        "service_tier",
+    ):
         assert envelope[name]["maxLength"] == UsageRecord._meta.get_field(name).max_length, name
 
 
@@ -101,13 +131,19 @@ def test_a_record_the_document_refuses_is_refused_and_vice_versa():
     """The audit's two disagreements: ``[{}]`` and an over-long client_request_id."""
     validator = _request_validator()
     assert not validator.is_valid([{}])
-    assert not validator.is_valid({"response": {"id": "r", "model": "m"}, "client_request_id": "c" * 201})
-    assert validator.is_valid({"response": {"id": "r", "model": "m"}, "client_request_id": "c" * 200})
+    assert not validator.is_valid(
+        {"response": {"id": "r", "model": "m"}, "client_request_id": "c" * 201}
+    )
+    assert validator.is_valid(
+        {"response": {"id": "r", "model": "m"}, "client_request_id": "c" * 200}
+    )
     assert validator.is_valid({"id": "r", "model": "m", "object": "response"})
     assert not validator.is_valid({"id": "r\x00", "model": "m"})
     assert not validator.is_valid({"response_id": "r", "model": "m", "retries": True})
 
 
 def _request_validator():
-    body = DOCUMENT["paths"]["/usage"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body = DOCUMENT["paths"]["/usage"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
     return jsonschema_rs.Draft202012Validator({**body, "components": DOCUMENT["components"]})

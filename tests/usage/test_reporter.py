@@ -45,8 +45,14 @@ def test_it_imports_without_django():
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'orgs', 'keys', 'platformadmin')); "
         "assert not bad, bad; assert r.UsageReporter and r.instrument; print('ok')"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin"}, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 
@@ -71,9 +77,17 @@ def records(project) -> list[UsageRecord]:
 
 # --- every instrumented method, sync and async, streamed or not, success and error ----------------
 
-MODELS = {"responses": "gpt-5.4-mini", "chat": "gpt-4.1-mini", "embeddings": "text-embedding-3-small"}
-CASES = [(kind, streamed) for _, kind in INSTRUMENTED for streamed in (False, True) if not
-         (kind == "embeddings" and streamed)]
+MODELS = {
+    "responses": "gpt-5.4-mini",
+    "chat": "gpt-4.1-mini",
+    "embeddings": "text-embedding-3-small",
+}
+CASES = [
+    (kind, streamed)
+    for _, kind in INSTRUMENTED
+    for streamed in (False, True)
+    if not (kind == "embeddings" and streamed)
+]
 
 
 def _kwargs(kind: str, model: str, streamed: bool, client_request_id: str) -> dict:
@@ -103,11 +117,19 @@ def _seen(kind: str, result, streamed: bool, items: list | None, stream=None) ->
         tokens = (usage.input_tokens, usage.output_tokens)
     else:
         tokens = (usage.prompt_tokens, getattr(usage, "completion_tokens", 0))
-    return {"id": getattr(final, "id", None) if kind != "embeddings" else None, "tokens": tokens, "request_id": rid}
+    return {
+        "id": getattr(final, "id", None) if kind != "embeddings" else None,
+        "tokens": tokens,
+        "request_id": rid,
+    }
 
 
 def _resource(client, kind: str):
-    return {"responses": client.responses, "chat": client.chat.completions, "embeddings": client.embeddings}[kind]
+    return {
+        "responses": client.responses,
+        "chat": client.chat.completions,
+        "embeddings": client.embeddings,
+    }[kind]
 
 
 def _call_sync(client, kind: str, streamed: bool, kw: dict) -> dict:
@@ -127,11 +149,14 @@ async def _call_async(client, kind: str, streamed: bool, kw: dict) -> dict:
 @live_db
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize(("kind", "streamed"), CASES)
-def test_every_instrumented_method_reports_success_and_error(console, openai_simulator, project, kind, streamed,
-                                                             mode):
+def test_every_instrumented_method_reports_success_and_error(
+    console, openai_simulator, project, kind, streamed, mode
+):
     reporter = make_reporter(*console)
     factory = openai.OpenAI if mode == "sync" else openai.AsyncOpenAI
-    client = instrument(factory(api_key=fake_secret(), base_url=openai_simulator.base_url, max_retries=0), reporter)
+    client = instrument(
+        factory(api_key=fake_secret(), base_url=openai_simulator.base_url, max_retries=0), reporter
+    )
     ok_kw = _kwargs(kind, MODELS[kind], streamed, "cli-ok")
     bad_kw = _kwargs(kind, MODELS[kind] + "-fault-500", streamed, "cli-bad")
 
@@ -156,7 +181,12 @@ def test_every_instrumented_method_reports_success_and_error(console, openai_sim
     by_model = {r.model: r for r in records(project)}
     ok, bad = by_model[MODELS[kind]], by_model[MODELS[kind] + "-fault-500"]
     assert len(by_model) == 2
-    assert (ok.model, ok.status, ok.error_type, ok.source) == (MODELS[kind], "completed", "", "ingest")
+    assert (ok.model, ok.status, ok.error_type, ok.source) == (
+        MODELS[kind],
+        "completed",
+        "",
+        "ingest",
+    )
     assert (ok.input_tokens, ok.output_tokens) == seen["tokens"] and ok.input_tokens > 0
     assert ok.server_request_id == seen["request_id"] and ok.client_request_id == "cli-ok"
     assert ok.latency_ms is not None
@@ -165,7 +195,11 @@ def test_every_instrumented_method_reports_success_and_error(console, openai_sim
     else:
         assert ok.response_id.startswith("emb_")
     assert ok.cost is not None and ok.cost > 0
-    assert (bad.model, bad.status, bad.error_type) == (MODELS[kind] + "-fault-500", "error", "InternalServerError")
+    assert (bad.model, bad.status, bad.error_type) == (
+        MODELS[kind] + "-fault-500",
+        "error",
+        "InternalServerError",
+    )
     assert bad.server_request_id == error.request_id and bad.client_request_id == "cli-bad"
 
 
@@ -196,7 +230,9 @@ def _stream_kwargs(kind: str, model: str) -> dict:
 def test_a_cut_stream_is_reported_incomplete(console, openai_simulator, project, kind, mode):
     reporter = make_reporter(*console)
     factory = openai.OpenAI if mode == "sync" else openai.AsyncOpenAI
-    client = instrument(factory(api_key=fake_secret(), base_url=openai_simulator.base_url, max_retries=0), reporter)
+    client = instrument(
+        factory(api_key=fake_secret(), base_url=openai_simulator.base_url, max_retries=0), reporter
+    )
     model = MODELS[kind] + "-fault-cut"
     kw = _stream_kwargs(kind, model)
     seen: list = []
@@ -231,11 +267,14 @@ def test_a_cut_stream_is_reported_incomplete(console, openai_simulator, project,
 @live_db
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("kind", ["responses", "chat"])
-def test_a_stream_the_application_stops_reading_is_reported_incomplete(console, openai_simulator, project, kind,
-                                                                        mode):
+def test_a_stream_the_application_stops_reading_is_reported_incomplete(
+    console, openai_simulator, project, kind, mode
+):
     reporter = make_reporter(*console)
     factory = openai.OpenAI if mode == "sync" else openai.AsyncOpenAI
-    client = instrument(factory(api_key=fake_secret(), base_url=openai_simulator.base_url, max_retries=0), reporter)
+    client = instrument(
+        factory(api_key=fake_secret(), base_url=openai_simulator.base_url, max_retries=0), reporter
+    )
     kw = _stream_kwargs(kind, MODELS[kind])
     seen: list = []
 
@@ -259,7 +298,11 @@ def test_a_stream_the_application_stops_reading_is_reported_incomplete(console, 
         reporter.close(timeout=5)
     [rec] = records(project)
     expected_id = seen[0].response.id if kind == "responses" else seen[0].id
-    assert (rec.model, rec.status, rec.error_type) == (MODELS[kind], "incomplete", "stream_abandoned")
+    assert (rec.model, rec.status, rec.error_type) == (
+        MODELS[kind],
+        "incomplete",
+        "stream_abandoned",
+    )
     assert rec.response_id == expected_id
     assert rec.server_request_id == openai_simulator.log[-1]["request_id"]
 
@@ -267,8 +310,10 @@ def test_a_stream_the_application_stops_reading_is_reported_incomplete(console, 
 @live_db
 def test_a_stream_dropped_unread_is_still_counted(console, openai_simulator, project):
     reporter = make_reporter(*console)
-    client = instrument(openai.OpenAI(api_key=fake_secret(), base_url=openai_simulator.base_url, max_retries=0),
-                        reporter)
+    client = instrument(
+        openai.OpenAI(api_key=fake_secret(), base_url=openai_simulator.base_url, max_retries=0),
+        reporter,
+    )
     try:
         stream = client.responses.create(**_stream_kwargs("responses", "gpt-5.4-mini"))
         request_id = stream.response.headers["x-request-id"]
@@ -278,7 +323,11 @@ def test_a_stream_dropped_unread_is_still_counted(console, openai_simulator, pro
     finally:
         reporter.close(timeout=5)
     [rec] = records(project)
-    assert (rec.model, rec.status, rec.error_type) == ("gpt-5.4-mini", "incomplete", "stream_abandoned")
+    assert (rec.model, rec.status, rec.error_type) == (
+        "gpt-5.4-mini",
+        "incomplete",
+        "stream_abandoned",
+    )
     assert rec.server_request_id == request_id and rec.response_id.startswith("inc_")
 
 
@@ -286,8 +335,12 @@ def test_a_stream_dropped_unread_is_still_counted(console, openai_simulator, pro
 
 
 def good(i: int) -> dict:
-    return {"response_id": f"good{i}", "model": "gpt-5.4-mini", "response": {},
-            "usage": {"input_tokens": 10, "output_tokens": 2}}
+    return {
+        "response_id": f"good{i}",
+        "model": "gpt-5.4-mini",
+        "response": {},
+        "usage": {"input_tokens": 10, "output_tokens": 2},
+    }
 
 
 def _free_port() -> int:
@@ -315,9 +368,16 @@ class _Relay(BaseHTTPRequestHandler):
             status, payload = answer
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         else:
-            req = urllib.request.Request(self.target, data=body, method="POST",
-                                         headers={k: v for k, v in self.headers.items() if k.lower() in
-                                                  ("authorization", "content-type")})
+            req = urllib.request.Request(
+                self.target,
+                data=body,
+                method="POST",
+                headers={
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() in ("authorization", "content-type")
+                },
+            )
             try:
                 with urllib.request.urlopen(req, timeout=30) as resp:
                     status, data = resp.status, resp.read()
@@ -336,7 +396,9 @@ def relay(console):
     servers = []
 
     def start(rule, port: int | None = None):
-        handler = type("R", (_Relay,), {"target": console[0], "rule": staticmethod(rule), "seen": []})
+        handler = type(
+            "R", (_Relay,), {"target": console[0], "rule": staticmethod(rule), "seen": []}
+        )
         server = ThreadingHTTPServer(("127.0.0.1", port or 0), handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -359,7 +421,9 @@ def test_a_400_drops_exactly_the_records_it_names(console, project, caplog):
     reporter = make_reporter(*console, batch_size=50, flush_interval=0.3)
     bad = {"response_id": "bad", "model": "gpt-5.5", "usage": {"input_tokens": -1}, "response": {}}
     try:
-        _report_all(reporter, [good(i) for i in range(10)] + [bad] + [good(i) for i in range(10, 20)])
+        _report_all(
+            reporter, [good(i) for i in range(10)] + [bad] + [good(i) for i in range(10, 20)]
+        )
         assert reporter.flush(timeout=30)
     finally:
         reporter.close(timeout=5)
@@ -369,12 +433,16 @@ def test_a_400_drops_exactly_the_records_it_names(console, project, caplog):
 
 
 @live_db
-def test_a_body_the_console_refuses_as_a_whole_is_split_until_the_bad_record_is_alone(console, project, settings):
+def test_a_body_the_console_refuses_as_a_whole_is_split_until_the_bad_record_is_alone(
+    console, project, settings
+):
     settings.USAGE_INGEST_MAX_BYTES = 6000  # one oversized record makes any batch holding it a 413
     reporter = make_reporter(*console, batch_size=50, flush_interval=0.3)
     huge = {**good(99), "response_id": "huge", "client_request_id": "x" * 8000}
     try:
-        _report_all(reporter, [good(i) for i in range(7)] + [huge] + [good(i) for i in range(7, 20)])
+        _report_all(
+            reporter, [good(i) for i in range(7)] + [huge] + [good(i) for i in range(7, 20)]
+        )
         assert reporter.flush(timeout=30)
     finally:
         reporter.close(timeout=5)
@@ -386,15 +454,24 @@ def test_a_body_the_console_refuses_as_a_whole_is_split_until_the_bad_record_is_
 def test_a_400_that_names_no_record_does_not_lose_the_good_ones(relay, console, project):
     def rule(body):
         if any(r["response_id"] == "odd" for r in body["records"]):
-            return 400, {"error": {"code": "invalid", "message": "body: something about the whole body.",
-                                   "errors": [{"index": None, "field": "body", "message": "is odd."}]}}
+            return 400, {
+                "error": {
+                    "code": "invalid",
+                    "message": "body: something about the whole body.",
+                    "errors": [{"index": None, "field": "body", "message": "is odd."}],
+                }
+            }
         return None
 
     url, _ = relay(rule)
     reporter = make_reporter(url, console[1], batch_size=50, flush_interval=0.3)
     try:
-        _report_all(reporter, [good(i) for i in range(12)] + [{**good(50), "response_id": "odd"}]
-                    + [good(i) for i in range(12, 20)])
+        _report_all(
+            reporter,
+            [good(i) for i in range(12)]
+            + [{**good(50), "response_id": "odd"}]
+            + [good(i) for i in range(12, 20)],
+        )
         assert reporter.flush(timeout=30)
     finally:
         reporter.close(timeout=5)
@@ -403,8 +480,9 @@ def test_a_400_that_names_no_record_does_not_lose_the_good_ones(relay, console, 
 
 
 @live_db
-def test_a_record_that_makes_the_console_fail_is_dropped_and_later_records_go_through(relay, console, project,
-                                                                                      caplog):
+def test_a_record_that_makes_the_console_fail_is_dropped_and_later_records_go_through(
+    relay, console, project, caplog
+):
     def rule(body):
         if any(r["response_id"] == "poison" for r in body["records"]):
             return 500, {"error": {"message": "Server Error (500)"}}
@@ -413,8 +491,12 @@ def test_a_record_that_makes_the_console_fail_is_dropped_and_later_records_go_th
     url, _ = relay(rule)
     reporter = make_reporter(url, console[1], batch_size=50, flush_interval=0.3, max_attempts=3)
     try:
-        _report_all(reporter, [good(i) for i in range(10)] + [{**good(50), "response_id": "poison"}]
-                    + [good(i) for i in range(10, 20)])
+        _report_all(
+            reporter,
+            [good(i) for i in range(10)]
+            + [{**good(50), "response_id": "poison"}]
+            + [good(i) for i in range(10, 20)],
+        )
         assert reporter.flush(timeout=30), f"{reporter.pending} record(s) stuck"
         _report_all(reporter, [good(i) for i in range(20, 25)])  # later records are not blocked
         assert reporter.flush(timeout=30)
@@ -434,7 +516,9 @@ def test_an_outage_of_500s_loses_nothing(relay, console, project):
         return (500, {"error": {"message": "database unavailable"}}) if state["down"] else None
 
     url, seen = relay(rule)
-    reporter = make_reporter(url, console[1], batch_size=8, flush_interval=0.3, max_attempts=2, max_queue=100)
+    reporter = make_reporter(
+        url, console[1], batch_size=8, flush_interval=0.3, max_attempts=2, max_queue=100
+    )
     try:
         _report_all(reporter, [good(i) for i in range(30)])
         assert wait_for(lambda: len(seen) >= 40)  # split down to single records, then set aside
@@ -463,11 +547,21 @@ def test_a_2xx_that_is_not_json_still_counts_as_sent(relay, console, project):
 def test_console_down_then_back_loses_nothing_within_the_queue_bound(relay, console, project):
     url, token = console
     port = _free_port()
-    reporter = make_reporter(f"http://127.0.0.1:{port}/api/v1/usage", token, max_queue=10, batch_size=4)
+    reporter = make_reporter(
+        f"http://127.0.0.1:{port}/api/v1/usage", token, max_queue=10, batch_size=4
+    )
     try:
-        accepted = [reporter.report({"response_id": f"down{i}", "model": "gpt-5.4-mini",
-                                     "usage": {"input_tokens": 10, "output_tokens": 2}, "response": {}})
-                    for i in range(30)]
+        accepted = [
+            reporter.report(
+                {
+                    "response_id": f"down{i}",
+                    "model": "gpt-5.4-mini",
+                    "usage": {"input_tokens": 10, "output_tokens": 2},
+                    "response": {},
+                }
+            )
+            for i in range(30)
+        ]
         assert wait_for(lambda: reporter.failed_attempts >= 2)  # the console is down: retrying
         n = sum(accepted)
         assert 10 <= n <= 14  # the queue bound plus the batch in flight

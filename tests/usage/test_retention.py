@@ -18,11 +18,19 @@ NOW = datetime(2026, 9, 1, tzinfo=UTC)
 def test_old_records_go_rollups_stay(project, settings):
     settings.USAGE_RAW_RETENTION_DAYS = 30
     for i in range(5):
-        usage_record_create(project=project, source="ingest",
-                            response=response_json(f"old{i}", created_at=(NOW - timedelta(days=40)).timestamp()))
-    usage_record_create(project=project, source="ingest",
-                        response=response_json("new", created_at=(NOW - timedelta(days=1)).timestamp()))
-    rollups_before = list(UsageHourly.objects.values_list("hour", "requests", "cost").order_by("hour"))
+        usage_record_create(
+            project=project,
+            source="ingest",
+            response=response_json(f"old{i}", created_at=(NOW - timedelta(days=40)).timestamp()),
+        )
+    usage_record_create(
+        project=project,
+        source="ingest",
+        response=response_json("new", created_at=(NOW - timedelta(days=1)).timestamp()),
+    )
+    rollups_before = list(
+        UsageHourly.objects.values_list("hour", "requests", "cost").order_by("hour")
+    )
 
     import time_machine
 
@@ -30,17 +38,27 @@ def test_old_records_go_rollups_stay(project, settings):
         assert usage_records_purge.apply(kwargs={"batch_size": 2}).get() == 5
         assert usage_records_purge.apply().get() == 0  # idempotent
     assert list(UsageRecord.objects.values_list("response_id", flat=True)) == ["new"]
-    assert list(UsageHourly.objects.values_list("hour", "requests", "cost").order_by("hour")) == rollups_before
+    assert (
+        list(UsageHourly.objects.values_list("hour", "requests", "cost").order_by("hour"))
+        == rollups_before
+    )
 
 
 def test_zero_days_keeps_everything(project, settings):
     settings.USAGE_RAW_RETENTION_DAYS = 0
-    usage_record_create(project=project, source="ingest",
-                        response=response_json("x", created_at=datetime(2020, 1, 1, tzinfo=UTC).timestamp()))
+    usage_record_create(
+        project=project,
+        source="ingest",
+        response=response_json("x", created_at=datetime(2020, 1, 1, tzinfo=UTC).timestamp()),
+    )
     assert usage_records_purge.apply().get() == 0
     assert UsageRecord.objects.count() == 1
 
 
 def test_the_purge_is_scheduled(settings):
-    entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "usage.tasks.usage_records_purge"]
+    entries = [
+        e
+        for e in settings.CELERY_BEAT_SCHEDULE.values()
+        if e["task"] == "usage.tasks.usage_records_purge"
+    ]
     assert len(entries) == 1

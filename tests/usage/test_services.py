@@ -16,21 +16,43 @@ pytestmark = pytest.mark.django_db
 WHEN = datetime(2026, 7, 1, 12, 30, tzinfo=UTC)
 
 
-def response_json(rid="resp_1", model="gpt-5.5", inp=1000, cached=200, out=500, reasoning=100,
-                  tier="default", status="completed"):
+def response_json(
+    rid="resp_1",
+    model="gpt-5.5",
+    inp=1000,
+    cached=200,
+    out=500,
+    reasoning=100,
+    tier="default",
+    status="completed",
+):
     return {
-        "id": rid, "object": "response", "created_at": WHEN.timestamp(), "status": status,
-        "model": model, "output": [], "service_tier": tier,
-        "usage": {"input_tokens": inp, "input_tokens_details": {"cached_tokens": cached},
-                  "output_tokens": out, "output_tokens_details": {"reasoning_tokens": reasoning},
-                  "total_tokens": inp + out},
+        "id": rid,
+        "object": "response",
+        "created_at": WHEN.timestamp(),
+        "status": status,
+        "model": model,
+        "output": [],
+        "service_tier": tier,
+        "usage": {
+            "input_tokens": inp,
+            "input_tokens_details": {"cached_tokens": cached},
+            "output_tokens": out,
+            "output_tokens_details": {"reasoning_tokens": reasoning},
+            "total_tokens": inp + out,
+        },
     }
 
 
 def test_it_records_a_response_with_its_cost_and_rollup(project, api_key):
     record, created = usage_record_create(
-        project=project, api_key=api_key, source="playground", response=response_json(),
-        server_request_id="req_abc", client_request_id="cli_1", latency_ms=850,
+        project=project,
+        api_key=api_key,
+        source="playground",
+        response=response_json(),
+        server_request_id="req_abc",
+        client_request_id="cli_1",
+        latency_ms=850,
         ratelimit_headers={"x-ratelimit-remaining-requests": "499", "content-type": "x"},
     )
     assert created
@@ -48,10 +70,12 @@ def test_it_records_a_response_with_its_cost_and_rollup(project, api_key):
 
 
 def test_a_replay_changes_nothing(project, api_key):
-    first, created = usage_record_create(project=project, api_key=api_key, source="playground",
-                                         response=response_json())
-    again, created_again = usage_record_create(project=project, api_key=api_key, source="ingest",
-                                               response=response_json())
+    first, created = usage_record_create(
+        project=project, api_key=api_key, source="playground", response=response_json()
+    )
+    again, created_again = usage_record_create(
+        project=project, api_key=api_key, source="ingest", response=response_json()
+    )
     assert created and not created_again
     assert again.pk == first.pk and again.source == "playground"
     assert UsageRecord.objects.count() == 1
@@ -59,11 +83,24 @@ def test_a_replay_changes_nothing(project, api_key):
 
 
 def test_it_records_an_error_without_response(project, api_key):
-    r1, c1 = usage_record_create(project=project, api_key=api_key, source="playground",
-                                 model="gpt-5.5", status="error", error_type="RateLimitError",
-                                 server_request_id="req_1", latency_ms=10)
-    r2, c2 = usage_record_create(project=project, api_key=api_key, source="playground",
-                                 model="gpt-5.5", status="error", error_type="RateLimitError")
+    r1, c1 = usage_record_create(
+        project=project,
+        api_key=api_key,
+        source="playground",
+        model="gpt-5.5",
+        status="error",
+        error_type="RateLimitError",
+        server_request_id="req_1",
+        latency_ms=10,
+    )
+    r2, c2 = usage_record_create(
+        project=project,
+        api_key=api_key,
+        source="playground",
+        model="gpt-5.5",
+        status="error",
+        error_type="RateLimitError",
+    )
     assert c1 and c2 and r1.pk != r2.pk
     assert r1.response_id is None and r1.cost == Decimal(0) and r1.status == "error"
     rollup = UsageHourly.objects.get()
@@ -72,8 +109,13 @@ def test_it_records_an_error_without_response(project, api_key):
 
 def test_a_stream_cut_short_keeps_the_usage_known(project, api_key):
     record, created = usage_record_create(
-        project=project, api_key=api_key, source="playground", model="gpt-5.4-mini",
-        response_id="resp_cut", status="incomplete", error_type="APIConnectionError",
+        project=project,
+        api_key=api_key,
+        source="playground",
+        model="gpt-5.4-mini",
+        response_id="resp_cut",
+        status="incomplete",
+        error_type="APIConnectionError",
         usage={"input_tokens": 100, "output_tokens": 40},
     )
     assert created and record.status == "incomplete"
@@ -82,8 +124,9 @@ def test_a_stream_cut_short_keeps_the_usage_known(project, api_key):
 
 
 def test_an_incomplete_response_keeps_its_own_status(project):
-    record, _ = usage_record_create(project=project, source="playground",
-                                    response=response_json(status="incomplete"))
+    record, _ = usage_record_create(
+        project=project, source="playground", response=response_json(status="incomplete")
+    )
     assert record.status == "incomplete"
 
 
@@ -104,22 +147,41 @@ def test_it_refuses_a_key_of_another_project(project, other_organization):
 
     other_key = make_api_key(ProjectFactory(organization=other_organization))
     with pytest.raises(ValidationError) as exc:
-        usage_record_create(project=project, api_key=other_key, source="playground",
-                            response=response_json())
+        usage_record_create(
+            project=project, api_key=other_key, source="playground", response=response_json()
+        )
     assert "api_key" in exc.value.message_dict
 
 
-TRICKY = ['a "quoted" id', "back\\slash\\", "comma,{brace}", "NULL", "", "ünïcødé ✓", " spaced ", "x\\\"y"]
+TRICKY = [
+    'a "quoted" id',
+    "back\\slash\\",
+    "comma,{brace}",
+    "NULL",
+    "",
+    "ünïcødé ✓",
+    " spaced ",
+    'x\\"y',
+]
 
 
 def test_any_text_round_trips_through_a_batch_insert(project):
     from usage.services import build_record, usage_records_ingest
 
     drafts = [
-        build_record(project=project, source="ingest", model=f"m{t}"[:100], response_id=f"resp_{i}_{t}",
-                     client_request_id=t, server_request_id=t, error_type=t or "", status="completed",
-                     ratelimit_headers={"x-ratelimit-remaining-requests": t}, usage={},
-                     occurred_at=datetime(2026, 7, 1, 12, 30, 15, 123456, tzinfo=UTC))
+        build_record(
+            project=project,
+            source="ingest",
+            model=f"m{t}"[:100],
+            response_id=f"resp_{i}_{t}",
+            client_request_id=t,
+            server_request_id=t,
+            error_type=t or "",
+            status="completed",
+            ratelimit_headers={"x-ratelimit-remaining-requests": t},
+            usage={},
+            occurred_at=datetime(2026, 7, 1, 12, 30, 15, 123456, tzinfo=UTC),
+        )
         for i, t in enumerate(TRICKY)
     ]
     assert usage_records_ingest(project=project, drafts=drafts).created == len(TRICKY)

@@ -28,10 +28,16 @@ def test_usage_page_requires_login(client, project):
 
 @pytest.mark.parametrize("who", ["owner", "reader", "member", "project_owner"])
 def test_usage_page_for_readers(client, project, api_key, who, request):
-    usage_record_create(project=project, api_key=api_key, source="playground",
-                        response=response_json("resp_page"))
-    usage_record_create(project=project, source="ingest", model="tts-1", response_id="r_tts",
-                        usage={"input_tokens": 10, "output_tokens": 0})
+    usage_record_create(
+        project=project, api_key=api_key, source="playground", response=response_json("resp_page")
+    )
+    usage_record_create(
+        project=project,
+        source="ingest",
+        model="tts-1",
+        response_id="r_tts",
+        usage={"input_tokens": 10, "output_tokens": 0},
+    )
     client.force_login(request.getfixturevalue(who))
     r = client.get(usage_url(project))
     assert r.status_code == 200
@@ -86,8 +92,10 @@ def test_create_names_the_missing_field(client, project, owner):
 def test_revoke(client, project, owner, ingest_token):
     row, token = ingest_token
     client.force_login(owner)
-    url = reverse("usage:ingestion-token-revoke", kwargs={"project_id": project.public_id,
-                                                          "token_id": row.public_id})
+    url = reverse(
+        "usage:ingestion-token-revoke",
+        kwargs={"project_id": project.public_id, "token_id": row.public_id},
+    )
     assert client.get(url).status_code == 405
     r = client.post(url)
     assert r.status_code == 302
@@ -105,13 +113,17 @@ def test_revoke_is_403_for_members_and_404_for_another_projects_token(
 
     row, _ = ingest_token
     client.force_login(member)
-    url = reverse("usage:ingestion-token-revoke", kwargs={"project_id": project.public_id,
-                                                          "token_id": row.public_id})
+    url = reverse(
+        "usage:ingestion-token-revoke",
+        kwargs={"project_id": project.public_id, "token_id": row.public_id},
+    )
     assert client.post(url).status_code == 403
     other = ProjectFactory(organization=organization)
     client.force_login(owner)
-    wrong = reverse("usage:ingestion-token-revoke", kwargs={"project_id": other.public_id,
-                                                            "token_id": row.public_id})
+    wrong = reverse(
+        "usage:ingestion-token-revoke",
+        kwargs={"project_id": other.public_id, "token_id": row.public_id},
+    )
     assert client.post(wrong).status_code == 404
     row.refresh_from_db()
     assert row.revoked_at is None

@@ -18,7 +18,12 @@ class Command(BaseCommand):
     requires_system_checks: list = []
 
     def add_arguments(self, parser):
-        parser.add_argument("--key-version", type=int, dest="key_version", help="Version number to use (default: next).")
+        parser.add_argument(
+            "--key-version",
+            type=int,
+            dest="key_version",
+            help="Version number to use (default: next).",
+        )
 
     def handle(self, *args, **options):
         version = options["key_version"]

@@ -17,7 +17,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=500)
         parser.add_argument(
-            "--max-batches", type=int, default=None,
+            "--max-batches",
+            type=int,
+            default=None,
             help="Stop after this many batches (re-run to continue).",
         )
 

@@ -25,7 +25,9 @@ def _when(value: str, name: str) -> datetime:
     if parsed is None:
         day = parse_date(value)
         if day is None:
-            raise CommandError(f"--{name}: use a date (2026-06-01) or an ISO time (2026-06-01T12:00Z).")
+            raise CommandError(
+                f"--{name}: use a date (2026-06-01) or an ISO time (2026-06-01T12:00Z)."
+            )
         parsed = datetime(day.year, day.month, day.day)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
@@ -36,16 +38,21 @@ class Command(BaseCommand):
     help = "Recompute hourly usage rollups from raw records and report every difference."
 
     def add_arguments(self, parser):
-        parser.add_argument("--since", help="start (inclusive), date or ISO time, UTC by default; "
-                            "default: the oldest raw record")
+        parser.add_argument(
+            "--since",
+            help="start (inclusive), date or ISO time, UTC by default; "
+            "default: the oldest raw record",
+        )
         parser.add_argument("--until", help="end (exclusive); default: after the newest raw record")
         parser.add_argument("--project", help="only this project (public id)")
 
     def handle(self, *args, **options):
         first, last = usage_time_range()
         since = _when(options["since"], "since") if options["since"] else first
-        until = _when(options["until"], "until") if options["until"] else (
-            last + timedelta(hours=1) if last else None
+        until = (
+            _when(options["until"], "until")
+            if options["until"]
+            else (last + timedelta(hours=1) if last else None)
         )
         if since is None or until is None:
             self.stdout.write("No usage records: nothing to check.")
@@ -56,8 +63,10 @@ class Command(BaseCommand):
         if cutoff is not None:
             cutoff_hour = hour_of(cutoff) + timedelta(hours=1)
             if since < cutoff_hour:
-                self.stdout.write(f"Skipping hours before {cutoff_hour:%Y-%m-%d %H:00} UTC "
-                                  "(raw records past retention are deleted by design).")
+                self.stdout.write(
+                    f"Skipping hours before {cutoff_hour:%Y-%m-%d %H:00} UTC "
+                    "(raw records past retention are deleted by design)."
+                )
                 since = cutoff_hour
                 if until <= since:
                     return
@@ -66,23 +75,30 @@ class Command(BaseCommand):
             try:
                 public_id = uuid.UUID(options["project"])
             except ValueError:
-                raise CommandError(f"--project: {options['project']!r} is not a project's public id "
-                                   "(a UUID, as in the project page's address).") from None
+                raise CommandError(
+                    f"--project: {options['project']!r} is not a project's public id "
+                    "(a UUID, as in the project page's address)."
+                ) from None
             project = project_with_usage(public_id=public_id)
             if project is None:
-                raise CommandError(f"--project: no usage is recorded for a project with public id "
-                                   f"{public_id}; check the id (the project page's address).")
+                raise CommandError(
+                    f"--project: no usage is recorded for a project with public id "
+                    f"{public_id}; check the id (the project page's address)."
+                )
         diffs = rollup_differences(since=since, until=until, project=project)
         label = f"{since:%Y-%m-%d %H:%M} – {until:%Y-%m-%d %H:%M} UTC"
         if not diffs:
             self.stdout.write(self.style.SUCCESS(f"Rollups match the raw records for {label}."))
             return
         for d in diffs:
-            fields = ", ".join(f"{name}: stored {got} != recomputed {exp}"
-                               for name, (got, exp) in d["fields"].items())
+            fields = ", ".join(
+                f"{name}: stored {got} != recomputed {exp}"
+                for name, (got, exp) in d["fields"].items()
+            )
             self.stdout.write(
                 f"{d['hour']:%Y-%m-%d %H:00} project={d['project_id']} key={d['key_slot']} "
                 f"model={d['model']}: {fields}"
             )
-        raise CommandError(f"{len(diffs)} rollup bucket(s) differ from the raw records for {label}.",
-                           returncode=1)
+        raise CommandError(
+            f"{len(diffs)} rollup bucket(s) differ from the raw records for {label}.", returncode=1
+        )
