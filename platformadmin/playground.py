@@ -63,7 +63,9 @@ class ModelSelect(forms.Select):
         self.reasoning = reasoning or {}
 
     def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
-        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        option = super().create_option(
+            name, value, label, selected, index, subindex=subindex, attrs=attrs
+        )
         option["attrs"]["data-reasoning"] = "true" if self.reasoning.get(str(value)) else "false"
         return option
 
@@ -73,16 +75,32 @@ class PlaygroundForm(forms.Form):
 
     api_key = forms.ChoiceField(label="Key")
     model = forms.ChoiceField(label="Model")
-    instructions = forms.CharField(label="Instructions", required=False, max_length=20_000,
-                                   widget=forms.Textarea(attrs={"rows": 2}))
-    input = forms.CharField(label="Input", max_length=100_000, widget=forms.Textarea(attrs={"rows": 5}),
-                            error_messages={"required": "Enter the input to send to the model."})
-    temperature = forms.DecimalField(label="Temperature", required=False, min_value=Decimal(0),
-                                     max_value=Decimal(2), decimal_places=2,
-                                     help_text="0 to 2; empty uses the model's default.")
+    instructions = forms.CharField(
+        label="Instructions",
+        required=False,
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    input = forms.CharField(
+        label="Input",
+        max_length=100_000,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        error_messages={"required": "Enter the input to send to the model."},
+    )
+    temperature = forms.DecimalField(
+        label="Temperature",
+        required=False,
+        min_value=Decimal(0),
+        max_value=Decimal(2),
+        decimal_places=2,
+        help_text="0 to 2; empty uses the model's default.",
+    )
     max_output_tokens = forms.IntegerField(label="Max output tokens", required=False, min_value=16)
-    reasoning_effort = forms.ChoiceField(label="Reasoning effort", required=False,
-                                         choices=[("", "default")] + [(e, e) for e in REASONING_EFFORTS])
+    reasoning_effort = forms.ChoiceField(
+        label="Reasoning effort",
+        required=False,
+        choices=[("", "default")] + [(e, e) for e in REASONING_EFFORTS],
+    )
     stream = forms.BooleanField(label="Stream", required=False, initial=True)
 
     def __init__(self, *args, user, project, **kwargs):
@@ -100,7 +118,8 @@ class PlaygroundForm(forms.Form):
                 k.organization = project.organization
             self.keys[str(k.public_id)] = k
         self.fields["api_key"].choices = [
-            (pid, f"{k.name} ({k.hint}){' · simulator' if k.is_simulator else ''}") for pid, k in self.keys.items()
+            (pid, f"{k.name} ({k.hint}){' · simulator' if k.is_simulator else ''}")
+            for pid, k in self.keys.items()
         ]
         if self.keys:
             self.fields["api_key"].initial = next(iter(self.keys))
@@ -111,7 +130,9 @@ class PlaygroundForm(forms.Form):
         ]
         if self.models:
             self.fields["model"].initial = next(iter(self.models))
-        self.fields["reasoning_effort"].help_text = "Only for reasoning models; empty uses the model's default."
+        self.fields[
+            "reasoning_effort"
+        ].help_text = "Only for reasoning models; empty uses the model's default."
         cap = project.max_output_tokens
         if cap:
             self.fields["max_output_tokens"].validators.append(_cap_validator(cap))
@@ -132,16 +153,22 @@ class PlaygroundForm(forms.Form):
         data = super().clean()
         model, effort = data.get("model"), data.get("reasoning_effort")
         if model and effort and not self.models.get(model):
-            self.add_error("reasoning_effort", f"{model} is not a reasoning model: leave reasoning effort "
-                                               "at 'default' or choose a reasoning model.")
+            self.add_error(
+                "reasoning_effort",
+                f"{model} is not a reasoning model: leave reasoning effort "
+                "at 'default' or choose a reasoning model.",
+            )
         return data
 
     def params(self) -> GenerateParams:
         d = self.cleaned_data
         return GenerateParams(
-            model=d["model"], input=d["input"], instructions=d.get("instructions") or "",
+            model=d["model"],
+            input=d["input"],
+            instructions=d.get("instructions") or "",
             temperature=float(d["temperature"]) if d.get("temperature") is not None else None,
-            max_output_tokens=d.get("max_output_tokens"), reasoning_effort=d.get("reasoning_effort") or None,
+            max_output_tokens=d.get("max_output_tokens"),
+            reasoning_effort=d.get("reasoning_effort") or None,
         )
 
     @property
@@ -178,16 +205,23 @@ class _KeyLoader:
         self.converters = []
         for field in self.fields:
             expression = field.get_col(meta.db_table)
-            self.converters.append((expression, connection.ops.get_db_converters(expression)
-                                    + expression.get_db_converters(connection)))
+            self.converters.append(
+                (
+                    expression,
+                    connection.ops.get_db_converters(expression)
+                    + expression.get_db_converters(connection),
+                )
+            )
 
         def col(name: str) -> str:
             return qn(meta.get_field(name).column)
 
         # kind is not nullable, so <> is exactly the ORM's exclude.
-        self.sql = (f"SELECT {', '.join(qn(f.column) for f in self.fields)} FROM {qn(meta.db_table)} "
-                    f"WHERE {col('project')} = %s AND {col('status')} = %s AND {col('kind')} <> %s "
-                    f"ORDER BY {col('name')} ASC")
+        self.sql = (
+            f"SELECT {', '.join(qn(f.column) for f in self.fields)} FROM {qn(meta.db_table)} "
+            f"WHERE {col('project')} = %s AND {col('status')} = %s AND {col('kind')} <> %s "
+            f"ORDER BY {col('name')} ASC"
+        )
 
     def instance(self, row, alias: str, connection) -> APIKey:
         values = []
@@ -204,7 +238,9 @@ _KEY_LOADERS: dict[str, _KeyLoader] = {}
 def _cap_validator(cap: int):
     from django.core.validators import MaxValueValidator
 
-    return MaxValueValidator(cap, message=f"The project caps max output tokens at {cap}: enter {cap} or less.")
+    return MaxValueValidator(
+        cap, message=f"The project caps max output tokens at {cap}: enter {cap} or less."
+    )
 
 
 def _result_context(outcome: CallOutcome, project) -> dict:
@@ -215,11 +251,15 @@ def _result_context(outcome: CallOutcome, project) -> dict:
     }
 
 
-def _page(request: HttpRequest, *, project, form, outcome: CallOutcome | None = None, status: int = 200):
+def _page(
+    request: HttpRequest, *, project, form, outcome: CallOutcome | None = None, status: int = 200
+):
     projects = projects_for_user(request.user, Need.USE).order_by("organization__name", "name")
     selected = form.keys.get(form["api_key"].value() or "") if form is not None else None
     context = {
-        "projects": projects, "project": project, "form": form,
+        "projects": projects,
+        "project": project,
+        "form": form,
         "breaker": breaker_state_for_key(selected) if selected else None,
     }
     if outcome is not None:
@@ -235,7 +275,9 @@ def index(request: HttpRequest) -> HttpResponse:
     if project_id:
         project = get_project_for_user(request.user, project_id, need=Need.USE)
     else:
-        project = projects_for_user(request.user, Need.USE).order_by("organization__name", "name").first()
+        project = (
+            projects_for_user(request.user, Need.USE).order_by("organization__name", "name").first()
+        )
     form = PlaygroundForm(user=request.user, project=project) if project else None
     return _page(request, project=project, form=form)
 
@@ -261,17 +303,24 @@ def run(request: HttpRequest) -> HttpResponse:
         if htmx:
             return _invalid(form)
         return _page(request, project=project, form=form, status=400)
-    outcome = generate(api_key=form.api_key_obj, project=project, params=form.params(), user=request.user)
+    outcome = generate(
+        api_key=form.api_key_obj, project=project, params=form.params(), user=request.user
+    )
     if htmx:  # static/playground.js swaps in the text and the result panel only
-        return render(request, "platformadmin/playground_run_fragment.html", _result_context(outcome, project))
+        return render(
+            request, "platformadmin/playground_run_fragment.html", _result_context(outcome, project)
+        )
     return _page(request, project=project, form=form, outcome=outcome)
 
 
 def _invalid(form) -> HttpResponse:
     """The form's errors as one ``invalid`` event (status 400), as static/playground.js reads them."""
     errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
-    return HttpResponse(json.dumps({"type": "invalid", "errors": errors}) + "\n", status=400,
-                        content_type="application/x-ndjson")
+    return HttpResponse(
+        json.dumps({"type": "invalid", "errors": errors}) + "\n",
+        status=400,
+        content_type="application/x-ndjson",
+    )
 
 
 def _event_line(event: StreamEvent, project) -> bytes:
@@ -280,15 +329,20 @@ def _event_line(event: StreamEvent, project) -> bytes:
     if event.kind == "accepted":  # first, the id the Stop button names
         payload = {"type": "accepted", "client_request_id": event.client_request_id}
     elif event.kind == "start":
-        payload = {"type": "start", "request_id": event.server_request_id,
-                   "client_request_id": event.client_request_id}
+        payload = {
+            "type": "start",
+            "request_id": event.server_request_id,
+            "client_request_id": event.client_request_id,
+        }
     elif event.kind == "waiting":
         payload = {"type": "waiting"}
     elif event.kind == "delta":
         payload = {"type": "delta", "text": event.text}
     else:
         outcome = event.outcome
-        html = render_to_string("platformadmin/playground_result.html", _result_context(outcome, project))
+        html = render_to_string(
+            "platformadmin/playground_result.html", _result_context(outcome, project)
+        )
         payload = {"type": "done", "ok": outcome.ok, "status": outcome.status, "html": html}
     return (json.dumps(payload) + "\n").encode()
 
@@ -303,9 +357,16 @@ def _prepared_stream(request: HttpRequest):
 
 
 def _sync_lines(*, project, api_key, params, user, cid: str, flag: str) -> Iterator[bytes]:
-    events = generate_stream(api_key=api_key, project=project, params=params, user=user,
-                             client_request_id=cid, heartbeat=STREAM_HEARTBEAT_SECONDS,
-                             stop_requested=lambda: bool(cache.get(flag)), announce=True)
+    events = generate_stream(
+        api_key=api_key,
+        project=project,
+        params=params,
+        user=user,
+        client_request_id=cid,
+        heartbeat=STREAM_HEARTBEAT_SECONDS,
+        stop_requested=lambda: bool(cache.get(flag)),
+        announce=True,
+    )
     try:
         for event in events:
             yield _event_line(event, project)
@@ -313,13 +374,22 @@ def _sync_lines(*, project, api_key, params, user, cid: str, flag: str) -> Itera
         events.close()  # a stop: the service records the cut stream
 
 
-async def _async_lines(*, project, api_key, params, user, cid: str, flag: str) -> AsyncIterator[bytes]:
+async def _async_lines(
+    *, project, api_key, params, user, cid: str, flag: str
+) -> AsyncIterator[bytes]:
     async def stop_requested() -> bool:
         return bool(await cache.aget(flag))
 
-    events = agenerate_stream(api_key=api_key, project=project, params=params, user=user,
-                              client_request_id=cid, heartbeat=STREAM_HEARTBEAT_SECONDS,
-                              stop_requested=stop_requested, announce=True)
+    events = agenerate_stream(
+        api_key=api_key,
+        project=project,
+        params=params,
+        user=user,
+        client_request_id=cid,
+        heartbeat=STREAM_HEARTBEAT_SECONDS,
+        stop_requested=stop_requested,
+        announce=True,
+    )
     try:
         async for event in events:
             if event.kind == "done":
@@ -327,7 +397,9 @@ async def _async_lines(*, project, api_key, params, user, cid: str, flag: str) -
             else:
                 yield _event_line(event, project)
     finally:
-        await events.aclose()  # the reader left (Django cancelled us): the service records the cut stream
+        await (
+            events.aclose()
+        )  # the reader left (Django cancelled us): the service records the cut stream
 
 
 @login_required
@@ -341,8 +413,14 @@ async def stream(request: HttpRequest) -> HttpResponse:
     user = await request.auser()
     cid = new_client_request_id()
     lines = _async_lines if isinstance(request, ASGIRequest) else _sync_lines
-    content = lines(project=project, api_key=api_key, params=params, user=user, cid=cid,
-                    flag=_stop_flag(user, cid))
+    content = lines(
+        project=project,
+        api_key=api_key,
+        params=params,
+        user=user,
+        cid=cid,
+        flag=_stop_flag(user, cid),
+    )
     response = StreamingHttpResponse(content, content_type="application/x-ndjson")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each line through
@@ -367,8 +445,17 @@ def stop(request: HttpRequest) -> HttpResponse:
     try:
         cid = str(uuid.UUID(value))
     except ValueError:
-        return JsonResponse({"error": {"field": "client_request_id", "message": (
-            f"client_request_id {value[:80]!r} is not a UUID: send the id from the stream's "
-            "'accepted' event.")}}, status=400)
+        return JsonResponse(
+            {
+                "error": {
+                    "field": "client_request_id",
+                    "message": (
+                        f"client_request_id {value[:80]!r} is not a UUID: send the id from the stream's "
+                        "'accepted' event."
+                    ),
+                }
+            },
+            status=400,
+        )
     cache.set(_stop_flag(request.user, cid), True, STOP_FLAG_SECONDS)
     return JsonResponse({"stopping": cid}, status=202)

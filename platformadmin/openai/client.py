@@ -70,14 +70,16 @@ def _timeout() -> httpx2.Timeout:
 
 def new_guarded_http_client() -> httpx2.Client:
     """A pool like the SDK's default (1000 connections, 100 kept alive), through the guard."""
-    return netguard.guarded_client(transport=_GuardedSDKTransport(limits=netguard.DEFAULT_LIMITS),
-                                   timeout=_timeout())
+    return netguard.guarded_client(
+        transport=_GuardedSDKTransport(limits=netguard.DEFAULT_LIMITS), timeout=_timeout()
+    )
 
 
 def new_guarded_async_http_client() -> httpx2.AsyncClient:
     """The async pool, same limits and guard (no redirects, no environment proxy)."""
-    return netguard.guarded_async_client(transport=_AsyncGuardedSDKTransport(limits=netguard.DEFAULT_LIMITS),
-                                         timeout=_timeout())
+    return netguard.guarded_async_client(
+        transport=_AsyncGuardedSDKTransport(limits=netguard.DEFAULT_LIMITS), timeout=_timeout()
+    )
 
 
 _lock = threading.RLock()
@@ -105,9 +107,13 @@ def base_client() -> openai.OpenAI:
         with _lock:
             if _base_client is None:
                 _base_client = openai.OpenAI(
-                    api_key=_PLACEHOLDER_KEY, base_url=OPENAI_BASE_URL, http_client=shared_http_client(),
+                    api_key=_PLACEHOLDER_KEY,
+                    base_url=OPENAI_BASE_URL,
+                    http_client=shared_http_client(),
                     max_retries=DEFAULT_MAX_RETRIES,
-                    timeout=httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS),
+                    timeout=httpx2.Timeout(
+                        DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS
+                    ),
                 )
     return _base_client
 
@@ -121,9 +127,14 @@ def azure_base_client(endpoint: str, api_version: str) -> openai.AzureOpenAI:
             client = _azure_clients.get(key)
             if client is None:
                 client = openai.AzureOpenAI(
-                    api_key=_PLACEHOLDER_KEY, azure_endpoint=key[0], api_version=api_version,
-                    http_client=shared_http_client(), max_retries=DEFAULT_MAX_RETRIES,
-                    timeout=httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS),
+                    api_key=_PLACEHOLDER_KEY,
+                    azure_endpoint=key[0],
+                    api_version=api_version,
+                    http_client=shared_http_client(),
+                    max_retries=DEFAULT_MAX_RETRIES,
+                    timeout=httpx2.Timeout(
+                        DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_TIMEOUT_SECONDS
+                    ),
                 )
                 _azure_clients[key] = client
     return client
@@ -140,10 +151,16 @@ def async_base_client(loop: asyncio.AbstractEventLoop, *, azure: tuple[str, str]
         key = ("azure", azure[0].rstrip("/"), azure[1]) if azure else ("openai",)
         client = per_loop.get(key)
         if client is None:
-            common = {"api_key": _PLACEHOLDER_KEY, "http_client": per_loop["http"],
-                      "max_retries": DEFAULT_MAX_RETRIES, "timeout": _timeout()}
+            common = {
+                "api_key": _PLACEHOLDER_KEY,
+                "http_client": per_loop["http"],
+                "max_retries": DEFAULT_MAX_RETRIES,
+                "timeout": _timeout(),
+            }
             if azure:
-                client = openai.AsyncAzureOpenAI(azure_endpoint=key[1], api_version=key[2], **common)
+                client = openai.AsyncAzureOpenAI(
+                    azure_endpoint=key[1], api_version=key[2], **common
+                )
             else:
                 client = openai.AsyncOpenAI(base_url=OPENAI_BASE_URL, **common)
             per_loop[key] = client
@@ -164,7 +181,9 @@ def close_clients() -> None:
 def effective_base_url(api_key) -> str:
     """Where the key's calls go: the breaker is kept per (this URL, key)."""
     if api_key.provider == "azure":
-        return f"{api_key.azure_endpoint.rstrip('/')}/openai?api-version={api_key.azure_api_version}"
+        return (
+            f"{api_key.azure_endpoint.rstrip('/')}/openai?api-version={api_key.azure_api_version}"
+        )
     return (api_key.base_url or OPENAI_BASE_URL).rstrip("/")
 
 
@@ -180,8 +199,11 @@ class CallSettings:
     def for_project(cls, project) -> CallSettings:
         if project is None:
             return cls()
-        return cls(float(project.request_timeout_seconds), float(project.connect_timeout_seconds),
-                   int(project.max_retries))
+        return cls(
+            float(project.request_timeout_seconds),
+            float(project.connect_timeout_seconds),
+            int(project.max_retries),
+        )
 
     @property
     def httpx_timeout(self) -> httpx2.Timeout:
@@ -221,13 +243,20 @@ def client_for_key(api_key, *, secret: str, settings: CallSettings, project=None
         base = azure_base_client(api_key.azure_endpoint, api_key.azure_api_version)
     else:
         base = base_client()
-    return base.with_options(**_per_key_options(api_key, secret=secret, settings=settings, project=project))
+    return base.with_options(
+        **_per_key_options(api_key, secret=secret, settings=settings, project=project)
+    )
 
 
 @sensitive_variables("secret")
-def async_client_for_key(api_key, *, secret: str, settings: CallSettings, project=None,
-                         loop: asyncio.AbstractEventLoop):
+def async_client_for_key(
+    api_key, *, secret: str, settings: CallSettings, project=None, loop: asyncio.AbstractEventLoop
+):
     """``client_for_key`` for the async stream: a per-call copy of ``loop``'s AsyncOpenAI."""
-    azure = (api_key.azure_endpoint, api_key.azure_api_version) if api_key.provider == "azure" else None
+    azure = (
+        (api_key.azure_endpoint, api_key.azure_api_version) if api_key.provider == "azure" else None
+    )
     base = async_base_client(loop, azure=azure)
-    return base.with_options(**_per_key_options(api_key, secret=secret, settings=settings, project=project))
+    return base.with_options(
+        **_per_key_options(api_key, secret=secret, settings=settings, project=project)
+    )

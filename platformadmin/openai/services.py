@@ -57,22 +57,43 @@ from usage.pricing import Usage
 
 # The service layer's public names, for the views, tasks, commands and tests.
 __all__ = [
-    "NOT_RESPONSES_MODELS", "REASONING_EFFORTS", "SOURCE_PLAYGROUND", "CallOutcome", "GenerateParams",
-    "ModelsListResult", "StreamEvent", "agenerate_stream", "explain_error", "generate", "generate_stream",
-    "models_for_project", "models_list",
+    "NOT_RESPONSES_MODELS",
+    "REASONING_EFFORTS",
+    "SOURCE_PLAYGROUND",
+    "CallOutcome",
+    "GenerateParams",
+    "ModelsListResult",
+    "StreamEvent",
+    "agenerate_stream",
+    "explain_error",
+    "generate",
+    "generate_stream",
+    "models_for_project",
+    "models_list",
 ]
 
 SOURCE_PLAYGROUND = "playground"
 
 
 def _refused(exc: CallRefused, *, model: str, client_request_id: str) -> CallOutcome:
-    return CallOutcome(ok=False, status="refused", model=model, message=with_ids(exc.message, None, client_request_id),
-                       error_type=exc.error_type, retry_after=exc.retry_after, client_request_id=client_request_id)
+    return CallOutcome(
+        ok=False,
+        status="refused",
+        model=model,
+        message=with_ids(exc.message, None, client_request_id),
+        error_type=exc.error_type,
+        retry_after=exc.retry_after,
+        client_request_id=client_request_id,
+    )
 
 
 def _request_kwargs(params: GenerateParams, client_request_id: str) -> dict:
-    kwargs: dict = {"model": params.model, "input": params.input, "store": False,
-                    "extra_headers": {"X-Client-Request-Id": client_request_id}}
+    kwargs: dict = {
+        "model": params.model,
+        "input": params.input,
+        "store": False,
+        "extra_headers": {"X-Client-Request-Id": client_request_id},
+    }
     if params.instructions:
         kwargs["instructions"] = params.instructions
     if params.temperature is not None:
@@ -103,16 +124,32 @@ class _Call:
         return int((time.monotonic() - self.started) * 1000)
 
     def failure(self, exc: Exception, *, retries: int | None = None) -> CallOutcome:
-        return failure_outcome(exc, api_key=self.api_key, params=self.params, settings=self.settings,
-                               cid=self.cid, started=self.started, breaker=self.breaker, retries=retries)
+        return failure_outcome(
+            exc,
+            api_key=self.api_key,
+            params=self.params,
+            settings=self.settings,
+            cid=self.cid,
+            started=self.started,
+            breaker=self.breaker,
+            retries=retries,
+        )
 
 
-def _finish(call: _Call, outcome: CallOutcome, *, tokens: int | None, response=None, headers=None) -> CallOutcome:
+def _finish(
+    call: _Call, outcome: CallOutcome, *, tokens: int | None, response=None, headers=None
+) -> CallOutcome:
     """The one way every call that was sent ends: settle the rate limit's tokens, write the
     usage record, log the outcome once."""
     call.reservation.settle(tokens)
-    record_call(outcome, project=call.project, api_key=call.api_key, response=response, headers=headers,
-                source=call.source)
+    record_call(
+        outcome,
+        project=call.project,
+        api_key=call.api_key,
+        response=response,
+        headers=headers,
+        source=call.source,
+    )
     log_outcome(outcome, call.api_key)
     return outcome
 
@@ -122,8 +159,16 @@ def _error_headers(exc: Exception):
 
 
 @sensitive_variables("secret")
-def _begin_call(*, api_key, project, params: GenerateParams, user, cid: str, source: str,
-                make_client: Callable[..., Any] = client_for_key) -> _Call | CallOutcome:
+def _begin_call(
+    *,
+    api_key,
+    project,
+    params: GenerateParams,
+    user,
+    cid: str,
+    source: str,
+    make_client: Callable[..., Any] = client_for_key,
+) -> _Call | CallOutcome:
     """The checks before a call, then the per-key client (``make_client``: the sync one, or
     the async stream's). A refusal comes back as a logged ``CallOutcome`` (nothing was
     sent, so nothing is recorded)."""
@@ -141,12 +186,17 @@ def _begin_call(*, api_key, project, params: GenerateParams, user, cid: str, sou
         reservation.settle(0)
         if breaker is not None:
             breaker.release_probe()
-        outcome = _refused(CallRefused(f"{exc} No request was sent.", "SecretUnavailable"),
-                           model=params.model, client_request_id=cid)
+        outcome = _refused(
+            CallRefused(f"{exc} No request was sent.", "SecretUnavailable"),
+            model=params.model,
+            client_request_id=cid,
+        )
         log_outcome(outcome, api_key)
         return outcome
     client = make_client(api_key, secret=secret, settings=settings, project=project)
-    return _Call(api_key, project, params, cid, source, reservation, breaker, settings, client, started)
+    return _Call(
+        api_key, project, params, cid, source, reservation, breaker, settings, client, started
+    )
 
 
 def _answered(call: _Call, response, *, raw, streamed_text: str | None = None) -> CallOutcome:
@@ -158,19 +208,35 @@ def _answered(call: _Call, response, *, raw, streamed_text: str | None = None) -
         call.breaker.record_success()
     status = response.status or "completed"
     outcome = CallOutcome(
-        ok=streamed_text is None or status in ("completed", "incomplete"), status=status, model=call.params.model,
-        text=streamed_text or response.output_text, response_id=response.id, server_request_id=raw.request_id,
-        client_request_id=call.cid, retries=raw.retries_taken, latency_ms=call.elapsed_ms(), usage=usage,
+        ok=streamed_text is None or status in ("completed", "incomplete"),
+        status=status,
+        model=call.params.model,
+        text=streamed_text or response.output_text,
+        response_id=response.id,
+        server_request_id=raw.request_id,
+        client_request_id=call.cid,
+        retries=raw.retries_taken,
+        latency_ms=call.elapsed_ms(),
+        usage=usage,
         message=_incomplete_message(response),
     )
-    return _finish(call, outcome, tokens=usage.total_tokens if usage else None, response=response,
-                   headers=raw.headers)
+    return _finish(
+        call,
+        outcome,
+        tokens=usage.total_tokens if usage else None,
+        response=response,
+        headers=raw.headers,
+    )
 
 
-def generate(*, api_key, project, params: GenerateParams, user=None, source: str = SOURCE_PLAYGROUND) -> CallOutcome:
+def generate(
+    *, api_key, project, params: GenerateParams, user=None, source: str = SOURCE_PLAYGROUND
+) -> CallOutcome:
     """One non-streamed ``responses.create``; every outcome recorded and explained."""
     cid = new_client_request_id()
-    call = _begin_call(api_key=api_key, project=project, params=params, user=user, cid=cid, source=source)
+    call = _begin_call(
+        api_key=api_key, project=project, params=params, user=user, cid=cid, source=source
+    )
     if isinstance(call, CallOutcome):
         return call
     try:
@@ -205,7 +271,9 @@ class _Upstream:
     def __init__(self, create: Callable[[], Any]):
         self.items: queue.Queue = queue.Queue()
         self.cancel = threading.Event()
-        threading.Thread(target=self._run, args=(create,), name="openai-stream", daemon=True).start()
+        threading.Thread(
+            target=self._run, args=(create,), name="openai-stream", daemon=True
+        ).start()
 
     def stop(self) -> None:
         self.cancel.set()
@@ -301,22 +369,39 @@ class _StreamSoFar:
         outcome.text = "".join(self.parts)
         outcome.response_id = self.response_id
         prompt = max(1, math.ceil(len((params.instructions or "") + params.input) / 4))
-        outcome.usage = Usage(input_tokens=prompt, output_tokens=len(self.parts),
-                              total_tokens=prompt + len(self.parts))
+        outcome.usage = Usage(
+            input_tokens=prompt,
+            output_tokens=len(self.parts),
+            total_tokens=prompt + len(self.parts),
+        )
         outcome.usage_estimated = True
 
 
 def _stopped(call: _Call, so_far: _StreamSoFar) -> CallOutcome:
     """A Stop (the button, or the reader gone; the caller stopped the upstream): recorded
     with what is known."""
-    outcome = CallOutcome(ok=False, status="incomplete", model=call.params.model, error_type="StreamStopped",
-                          server_request_id=so_far.rid, client_request_id=call.cid, retries=so_far.retries,
-                          latency_ms=call.elapsed_ms())
+    outcome = CallOutcome(
+        ok=False,
+        status="incomplete",
+        model=call.params.model,
+        error_type="StreamStopped",
+        server_request_id=so_far.rid,
+        client_request_id=call.cid,
+        retries=so_far.retries,
+        latency_ms=call.elapsed_ms(),
+    )
     parts = so_far.parts
-    before = "before the model answered" if so_far.raw is None else (
-        "before the first text arrived" if not parts else f"after {len(parts)} text part(s)")
-    outcome.message = with_ids(f"Stopped {before}: the call is recorded as incomplete"
-                               f"{' with the text so far' if parts else ''}.", so_far.rid, call.cid)
+    before = (
+        "before the model answered"
+        if so_far.raw is None
+        else ("before the first text arrived" if not parts else f"after {len(parts)} text part(s)")
+    )
+    outcome.message = with_ids(
+        f"Stopped {before}: the call is recorded as incomplete"
+        f"{' with the text so far' if parts else ''}.",
+        so_far.rid,
+        call.cid,
+    )
     so_far.fill_partial(outcome, call.params)
     if so_far.raw is None and call.breaker is not None:
         # No answer yet, so nothing learned about the upstream: a half-open probe this
@@ -330,9 +415,18 @@ def _broken(call: _Call, so_far: _StreamSoFar, exc: openai.APIError) -> CallOutc
     outcome = call.failure(exc, retries=so_far.retries)
     outcome.server_request_id = outcome.server_request_id or so_far.rid
     outcome.message = with_ids(
-        explain_error(exc, api_key=call.api_key, model=call.params.model, settings=call.settings,
-                      retries=so_far.retries)[0] + f" The stream was cut after {len(so_far.parts)} text "
-        "part(s); what arrived is kept and recorded as incomplete.", outcome.server_request_id, call.cid)
+        explain_error(
+            exc,
+            api_key=call.api_key,
+            model=call.params.model,
+            settings=call.settings,
+            retries=so_far.retries,
+        )[0]
+        + f" The stream was cut after {len(so_far.parts)} text "
+        "part(s); what arrived is kept and recorded as incomplete.",
+        outcome.server_request_id,
+        call.cid,
+    )
     so_far.fill_partial(outcome, call.params)
     return _finish(call, outcome, tokens=outcome.usage.total_tokens, headers=so_far.headers)
 
@@ -341,11 +435,22 @@ def _ended(call: _Call, so_far: _StreamSoFar) -> CallOutcome:
     """The stream's end: answered with its terminal event, or cut short upstream without one."""
     if so_far.final is not None:
         return _answered(call, so_far.final, raw=so_far.raw, streamed_text="".join(so_far.parts))
-    outcome = CallOutcome(ok=False, status="incomplete", model=call.params.model, error_type="StreamEnded",
-                          server_request_id=so_far.rid, client_request_id=call.cid, retries=so_far.retries,
-                          latency_ms=call.elapsed_ms())
-    outcome.message = with_ids("The stream ended before the final event; the text so far is kept "
-                               "and recorded as incomplete.", so_far.rid, call.cid)
+    outcome = CallOutcome(
+        ok=False,
+        status="incomplete",
+        model=call.params.model,
+        error_type="StreamEnded",
+        server_request_id=so_far.rid,
+        client_request_id=call.cid,
+        retries=so_far.retries,
+        latency_ms=call.elapsed_ms(),
+    )
+    outcome.message = with_ids(
+        "The stream ended before the final event; the text so far is kept "
+        "and recorded as incomplete.",
+        so_far.rid,
+        call.cid,
+    )
     so_far.fill_partial(outcome, call.params)
     # A cut stream is a transient upstream failure: it counts toward opening the circuit
     # (docs/playground.md), it does not prove the upstream healthy.
@@ -357,7 +462,9 @@ def _ended(call: _Call, so_far: _StreamSoFar) -> CallOutcome:
 Finisher = Callable[[], CallOutcome]
 
 
-def _step(call: _Call, so_far: _StreamSoFar, kind: str, value) -> tuple[StreamEvent | None, Finisher | None]:
+def _step(
+    call: _Call, so_far: _StreamSoFar, kind: str, value
+) -> tuple[StreamEvent | None, Finisher | None]:
     """One item from the upstream (thread or task alike): an event to pass on, or the
     finishing step that ends the call. The finisher writes the usage record, so the sync
     generator calls it and the async one runs it in ``sync_to_async``; nothing else here
@@ -375,11 +482,15 @@ def _step(call: _Call, so_far: _StreamSoFar, kind: str, value) -> tuple[StreamEv
         elif etype in ("response.completed", "response.incomplete", "response.failed"):
             so_far.final = value.response
         elif etype == "error":
-            exc = openai.APIError(getattr(value, "message", "stream error"), so_far.raw.http_request, body=None)
+            exc = openai.APIError(
+                getattr(value, "message", "stream error"), so_far.raw.http_request, body=None
+            )
             return None, functools.partial(_broken, call, so_far, exc)
         return None, None
     if kind == "create_error":
-        return None, lambda: _finish(call, call.failure(value), tokens=0, headers=_error_headers(value))
+        return None, lambda: _finish(
+            call, call.failure(value), tokens=0, headers=_error_headers(value)
+        )
     if kind == "stream_error":
         return None, functools.partial(_broken, call, so_far, value)
     if kind == "crash":  # a failure outside the SDK's errors: goes up, the call recorded as stopped
@@ -391,10 +502,18 @@ def _stop_due(last_checked: float, heartbeat: float | None) -> bool:
     return time.monotonic() - last_checked >= (heartbeat or 0.25)
 
 
-def generate_stream(*, api_key, project, params: GenerateParams, user=None, source: str = SOURCE_PLAYGROUND,
-                    client_request_id: str | None = None, heartbeat: float | None = None,
-                    stop_requested: Callable[[], bool] | None = None, announce: bool = False,
-                    ) -> Iterator[StreamEvent]:
+def generate_stream(
+    *,
+    api_key,
+    project,
+    params: GenerateParams,
+    user=None,
+    source: str = SOURCE_PLAYGROUND,
+    client_request_id: str | None = None,
+    heartbeat: float | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+    announce: bool = False,
+) -> Iterator[StreamEvent]:
     """A streamed ``responses.create`` as a generator of StreamEvent.
 
     The last event is ``done`` with the outcome (recorded). A Stop, at any moment once the
@@ -416,14 +535,19 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None, sour
     the ``finally`` records a Stop when the consumer left (or a crash went up) without one.
     """
     cid = client_request_id or new_client_request_id()
-    call = _begin_call(api_key=api_key, project=project, params=params, user=user, cid=cid, source=source)
+    call = _begin_call(
+        api_key=api_key, project=project, params=params, user=user, cid=cid, source=source
+    )
     if isinstance(call, CallOutcome):
         if announce:
             yield StreamEvent("accepted", client_request_id=cid)
         yield StreamEvent("done", outcome=call, client_request_id=cid)
         return
-    upstream = _Upstream(lambda: call.client.responses.with_raw_response.create(
-        stream=True, **_request_kwargs(params, cid)))
+    upstream = _Upstream(
+        lambda: call.client.responses.with_raw_response.create(
+            stream=True, **_request_kwargs(params, cid)
+        )
+    )
     so_far = _StreamSoFar()
     outcome: CallOutcome | None = None
     checked = time.monotonic()
@@ -450,15 +574,25 @@ def generate_stream(*, api_key, project, params: GenerateParams, user=None, sour
                 yield event
     finally:
         upstream.stop()
-        if outcome is None:  # the consumer stopped reading (the browser left, at any moment) or a crash
+        if (
+            outcome is None
+        ):  # the consumer stopped reading (the browser left, at any moment) or a crash
             _stopped(call, so_far)
     yield StreamEvent("done", outcome=outcome, client_request_id=cid, server_request_id=so_far.rid)
 
 
-async def agenerate_stream(*, api_key, project, params: GenerateParams, user=None, source: str = SOURCE_PLAYGROUND,
-                           client_request_id: str | None = None, heartbeat: float | None = None,
-                           stop_requested: Callable[[], Awaitable[bool]] | None = None,
-                           announce: bool = False) -> AsyncIterator[StreamEvent]:
+async def agenerate_stream(
+    *,
+    api_key,
+    project,
+    params: GenerateParams,
+    user=None,
+    source: str = SOURCE_PLAYGROUND,
+    client_request_id: str | None = None,
+    heartbeat: float | None = None,
+    stop_requested: Callable[[], Awaitable[bool]] | None = None,
+    announce: bool = False,
+) -> AsyncIterator[StreamEvent]:
     """``generate_stream`` on ``AsyncOpenAI`` for an ASGI server: the same checks, events,
     Stop semantics and finishing path (``_begin_call``, ``_step``, ``_stopped``), the
     database work in ``sync_to_async``, the upstream read by a task on the event loop,
@@ -466,15 +600,25 @@ async def agenerate_stream(*, api_key, project, params: GenerateParams, user=Non
     """
     cid = client_request_id or new_client_request_id()
     make_client = functools.partial(async_client_for_key, loop=asyncio.get_running_loop())
-    call = await sync_to_async(_begin_call)(api_key=api_key, project=project, params=params, user=user, cid=cid,
-                                            source=source, make_client=make_client)
+    call = await sync_to_async(_begin_call)(
+        api_key=api_key,
+        project=project,
+        params=params,
+        user=user,
+        cid=cid,
+        source=source,
+        make_client=make_client,
+    )
     if isinstance(call, CallOutcome):
         if announce:
             yield StreamEvent("accepted", client_request_id=cid)
         yield StreamEvent("done", outcome=call, client_request_id=cid)
         return
-    upstream = _AsyncUpstream(lambda: call.client.responses.with_raw_response.create(
-        stream=True, **_request_kwargs(params, cid)))
+    upstream = _AsyncUpstream(
+        lambda: call.client.responses.with_raw_response.create(
+            stream=True, **_request_kwargs(params, cid)
+        )
+    )
     so_far = _StreamSoFar()
     outcome: CallOutcome | None = None
     checked = time.monotonic()

@@ -25,9 +25,16 @@ STREAM_THREADS = ("playground-stream", "openai-stream")
 
 
 def form_data(project, key) -> dict:
-    return {"project": str(project.public_id), "api_key": str(key.public_id), "model": "gpt-5.4-mini",
-            "input": "Tell me about budgets.", "instructions": "", "temperature": "", "max_output_tokens": "",
-            "reasoning_effort": ""}
+    return {
+        "project": str(project.public_id),
+        "api_key": str(key.public_id),
+        "model": "gpt-5.4-mini",
+        "input": "Tell me about budgets.",
+        "instructions": "",
+        "temperature": "",
+        "max_output_tokens": "",
+        "reasoning_effort": "",
+    }
 
 
 def stream_threads() -> set[threading.Thread]:
@@ -45,7 +52,9 @@ async def read_until(lines, kind: str) -> list[dict]:
     raise AssertionError(f"no {kind!r} event in {seen}")
 
 
-def test_three_streams_at_once_hold_no_thread_and_each_is_recorded(member, project, openai_simulator):
+def test_three_streams_at_once_hold_no_thread_and_each_is_recorded(
+    member, project, openai_simulator
+):
     """Under ASGI the upstream is read by a task on the loop: while three replies are streaming,
     no per-stream thread exists; every call ends completed and recorded once."""
     openai_simulator.delta_delay = 0.05
@@ -71,11 +80,14 @@ def test_three_streams_at_once_hold_no_thread_and_each_is_recorded(member, proje
     for events, during in results:
         assert during == set()
         kinds = [e["type"] for e in events if e["type"] != "waiting"]
-        assert kinds[:2] == ["accepted", "start"] and kinds[-1] == "done" and kinds.count("delta") >= 8
+        assert (
+            kinds[:2] == ["accepted", "start"] and kinds[-1] == "done" and kinds.count("delta") >= 8
+        )
         assert events[-1]["ok"] is True and events[-1]["status"] == "completed"
     assert UsageRecord.objects.filter(project=project, status="completed").count() == 3
     assert {e[0]["client_request_id"] for e, _ in results} == set(
-        UsageRecord.objects.filter(project=project).values_list("client_request_id", flat=True))
+        UsageRecord.objects.filter(project=project).values_list("client_request_id", flat=True)
+    )
 
 
 @pytest.mark.parametrize("moment", ["accepted", "delta"])
@@ -93,7 +105,9 @@ def test_under_asgi_a_stop_records_one_incomplete_call(member, project, openai_s
         response = await client.post(STREAM, form_data(project, key))
         lines = aiter(response.streaming_content)
         before = await read_until(lines, moment)
-        assert stream_threads() - already == set()  # the call is under way on the loop, no thread waits on it
+        assert (
+            stream_threads() - already == set()
+        )  # the call is under way on the loop, no thread waits on it
         stop = await client.post(STOP, {"client_request_id": before[0]["client_request_id"]})
         assert stop.status_code == 202
         after = [json.loads(line) async for line in lines]
@@ -103,9 +117,17 @@ def test_under_asgi_a_stop_records_one_incomplete_call(member, project, openai_s
 
     before, after, took = asyncio.run(go())
     cid, done = before[0]["client_request_id"], after[-1]
-    assert done["type"] == "done" and done["status"] == "incomplete" and "recorded as incomplete" in done["html"]
+    assert (
+        done["type"] == "done"
+        and done["status"] == "incomplete"
+        and "recorded as incomplete" in done["html"]
+    )
     record = UsageRecord.objects.get(project=project)
-    assert (record.status, record.error_type, record.client_request_id) == ("incomplete", "StreamStopped", cid)
+    assert (record.status, record.error_type, record.client_request_id) == (
+        "incomplete",
+        "StreamStopped",
+        cid,
+    )
     if moment == "accepted":
         assert took < openai_simulator.slow_seconds and record.server_request_id == ""
     else:

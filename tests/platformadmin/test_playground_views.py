@@ -27,13 +27,24 @@ from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
 
-INDEX, RUN, STREAM = reverse("playground:index"), reverse("playground:run"), reverse("playground:stream")
+INDEX, RUN, STREAM = (
+    reverse("playground:index"),
+    reverse("playground:run"),
+    reverse("playground:stream"),
+)
 
 
 def form_data(project, key, **kw):
-    data = {"project": str(project.public_id), "api_key": str(key.public_id), "model": "gpt-5.4-mini",
-            "input": "Tell me about budgets.", "instructions": "", "temperature": "", "max_output_tokens": "",
-            "reasoning_effort": ""}
+    data = {
+        "project": str(project.public_id),
+        "api_key": str(key.public_id),
+        "model": "gpt-5.4-mini",
+        "input": "Tell me about budgets.",
+        "instructions": "",
+        "temperature": "",
+        "max_output_tokens": "",
+        "reasoning_effort": "",
+    }
     data.update(kw)
     return data
 
@@ -67,14 +78,22 @@ def test_a_reader_without_projects_is_told_why(client, reader):
     assert "not an owner or member of any project" in response.content.decode()
 
 
-def test_a_member_sees_the_projects_keys_and_allowed_models(client, member, project, openai_simulator):
+def test_a_member_sees_the_projects_keys_and_allowed_models(
+    client, member, project, openai_simulator
+):
     project.allowed_models = ["gpt-5.4-mini", "gpt-4.1-mini"]
     project.save()
     key = sim_key(project, openai_simulator, name="app key")
-    revoked = sim_key(project, openai_simulator, name="old key", )
+    revoked = sim_key(
+        project,
+        openai_simulator,
+        name="old key",
+    )
     revoked.status = "revoked"
     revoked.save()
-    other_key = sim_key(ProjectFactory(organization=project.organization), openai_simulator, name="elsewhere")
+    other_key = sim_key(
+        ProjectFactory(organization=project.organization), openai_simulator, name="elsewhere"
+    )
     client.force_login(member)
     page = client.get(INDEX).content.decode()
     assert str(key.public_id) in page and "app key" in page
@@ -83,21 +102,31 @@ def test_a_member_sees_the_projects_keys_and_allowed_models(client, member, proj
     assert "Circuit breaker" in page
 
 
-def test_a_plain_call_shows_the_result_panel_and_records_usage(client, member, project, openai_simulator):
+def test_a_plain_call_shows_the_result_panel_and_records_usage(
+    client, member, project, openai_simulator
+):
     key = sim_key(project, openai_simulator)
     client.force_login(member)
     response = client.post(RUN, form_data(project, key))
     page = response.content.decode()
     assert response.status_code == 200
     record = UsageRecord.objects.get(project=project)
-    for shown in (record.server_request_id, record.client_request_id, f"{record.input_tokens}",
-                  reverse("usage:project-usage", kwargs={"project_id": project.public_id})):
+    for shown in (
+        record.server_request_id,
+        record.client_request_id,
+        f"{record.input_tokens}",
+        reverse("usage:project-usage", kwargs={"project_id": project.public_id}),
+    ):
         assert shown in page
-    assert f'id="result-cost">{format_money(record.cost)}<' in page  # the cost, from the record, as money
+    assert (
+        f'id="result-cost">{format_money(record.cost)}<' in page
+    )  # the cost, from the record, as money
     assert record.cost < Decimal("0.01") and format_money(record.cost) != "$0.00"
 
 
-def test_an_htmx_call_answers_the_text_and_result_panel_only(client, member, project, openai_simulator):
+def test_an_htmx_call_answers_the_text_and_result_panel_only(
+    client, member, project, openai_simulator
+):
     key = sim_key(project, openai_simulator)
     client.force_login(member)
     response = client.post(RUN, form_data(project, key), headers={"HX-Request": "true"})
@@ -111,9 +140,15 @@ def test_an_htmx_call_answers_the_text_and_result_panel_only(client, member, pro
 
 def test_an_htmx_call_keeps_access_checks(client, outsider, reader, project, api_key):
     client.force_login(outsider)
-    assert client.post(RUN, form_data(project, api_key), headers={"HX-Request": "true"}).status_code == 404
+    assert (
+        client.post(RUN, form_data(project, api_key), headers={"HX-Request": "true"}).status_code
+        == 404
+    )
     client.force_login(reader)
-    assert client.post(RUN, form_data(project, api_key), headers={"HX-Request": "true"}).status_code == 403
+    assert (
+        client.post(RUN, form_data(project, api_key), headers={"HX-Request": "true"}).status_code
+        == 403
+    )
 
 
 def test_errors_are_a_message_not_a_500(client, member, project, openai_simulator):
@@ -131,11 +166,17 @@ def test_errors_are_a_message_not_a_500(client, member, project, openai_simulato
         ({"input": ""}, "input", "Enter the input"),
         ({"temperature": "3"}, "temperature", "less than or equal to 2"),
         ({"max_output_tokens": "5000"}, "max_output_tokens", "caps max output tokens at 4096"),
-        ({"model": "gpt-4.1-mini", "reasoning_effort": "low"}, "reasoning_effort", "not a reasoning model"),
+        (
+            {"model": "gpt-4.1-mini", "reasoning_effort": "low"},
+            "reasoning_effort",
+            "not a reasoning model",
+        ),
         ({"model": "gpt-5.5"}, "model", "Select a valid choice"),
     ],
 )
-def test_bad_input_names_the_field(client, member, project, openai_simulator, override, field, words):
+def test_bad_input_names_the_field(
+    client, member, project, openai_simulator, override, field, words
+):
     project.max_output_tokens = 4096
     project.allowed_models = ["gpt-5.4-mini", "gpt-4.1-mini"]
     project.save()
@@ -144,8 +185,10 @@ def test_bad_input_names_the_field(client, member, project, openai_simulator, ov
     response = client.post(RUN, form_data(project, key, **override))
     assert response.status_code == 400
     assert words in response.content.decode()
-    for streamed in (client.post(STREAM, form_data(project, key, **override)),
-                     client.post(RUN, form_data(project, key, **override), headers={"HX-Request": "true"})):
+    for streamed in (
+        client.post(STREAM, form_data(project, key, **override)),
+        client.post(RUN, form_data(project, key, **override), headers={"HX-Request": "true"}),
+    ):
         assert streamed.status_code == 400
         event = json.loads(streamed.content)
         assert event["type"] == "invalid" and words in " ".join(event["errors"][field])
@@ -217,8 +260,9 @@ def read_until(lines, kind: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("moment", ["accepted", "start", "delta"])
-def test_stop_at_any_moment_records_one_incomplete_call_and_says_so(client, member, project, openai_simulator,
-                                                                     moment):
+def test_stop_at_any_moment_records_one_incomplete_call_and_says_so(
+    client, member, project, openai_simulator, moment
+):
     """Before the response is created (the simulator's ``slow`` fault holds the reply back),
     once it is (before the first text) and mid-stream."""
     openai_simulator.delta_delay = 0.2
@@ -235,7 +279,11 @@ def test_stop_at_any_moment_records_one_incomplete_call_and_says_so(client, memb
     if moment == "accepted":  # the stop did not wait for the slow reply
         assert time.monotonic() - started < openai_simulator.slow_seconds
     record = UsageRecord.objects.get(project=project)
-    assert (record.status, record.error_type, record.client_request_id) == ("incomplete", "StreamStopped", cid)
+    assert (record.status, record.error_type, record.client_request_id) == (
+        "incomplete",
+        "StreamStopped",
+        cid,
+    )
     assert "recorded as incomplete" in done["html"] and cid in done["html"]
     assert reverse("usage:project-usage", kwargs={"project_id": project.public_id}) in done["html"]
     starts = [e for e in before + after if e["type"] == "start"]
@@ -243,15 +291,22 @@ def test_stop_at_any_moment_records_one_incomplete_call_and_says_so(client, memb
         assert record.server_request_id == "" and record.response_id is None and not starts
         assert "none (no reply)" in done["html"]
     else:
-        assert record.server_request_id == starts[0]["request_id"] and record.server_request_id in done["html"]
+        assert (
+            record.server_request_id == starts[0]["request_id"]
+            and record.server_request_id in done["html"]
+        )
     if moment == "delta":
         assert record.response_id.startswith("resp_") and record.output_tokens >= 1
-    time.sleep(openai_simulator.slow_seconds if moment == "accepted" else 0.3)  # the late reply changes nothing
+    time.sleep(
+        openai_simulator.slow_seconds if moment == "accepted" else 0.3
+    )  # the late reply changes nothing
     assert UsageRecord.objects.filter(project=project).count() == 1
 
 
 def test_a_stop_names_a_bad_call_id(client, member):
-    assert client.post(reverse("playground:stop"), {"client_request_id": "x"}).status_code == 302  # sign in first
+    assert (
+        client.post(reverse("playground:stop"), {"client_request_id": "x"}).status_code == 302
+    )  # sign in first
     client.force_login(member)
     response = client.post(reverse("playground:stop"), {"client_request_id": "not-an-id"})
     assert response.status_code == 400
@@ -269,16 +324,22 @@ def open_stream(server_url: str, user, data: dict) -> socket.socket:
     body = urlencode(data).encode()
     where = urlsplit(server_url)
     sock = socket.create_connection((where.hostname, where.port))
-    sock.sendall((f"POST {STREAM} HTTP/1.1\r\nHost: {where.netloc}\r\n"
-                  f"Cookie: sessionid={client.cookies['sessionid'].value}; csrftoken={CSRF}\r\n"
-                  f"X-CSRFToken: {CSRF}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                  f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+    sock.sendall(
+        (
+            f"POST {STREAM} HTTP/1.1\r\nHost: {where.netloc}\r\n"
+            f"Cookie: sessionid={client.cookies['sessionid'].value}; csrftoken={CSRF}\r\n"
+            f"X-CSRFToken: {CSRF}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+    )
     return sock
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_browser_that_leaves_before_the_reply_is_recorded_at_once(live_server, member, project,
-                                                                    openai_simulator):
+def test_a_browser_that_leaves_before_the_reply_is_recorded_at_once(
+    live_server, member, project, openai_simulator
+):
     """The connection dropped while the model has not answered: the server notices at its
     next heartbeat and records the call then, not when the slow reply finally comes."""
     key = sim_key(project, openai_simulator, "slow")
@@ -291,10 +352,16 @@ def test_a_browser_that_leaves_before_the_reply_is_recorded_at_once(live_server,
     sock.close()
     left = time.monotonic()
     while not UsageRecord.objects.filter(project=project).exists():
-        assert time.monotonic() - left < openai_simulator.slow_seconds - 0.3, "not recorded before the reply"
+        assert time.monotonic() - left < openai_simulator.slow_seconds - 0.3, (
+            "not recorded before the reply"
+        )
         time.sleep(0.05)
     record = UsageRecord.objects.get(project=project)
-    assert (record.status, record.error_type, record.server_request_id) == ("incomplete", "StreamStopped", "")
+    assert (record.status, record.error_type, record.server_request_id) == (
+        "incomplete",
+        "StreamStopped",
+        "",
+    )
     assert record.client_request_id
     time.sleep(openai_simulator.slow_seconds)
     assert UsageRecord.objects.filter(project=project).count() == 1
@@ -302,11 +369,14 @@ def test_a_browser_that_leaves_before_the_reply_is_recorded_at_once(live_server,
 
 # --- Reasoning effort: what the selected model supports ----------------------------------------
 
-CATALOG_EFFORTS = json.loads((Path(__file__).resolve().parents[2] / "usage" / "data" / "openai-models.json")
-                             .read_text())["reasoning_effort"]
+CATALOG_EFFORTS = json.loads(
+    (Path(__file__).resolve().parents[2] / "usage" / "data" / "openai-models.json").read_text()
+)["reasoning_effort"]
 
 
-def test_reasoning_models_are_offered_every_effort_of_the_catalog(client, member, project, openai_simulator):
+def test_reasoning_models_are_offered_every_effort_of_the_catalog(
+    client, member, project, openai_simulator
+):
     project.allowed_models = ["gpt-5.4-mini", "gpt-4.1-mini"]
     project.save()
     sim_key(project, openai_simulator)
@@ -320,10 +390,14 @@ def test_reasoning_models_are_offered_every_effort_of_the_catalog(client, member
     project.allowed_models = ["gpt-5.4-mini"]
     project.save()
     page = client.get(INDEX).content.decode()
-    assert '<div class="field" id="field-reasoning_effort">' in page  # the selected model reasons: shown
+    assert (
+        '<div class="field" id="field-reasoning_effort">' in page
+    )  # the selected model reasons: shown
 
 
-def test_no_effort_select_when_no_model_of_the_project_reasons(client, member, project, openai_simulator):
+def test_no_effort_select_when_no_model_of_the_project_reasons(
+    client, member, project, openai_simulator
+):
     project.allowed_models = ["gpt-4.1-mini", "gpt-4.1"]
     project.save()
     sim_key(project, openai_simulator)
@@ -332,8 +406,9 @@ def test_no_effort_select_when_no_model_of_the_project_reasons(client, member, p
     assert "id_reasoning_effort" not in page and "Reasoning effort" not in page
 
 
-def test_the_effort_select_starts_hidden_when_the_first_model_does_not_reason(client, member, project,
-                                                                              openai_simulator):
+def test_the_effort_select_starts_hidden_when_the_first_model_does_not_reason(
+    client, member, project, openai_simulator
+):
     project.allowed_models = ["gpt-4.1", "gpt-5.4-mini"]
     project.save()
     sim_key(project, openai_simulator)
@@ -343,39 +418,64 @@ def test_the_effort_select_starts_hidden_when_the_first_model_does_not_reason(cl
 
 
 @pytest.mark.parametrize("effort", ["none", "xhigh"])
-def test_efforts_beyond_minimal_to_high_reach_the_model(client, member, project, openai_simulator, effort):
+def test_efforts_beyond_minimal_to_high_reach_the_model(
+    client, member, project, openai_simulator, effort
+):
     key = sim_key(project, openai_simulator)
     client.force_login(member)
     response = client.post(RUN, form_data(project, key, reasoning_effort=effort))
     assert response.status_code == 200
     record = UsageRecord.objects.get(project=project)
     assert record.status == "completed"
-    assert record.reasoning_tokens == {"none": 0, "xhigh": 48}[effort]  # the simulator's count for it
+    assert (
+        record.reasoning_tokens == {"none": 0, "xhigh": 48}[effort]
+    )  # the simulator's count for it
 
 
-def test_an_unknown_effort_is_a_form_error_naming_the_field(client, member, project, openai_simulator):
+def test_an_unknown_effort_is_a_form_error_naming_the_field(
+    client, member, project, openai_simulator
+):
     key = sim_key(project, openai_simulator)
     client.force_login(member)
     response = client.post(STREAM, form_data(project, key, reasoning_effort="max"))
     assert response.status_code == 400
-    assert "Select a valid choice" in " ".join(json.loads(response.content)["errors"]["reasoning_effort"])
+    assert "Select a valid choice" in " ".join(
+        json.loads(response.content)["errors"]["reasoning_effort"]
+    )
     assert openai_simulator.requests == 0
 
 
 @pytest.mark.django_db(transaction=True)
-def test_under_asgi_a_client_that_leaves_before_the_reply_is_recorded_at_once(member, project, openai_simulator):
+def test_under_asgi_a_client_that_leaves_before_the_reply_is_recorded_at_once(
+    member, project, openai_simulator
+):
     """uvicorn (`make run`): the disconnect cancels the stream, which records the call at once."""
     key = sim_key(project, openai_simulator, "slow")
     client = Client()
     client.force_login(member)
     body = urlencode(form_data(project, key)).encode()
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": STREAM, "raw_path": STREAM.encode(), "query_string": b"", "root_path": "",
-        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/x-www-form-urlencoded"),
-                    (b"content-length", str(len(body)).encode()), (b"x-csrftoken", CSRF.encode()),
-                    (b"cookie", f"sessionid={client.cookies['sessionid'].value}; csrftoken={CSRF}".encode())],
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": STREAM,
+        "raw_path": STREAM.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-csrftoken", CSRF.encode()),
+            (
+                b"cookie",
+                f"sessionid={client.cookies['sessionid'].value}; csrftoken={CSRF}".encode(),
+            ),
+        ],
     }
 
     async def go() -> list[dict]:
@@ -402,15 +502,23 @@ def test_under_asgi_a_client_that_leaves_before_the_reply_is_recorded_at_once(me
     left = time.monotonic()
     assert b'"accepted"' in sent[1]["body"]
     while not UsageRecord.objects.filter(project=project).exists():
-        assert time.monotonic() - left < openai_simulator.slow_seconds - 0.3, "not recorded before the reply"
+        assert time.monotonic() - left < openai_simulator.slow_seconds - 0.3, (
+            "not recorded before the reply"
+        )
         time.sleep(0.05)
     record = UsageRecord.objects.get(project=project)
-    assert (record.status, record.error_type, record.server_request_id) == ("incomplete", "StreamStopped", "")
+    assert (record.status, record.error_type, record.server_request_id) == (
+        "incomplete",
+        "StreamStopped",
+        "",
+    )
     time.sleep(openai_simulator.slow_seconds)
     assert UsageRecord.objects.filter(project=project).count() == 1
 
 
-def test_a_stop_before_the_reply_gives_back_a_half_open_probe(client, member, project, openai_simulator, settings):
+def test_a_stop_before_the_reply_gives_back_a_half_open_probe(
+    client, member, project, openai_simulator, settings
+):
     """Nothing was learned about the upstream, so the key is not blocked until the probe times out."""
     settings.OPENAI_BREAKER_FAILURE_THRESHOLD = 3
     key = sim_key(project, openai_simulator, "slow")
@@ -421,6 +529,8 @@ def test_a_stop_before_the_reply_gives_back_a_half_open_probe(client, member, pr
     with time_machine.travel(breaker.state().half_opens_at.timestamp() + 1, tick=True):
         lines = iter(client.post(STREAM, form_data(project, key)).streaming_content)
         cid = json.loads(next(lines))["client_request_id"]
-        assert client.post(reverse("playground:stop"), {"client_request_id": cid}).status_code == 202
+        assert (
+            client.post(reverse("playground:stop"), {"client_request_id": cid}).status_code == 202
+        )
         assert json.loads(list(lines)[-1])["status"] == "incomplete"
         breaker.before_call()  # the probe is free: no BreakerOpen
