@@ -21,6 +21,16 @@ def project_keys(*, project: Project) -> QuerySet[APIKey]:
     )
 
 
+def usable_keys(*, project: Project) -> list[APIKey]:
+    """The keys a call may use: active, not admin keys, by name (the sealed secret stays
+    sealed: it is opened only at call time)."""
+    return list(
+        APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE)
+        .exclude(kind=APIKey.Kind.ADMIN)
+        .order_by("name")
+    )
+
+
 def api_key_rotation_due(*, api_key: APIKey) -> dt.datetime | None:
     """When the key should next be rotated, from its project's rotation period."""
     if api_key.project is None:
