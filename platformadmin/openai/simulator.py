@@ -558,18 +558,7 @@ class OpenAISimulator:
 
     def create_response(self, call: Call, handler: _Handler) -> None:
         """``POST /v1/responses``: check the request, build the reply, send it plain or streamed."""
-        model = call.body.get("model") or ""
-        if not model:
-            raise SimulatorError(
-                400,
-                "Missing required parameter: 'model'.",
-                type_="invalid_request_error",
-                code="missing_required_parameter",
-                param="model",
-            )
-        faults = self.faults(call.key, model)
-        self._check_auth_faults(call, faults)
-        reasoning_model = self._check_model(model, faults)
+        model, faults, reasoning_model = self._model_request(call)
         _check_response_params(call.body, reasoning_model=reasoning_model)
         reply = _ResponseReply.build(call.body, model)
         extra = self._ratelimit_headers(reply.input_tokens)
@@ -582,8 +571,9 @@ class OpenAISimulator:
         handler.start_sse(extra=extra)
         reply.stream(handler, cut="cut" in faults, delta_delay=self.delta_delay)
 
-    def _chat_request(self, call: Call) -> tuple[str, set[str], bool]:
-        """Validate what chat completions and embeddings share: model, faults, catalog."""
+    def _model_request(self, call: Call) -> tuple[str, set[str], bool]:
+        """Validate what responses, chat completions and embeddings share: model, faults,
+        catalog (the model, its faults, whether it is a reasoning model)."""
         model = call.body.get("model") or ""
         if not model:
             raise SimulatorError(
@@ -600,7 +590,7 @@ class OpenAISimulator:
     def create_chat_completion(self, call: Call, handler: _Handler) -> None:
         """``POST /v1/chat/completions``: the same words and counts as the Responses API."""
         body = call.body
-        model, faults, reasoning_model = self._chat_request(call)
+        model, faults, reasoning_model = self._model_request(call)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise SimulatorError(
@@ -733,7 +723,7 @@ class OpenAISimulator:
     def create_embedding(self, call: Call, handler: _Handler) -> None:
         """``POST /v1/embeddings``: a deterministic unit vector per input, tokens ~ chars / 4."""
         body = call.body
-        model, faults, _ = self._chat_request(call)
+        model, faults, _ = self._model_request(call)
         raw = body.get("input")
         if raw is None or raw == "" or raw == []:
             raise SimulatorError(
