@@ -597,6 +597,31 @@ def invitation_email_matches(invitation: Invitation, user) -> bool:
     return bool(user.email) and user.email.strip().lower() == invitation.email
 
 
+def _audit_joined(
+    user,
+    request,
+    role: str,
+    *,
+    organization: Organization | None = None,
+    project: Project | None = None,
+) -> None:
+    """One audit row per membership an invitation created, the same for either scope."""
+    audit_log(
+        action="membership.add",
+        actor=user,
+        organization=organization,
+        project=project,
+        target=user,
+        request=request,
+        detail={
+            "scope": "project" if project is not None else "organization",
+            "user": _username(user),
+            "role": role,
+            "via": "invitation",
+        },
+    )
+
+
 def _join(invitation: Invitation, user, request) -> list[str]:
     """Create the memberships the invitation grants; existing ones keep their role."""
     joined: list[str] = []
@@ -608,19 +633,7 @@ def _join(invitation: Invitation, user, request) -> list[str]:
         )
         if created:
             joined.append(organization.name)
-            audit_log(
-                action="membership.add",
-                actor=user,
-                organization=organization,
-                target=user,
-                request=request,
-                detail={
-                    "scope": "organization",
-                    "user": _username(user),
-                    "role": role,
-                    "via": "invitation",
-                },
-            )
+            _audit_joined(user, request, role, organization=organization)
         return joined
     role = INVITATION_ROLE_TO_PROJECT[invitation.role]
     for project in invitation.projects.select_related("organization").order_by("name"):
@@ -629,19 +642,7 @@ def _join(invitation: Invitation, user, request) -> list[str]:
         )
         if created:
             joined.append(project.name)
-            audit_log(
-                action="membership.add",
-                actor=user,
-                project=project,
-                target=user,
-                request=request,
-                detail={
-                    "scope": "project",
-                    "user": _username(user),
-                    "role": role,
-                    "via": "invitation",
-                },
-            )
+            _audit_joined(user, request, role, project=project)
     return joined
 
 
