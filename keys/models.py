@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from orgs.models import Organization, Project, ServiceAccount, TimestampedModel
+from orgs.models import AppendOnlyModel, Organization, Project, ServiceAccount, TimestampedModel
 
 from .fields import EncryptedSecretField
 
@@ -150,7 +150,7 @@ class APIKey(TimestampedModel):
         return bool(sim) and self.base_url.rstrip("/").startswith(sim.rstrip("/"))
 
 
-class APIKeyEvent(models.Model):
+class APIKeyEvent(AppendOnlyModel):
     """One step in a key's life (created, rotated, revoked, revealed, tested).
 
     Keeps the hint a key had before a rotation, so the page can show which value was
@@ -182,6 +182,8 @@ class APIKeyEvent(models.Model):
     new_hint = models.CharField("hint", max_length=40, blank=True)
     note = models.CharField("note", max_length=255, blank=True)
 
+    changed_message = deleted_message = "Key history is append-only."
+
     class Meta:
         ordering = ["-occurred_at", "-id"]
         indexes = [
@@ -191,11 +193,3 @@ class APIKeyEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.action} {self.new_hint or self.old_hint}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("Key history is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("Key history is append-only.")

@@ -38,6 +38,25 @@ class TimestampedModel(models.Model):
         abstract = True
 
 
+class AppendOnlyModel(models.Model):
+    """A history table: rows are written once, never changed or deleted one by one (the
+    audit log, a key's events). Each names its own messages."""
+
+    changed_message = "Rows of this table are append-only; they cannot be changed."
+    deleted_message = "Rows of this table are append-only; they cannot be deleted."
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError(self.changed_message)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(self.deleted_message)
+
+
 class Organization(TimestampedModel):
     """A company's OpenAI organization: the top of the hierarchy and the tenant boundary."""
 
@@ -291,7 +310,7 @@ class AuditEventQuerySet(models.QuerySet):
         raise PermissionError("Audit events are append-only; they cannot be deleted.")
 
 
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnlyModel):
     """Who did what, when (UTC), from which IP, on what. Append-only.
 
     Written only through ``orgs.audit.audit_log``; never edited or deleted (the model,
@@ -338,6 +357,8 @@ class AuditEvent(models.Model):
     detail = models.JSONField("detail", default=dict, blank=True)
 
     objects = AuditEventQuerySet.as_manager()
+    changed_message = "Audit events are append-only; they cannot be changed."
+    deleted_message = "Audit events are append-only; they cannot be deleted."
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -348,14 +369,6 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_label}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("Audit events are append-only; they cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("Audit events are append-only; they cannot be deleted.")
 
 
 class InvitationQuerySet(models.QuerySet):
