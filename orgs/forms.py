@@ -17,6 +17,7 @@ from .models import (
     ProjectMembership,
     ServiceAccount,
 )
+from .services import ORGANIZATION_FIELDS, PROJECT_SETTINGS_FIELDS
 
 # Shown first in the timezone select: where most billing offices are.
 COMMON_TIMEZONES = [
@@ -77,7 +78,7 @@ def _clean_timezone(value: str) -> str:
 class OrganizationForm(forms.ModelForm):
     class Meta:
         model = Organization
-        fields = ["name", "tier", "openai_org_id", "billing_timezone"]
+        fields = ORGANIZATION_FIELDS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -186,19 +187,7 @@ class ProjectSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = [
-            "name",
-            "environment",
-            "status",
-            "openai_project_id",
-            "allowed_models",
-            "max_output_tokens",
-            "rotation_period_days",
-            "request_timeout_seconds",
-            "connect_timeout_seconds",
-            "max_retries",
-            "circuit_breaker_enabled",
-        ]
+        fields = PROJECT_SETTINGS_FIELDS  # the service's list: what the form edits, it saves
         help_texts = {
             "max_output_tokens": "Upper bound on the output tokens of any call; empty means no cap."
         }
