@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from orgs.access import Need, grants, parse_public_id, projects_for_user, with_viewer_roles
+from orgs.access import (
+    Need,
+    grants,
+    parse_public_id,
+    projects_for_user,
+    refuse_unless,
+    with_viewer_roles,
+)
 from orgs.models import OrganizationMembership
 
 from .models import APIKey
@@ -72,11 +78,7 @@ def api_key_access_for_user(user, public_id, *, need: Need = Need.READ) -> APIKe
     access = APIKeyAccess(
         api_key=found, org_role=found.viewer_org_role, project_role=found.viewer_project_role
     )
-    if not access.can(Need.READ):
-        raise Http404("Not found")
-    if not access.can(need):
-        raise PermissionDenied(f"Your role does not allow you to {need.value} this key.")
-    return access
+    return refuse_unless(access, need, "key")
 
 
 def get_api_key_for_user(user, public_id, *, need: Need = Need.READ) -> APIKey:

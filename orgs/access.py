@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -191,6 +192,20 @@ class ProjectAccess:
         return self.org_role == OrganizationMembership.Role.OWNER
 
 
+class _CanAccess(Protocol):
+    def can(self, need: Need) -> bool: ...
+
+
+def refuse_unless[A: _CanAccess](access: A, need: Need, noun: str) -> A:
+    """``access`` when its roles grant ``need``: 404 (not 403) if they do not even grant
+    reading, so an outsider learns nothing of the object; 403 naming the ``noun`` otherwise."""
+    if not access.can(Need.READ):
+        raise Http404("Not found")
+    if not access.can(need):
+        raise PermissionDenied(f"Your role does not allow you to {need.value} this {noun}.")
+    return access
+
+
 def with_viewer_roles(
     queryset: QuerySet, user, *, prefix: str = "", organization: str = ""
 ) -> QuerySet:
@@ -225,11 +240,7 @@ def project_access_for_user(user, public_id, *, need: Need = Need.READ) -> Proje
     access = ProjectAccess(
         project=found, org_role=found.viewer_org_role, project_role=found.viewer_project_role
     )
-    if not access.can(Need.READ):
-        raise Http404("Not found")
-    if not access.can(need):
-        raise PermissionDenied(f"Your role does not allow you to {need.value} this project.")
-    return access
+    return refuse_unless(access, need, "project")
 
 
 def get_project_for_user(user, public_id, *, need: Need = Need.READ) -> Project:
