@@ -65,6 +65,35 @@ def _changes(instance, fields: list[str], values: dict[str, Any]) -> dict[str, l
     return changed
 
 
+def _save_changes(
+    instance: Organization | Project,
+    fields: list[str],
+    values: dict,
+    *,
+    action: str,
+    actor,
+    request,
+    organization: Organization | None = None,
+    project: Project | None = None,
+) -> dict:
+    """Apply, validate, save and audit an edit of ``fields``; nothing is written (row or
+    audit event) when nothing changed. Returns the changes, ``{field: [old, new]}``."""
+    changed = _changes(instance, fields, values)
+    if changed:
+        instance.full_clean()
+        instance.save()
+        audit_log(
+            action=action,
+            actor=actor,
+            organization=organization,
+            project=project,
+            target=instance,
+            request=request,
+            detail={"changes": changed},
+        )
+    return changed
+
+
 def _jsonable(value):
     if value is None or isinstance(value, (bool, int, float, str, list, dict)):
         return value
@@ -74,19 +103,15 @@ def _jsonable(value):
 @transaction.atomic
 def organization_update(*, organization: Organization, actor, request=None, **values) -> dict:
     """Change name, tier, OpenAI org id or billing timezone. Returns what changed."""
-    changed = _changes(organization, ORGANIZATION_FIELDS, values)
-    if changed:
-        organization.full_clean()
-        organization.save()
-        audit_log(
-            action="organization.update",
-            actor=actor,
-            organization=organization,
-            target=organization,
-            request=request,
-            detail={"changes": changed},
-        )
-    return changed
+    return _save_changes(
+        organization,
+        ORGANIZATION_FIELDS,
+        values,
+        action="organization.update",
+        actor=actor,
+        request=request,
+        organization=organization,
+    )
 
 
 def _free_slug(name: str) -> str:
@@ -173,19 +198,15 @@ def project_create(
 @transaction.atomic
 def project_update_settings(*, project: Project, actor, request=None, **values) -> dict:
     """Change a project's settings (allowed models, output cap, rotation, client settings)."""
-    changed = _changes(project, PROJECT_SETTINGS_FIELDS, values)
-    if changed:
-        project.full_clean()
-        project.save()
-        audit_log(
-            action="project.settings_update",
-            actor=actor,
-            project=project,
-            target=project,
-            request=request,
-            detail={"changes": changed},
-        )
-    return changed
+    return _save_changes(
+        project,
+        PROJECT_SETTINGS_FIELDS,
+        values,
+        action="project.settings_update",
+        actor=actor,
+        request=request,
+        project=project,
+    )
 
 
 @transaction.atomic
