@@ -27,6 +27,25 @@ from .access import get_api_key_for_user
 from .forms import APIKeyRevokeForm, APIKeyRotateForm, PasswordConfirmForm, apply_validation_errors
 
 
+@sensitive_variables("extra")
+def _key_form_page(request: HttpRequest, template: str, api_key, form, **extra) -> HttpResponse:
+    """A key's form page with the key, its project and organization (the breadcrumbs);
+    400 when a posted form has errors, so a refused post never answers 200. ``extra`` may
+    hold the revealed secret: hidden from error reports like the view's own ``secret``."""
+    return render(
+        request,
+        template,
+        {
+            "api_key": api_key,
+            "project": api_key.project,
+            "organization": api_key.organization,
+            "form": form,
+            **extra,
+        },
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
 @login_required
 @never_cache
 @sensitive_post_parameters("password")
@@ -35,20 +54,14 @@ def key_reveal(request: HttpRequest, key_id) -> HttpResponse:
     """Project owners (and organization owners) re-enter their password to see the key."""
     api_key = get_api_key_for_user(request.user, key_id, need=Need.MANAGE)
     form = PasswordConfirmForm(request.POST or None, request=request)
-    context = {
-        "api_key": api_key,
-        "project": api_key.project,
-        "organization": api_key.organization,
-        "form": form,
-    }
     if request.method == "POST" and form.is_valid():
         try:
             secret = services.api_key_reveal(api_key=api_key, actor=request.user, request=request)
         except (ValidationError, services.SecretUnavailable) as exc:
             form.add_error(None, exc.messages if isinstance(exc, ValidationError) else str(exc))
         else:
-            context["secret"] = secret  # rendered once, in this response only
-            return render(request, "keys/key_reveal.html", context)
+            # rendered once, in this response only
+            return _key_form_page(request, "keys/key_reveal.html", api_key, form, secret=secret)
     if request.method == "POST" and "password" in form.errors:
         audit_log(
             action="key.reveal_refused",
@@ -59,12 +72,7 @@ def key_reveal(request: HttpRequest, key_id) -> HttpResponse:
             request=request,
             detail={"hint": api_key.hint, "reason": "wrong password"},
         )
-    return render(
-        request,
-        "keys/key_reveal.html",
-        context,
-        status=400 if form.is_bound and form.errors else 200,
-    )
+    return _key_form_page(request, "keys/key_reveal.html", api_key, form)
 
 
 @login_required
@@ -90,17 +98,7 @@ def key_rotate(request: HttpRequest, key_id) -> HttpResponse:
                 request, f"Rotated: {old_hint} → {api_key.hint}. Revoke the old value at OpenAI."
             )
             return redirect("keys:key-detail", key_id=api_key.public_id)
-    return render(
-        request,
-        "keys/key_rotate.html",
-        {
-            "api_key": api_key,
-            "project": api_key.project,
-            "organization": api_key.organization,
-            "form": form,
-        },
-        status=400 if form.is_bound and form.errors else 200,
-    )
+    return _key_form_page(request, "keys/key_rotate.html", api_key, form)
 
 
 @login_required
@@ -115,14 +113,4 @@ def key_revoke(request: HttpRequest, key_id) -> HttpResponse:
             request, f"Key {api_key.hint} revoked: nothing in the console can use it any more."
         )
         return redirect("keys:key-detail", key_id=api_key.public_id)
-    return render(
-        request,
-        "keys/key_revoke.html",
-        {
-            "api_key": api_key,
-            "project": api_key.project,
-            "organization": api_key.organization,
-            "form": form,
-        },
-        status=400 if form.is_bound and form.errors else 200,
-    )
+    return _key_form_page(request, "keys/key_revoke.html", api_key, form)
