@@ -254,6 +254,33 @@ def _username(user) -> str:
     return user.get_username()
 
 
+def _audit_membership(
+    action: str,
+    user,
+    *,
+    actor,
+    request,
+    organization: Organization | None = None,
+    project: Project | None = None,
+    **detail,
+) -> None:
+    """The audit row of a membership change, one shape for either scope: the member is the
+    target, ``detail`` starts with the scope and the member's name."""
+    audit_log(
+        action=action,
+        actor=actor,
+        organization=organization,
+        project=project,
+        target=user,
+        request=request,
+        detail={
+            "scope": "project" if project is not None else "organization",
+            "user": _username(user),
+            **detail,
+        },
+    )
+
+
 def _would_leave_no_owner(membership: OrganizationMembership) -> bool:
     if membership.role != OrganizationMembership.Role.OWNER:
         return False
@@ -286,18 +313,13 @@ def organization_membership_change_role(
     membership.role = role
     membership.full_clean()
     membership.save()
-    audit_log(
-        action="membership.role_change",
+    _audit_membership(
+        "membership.role_change",
+        membership.user,
         actor=actor,
-        organization=membership.organization,
-        target=membership.user,
         request=request,
-        detail={
-            "scope": "organization",
-            "user": _username(membership.user),
-            "from": old,
-            "to": role,
-        },
+        organization=membership.organization,
+        **{"from": old, "to": role},
     )
     return membership
 
@@ -319,13 +341,13 @@ def organization_membership_remove(
         )
     organization, user, role = membership.organization, membership.user, membership.role
     membership.delete()
-    audit_log(
-        action="membership.remove",
+    _audit_membership(
+        "membership.remove",
+        user,
         actor=actor,
-        organization=organization,
-        target=user,
         request=request,
-        detail={"scope": "organization", "user": _username(user), "role": role},
+        organization=organization,
+        role=role,
     )
 
 
@@ -339,13 +361,13 @@ def project_membership_change_role(
     membership.role = role
     membership.full_clean()
     membership.save()
-    audit_log(
-        action="membership.role_change",
+    _audit_membership(
+        "membership.role_change",
+        membership.user,
         actor=actor,
-        project=membership.project,
-        target=membership.user,
         request=request,
-        detail={"scope": "project", "user": _username(membership.user), "from": old, "to": role},
+        project=membership.project,
+        **{"from": old, "to": role},
     )
     return membership
 
@@ -354,13 +376,8 @@ def project_membership_change_role(
 def project_membership_remove(*, membership: ProjectMembership, actor, request=None) -> None:
     project, user, role = membership.project, membership.user, membership.role
     membership.delete()
-    audit_log(
-        action="membership.remove",
-        actor=actor,
-        project=project,
-        target=user,
-        request=request,
-        detail={"scope": "project", "user": _username(user), "role": role},
+    _audit_membership(
+        "membership.remove", user, actor=actor, request=request, project=project, role=role
     )
 
 
@@ -618,31 +635,6 @@ def invitation_email_matches(invitation: Invitation, user) -> bool:
     return bool(user.email) and user.email.strip().lower() == invitation.email
 
 
-def _audit_joined(
-    user,
-    request,
-    role: str,
-    *,
-    organization: Organization | None = None,
-    project: Project | None = None,
-) -> None:
-    """One audit row per membership an invitation created, the same for either scope."""
-    audit_log(
-        action="membership.add",
-        actor=user,
-        organization=organization,
-        project=project,
-        target=user,
-        request=request,
-        detail={
-            "scope": "project" if project is not None else "organization",
-            "user": _username(user),
-            "role": role,
-            "via": "invitation",
-        },
-    )
-
-
 def _join(invitation: Invitation, user, request) -> list[str]:
     """Create the memberships the invitation grants; existing ones keep their role."""
     joined: list[str] = []
@@ -654,7 +646,15 @@ def _join(invitation: Invitation, user, request) -> list[str]:
         )
         if created:
             joined.append(organization.name)
-            _audit_joined(user, request, role, organization=organization)
+            _audit_membership(
+                "membership.add",
+                user,
+                actor=user,
+                request=request,
+                organization=organization,
+                role=role,
+                via="invitation",
+            )
         return joined
     role = INVITATION_ROLE_TO_PROJECT[invitation.role]
     for project in invitation.projects.select_related("organization").order_by("name"):
@@ -663,7 +663,15 @@ def _join(invitation: Invitation, user, request) -> list[str]:
         )
         if created:
             joined.append(project.name)
-            _audit_joined(user, request, role, project=project)
+            _audit_membership(
+                "membership.add",
+                user,
+                actor=user,
+                request=request,
+                project=project,
+                role=role,
+                via="invitation",
+            )
     return joined
 
 
