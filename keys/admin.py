@@ -18,6 +18,7 @@ from django.http import HttpResponseRedirect
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from orgs.admin import AppendOnlyAdmin
 from orgs.audit import audit_log
 
 from . import services
@@ -240,19 +241,10 @@ class APIKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(APIKeyEvent)
-class APIKeyEventAdmin(admin.ModelAdmin):
+class APIKeyEventAdmin(AppendOnlyAdmin):
     """Read-only: key history is append-only, even for superusers."""
 
     list_display = ["occurred_at", "api_key", "action", "actor_label", "old_hint", "new_hint"]
     list_filter = ["action"]
     search_fields = ["api_key__name", "actor_label", "old_hint", "new_hint", "note"]
     list_select_related = ["api_key"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -60,6 +60,20 @@ class ProjectModelLimitInline(admin.TabularInline):
     extra = 0
 
 
+class AppendOnlyAdmin(admin.ModelAdmin):
+    """The admin of a history table (the audit log, key history): it can be read, never
+    added to, changed or deleted from, even by a superuser."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class APIKeyInline(admin.TabularInline):
     """Keys in a project: read-only summary (secrets are never shown; edit on the key page)."""
 
@@ -123,7 +137,7 @@ class ProjectModelLimitAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(AppendOnlyAdmin):
     """Read-only: the audit log is append-only, even for superusers."""
 
     list_display = [
@@ -137,15 +151,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["action", "organization"]
     search_fields = ["actor_label", "action", "target_label", "target_id"]
     date_hierarchy = "occurred_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Invitation)
