@@ -19,7 +19,6 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from orgs.admin import AppendOnlyAdmin
-from orgs.audit import audit_log
 
 from . import services
 from .crypto import fingerprint
@@ -226,14 +225,12 @@ class APIKeyAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         edited = sorted(set(form.changed_data) - {"new_secret"})
         if edited:
-            audit_log(
-                action="key.admin_change",
+            services.audit_key(
+                "key.admin_change",
+                obj,
                 actor=request.user,
-                organization=obj.organization,
-                project=obj.project,
-                target=obj,
                 request=request,
-                detail={"hint": obj.hint, "fields": edited},
+                detail={"fields": edited},
             )
         if secret:
             services.api_key_rotate(api_key=obj, secret=secret, actor=request.user, request=request)

@@ -271,7 +271,9 @@ def _record_history(
     )
 
 
-def _audit(action: str, api_key: APIKey, *, actor=None, request=None, detail=None) -> None:
+def audit_key(action: str, api_key: APIKey, *, actor=None, request=None, detail=None) -> None:
+    """An audit event on a key: scoped to its organization and project, the hint first in
+    ``detail`` (never the secret). Views and the admin write theirs through it too."""
     audit_log(
         action=action,
         actor=actor,
@@ -290,7 +292,7 @@ def api_key_add(*, actor, request=None, **fields) -> APIKey:
     history row and the audit event. Seeds and tests use the unaudited one directly."""
     api_key = api_key_create_unaudited(created_by=actor, **fields)
     _record_history(api_key, "created", actor=actor)
-    _audit(
+    audit_key(
         "key.create",
         api_key,
         actor=actor,
@@ -319,7 +321,7 @@ def api_key_rotate(*, api_key: APIKey, secret: str, actor, request=None) -> APIK
     old_hint = api_key.hint
     api_key_replace_secret(api_key=api_key, secret=secret, rotated=True)
     _record_history(api_key, "rotated", actor=actor, old_hint=old_hint)
-    _audit("key.rotate", api_key, actor=actor, request=request, detail={"old_hint": old_hint})
+    audit_key("key.rotate", api_key, actor=actor, request=request, detail={"old_hint": old_hint})
     return api_key
 
 
@@ -336,7 +338,7 @@ def api_key_revoke(*, api_key: APIKey, actor, request=None, reason: str = "") ->
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["status", "revoked_at", "updated_at"])
     _record_history(api_key, "revoked", actor=actor, note=reason)
-    _audit("key.revoke", api_key, actor=actor, request=request, detail={"reason": reason[:255]})
+    audit_key("key.revoke", api_key, actor=actor, request=request, detail={"reason": reason[:255]})
     return api_key
 
 
@@ -355,7 +357,7 @@ def api_key_reveal(*, api_key: APIKey, actor, request=None) -> str:
         )
     secret = api_key_secret_for_call(api_key)  # plaintext from here to the response
     _record_history(api_key, "revealed", actor=actor)
-    _audit("key.reveal", api_key, actor=actor, request=request)
+    audit_key("key.reveal", api_key, actor=actor, request=request)
     return secret
 
 
@@ -383,7 +385,7 @@ def api_key_record_test(
         actor=actor,
         note=f"{'ok' if ok else 'failed'}; request id {request_id or '-'}",
     )
-    _audit(
+    audit_key(
         "key.test",
         api_key,
         actor=actor,

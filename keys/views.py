@@ -20,7 +20,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from orgs.access import Need
-from orgs.audit import audit_log
 
 from . import services
 from .access import get_api_key_for_user
@@ -63,14 +62,12 @@ def key_reveal(request: HttpRequest, key_id) -> HttpResponse:
             # rendered once, in this response only
             return _key_form_page(request, "keys/key_reveal.html", api_key, form, secret=secret)
     if request.method == "POST" and "password" in form.errors:
-        audit_log(
-            action="key.reveal_refused",
+        services.audit_key(
+            "key.reveal_refused",
+            api_key,
             actor=request.user,
-            organization=api_key.organization,
-            project=api_key.project,
-            target=api_key,
             request=request,
-            detail={"hint": api_key.hint, "reason": "wrong password"},
+            detail={"reason": "wrong password"},
         )
     return _key_form_page(request, "keys/key_reveal.html", api_key, form)
 
