@@ -297,16 +297,23 @@ def _prepared_stream(request: HttpRequest):
     return project, form.api_key_obj, form.params()
 
 
+def _stream_kwargs(*, project, api_key, params, user, cid: str) -> dict:
+    """What both stream services are called with (all but how a Stop is asked)."""
+    return {
+        "api_key": api_key,
+        "project": project,
+        "params": params,
+        "user": user,
+        "client_request_id": cid,
+        "heartbeat": STREAM_HEARTBEAT_SECONDS,
+        "announce": True,
+    }
+
+
 def _sync_lines(*, project, api_key, params, user, cid: str, flag: str) -> Iterator[bytes]:
     events = generate_stream(
-        api_key=api_key,
-        project=project,
-        params=params,
-        user=user,
-        client_request_id=cid,
-        heartbeat=STREAM_HEARTBEAT_SECONDS,
+        **_stream_kwargs(project=project, api_key=api_key, params=params, user=user, cid=cid),
         stop_requested=lambda: bool(cache.get(flag)),
-        announce=True,
     )
     try:
         for event in events:
@@ -322,14 +329,8 @@ async def _async_lines(
         return bool(await cache.aget(flag))
 
     events = agenerate_stream(
-        api_key=api_key,
-        project=project,
-        params=params,
-        user=user,
-        client_request_id=cid,
-        heartbeat=STREAM_HEARTBEAT_SECONDS,
+        **_stream_kwargs(project=project, api_key=api_key, params=params, user=user, cid=cid),
         stop_requested=stop_requested,
-        announce=True,
     )
     try:
         async for event in events:
