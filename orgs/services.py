@@ -293,16 +293,44 @@ def _would_leave_no_owner(membership: OrganizationMembership) -> bool:
     )
 
 
-@transaction.atomic
-def organization_membership_change_role(
-    *, membership: OrganizationMembership, role: str, actor, request=None
-) -> OrganizationMembership:
-    # Lock the organization's owner rows so two demotions cannot both pass the check.
+def _lock_owners(membership: OrganizationMembership) -> None:
+    """Lock the organization's owner rows so two demotions or removals cannot both pass
+    the last-owner check."""
     list(
         OrganizationMembership.objects.select_for_update().filter(
             organization_id=membership.organization_id, role=OrganizationMembership.Role.OWNER
         )
     )
+
+
+def _save_role[M: (OrganizationMembership, ProjectMembership)](
+    membership: M, old: str, role: str, *, actor, request
+) -> M:
+    """Save a member's new role (validated) and audit the change in the membership's scope."""
+    membership.role = role
+    membership.full_clean()
+    membership.save()
+    scope = (
+        {"project": membership.project}
+        if isinstance(membership, ProjectMembership)
+        else {"organization": membership.organization}
+    )
+    _audit_membership(
+        "membership.role_change",
+        membership.user,
+        actor=actor,
+        request=request,
+        **scope,
+        **{"from": old, "to": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def organization_membership_change_role(
+    *, membership: OrganizationMembership, role: str, actor, request=None
+) -> OrganizationMembership:
+    _lock_owners(membership)
     old = membership.role
     if old == role:
         return membership
@@ -310,29 +338,14 @@ def organization_membership_change_role(
         raise ValidationError(
             {"role": "An organization needs at least one owner: make someone else owner first."}
         )
-    membership.role = role
-    membership.full_clean()
-    membership.save()
-    _audit_membership(
-        "membership.role_change",
-        membership.user,
-        actor=actor,
-        request=request,
-        organization=membership.organization,
-        **{"from": old, "to": role},
-    )
-    return membership
+    return _save_role(membership, old, role, actor=actor, request=request)
 
 
 @transaction.atomic
 def organization_membership_remove(
     *, membership: OrganizationMembership, actor, request=None
 ) -> None:
-    list(
-        OrganizationMembership.objects.select_for_update().filter(
-            organization_id=membership.organization_id, role=OrganizationMembership.Role.OWNER
-        )
-    )
+    _lock_owners(membership)
     if _would_leave_no_owner(membership):
         raise ValidationError(
             {
@@ -358,18 +371,7 @@ def project_membership_change_role(
     old = membership.role
     if old == role:
         return membership
-    membership.role = role
-    membership.full_clean()
-    membership.save()
-    _audit_membership(
-        "membership.role_change",
-        membership.user,
-        actor=actor,
-        request=request,
-        project=membership.project,
-        **{"from": old, "to": role},
-    )
-    return membership
+    return _save_role(membership, old, role, actor=actor, request=request)
 
 
 @transaction.atomic
