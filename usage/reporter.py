@@ -687,13 +687,27 @@ class _StreamWatch:
             self.reporter.reporting_errors += 1
 
 
-class _SyncStream:
-    """Iterates a stream unchanged; reports its final event, or that it ended without one."""
+class _WatchedStream:
+    """What the sync and async stream wrappers share: the wrapped stream, its watch, the
+    count kept when the stream is dropped, every other attribute passed through."""
 
     def __init__(self, stream: Any, watch: _StreamWatch):
         self._stream = stream
         self._watch = watch
         self._iterator = None
+
+    def __del__(self):
+        # Dropped unread (or half read): still count the call. Never raises, even at exit.
+        watch = self.__dict__.get("_watch")
+        if watch is not None:
+            watch.end("stream_abandoned")
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class _SyncStream(_WatchedStream):
+    """Iterates a stream unchanged; reports its final event, or that it ended without one."""
 
     def _events(self):
         try:
@@ -728,23 +742,9 @@ class _SyncStream:
         self._watch.end("stream_abandoned")
         return self._stream.__exit__(*exc)
 
-    def __del__(self):
-        # Dropped unread (or half read): still count the call. Never raises, even at exit.
-        watch = self.__dict__.get("_watch")
-        if watch is not None:
-            watch.end("stream_abandoned")
 
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
-class _AsyncStream:
+class _AsyncStream(_WatchedStream):
     """The ``async`` twin of ``_SyncStream``."""
-
-    def __init__(self, stream: Any, watch: _StreamWatch):
-        self._stream = stream
-        self._watch = watch
-        self._iterator = None
 
     async def _events(self):
         try:
@@ -778,14 +778,6 @@ class _AsyncStream:
     async def __aexit__(self, *exc):
         self._watch.end("stream_abandoned")
         return await self._stream.__aexit__(*exc)
-
-    def __del__(self):
-        watch = self.__dict__.get("_watch")
-        if watch is not None:
-            watch.end("stream_abandoned")
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
 
 
 def _is_async(method: Any) -> bool:
