@@ -8,40 +8,11 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
+from tests.usage.conftest import WHEN, response_json
 from usage.models import UsageHourly, UsageRecord
 from usage.services import usage_record_create
 
 pytestmark = pytest.mark.django_db
-
-WHEN = datetime(2026, 7, 1, 12, 30, tzinfo=UTC)
-
-
-def response_json(
-    rid="resp_1",
-    model="gpt-5.5",
-    inp=1000,
-    cached=200,
-    out=500,
-    reasoning=100,
-    tier="default",
-    status="completed",
-):
-    return {
-        "id": rid,
-        "object": "response",
-        "created_at": WHEN.timestamp(),
-        "status": status,
-        "model": model,
-        "output": [],
-        "service_tier": tier,
-        "usage": {
-            "input_tokens": inp,
-            "input_tokens_details": {"cached_tokens": cached},
-            "output_tokens": out,
-            "output_tokens_details": {"reasoning_tokens": reasoning},
-            "total_tokens": inp + out,
-        },
-    }
 
 
 def test_it_records_a_response_with_its_cost_and_rollup(project, api_key):
