@@ -193,3 +193,39 @@ class APIKeyEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.action} {self.new_hint or self.old_hint}"
+
+
+class RotationReminder(models.Model):
+    """A rotation reminder stage reached for a key in one rotation cycle, written once
+    with its notifications. The cycle is the moment the key was created or last rotated:
+    rotating starts a new cycle, so its stages are sent again for the next due date."""
+
+    class Stage(models.TextChoices):
+        DAYS_14 = "14d", "14 days before"
+        DAYS_7 = "7d", "7 days before"
+        DAYS_1 = "1d", "1 day before"
+        DUE = "due", "On the day"
+        # Weekly while overdue: "overdue-1", "overdue-2", … (week numbers), so each is
+        # its own row.
+
+    api_key = models.ForeignKey(
+        APIKey, verbose_name="key", on_delete=models.CASCADE, related_name="rotation_reminders"
+    )
+    cycle = models.CharField("rotation cycle", max_length=40)
+    stage = models.CharField("stage", max_length=20)
+    due_at = models.DateTimeField("due at")
+    created_at = models.DateTimeField("sent at", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "rotation reminder"
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "cycle", "stage"],
+                name="keys_rotation_reminder_once",
+                violation_error_message="This reminder was already sent for this cycle.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.cycle} {self.stage}"

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django_otp",
     "platformadmin",
     "orgs",
+    "platformadmin.notifications",
     "keys",
     "usage",
 ]

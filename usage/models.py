@@ -319,3 +319,141 @@ class IngestionToken(TimestampedModel):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+# --- Budgets ---------------------------------------------------------------------------
+
+
+def default_thresholds() -> list[int]:
+    return [50, 80, 100]
+
+
+class Budget(TimestampedModel):
+    """A monthly amount in USD for an organization (``project`` empty) or one project.
+
+    Periods are calendar months in the organization's billing timezone. ``thresholds`` are
+    percentages of the amount, each alerted once per period; with ``hard_limit`` the
+    console refuses its own calls that could take the period's spend past the amount.
+    """
+
+    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(
+        Organization, verbose_name="organization", on_delete=models.CASCADE, related_name="budgets"
+    )
+    project = models.ForeignKey(
+        "orgs.Project",
+        verbose_name="project",
+        on_delete=models.CASCADE,
+        related_name="budgets",
+        null=True,
+        blank=True,
+        help_text="Empty: the whole organization.",
+    )
+    amount = MoneyField("monthly amount (USD)")
+    thresholds = models.JSONField(
+        "alert thresholds (%)",
+        default=default_thresholds,
+        help_text="Percentages of the amount, each alerted once a month.",
+    )
+    hard_limit = models.BooleanField(
+        "hard limit",
+        default=False,
+        help_text="Refuse the console's own calls that could take the month past the amount.",
+    )
+    forecast_alert = models.BooleanField(
+        "forecast alert",
+        default=True,
+        help_text="Alert once a month when the month-end projection passes the amount.",
+    )
+    is_active = models.BooleanField("active", default=True)
+    last_evaluated_at = models.DateTimeField("last evaluated", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "budget"
+        ordering = ["organization_id", "project_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=models.Q(project__isnull=True),
+                name="usage_budget_one_per_organization",
+                violation_error_message="This organization already has a budget.",
+            ),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=models.Q(project__isnull=False),
+                name="usage_budget_one_per_project",
+                violation_error_message="This project already has a budget.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0),
+                name="usage_budget_amount_positive",
+                violation_error_message="The monthly amount must be more than $0.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.project.name if self.project_id else self.organization.name
+        return f"Budget of {scope}"
+
+
+class BudgetAlert(models.Model):
+    """A threshold (or the forecast) crossed in one period: written once, with the
+    notifications it caused, in one transaction."""
+
+    class Kind(models.TextChoices):
+        THRESHOLD = "threshold", "Threshold"
+        FORECAST = "forecast", "Forecast"
+
+    budget = models.ForeignKey(
+        Budget, verbose_name="budget", on_delete=models.CASCADE, related_name="alerts"
+    )
+    period = models.CharField("period (YYYY-MM)", max_length=7)
+    kind = models.CharField("kind", max_length=16, choices=Kind, default=Kind.THRESHOLD)
+    threshold = models.PositiveIntegerField("threshold (%)", default=0)
+    spend = MoneyField("spend when crossed")
+    projected = MoneyField("projected month-end spend", null=True, blank=True)
+    unpriced_requests = models.PositiveBigIntegerField("unpriced calls", default=0)
+    created_at = models.DateTimeField("crossed at", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "budget alert"
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["budget", "period", "kind", "threshold"],
+                name="usage_budget_alert_once",
+                violation_error_message="This alert was already raised for this period.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget_id} {self.period} {self.kind} {self.threshold}%"
+
+
+class BudgetReservation(models.Model):
+    """The worst-case cost of a console call in flight, held against a hard limit until
+    the call's recorded cost settles it (or it expires, if the process died)."""
+
+    public_id = models.UUIDField("public id", default=uuid.uuid4, unique=True, editable=False)
+    budget = models.ForeignKey(
+        Budget, verbose_name="budget", on_delete=models.CASCADE, related_name="reservations"
+    )
+    period = models.CharField("period (YYYY-MM)", max_length=7)
+    amount = MoneyField("reserved (USD)")
+    created_at = models.DateTimeField("reserved at", auto_now_add=True)
+    expires_at = models.DateTimeField("expires at")
+    settled_at = models.DateTimeField("settled at", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "budget reservation"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["budget", "expires_at"],
+                name="usage_reservation_open",
+                condition=models.Q(settled_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} on {self.budget_id}"
