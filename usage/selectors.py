@@ -56,14 +56,19 @@ def project_has_recent_usage(*, project, since: datetime) -> bool:
     return UsageRecord.objects.filter(project=project, occurred_at__gte=since).exists()
 
 
+def billing_zone(*, organization) -> ZoneInfo:
+    """The organization's billing timezone (UTC when unset or unknown to this system's
+    tz database): months, days and ranges of its pages all start at midnight there."""
+    try:
+        return ZoneInfo(organization.billing_timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 def billing_month_start(*, organization, now: datetime | None = None) -> datetime:
     """Midnight of the 1st of the current month in the organization's billing timezone, as UTC."""
     now = now or timezone.now()
-    try:
-        tz = ZoneInfo(organization.billing_timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = ZoneInfo("UTC")
-    local = now.astimezone(tz)
+    local = now.astimezone(billing_zone(organization=organization))
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return start.astimezone(UTC)
 
