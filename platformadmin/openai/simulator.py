@@ -47,6 +47,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
+from .simulator_admin import AdminAPI
+from .simulator_errors import SimulatorError
+
 CATALOG_FILE = Path(__file__).resolve().parents[2] / "usage" / "data" / "openai-models.json"
 FAULT_RE = re.compile(r"fault-(401|403|404|429|500|slow|cut|echo200|echo|flaky(\d+))")
 REASONING_TOKENS = {
@@ -305,38 +308,6 @@ class SimulatorStats:
     log: list[dict] = field(default_factory=list)
 
 
-class SimulatorError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type_: str,
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(message)
-        self.status, self.message, self.type, self.code, self.param = (
-            status,
-            message,
-            type_,
-            code,
-            param,
-        )
-        self.headers = headers or {}
-
-    def body(self) -> dict:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
-
 @dataclass
 class Call:
     """One parsed request handed to a route."""
@@ -382,8 +353,10 @@ class OpenAISimulator:
             ("POST", re.compile(r"^/v1/embeddings$"), self.create_embedding),
             ("GET", re.compile(r"^/v1/models$"), self.list_models),
             ("GET", re.compile(r"^/v1/models/(?P<model>[^/]+)$"), self.retrieve_model),
-            # Admin API paths (/v1/organization/...) are added here by a later issue.
         ]
+        # The Admin API (/v1/organization/...): one simulated organization per admin key.
+        self.admin = AdminAPI(self, CATALOG_FILE)
+        self.routes += self.admin.routes()
         handler = type("Handler", (_Handler,), {"simulator": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -562,6 +535,13 @@ class OpenAISimulator:
         _check_response_params(call.body, reasoning_model=reasoning_model)
         reply = _ResponseReply.build(call.body, model)
         extra = self._ratelimit_headers(reply.input_tokens)
+        if "cut" not in faults:  # served in full: the Admin API's usage and costs count it
+            self.admin.record_call(
+                key=call.key,
+                model=model,
+                usage=reply.final["usage"],
+                service_tier=call.body.get("service_tier"),
+            )
         if not call.body.get("stream"):
             if "cut" in faults:  # no reply at all: the connection drops
                 handler.drop_connection()
@@ -899,6 +879,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if path == "/_simulator/reset" and method == "POST":
             self.simulator.reset()
+            self.simulator.admin.reset()
             return self.send_json(200, {"ok": True})
         self.send_json(
             404, {"error": {"message": "unknown control path", "type": "invalid_request_error"}}
