@@ -146,10 +146,12 @@ class UsageRecord(models.Model):
         related_name="usage_records",
         verbose_name="project",
     )
-    # Spend history outlives a deleted key: the record stays, the link goes.
+    # Spend history outlives a deleted key: the record stays, the link goes. No index of
+    # its own: usage_rec_key_time (api_key, occurred_at, id) serves the foreign key too.
     api_key = models.ForeignKey(
         "keys.APIKey",
         on_delete=models.SET_NULL,
+        db_index=False,
         null=True,
         blank=True,
         related_name="usage_records",
@@ -208,6 +210,19 @@ class UsageRecord(models.Model):
             models.Index(fields=["project", "occurred_at"], name="usage_rec_project_time"),
             models.Index(fields=["organization", "occurred_at"], name="usage_rec_org_time"),
             models.Index(fields=["occurred_at"], name="usage_rec_time"),
+            # The request log (usage/request_log.py): a key filter in the log's order, and
+            # exact searches on the request ids (empty ids, most client ids, not indexed).
+            models.Index(fields=["api_key", "occurred_at", "id"], name="usage_rec_key_time"),
+            models.Index(
+                fields=["server_request_id"],
+                name="usage_rec_server_req",
+                condition=~models.Q(server_request_id=""),
+            ),
+            models.Index(
+                fields=["client_request_id"],
+                name="usage_rec_client_req",
+                condition=~models.Q(client_request_id=""),
+            ),
         ]
         verbose_name = "usage record"
 
