@@ -46,3 +46,16 @@ def api_key_is_overdue(*, api_key: APIKey, now: dt.datetime | None = None) -> bo
 def api_key_history(*, api_key: APIKey) -> QuerySet[APIKeyEvent]:
     """The key's life, newest first: created, rotated (with the old hint), revealed, …"""
     return APIKeyEvent.objects.filter(api_key=api_key).select_related("actor")
+
+
+def organization_admin_key(*, organization) -> APIKey | None:
+    """The organization's active admin key (the newest, if several were stored), for the
+    Admin API sync; None when none is stored."""
+    return (
+        APIKey.objects.filter(
+            organization=organization, kind=APIKey.Kind.ADMIN, status=APIKey.Status.ACTIVE
+        )
+        .select_related("organization")
+        .order_by("-created_at", "-pk")
+        .first()
+    )

@@ -135,3 +135,9 @@ def project_model_limit(*, project_id: int, model: str) -> tuple[int | None, int
         .values_list("rpm", "tpm")
         .first()
     )
+
+
+def organization_projects(*, organization: Organization) -> QuerySet[Project]:
+    """Every project of the organization, archived ones too (the Admin API sync links them
+    to OpenAI's by ``openai_project_id``)."""
+    return Project.objects.filter(organization=organization).order_by("name", "pk")

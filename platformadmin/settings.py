@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "platformadmin.notifications",
     "keys",
     "usage",
+    "platformadmin.sync",
 ]
 
 MIDDLEWARE = [
@@ -320,6 +321,19 @@ OUTBOUND_ALLOWED_ORIGINS = env.list("OUTBOUND_ALLOWED_ORIGINS", default=[])
 # opens after this many consecutive transient failures, half-opens after the cool-down.
 OPENAI_BREAKER_FAILURE_THRESHOLD = env.int("OPENAI_BREAKER_FAILURE_THRESHOLD", default=5)
 OPENAI_BREAKER_COOLDOWN_SECONDS = env.float("OPENAI_BREAKER_COOLDOWN_SECONDS", default=30.0)
+
+# --- Admin API sync (platformadmin/openai/admin.py, platformadmin/sync/) ----------------
+# Timeouts of every Admin API call; reads may be retried by the SDK this many times,
+# creates never (no idempotency key: a retried create could make a second object).
+OPENAI_ADMIN_TIMEOUT_SECONDS = env.float("OPENAI_ADMIN_TIMEOUT_SECONDS", default=30.0)
+OPENAI_ADMIN_CONNECT_TIMEOUT_SECONDS = env.float("OPENAI_ADMIN_CONNECT_TIMEOUT_SECONDS", default=5.0)
+OPENAI_ADMIN_READ_RETRIES = env.int("OPENAI_ADMIN_READ_RETRIES", default=2)
+# Reconciliation: a project and day whose logged cost falls below OpenAI's by more than
+# this share (and this many dollars) is flagged and notified (an application not reporting).
+RECONCILIATION_GAP_PERCENT = env.int("RECONCILIATION_GAP_PERCENT", default=5)
+RECONCILIATION_GAP_MIN_USD = env.str("RECONCILIATION_GAP_MIN_USD", default="0.01")
+# Days pulled from OpenAI's usage and costs on each run (today and yesterday are provisional).
+OPENAI_USAGE_PULL_DAYS = env.int("OPENAI_USAGE_PULL_DAYS", default=7)
 
 # --- Production hardening (applies whenever DEBUG is off) --------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

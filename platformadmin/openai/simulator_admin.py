@@ -304,7 +304,23 @@ class AdminAPI:
                 output_tokens=int(usage.get("output_tokens") or 0),
                 total_tokens=int(usage.get("total_tokens") or 0),
             )
-            cost = compute_cost(counts, self.prices.get(base), service_tier=service_tier)
+            price = self.prices.get(base)
+            # Line items as OpenAI's Costs API names them ("<model>, input" …), each priced
+            # with the console's one price rule on its own share of the tokens.
+            uncached = counts.input_tokens - min(counts.cached_input_tokens, counts.input_tokens)
+            parts = {
+                f"{base}, input": Usage(input_tokens=uncached),
+                f"{base}, cached input": Usage(
+                    input_tokens=counts.cached_input_tokens,
+                    cached_input_tokens=counts.cached_input_tokens,
+                ),
+                f"{base}, output": Usage(output_tokens=counts.output_tokens),
+            }
+            line_items = {
+                name: compute_cost(part, price, service_tier=service_tier) or Decimal(0)
+                for name, part in parts.items()
+                if not part.is_empty
+            }
             org.calls.append(
                 {
                     "time": now,
@@ -314,7 +330,8 @@ class AdminAPI:
                     "input_tokens": counts.input_tokens,
                     "input_cached_tokens": counts.cached_input_tokens,
                     "output_tokens": counts.output_tokens,
-                    "cost": cost or Decimal(0),
+                    "line_items": line_items,
+                    "cost": sum(line_items.values(), Decimal(0)),
                 }
             )
 
@@ -815,11 +832,14 @@ class AdminAPI:
         end: int,
         groups: set[str],
         result,
+        source: list[dict],
     ) -> None:
+        """Buckets of ``width_s`` from ``start``: the rows of ``source`` in each, grouped by
+        ``groups``, one ``result`` per group; ``next_page`` is where the next page starts."""
         buckets, t = [], start
         while t < end and len(buckets) < limit:
             t_end = min(t + width_s, end)
-            rows = [c for c in org.calls if t <= c["time"] < t_end]
+            rows = [c for c in source if t <= c["time"] < t_end]
             grouped: dict[tuple, list[dict]] = {}
             for row in rows:
                 grouped.setdefault(
@@ -886,6 +906,7 @@ class AdminAPI:
             end=end,
             groups=groups & {"project_id", "api_key_id", "model"},
             result=result,
+            source=org.calls,
         )
 
     def costs(self, org, call, handler, delay) -> None:
@@ -900,7 +921,7 @@ class AdminAPI:
                 "object": "organization.costs.result",
                 # A float, as the API sends it: the console reads it through Decimal(str()).
                 "amount": {"value": float(amount), "currency": "usd"},
-                "line_item": "completions" if "line_item" in groups else None,
+                "line_item": keys.get("line_item"),
                 "project_id": keys.get("project_id"),
                 "api_key_id": keys.get("api_key_id"),
                 "quantity": None,
@@ -915,8 +936,13 @@ class AdminAPI:
             limit=limit,
             start=start,
             end=end,
-            groups=groups & {"project_id", "api_key_id"},
+            groups=groups,
             result=result,
+            source=[  # one row per line item of each call
+                {**call_row, "line_item": name, "cost": amount}
+                for call_row in org.calls
+                for name, amount in call_row["line_items"].items()
+            ],
         )
 
 
