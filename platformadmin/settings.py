@@ -251,6 +251,14 @@ USAGE_INGEST_RATE_PER_MINUTE = env.int(
 # Unknown ingestion tokens per client address per minute before 429 (guessing); 0 = off.
 USAGE_INGEST_FAILED_AUTH_PER_MINUTE = env.int("USAGE_INGEST_FAILED_AUTH_PER_MINUTE", default=30)
 
+# --- Budget hard limit (usage/reservations.py) ------------------------------------
+# Seconds a console call's budget reservation holds if its process dies mid-call (longer
+# for a project whose timeout x retries is longer); then it stops counting.
+BUDGET_RESERVATION_TTL_SECONDS = env.int("BUDGET_RESERVATION_TTL_SECONDS", default=900)
+# Milliseconds a call waits for a budget row another transaction holds (PostgreSQL
+# lock_timeout) before it is refused as "budget state cannot be read" (fail closed).
+BUDGET_LOCK_TIMEOUT_MS = env.int("BUDGET_LOCK_TIMEOUT_MS", default=2000)
+
 # --- Sign-in throttling (django-axes) ---------------------------------------------
 # Three locks, each with its own limit (orgs/lockout.py): an account from one address
 # (AXES_FAILURE_LIMIT), an account from any address, an address over any accounts.

@@ -94,8 +94,10 @@ def check_model(params: GenerateParams, project) -> None:
 
 def pre_call(
     *, api_key, project, params: GenerateParams, user
-) -> tuple[ratelimit.Reservation, CircuitBreaker | None]:
-    """Run every check in order; raise CallRefused with a message for the page."""
+) -> tuple[ratelimit.Reservation, CircuitBreaker | None, hooks.PreCallResult]:
+    """Run every check in order; raise CallRefused with a message for the page. The hooks'
+    holds (a budget reservation) are released here when a later check refuses; otherwise
+    the caller settles them when the call ends."""
     check_key(api_key, project)
     check_model(params, project)
     if params.max_output_tokens is None and project.max_output_tokens:
@@ -106,11 +108,20 @@ def pre_call(
         max_output_tokens=params.max_output_tokens,
     )
     decision = hooks.run_pre_call_hooks(
-        hooks.PreCallContext(project, api_key, params.model, estimate, user)
+        hooks.PreCallContext(
+            project,
+            api_key,
+            params.model,
+            estimate,
+            user,
+            max_output_tokens=params.max_output_tokens,
+            prompt_bytes=len(((params.instructions or "") + params.input).encode()),
+        )
     )
     if not decision.allowed:
         raise CallRefused(
-            decision.message or "A policy of this project refused the call.", "BudgetExceeded"
+            decision.message or "A policy of this project refused the call.",
+            decision.error_type or "BudgetExceeded",
         )
     breaker = CircuitBreaker.for_key(api_key) if project.circuit_breaker_enabled else None
     try:
@@ -118,6 +129,7 @@ def pre_call(
             project=project, model=params.model, estimated_tokens=estimate
         )
     except ratelimit.RateLimited as exc:
+        decision.release()  # not sent: the budget reservation goes back
         raise CallRefused(exc.message, "ProjectRateLimited", exc.retry_after) from exc
     if breaker is not None:
         try:
@@ -126,5 +138,6 @@ def pre_call(
             )
         except BreakerOpen as exc:
             reservation.settle(0)
+            decision.release()
             raise CallRefused(exc.message, "CircuitOpen") from exc
-    return reservation, breaker
+    return reservation, breaker, decision

@@ -4,7 +4,8 @@ Everything else in the console calls these functions, never the SDK. A call goes
 checks (platformadmin/openai/checks.py: key usable, model allowed, pre-call hook, the
 project's RPM/TPM limit, circuit breaker) → decrypt the secret → per-key client on the
 shared pool → ``responses.create`` → one finishing path for every outcome (``_finish``:
-settle the rate limit → write the usage record → log once).
+settle the rate limit → write the usage record → settle the hooks' holds,
+e.g. a budget reservation → log once).
 
 Every failure becomes a ``CallOutcome`` with a message a person can act on and the
 request ids; nothing raises to the view. Outcomes are logged with both request ids,
@@ -28,7 +29,7 @@ from asgiref.sync import sync_to_async
 from django.views.decorators.debug import sensitive_variables
 
 from keys.services import SecretUnavailable, api_key_secret_for_call
-from platformadmin.openai import ratelimit
+from platformadmin.openai import hooks, ratelimit
 from platformadmin.openai.breaker import CircuitBreaker
 from platformadmin.openai.checks import (
     NOT_RESPONSES_MODELS,
@@ -119,6 +120,8 @@ class _Call:
     settings: CallSettings
     client: Any
     started: float
+    # What the pre-call hooks hold for this call (a budget reservation), settled in _finish.
+    holds: hooks.PreCallResult = field(default_factory=lambda: hooks.PreCallResult(True))
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
@@ -140,7 +143,8 @@ def _finish(
     call: _Call, outcome: CallOutcome, *, tokens: int | None, response=None, headers=None
 ) -> CallOutcome:
     """The one way every call that was sent ends: settle the rate limit's tokens, write the
-    usage record, log the outcome once."""
+    usage record, settle what the hooks hold (after the record: its cost is in the spend
+    before the budget reservation stops counting), log the outcome once."""
     call.reservation.settle(tokens)
     record_call(
         outcome,
@@ -150,6 +154,7 @@ def _finish(
         headers=headers,
         source=call.source,
     )
+    call.holds.settle(outcome)
     log_outcome(outcome, call.api_key)
     return outcome
 
@@ -173,7 +178,9 @@ def _begin_call(
     the async stream's). A refusal comes back as a logged ``CallOutcome`` (nothing was
     sent, so nothing is recorded)."""
     try:
-        reservation, breaker = pre_call(api_key=api_key, project=project, params=params, user=user)
+        reservation, breaker, holds = pre_call(
+            api_key=api_key, project=project, params=params, user=user
+        )
     except CallRefused as exc:
         outcome = _refused(exc, model=params.model, client_request_id=cid)
         log_outcome(outcome, api_key)
@@ -184,6 +191,7 @@ def _begin_call(
         secret = api_key_secret_for_call(api_key)  # decrypted at call time, never logged
     except SecretUnavailable as exc:
         reservation.settle(0)
+        holds.release()
         if breaker is not None:
             breaker.release_probe()
         outcome = _refused(
@@ -195,7 +203,17 @@ def _begin_call(
         return outcome
     client = make_client(api_key, secret=secret, settings=settings, project=project)
     return _Call(
-        api_key, project, params, cid, source, reservation, breaker, settings, client, started
+        api_key,
+        project,
+        params,
+        cid,
+        source,
+        reservation,
+        breaker,
+        settings,
+        client,
+        started,
+        holds=holds,
     )
 
 
