@@ -21,6 +21,18 @@ def project_keys(*, project: Project) -> QuerySet[APIKey]:
     )
 
 
+def api_keys_by_id(*, key_ids) -> dict[int, APIKey]:
+    """Keys by id in one query, for the names and hints of a usage table's rows (the
+    caller's ids come from rows already scoped by orgs.access; only display fields load,
+    never the sealed secret)."""
+    return {
+        key.pk: key
+        for key in APIKey.objects.filter(pk__in=list(key_ids)).only(
+            "pk", "public_id", "name", "hint", "project_id", "status"
+        )
+    }
+
+
 def usable_keys(*, project: Project) -> list[APIKey]:
     """The keys a call may use: active, not admin keys, by name (the sealed secret stays
     sealed: it is opened only at call time)."""

@@ -10,6 +10,7 @@ integers in the database, exact on SQLite as on PostgreSQL, and comes back as
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -78,33 +79,63 @@ def _hour_ceil(when: datetime) -> datetime:
     return floor if floor == when else floor + timedelta(hours=1)
 
 
-def _spend_between(*, scope: Q, record_scope: Q, start: datetime, end: datetime) -> SpendSummary:
-    """Sum rollups for whole hours inside [start, end) and raw records for the edges.
+@dataclass(frozen=True)
+class RollupWindow:
+    """How a range [start, end) is read exactly: ``hours`` selects the UsageHourly rows
+    of the whole hours inside it (None: there are none), ``edges`` the UsageRecord rows
+    of the partial hours (``has_edges``: whether there are any)."""
+
+    hours: Q | None
+    edges: Q
+    has_edges: bool
+
+
+def rollup_window(*, start: datetime, end: datetime, cuts: Iterable[datetime] = ()) -> RollupWindow:
+    """The one rule that splits a range between rollups and raw records.
 
     Billing timezones with a :30 or :45 offset do not start on a UTC hour; the partial
-    hours at both ends are summed from the raw records so the total stays exact.
+    hours at both ends are read from the raw records so a total stays exact. ``cuts``:
+    instants inside the range that a grouping splits at (local midnights of a per-day
+    chart); an hour a cut falls inside is read from the raw records too.
     """
     inner_start = _hour_ceil(start)
     inner_end = rollup.hour_of(end)
+    if inner_start >= inner_end:
+        return RollupWindow(
+            hours=None, edges=Q(occurred_at__gte=start, occurred_at__lt=end), has_edges=start < end
+        )
+    split = sorted(
+        {rollup.hour_of(c) for c in cuts if inner_start <= c < inner_end and c != rollup.hour_of(c)}
+    )
+    hours = Q(hour__gte=inner_start, hour__lt=inner_end)
+    edges = Q(occurred_at__gte=start, occurred_at__lt=inner_start) | Q(
+        occurred_at__gte=inner_end, occurred_at__lt=end
+    )
+    if split:
+        hours &= ~Q(hour__in=split)
+        for hour in split:
+            edges |= Q(occurred_at__gte=hour, occurred_at__lt=hour + timedelta(hours=1))
+    return RollupWindow(
+        hours=hours, edges=edges, has_edges=bool(split) or start < inner_start or inner_end < end
+    )
+
+
+def _spend_between(*, scope: Q, record_scope: Q, start: datetime, end: datetime) -> SpendSummary:
+    """Sum rollups for whole hours inside [start, end) and raw records for the edges
+    (``rollup_window``)."""
+    window = rollup_window(start=start, end=end)
     cost = Decimal(0)
     requests = unpriced = 0
-    if inner_start < inner_end:
-        agg = UsageHourly.objects.filter(
-            scope, hour__gte=inner_start, hour__lt=inner_end
-        ).aggregate(
+    if window.hours is not None:
+        agg = UsageHourly.objects.filter(scope, window.hours).aggregate(
             s_cost=Sum("cost"), s_requests=Sum("requests"), s_unpriced=Sum("unpriced_requests")
         )
         cost += agg["s_cost"] or 0
         requests += agg["s_requests"] or 0
         unpriced += agg["s_unpriced"] or 0
-        edges = Q(occurred_at__gte=start, occurred_at__lt=inner_start) | Q(
-            occurred_at__gte=inner_end, occurred_at__lt=end
-        )
-    else:
-        edges = Q(occurred_at__gte=start, occurred_at__lt=end)
     agg = (
         UsageRecord.objects.filter(record_scope)
-        .filter(edges)
+        .filter(window.edges)
         .aggregate(
             s_cost=Sum("cost"),
             s_requests=Count("pk"),

@@ -1,0 +1,96 @@
+"""Charts of the dashboard, drawn on the server by pygal as inline SVG.
+
+The console's Content-Security-Policy allows no inline script or style, and pygal puts a
+``<style>`` block, a ``<script>`` block and a few ``style=""`` attributes into every SVG.
+They are taken out of pygal's element tree before it is serialized; the look they gave
+(series colours, axes, guides) comes from ``static/dashboard.css`` instead, which styles
+pygal's classes. No JavaScript: every chart has its numbers in a table beside it, which
+is what people without a mouse, and screen readers, read.
+
+Bar heights need a float; the figures people read (the table, the SVG's value labels)
+come from the exact Decimal, formatted with the ``money`` filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from xml.etree import ElementTree
+
+import pygal
+from django.utils.safestring import SafeString, mark_safe
+
+from platformadmin.templatetags.console_format import format_money
+
+ElementTree.register_namespace("", "http://www.w3.org/2000/svg")
+ElementTree.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+
+# One class per series (``color-0`` … in pygal's output); static/dashboard.css colours
+# them, so the legend of the table beside the chart uses the same swatches.
+SERIES_CLASSES = 9
+
+
+def _strip_inline(root: ElementTree.Element) -> None:
+    """Remove what the CSP refuses (<style>, <script>, style attributes) and pygal's
+    comments (a generation date that would make every page differ)."""
+    for parent in root.iter():
+        for child in list(parent):
+            tag = child.tag if isinstance(child.tag, str) else "comment"
+            if tag.rsplit("}", 1)[-1] in ("style", "script", "comment"):
+                parent.remove(child)
+        parent.attrib.pop("style", None)
+
+
+def _fixed(text: str):
+    """A pygal value formatter that shows ``text`` (the exact amount, already formatted)."""
+    return lambda _value: text
+
+
+def stacked_days_svg(
+    *,
+    title: str,
+    x_labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[Decimal | None]]],
+) -> SafeString:
+    """A stacked bar chart of money per day: ``series`` is (name, one amount per label)."""
+    chart = pygal.StackedBar(
+        js=[],
+        css=[],
+        disable_xml_declaration=True,
+        width=900,
+        height=320,
+        show_legend=False,  # the table beside it is the legend
+        x_label_rotation=-45 if len(x_labels) > 10 else 0,
+        show_minor_x_labels=len(x_labels) <= 31,
+        x_labels_major_every=max(1, len(x_labels) // 15),
+        truncate_label=-1,
+        margin=12,
+        y_labels_major_every=None,
+        value_formatter=lambda v: format_money(Decimal(str(round(v, 10)))) if v else "",
+        no_data_text="No priced usage in this range",
+        title=None,
+    )
+    chart.x_labels = list(x_labels)
+    for name, amounts in series:
+        chart.add(
+            name,
+            [
+                None
+                if amount is None
+                else {
+                    # geometry only: the label shows the exact amount
+                    "value": float(amount),
+                    "formatter": _fixed(format_money(amount)),
+                }
+                for amount in amounts
+            ],
+        )
+    root = chart.render_tree()
+    _strip_inline(root)
+    for element in root.iter("{http://www.w3.org/2000/svg}title"):
+        element.text = title  # pygal's default title is "Pygal"
+    root.set("role", "img")
+    root.set("aria-label", f"{title} (the numbers are in the table beside the chart)")
+    root.set("class", "pygal-chart dashboard-chart")
+    # pygal escapes text and attributes; nothing in the tree comes unescaped from a user.
+    return mark_safe(ElementTree.tostring(root, encoding="unicode"))  # noqa: S308

@@ -1,0 +1,175 @@
+"""The organization overview and the drill-downs: totals against sums of the raw records,
+the range and project filters, who sees what, bad parameters, queries per page."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from tests.dashboard.conftest import NOW, raw_sums
+from tests.factories import UserFactory, add_project_member
+
+pytestmark = pytest.mark.django_db
+
+NOV_START = datetime(2026, 11, 1, 4, tzinfo=UTC)  # midnight in New York (EDT)
+NOV_END = datetime(2026, 11, 21, 5, tzinfo=UTC)  # midnight after 20 Nov (EST)
+
+
+def figure(html: str, element_id: str, attr: str = "data-value") -> str:
+    match = re.search(rf'id="{element_id}"[^>]*?{attr}="([^"]*)"', html)
+    assert match, f"#{element_id} [{attr}] not on the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def at_now():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def overview(client, org, **params):
+    return client.get(reverse("dashboard:overview", kwargs={"org_id": org.public_id}), params)
+
+
+def test_overview_totals_equal_the_raw_records(client, owner, dataset, at_now):
+    client.force_login(owner)
+    response = overview(client, dataset.organization)
+    assert response.status_code == 200
+    html = response.content.decode()
+    sums = raw_sums(dataset.records, start=NOV_START, end=NOV_END)
+    assert figure(html, "total-requests") == str(sums["requests"])
+    assert figure(html, "total-spend", "data-cost") == str(sums["cost"])
+    assert figure(html, "total-spend", "data-unpriced") == str(sums["unpriced"]) == "2"
+    assert figure(html, "total-errors") == str(sums["errors"]) == "1"
+    assert figure(html, "total-incomplete") == str(sums["incomplete"]) == "2"
+    assert figure(html, "total-tokens") == str(sums["total"])
+    assert "unpriced call" in html
+
+
+def test_the_late_evening_call_counts_on_its_local_day(client, owner, dataset, at_now):
+    client.force_login(owner)
+    html = overview(
+        client, dataset.organization, range="custom", start="2026-11-19", end="2026-11-19"
+    ).content.decode()
+    sums = raw_sums(
+        dataset.records,
+        start=datetime(2026, 11, 19, 5, tzinfo=UTC),
+        end=datetime(2026, 11, 20, 5, tzinfo=UTC),
+    )
+    assert figure(html, "total-requests") == str(sums["requests"]) == "5"  # 4 at noon + 23:30
+
+
+def test_range_changes_the_totals(client, owner, dataset, at_now):
+    client.force_login(owner)
+    html = overview(client, dataset.organization, range="last-month").content.decode()
+    sums = raw_sums(
+        dataset.records,
+        start=datetime(2026, 10, 1, 4, tzinfo=UTC),
+        end=NOV_START,
+    )
+    assert figure(html, "total-requests") == "1" == str(sums["requests"])
+    assert figure(html, "total-spend", "data-cost") == str(sums["cost"])
+
+
+def test_project_filter(client, owner, dataset, at_now):
+    client.force_login(owner)
+    html = overview(
+        client, dataset.organization, project=str(dataset.beta.public_id)
+    ).content.decode()
+    sums = raw_sums(dataset.records, start=NOV_START, end=NOV_END, projects=[dataset.beta])
+    assert figure(html, "total-requests") == str(sums["requests"])
+    assert figure(html, "total-spend", "data-cost") == str(sums["cost"])
+
+
+def test_per_day_table_adds_up_to_the_total(client, owner, dataset, at_now):
+    client.force_login(owner)
+    html = overview(client, dataset.organization, by="model").content.decode()
+    table = html.split('id="per-day"', 1)[1].split("</table>", 1)[0]
+    days = re.findall(r'class="num day-total" data-cost="([^"]*)"', table)
+    assert len(days) == 20
+    from decimal import Decimal
+
+    total = sum((Decimal(c) for c in days if c), Decimal(0))
+    assert str(total) == figure(html, "total-spend", "data-cost")
+
+
+def test_project_member_sees_only_their_projects(client, dataset, at_now):
+    user = UserFactory(username="betamember")
+    add_project_member(user, dataset.beta, "member")
+    client.force_login(user)
+    html = overview(client, dataset.organization).content.decode()
+    sums = raw_sums(dataset.records, start=NOV_START, end=NOV_END, projects=[dataset.beta])
+    assert figure(html, "total-requests") == str(sums["requests"])
+    assert dataset.alpha.name not in html
+    assert 'id="scope-note"' in html
+    # asking for the other project by id gives a message, not its figures
+    html = overview(
+        client, dataset.organization, project=str(dataset.alpha.public_id)
+    ).content.decode()
+    assert 'data-field="project"' in html
+    assert figure(html, "total-requests") == str(sums["requests"])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"range": "weird"},
+        {"range": "custom", "start": "2026-13-01", "end": "x"},
+        {"by": "colour"},
+        {"project": "not-a-uuid"},
+        {"project": "00000000-0000-0000-0000-000000000000"},
+        {"range": "custom", "start": "1900-01-01", "end": "2026-01-01"},
+    ],
+)
+def test_bad_parameters_get_a_message_naming_them(client, owner, dataset, at_now, params):
+    client.force_login(owner)
+    response = overview(client, dataset.organization, **params)
+    assert response.status_code == 200
+    assert 'id="filter-errors"' in response.content.decode()
+
+
+def test_project_and_key_drill_downs(client, member, dataset, at_now):
+    client.force_login(member)
+    response = client.get(
+        reverse("dashboard:project", kwargs={"project_id": dataset.alpha.public_id})
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    sums = raw_sums(dataset.records, start=NOV_START, end=NOV_END, projects=[dataset.alpha])
+    assert figure(html, "total-requests") == str(sums["requests"])
+    assert figure(html, "total-spend", "data-cost") == str(sums["cost"])
+    response = client.get(reverse("dashboard:key", kwargs={"key_id": dataset.alpha_key.public_id}))
+    html = response.content.decode()
+    sums = raw_sums(dataset.records, start=NOV_START, end=NOV_END, key=dataset.alpha_key)
+    assert figure(html, "total-requests") == str(sums["requests"])
+    assert figure(html, "total-spend", "data-cost") == str(sums["cost"])
+    # the other project's pages are not theirs
+    assert (
+        client.get(
+            reverse("dashboard:project", kwargs={"project_id": dataset.beta.public_id})
+        ).status_code
+        == 404
+    )
+    assert (
+        client.get(
+            reverse("dashboard:key", kwargs={"key_id": dataset.beta_key.public_id})
+        ).status_code
+        == 404
+    )
+
+
+def test_outsider_gets_404(client, outsider, dataset):
+    client.force_login(outsider)
+    assert overview(client, dataset.organization).status_code == 404
+
+
+def test_chart_is_inline_svg_without_inline_style_or_script(client, owner, dataset, at_now):
+    client.force_login(owner)
+    html = overview(client, dataset.organization).content.decode()
+    svg = html.split('id="spend-chart"', 1)[1].split("</figure>", 1)[0]
+    assert "<svg" in svg
+    assert "<style" not in svg and "<script" not in svg and "style=" not in svg

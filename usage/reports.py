@@ -1,0 +1,397 @@
+"""Aggregations for the usage dashboard: a scope (organization, optionally some of its
+projects, one key, one model) over a range, from the rollups.
+
+Every figure is read from ``UsageHourly`` for the whole hours of the range and from the
+raw records for its partial hours, by the one rule ``usage.selectors.rollup_window``.
+The rollup reading lives in two private helpers (``_rollup_groups`` and
+``_incomplete_groups``) so the rollups they read can change (daily rollups) without
+touching the report's shape.
+
+Money stays exact: costs are summed as integers by the database and come back as
+``Decimal``; rates and shares are computed in Python from those exact sums. Unpriced
+calls are counted apart (``unpriced_requests``) and never folded in as $0: a cost is
+``None`` when nothing in the group has a price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Coalesce, TruncDate
+
+from . import rollup
+from .fields import MONEY_QUANTUM
+from .models import UsageHourly, UsageRecord
+from .selectors import rollup_window
+
+COUNTERS = rollup.COUNTER_NAMES
+MONEY_UNIT = MONEY_QUANTUM
+# Group names a report may ask for, and the column each is read from on each table.
+GROUPS = ("project", "key", "model", "day")
+# Stacks beyond these in the per-day chart are summed as "Other" so the chart stays legible.
+MAX_STACKS = 8
+OTHER = "Other"
+
+
+@dataclass(frozen=True)
+class UsageScope:
+    """What a report covers: an organization, restricted to ``project_ids`` when given
+    (a project member who is not an organization member sees only their projects), and
+    optionally one key (its id) and one model."""
+
+    organization_id: int
+    project_ids: tuple[int, ...] | None = None
+    api_key_id: int | None = None
+    model: str | None = None
+
+    def hourly_q(self) -> Q:
+        q = Q(organization_id=self.organization_id)
+        if self.project_ids is not None:
+            q &= Q(project_id__in=self.project_ids)
+        if self.api_key_id is not None:
+            q &= Q(key_slot=self.api_key_id)
+        if self.model is not None:
+            q &= Q(model=self.model)
+        return q
+
+    def record_q(self) -> Q:
+        q = Q(organization_id=self.organization_id)
+        if self.project_ids is not None:
+            q &= Q(project_id__in=self.project_ids)
+        if self.api_key_id is not None:
+            q &= Q(api_key_id=self.api_key_id)
+        if self.model is not None:
+            q &= Q(model=self.model)
+        return q
+
+
+@dataclass
+class Figures:
+    """The counters of one group (or of the whole scope), with the rates people read.
+
+    ``errors`` excludes incomplete calls (streams cut short), which are ``incomplete``."""
+
+    requests: int = 0
+    errors: int = 0
+    incomplete: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+    priced_cost: Decimal = field(default_factory=Decimal)
+    unpriced_requests: int = 0
+
+    def add(self, row: dict) -> None:
+        for name in COUNTERS:
+            value = row.get(name) or 0
+            if name == "cost":
+                self.priced_cost += value
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
+    def merge(self, other: Figures) -> None:
+        for name in (*COUNTERS, "incomplete"):
+            attr = "priced_cost" if name == "cost" else name
+            setattr(self, attr, getattr(self, attr) + getattr(other, attr))
+
+    @property
+    def cost(self) -> Decimal | None:
+        """Spend of the priced calls; None when no call has a price (never a silent $0)."""
+        return self.priced_cost if self.priced_requests else None
+
+    @property
+    def priced_requests(self) -> int:
+        return self.requests - self.unpriced_requests
+
+    @property
+    def error_rate(self) -> Decimal | None:
+        return _ratio(self.errors, self.requests)
+
+    @property
+    def incomplete_rate(self) -> Decimal | None:
+        return _ratio(self.incomplete, self.requests)
+
+    @property
+    def cache_hit_rate(self) -> Decimal | None:
+        """Share of input tokens served from the prompt cache (cached ⊂ input)."""
+        return _ratio(self.cached_input_tokens, self.input_tokens)
+
+    @property
+    def cost_per_1k_requests(self) -> Decimal | None:
+        """Cost per 1,000 priced calls (unpriced calls have no cost to spread)."""
+        if not self.priced_requests:
+            return None
+        return (self.priced_cost * 1000 / self.priced_requests).quantize(
+            MONEY_UNIT, rounding=ROUND_HALF_UP
+        )
+
+    @property
+    def tokens_per_call(self) -> Decimal | None:
+        if not self.requests:
+            return None
+        return (Decimal(self.total_tokens) / self.requests).quantize(
+            Decimal("0.1"), rounding=ROUND_HALF_UP
+        )
+
+
+def _ratio(part: int, whole: int) -> Decimal | None:
+    """``part / whole`` as a percentage with one decimal; None when ``whole`` is 0."""
+    if not whole:
+        return None
+    return (Decimal(part) * 100 / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+@dataclass
+class GroupRow:
+    """One project, key or model of a top list: its figures and its share of the cost."""
+
+    key: int | str
+    figures: Figures
+    share: Decimal | None = None  # percent of the scope's priced cost
+
+
+@dataclass
+class DayRow:
+    """One local day of the per-day chart: cost per stack (None: only unpriced calls)."""
+
+    day: date
+    stacks: dict[str, Decimal | None]
+    figures: Figures
+
+
+@dataclass
+class UsageReport:
+    """The overview's panels for one scope and range."""
+
+    start: datetime
+    end: datetime
+    totals: Figures
+    by_project: list[GroupRow]
+    by_key: list[GroupRow]
+    by_model: list[GroupRow]
+
+    def top(self, group: str, limit: int = 10) -> list[GroupRow]:
+        return getattr(self, f"by_{group}")[:limit]
+
+
+# --- reading the rollups (the two helpers a daily rollup would re-route) ---------------
+
+
+def _columns(by: Sequence[str], zone: ZoneInfo | None) -> tuple[dict, dict]:
+    """The grouping expressions on UsageHourly and on UsageRecord, by group name."""
+    hourly: dict = {}
+    records: dict = {}
+    for name in by:
+        if name == "project":
+            hourly["g_project"], records["g_project"] = F("project_id"), F("project_id")
+        elif name == "key":
+            hourly["g_key"] = F("key_slot")
+            records["g_key"] = Coalesce("api_key_id", rollup.NO_KEY_SLOT)
+        elif name == "model":
+            hourly["g_model"], records["g_model"] = F("model"), F("model")
+        elif name == "day":
+            hourly["g_day"] = TruncDate("hour", tzinfo=zone)
+            records["g_day"] = TruncDate("occurred_at", tzinfo=zone)
+        else:
+            raise ValueError(f"unknown group {name!r}: one of {', '.join(GROUPS)}")
+    return hourly, records
+
+
+def _rollup_groups(
+    *,
+    scope: UsageScope,
+    start: datetime,
+    end: datetime,
+    by: Sequence[str],
+    zone: ZoneInfo | None = None,
+    cuts: Iterable[datetime] = (),
+) -> dict[tuple, Figures]:
+    """The counters of [start, end) grouped ``by``: whole hours from the hourly rollups
+    (one query), partial hours (range edges, ``cuts`` inside an hour) from the raw
+    records (one query, only when there are any). ``zone``: the timezone of ``day``."""
+    window = rollup_window(start=start, end=end, cuts=cuts)
+    hourly_cols, record_cols = _columns(by, zone)
+    names = [f"g_{name}" for name in by]
+    out: dict[tuple, Figures] = {}
+
+    def fold(rows: Iterable[dict]) -> None:
+        for row in rows:
+            key = tuple(row[n] for n in names)
+            figures = out.get(key)
+            if figures is None:
+                figures = out[key] = Figures()
+            figures.add({c: row[f"s_{c}"] for c in COUNTERS})
+
+    def grouped(qs, cols: dict, sums: dict) -> Iterable[dict]:
+        if not names:  # the scope's totals: one row (empty groups sum to nothing)
+            row = qs.aggregate(**sums)
+            return [row] if row["s_requests"] else []
+        return qs.annotate(**cols).values(*names).annotate(**sums).order_by()
+
+    if window.hours is not None:
+        fold(
+            grouped(
+                UsageHourly.objects.filter(scope.hourly_q(), window.hours),
+                hourly_cols,
+                {f"s_{c}": Sum(c) for c in COUNTERS},
+            )
+        )
+    if window.has_edges:
+        fold(
+            grouped(
+                UsageRecord.objects.filter(scope.record_q(), window.edges),
+                record_cols,
+                rollup.orm_aggregates("s_"),
+            )
+        )
+    return out
+
+
+def _incomplete_groups(
+    *,
+    scope: UsageScope,
+    start: datetime,
+    end: datetime,
+    by: Sequence[str],
+    zone: ZoneInfo | None = None,
+) -> dict[tuple, tuple[int, int]]:
+    """(incomplete calls, how many of them the rollups count as errors) per group.
+
+    The rollups have no incomplete counter, so this reads the raw records of the range
+    that are ``incomplete`` (few: streams cut short); see ``usage.rollup.incomplete_q``.
+    """
+    _, record_cols = _columns(by, zone)
+    names = [f"g_{name}" for name in by]
+    rows = (
+        UsageRecord.objects.filter(
+            scope.record_q(), rollup.incomplete_q(), occurred_at__gte=start, occurred_at__lt=end
+        )
+        .annotate(**record_cols)
+        .values(*names)
+        .annotate(n=Count("pk"), in_errors=Count("pk", filter=rollup.IS_ERROR.q()))
+        .order_by()
+    )
+    return {tuple(row[n] for n in names): (row["n"], row["in_errors"]) for row in rows}
+
+
+# --- reports --------------------------------------------------------------------------
+
+
+def _apply_incomplete(figures: Figures, counted: tuple[int, int] | None) -> None:
+    if counted:
+        figures.incomplete += counted[0]
+        figures.errors -= counted[1]
+
+
+def _ranked(groups: dict[tuple, Figures], total_cost: Decimal) -> list[GroupRow]:
+    rows = [
+        GroupRow(
+            key=key[0],
+            figures=figures,
+            share=_share(figures.priced_cost, total_cost) if figures.cost is not None else None,
+        )
+        for key, figures in groups.items()
+    ]
+    rows.sort(key=lambda r: (-r.figures.priced_cost, -r.figures.requests, str(r.key)))
+    return rows
+
+
+def _share(part: Decimal, whole: Decimal) -> Decimal | None:
+    if not whole:
+        return None
+    return (part * 100 / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def usage_totals(*, scope: UsageScope, start: datetime, end: datetime) -> Figures:
+    """The scope's counters over [start, end) in one query (plus one for partial hours):
+    the month-to-date figure beside a budget. Incomplete calls are not split out here."""
+    return _rollup_groups(scope=scope, start=start, end=end, by=()).get((), Figures())
+
+
+def usage_report(*, scope: UsageScope, start: datetime, end: datetime) -> UsageReport:
+    """Totals and the top projects, keys and models of the scope over [start, end).
+
+    Queries: one per grouping (project, key, model) on the rollups (plus one each for
+    partial hours when the range has any), and one for incomplete calls by model. The
+    totals are the sum of the per-project groups, so they agree with every table."""
+    by_project = _rollup_groups(scope=scope, start=start, end=end, by=("project",))
+    by_key = _rollup_groups(scope=scope, start=start, end=end, by=("key",))
+    by_model = _rollup_groups(scope=scope, start=start, end=end, by=("model",))
+    incomplete = _incomplete_groups(scope=scope, start=start, end=end, by=("model",))
+    for key, figures in by_model.items():
+        _apply_incomplete(figures, incomplete.get(key))
+    totals = Figures()
+    for figures in by_project.values():
+        totals.add({c: getattr(figures, "priced_cost" if c == "cost" else c) for c in COUNTERS})
+    for counted in incomplete.values():
+        _apply_incomplete(totals, counted)
+    return UsageReport(
+        start=start,
+        end=end,
+        totals=totals,
+        by_project=_ranked(by_project, totals.priced_cost),
+        by_key=_ranked(by_key, totals.priced_cost),
+        by_model=_ranked(by_model, totals.priced_cost),
+    )
+
+
+@dataclass
+class DailySeries:
+    """Spend per local day, stacked: ``stacks`` names the series (top ``MAX_STACKS`` by
+    cost, then ``Other``), ``days`` one row per day of the range, even empty ones."""
+
+    stack_by: str
+    stacks: list[str | int]
+    days: list[DayRow]
+
+
+def usage_per_day(
+    *,
+    scope: UsageScope,
+    days: Sequence[date],
+    zone: ZoneInfo,
+    stack_by: str,
+    day_start: Callable[[date], datetime],
+) -> DailySeries:
+    """Cost per local day of ``days`` (consecutive), stacked by ``project`` or ``model``.
+
+    ``day_start(day)`` gives a day's first instant in UTC (its local midnight): the days'
+    boundaries are passed to the window rule as cuts, so on a :30 timezone the hours a
+    midnight falls inside are read from the raw records and each call lands on its own
+    local day. One query on the rollups (plus the partial hours, if any).
+    """
+    if stack_by not in ("project", "model"):
+        raise ValueError("stack_by: project or model")
+    start = day_start(days[0])
+    end = day_start(days[-1] + timedelta(days=1))
+    cuts = [day_start(d) for d in days[1:]]
+    groups = _rollup_groups(
+        scope=scope, start=start, end=end, by=("day", stack_by), zone=zone, cuts=cuts
+    )
+    per_stack: dict = {}
+    for (_, stack), figures in groups.items():
+        per_stack[stack] = per_stack.get(stack, Decimal(0)) + figures.priced_cost
+    ranked = sorted(per_stack, key=lambda s: (-per_stack[s], str(s)))
+    kept = ranked[:MAX_STACKS] if len(ranked) <= MAX_STACKS + 1 else ranked[: MAX_STACKS - 1]
+    kept_set = set(kept)
+    stacks: list = list(kept) + ([OTHER] if len(kept) < len(ranked) else [])
+    rows = {d: DayRow(day=d, stacks={}, figures=Figures()) for d in days}
+    for (day, stack), figures in groups.items():
+        row = rows.get(day)
+        if row is None:  # cannot happen: the range is these days
+            continue
+        name = stack if stack in kept_set else OTHER
+        row.figures.merge(figures)
+        previous = row.stacks.get(name)
+        cost = figures.cost
+        if cost is not None:
+            row.stacks[name] = (previous or Decimal(0)) + cost
+        elif name not in row.stacks:
+            row.stacks[name] = None
+    return DailySeries(stack_by=stack_by, stacks=stacks, days=[rows[d] for d in days])
