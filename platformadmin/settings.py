@@ -251,6 +251,26 @@ USAGE_INGEST_RATE_PER_MINUTE = env.int(
 # Unknown ingestion tokens per client address per minute before 429 (guessing); 0 = off.
 USAGE_INGEST_FAILED_AUTH_PER_MINUTE = env.int("USAGE_INGEST_FAILED_AUTH_PER_MINUTE", default=30)
 
+# --- Notifications (platformadmin/notifications, docs/notifications.md) -----------
+# Hard time limit (seconds) of one delivery task; the soft limit is 10 s less.
+NOTIFICATION_DELIVERY_TIME_LIMIT = env.int("NOTIFICATION_DELIVERY_TIME_LIMIT", default=60)
+# A row left "sending" by a killed worker is claimed again after this many seconds; longer
+# than the hard time limit, so a live attempt is never taken over.
+NOTIFICATION_CLAIM_LEASE_SECONDS = env.int("NOTIFICATION_CLAIM_LEASE_SECONDS", default=180)
+if NOTIFICATION_CLAIM_LEASE_SECONDS <= NOTIFICATION_DELIVERY_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "NOTIFICATION_CLAIM_LEASE_SECONDS must be longer than NOTIFICATION_DELIVERY_TIME_LIMIT "
+        "(a delivery still running must not be claimed a second time)."
+    )
+# Retries: base x 2^(attempt-1) seconds, capped; given up after this many attempts.
+NOTIFICATION_RETRY_BASE_SECONDS = env.int("NOTIFICATION_RETRY_BASE_SECONDS", default=30)
+NOTIFICATION_RETRY_MAX_SECONDS = env.int("NOTIFICATION_RETRY_MAX_SECONDS", default=3600)
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=8)
+# A channel is flagged "failing" on its page after this many consecutive failed attempts.
+NOTIFICATION_CHANNEL_FAILING_AFTER = env.int("NOTIFICATION_CHANNEL_FAILING_AFTER", default=3)
+# Seconds a webhook, Slack or apprise request may take (connect and read).
+NOTIFICATION_HTTP_TIMEOUT_SECONDS = env.float("NOTIFICATION_HTTP_TIMEOUT_SECONDS", default=10.0)
+
 # --- Budget hard limit (usage/reservations.py) ------------------------------------
 # Seconds a console call's budget reservation holds if its process dies mid-call (longer
 # for a project whose timeout x retries is longer); then it stops counting.
