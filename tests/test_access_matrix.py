@@ -48,7 +48,7 @@ from usage.services import ingestion_token_create  # noqa: E402
 
 pytestmark = pytest.mark.django_db
 
-STRICT_NAMESPACES = {"orgs", "keys", "usage"}
+STRICT_NAMESPACES = {"orgs", "keys", "usage", "dashboard"}
 OTHER_CONSOLE_NAMESPACES = {"usage", "playground"}
 KNOWN_PARAMS = {"org_id", "project_id", "key_id", "token_id"}
 # Writes a project member may make ("use the project"): everything else is refused.
@@ -59,6 +59,9 @@ PUBLIC_TOKEN_URLS = {"invitation-accept"}
 # Console pages with no object id: not object pages, so who may not use them gets 403
 # (nothing to hide), swept by test_pages_without_ids_refuse_whom_they_must.
 NO_ID_URLS = {"orgs:organization-create"}
+# Id-less pages any signed-in user may open: they show only what the user belongs to
+# ("Usage" in the top navigation), swept by test_signed_in_pages_show_only_ones_own.
+SIGNED_IN_URLS = {"dashboard:home"}
 
 
 def _walk(patterns, namespace=None):
@@ -72,7 +75,7 @@ def _walk(patterns, namespace=None):
 def swept_urls() -> list[tuple[str, set[str]]]:
     found, unknown = [], []
     for namespace, name, params in _walk(get_resolver().url_patterns):
-        if f"{namespace}:{name}" in NO_ID_URLS:
+        if f"{namespace}:{name}" in NO_ID_URLS | SIGNED_IN_URLS:
             continue
         if namespace in STRICT_NAMESPACES:
             if not params <= KNOWN_PARAMS or not params:
@@ -337,7 +340,7 @@ def test_pages_without_ids_refuse_whom_they_must(client, world, users):
         f"{ns}:{name}"
         for ns, name, params in _walk(get_resolver().url_patterns)
         if ns in STRICT_NAMESPACES and not params
-    }
+    } - SIGNED_IN_URLS
     assert strict == NO_ID_URLS, f"Teach the sweep about these id-less URLs: {strict ^ NO_ID_URLS}"
     organizations = Organization.objects.count()
     before = state(world)
@@ -438,3 +441,23 @@ def test_public_token_pages_are_known_and_answer_bad_tokens_alike(client, world,
                     == 404
                 )
     assert state(world) == before
+
+
+def test_signed_in_pages_show_only_ones_own(client, world, users):
+    """Id-less pages open to anyone signed in: anonymous visitors go to sign in; every
+    role gets its own organization (a page or a redirect into it), never the other's."""
+    for name in sorted(SIGNED_IN_URLS):
+        url = reverse(name)
+        client.logout()
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+        for role, user in users.items():
+            client.force_login(user)
+            response = client.get(url, follow=True)
+            assert response.status_code == 200, (role, name)
+            html = body_of(response)
+            if role == "outsider":  # the owner of the other organization sees only it
+                assert str(world.org.public_id) not in html, (role, name)
+            else:
+                assert not world.leaks(html), (role, name, world.leaks(html))
+            assert client.post(url).status_code == 405, (role, name)
