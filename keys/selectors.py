@@ -71,3 +71,13 @@ def organization_admin_key(*, organization) -> APIKey | None:
         .order_by("-created_at", "-pk")
         .first()
     )
+
+
+def keys_of_projects(*, project_ids) -> QuerySet[APIKey]:
+    """Keys of these projects (already scoped by orgs.access), by project then name, for a
+    filter's choices; the sealed secret is not read."""
+    return (
+        APIKey.objects.filter(project_id__in=project_ids)
+        .only("pk", "public_id", "name", "hint", "status", "project_id")
+        .order_by("project_id", "name", "pk")
+    )
