@@ -87,6 +87,10 @@ class APIKey(TimestampedModel):
     fingerprint = models.CharField("fingerprint", max_length=64, editable=False)
     status = models.CharField("status", max_length=20, choices=Status, default=Status.ACTIVE)
     openai_key_id = models.CharField("OpenAI key id", max_length=64, blank=True)
+    # False for a key the Admin API sync found upstream only ("known, secret not stored"):
+    # listed with OpenAI's redacted value as its hint, never callable from here.
+    secret_stored = models.BooleanField("secret stored", default=True)
+    upstream_synced_at = models.DateTimeField("last seen upstream", null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -122,9 +126,15 @@ class APIKey(TimestampedModel):
                 ),
             ),
             models.CheckConstraint(
-                condition=~models.Q(secret=""),
+                condition=~models.Q(secret="") | models.Q(secret_stored=False),
                 name="keys_apikey_secret_present",
                 violation_error_message="A key needs a secret.",
+            ),
+            # A key known only from OpenAI's listing has no value here: nothing to call with.
+            models.CheckConstraint(
+                condition=models.Q(secret_stored=True) | models.Q(secret=""),
+                name="keys_apikey_unstored_has_no_secret",
+                violation_error_message="A key whose secret is not stored has no ciphertext.",
             ),
         ]
         indexes = [

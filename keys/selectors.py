@@ -34,10 +34,11 @@ def api_keys_by_id(*, key_ids) -> dict[int, APIKey]:
 
 
 def usable_keys(*, project: Project) -> list[APIKey]:
-    """The keys a call may use: active, not admin keys, by name (the sealed secret stays
+    """The keys a call may use: active, not admin keys, with their secret stored (a key
+    known only from OpenAI's listing cannot be called), by name (the sealed secret stays
     sealed: it is opened only at call time)."""
     return list(
-        APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE)
+        APIKey.objects.filter(project=project, status=APIKey.Status.ACTIVE, secret_stored=True)
         .exclude(kind=APIKey.Kind.ADMIN)
         .order_by("name")
     )

@@ -244,6 +244,11 @@ def api_key_mark_used(*, api_key: APIKey, when=None) -> bool:
 def api_key_secret_for_call(api_key: APIKey) -> str:
     """Plaintext of the key, unaudited: for the call about to be made (and inside the
     audited ``api_key_reveal``). Never log the result."""
+    if not api_key.secret_stored:
+        raise SecretUnavailable(
+            f"Key {api_key.hint} is known from OpenAI's listing only: its secret is not stored "
+            "here. Paste its value on the key page (rotate) to use it from the console."
+        )
     try:
         return unseal(api_key, "secret")
     except (DecryptionError, KeyRingError) as exc:

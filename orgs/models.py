@@ -195,6 +195,20 @@ class Project(TimestampedModel):
         "max retries", default=3, validators=[MaxValueValidator(10)]
     )
     circuit_breaker_enabled = models.BooleanField("circuit breaker on", default=True)
+    # Automated rotation of service-account keys (the Admin API sync): when due, a new key
+    # is created, verified and made current; the old one is deleted upstream after the grace.
+    auto_rotate_service_account_keys = models.BooleanField(
+        "rotate service-account keys automatically",
+        default=False,
+        help_text="When a service-account key is due, replace it through OpenAI's Admin API.",
+    )
+    rotation_grace_hours = models.PositiveIntegerField(
+        "rotation grace period (hours)",
+        default=24,
+        validators=[MaxValueValidator(24 * 90)],
+        help_text="How long the previous key keeps working after a rotation, for redeploys.",
+    )
+    upstream_synced_at = models.DateTimeField("last seen upstream", null=True, blank=True)
 
     class Meta:
         ordering = ["organization__name", "name"]
@@ -203,6 +217,12 @@ class Project(TimestampedModel):
                 fields=["organization", "name"],
                 name="orgs_project_unique_name_per_org",
                 violation_error_message="A project with this name already exists in the organization.",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "openai_project_id"],
+                condition=~models.Q(openai_project_id=""),
+                name="orgs_project_unique_openai_id",
+                violation_error_message="This OpenAI project is already linked to another project here.",
             ),
             models.CheckConstraint(
                 condition=models.Q(rotation_period_days__gte=1),
@@ -284,14 +304,24 @@ class ServiceAccount(TimestampedModel):
     )
     name = models.CharField("name", max_length=200)
     openai_id = models.CharField("OpenAI id", max_length=64, blank=True)
+    deleted_upstream_at = models.DateTimeField("deleted upstream", null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
         constraints = [
+            # Names are unique among the accounts made here; OpenAI allows two accounts of
+            # one name, so accounts linked to OpenAI are unique by their OpenAI id instead.
             models.UniqueConstraint(
                 fields=["project", "name"],
+                condition=models.Q(openai_id=""),
                 name="orgs_serviceaccount_unique_name_per_project",
                 violation_error_message="A service account with this name already exists in the project.",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "openai_id"],
+                condition=~models.Q(openai_id=""),
+                name="orgs_serviceaccount_unique_openai_id",
+                violation_error_message="This OpenAI service account is already linked here.",
             ),
         ]
         verbose_name = "service account"
