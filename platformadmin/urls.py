@@ -74,6 +74,7 @@ urlpatterns = [
     path("orgs/", include((orgs_urlpatterns, orgs_urls.app_name))),
     path("keys/", include((keys_urlpatterns, keys_urls.app_name))),
     path("usage/", include("usage.urls")),
+    path("sync/", include("platformadmin.sync.urls")),
     path("dashboard/", include("platformadmin.dashboard.urls")),
     path("playground/", include("platformadmin.playground_urls")),
     path("notifications/", include("platformadmin.notifications.urls")),

@@ -1,0 +1,3 @@
+"""Admin API sync: pull (see docs/sync.md). Filled in by its owner."""
+
+from __future__ import annotations
