@@ -237,6 +237,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     # Delete raw usage records older than USAGE_RAW_RETENTION_DAYS (rollups stay).
     "usage-records-purge": {"task": "usage.tasks.usage_records_purge", "schedule": 3600.0},
+    # Budgets (usage/budgets.py): evaluate every active budget, catching what a lost
+    # evaluation task missed; alerts are unique per budget, period and threshold.
+    "budgets-sweep": {"task": "usage.budgets_sweep", "schedule": 900.0, "options": {"expires": 800}},
 }
 
 # --- Usage capture -----------------------------------------------------------------
@@ -278,6 +281,14 @@ BUDGET_RESERVATION_TTL_SECONDS = env.int("BUDGET_RESERVATION_TTL_SECONDS", defau
 # Milliseconds a call waits for a budget row another transaction holds (PostgreSQL
 # lock_timeout) before it is refused as "budget state cannot be read" (fail closed).
 BUDGET_LOCK_TIMEOUT_MS = env.int("BUDGET_LOCK_TIMEOUT_MS", default=2000)
+
+# --- Budgets ---------------------------------------------------------------------
+# Seconds usage gathers before one evaluation of a budget runs (the task's countdown): a
+# burst of batches is one evaluation, and an alert is at most this late.
+BUDGET_EVALUATION_DELAY_SECONDS = env.int("BUDGET_EVALUATION_DELAY_SECONDS", default=5)
+# Seconds (beyond the countdown) a queued evaluation keeps others from queueing; if its
+# task is lost, the next one queues after this long (and the sweep runs every 15 min).
+BUDGET_EVALUATION_FLAG_SECONDS = env.int("BUDGET_EVALUATION_FLAG_SECONDS", default=300)
 
 # --- Sign-in throttling (django-axes) ---------------------------------------------
 # Three locks, each with its own limit (orgs/lockout.py): an account from one address

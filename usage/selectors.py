@@ -154,6 +154,54 @@ def _spend_between(*, scope: Q, record_scope: Q, start: datetime, end: datetime)
     )
 
 
+def spend_by_project(*, organization, start: datetime, end: datetime) -> dict[int, SpendSummary]:
+    """Spend in [start, end) of each of the organization's projects that has any, by
+    project id: ``_spend_between``'s rule (``rollup_window``) grouped by project, so a page
+    of budgets costs two queries per range, not two per budget."""
+    window = rollup_window(start=start, end=end)
+    sums: dict[int, list] = {}
+
+    def add(rows) -> None:
+        for row in rows:
+            entry = sums.setdefault(row["project_id"], [Decimal(0), 0, 0])
+            entry[0] += row["s_cost"] or 0
+            entry[1] += row["s_requests"] or 0
+            entry[2] += row["s_unpriced"] or 0
+
+    if window.hours is not None:
+        add(
+            UsageHourly.objects.filter(window.hours, organization=organization)
+            .values("project_id")
+            .annotate(
+                s_cost=Sum("cost"),
+                s_requests=Sum("requests"),
+                s_unpriced=Sum("unpriced_requests"),
+            )
+            .order_by()
+        )
+    if window.has_edges:
+        add(
+            UsageRecord.objects.filter(window.edges, organization=organization)
+            .values("project_id")
+            .annotate(
+                s_cost=Sum("cost"),
+                s_requests=Count("pk"),
+                s_unpriced=Count("pk", filter=Q(cost__isnull=True)),
+            )
+            .order_by()
+        )
+    return {
+        project_id: SpendSummary(
+            period_start=start,
+            period_end=end,
+            cost=cost if requests else None,
+            requests=requests,
+            unpriced_requests=unpriced,
+        )
+        for project_id, (cost, requests, unpriced) in sums.items()
+    }
+
+
 def organization_spend_summary(*, organization, now: datetime | None = None) -> SpendSummary:
     """Month-to-date spend of the organization (month in its billing timezone)."""
     now = now or timezone.now()

@@ -27,6 +27,7 @@ from keys.services import api_key_mark_used
 from orgs.audit import audit_log
 
 from . import rollup
+from .budgets import budget_evaluation_after_commit
 from .db import pg_cursor
 from .fields import MAX_AMOUNT
 from .models import IngestionToken, UsageHourly, UsageRecord
@@ -507,6 +508,7 @@ def usage_record_create(
     if new:
         if api_key is not None:
             api_key_mark_used(api_key=api_key, when=draft.occurred_at)
+        budget_evaluation_after_commit(project=project)
         return UsageRecord.objects.get(pk=new[0][0]), True
     return UsageRecord.objects.get(project=project, response_id=draft.response_id), False
 
@@ -522,6 +524,8 @@ class IngestResult:
 def usage_records_ingest(*, project, drafts: list[RecordDraft]) -> IngestResult:
     """Store a validated batch for one project; count what was new and what was a replay."""
     new = _insert(drafts)
+    if new:  # a replay changes no spend: nothing to evaluate
+        budget_evaluation_after_commit(project=project)
     return IngestResult(received=len(drafts), created=len(new), duplicates=len(drafts) - len(new))
 
 

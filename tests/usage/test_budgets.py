@@ -1,0 +1,259 @@
+"""Budget periods in the billing timezone, status and forecast (usage/budgets.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+
+from tests.factories import ProjectFactory
+from usage.budgets import (
+    EXCEEDED,
+    OK,
+    WARNING,
+    budget_period,
+    budget_status,
+    budget_statuses,
+    budgets_for_project,
+)
+from usage.models import Budget, BudgetReservation
+from usage.services import usage_record_create
+
+pytestmark = pytest.mark.django_db
+
+# gpt-5.5 input is $5 per 1M tokens: 200,000 input tokens cost exactly $1.
+ONE_DOLLAR = 200_000
+
+
+def spend(project, dollars: int | Decimal, when: datetime, *, rid: str, model="gpt-5.5"):
+    """A record of ``dollars`` (whole multiples of $0.000005) at ``when``."""
+    tokens = int(Decimal(dollars) * ONE_DOLLAR)
+    record, created = usage_record_create(
+        project=project,
+        source="ingest",
+        model=model,
+        response_id=rid,
+        occurred_at=when,
+        usage={
+            "input_tokens": tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 0,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": tokens,
+        },
+    )
+    assert created
+    return record
+
+
+def set_zone(organization, zone: str):
+    organization.billing_timezone = zone
+    organization.save(update_fields=["billing_timezone"])
+    return organization
+
+
+# --- Periods --------------------------------------------------------------------------
+
+
+def test_a_period_is_the_local_calendar_month_in_los_angeles(organization):
+    set_zone(organization, "America/Los_Angeles")
+    # 2026-12-01 07:30 UTC is still 2026-11-30 23:30 in Los Angeles (PST, UTC-8).
+    period = budget_period(organization=organization, now=datetime(2026, 12, 1, 7, 30, tzinfo=UTC))
+    assert period.label == "2026-11"
+    assert period.start == datetime(2026, 11, 1, 7, 0, tzinfo=UTC)  # PDT ended on Nov 1 at 2:00
+    assert period.end == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    later = budget_period(organization=organization, now=datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
+    assert later.label == "2026-12" and later.start == period.end
+
+
+def test_a_period_is_the_local_calendar_month_in_tokyo(organization):
+    set_zone(organization, "Asia/Tokyo")
+    # 2026-11-30 15:00 UTC is already 2026-12-01 00:00 in Tokyo (UTC+9, no DST).
+    period = budget_period(organization=organization, now=datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
+    assert period.label == "2026-12"
+    assert period.start == datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+    assert period.end == datetime(2026, 12, 31, 15, 0, tzinfo=UTC)
+    before = budget_period(
+        organization=organization, now=datetime(2026, 11, 30, 14, 59, 59, tzinfo=UTC)
+    )
+    assert before.label == "2026-11" and before.end == period.start
+
+
+def test_a_period_across_a_dst_change_has_its_two_offsets(organization):
+    set_zone(organization, "America/Los_Angeles")
+    # March 2026: PST (UTC-8) at the start, PDT (UTC-7) from March 8 onwards.
+    period = budget_period(organization=organization, now=datetime(2026, 3, 15, tzinfo=UTC))
+    assert period.start == datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    assert period.end == datetime(2026, 4, 1, 7, 0, tzinfo=UTC)
+    assert period.end - period.start == timedelta(days=31) - timedelta(hours=1)
+
+
+def test_an_unknown_timezone_falls_back_to_utc(organization):
+    set_zone(organization, "Mars/Olympus_Mons")
+    period = budget_period(organization=organization, now=datetime(2026, 5, 31, 23, tzinfo=UTC))
+    assert (period.label, period.start) == ("2026-05", datetime(2026, 5, 1, tzinfo=UTC))
+
+
+# --- Spend of the period ----------------------------------------------------------------
+
+
+def test_spend_at_2330_local_on_the_last_day_counts_in_that_month(organization, project):
+    """Los Angeles, across the end of daylight saving (Nov 1) and the month end: a call
+    at 23:30 local on Nov 30 (07:30 UTC on Dec 1) is November's, one 31 minutes later
+    December's."""
+    set_zone(organization, "America/Los_Angeles")
+    budget = Budget.objects.create(organization=organization, amount=Decimal(100))
+    spend(project, 3, datetime(2026, 11, 1, 7, 0, tzinfo=UTC), rid="first-minute-of-nov")
+    spend(project, 5, datetime(2026, 12, 1, 7, 30, tzinfo=UTC), rid="nov-30-2330-local")
+    spend(project, 7, datetime(2026, 12, 1, 8, 1, tzinfo=UTC), rid="dec-1-0001-local")
+    spend(project, 11, datetime(2026, 11, 1, 6, 59, tzinfo=UTC), rid="oct-31-2359-local")
+    november = budget_status(budget=budget, now=datetime(2026, 12, 1, 7, 59, tzinfo=UTC))
+    assert november.period.label == "2026-11"
+    assert november.spend == Decimal(8)
+    december = budget_status(budget=budget, now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    assert (december.period.label, december.spend) == ("2026-12", Decimal(7))
+
+
+def test_spend_in_tokyo_changes_month_at_local_midnight(organization, project):
+    set_zone(organization, "Asia/Tokyo")
+    budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(10))
+    spend(project, 2, datetime(2026, 11, 30, 14, 30, tzinfo=UTC), rid="nov-30-2330-tokyo")
+    spend(project, 4, datetime(2026, 11, 30, 15, 30, tzinfo=UTC), rid="dec-1-0030-tokyo")
+    status = budget_status(budget=budget, now=datetime(2026, 11, 30, 16, 0, tzinfo=UTC))
+    assert (status.period.label, status.spend) == ("2026-12", Decimal(4))
+
+
+def test_status_counts_unpriced_calls_apart_and_states(organization, project):
+    budget = Budget.objects.create(
+        organization=organization, project=project, amount=Decimal(100), thresholds=[50, 80, 100]
+    )
+    now = datetime(2026, 7, 20, 12, tzinfo=UTC)
+    spend(project, 40, now - timedelta(days=15), rid="a")
+    spend(project, 1, now - timedelta(days=15), rid="u1", model="my-private-model")
+    spend(project, 1, now - timedelta(days=14), rid="u2", model="my-private-model")
+    status = budget_status(budget=budget, now=now)
+    assert (status.spend, status.unpriced_requests, status.requests) == (Decimal(40), 2, 3)
+    assert status.state == OK and status.thresholds_crossed == ()
+    assert status.spend_text == "$40.00 + 2 unpriced calls"
+    spend(project, Decimal("42.5"), now - timedelta(days=14), rid="b")
+    status = budget_status(budget=budget, now=now)
+    assert status.thresholds_crossed == (50, 80) and status.state == WARNING
+    assert status.percent == Decimal("82.5")
+    spend(project, Decimal("17.5"), now - timedelta(days=1), rid="c")
+    status = budget_status(budget=budget, now=now)
+    assert status.thresholds_crossed == (50, 80, 100) and status.state == EXCEEDED
+    assert status.remaining == Decimal(0) and status.over_by == Decimal(0)
+
+
+def test_open_reservations_are_held_against_what_remains(organization, project):
+    budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(10))
+    now = datetime(2026, 7, 20, 12, tzinfo=UTC)
+    spend(project, 2, now - timedelta(hours=3), rid="a")
+    common = {"budget": budget, "period": "2026-07"}
+    BudgetReservation.objects.create(
+        **common, amount=Decimal("1.25"), expires_at=now + timedelta(minutes=5)
+    )
+    BudgetReservation.objects.create(  # settled: the recorded cost counts instead
+        **common, amount=Decimal(3), expires_at=now + timedelta(minutes=5), settled_at=now
+    )
+    BudgetReservation.objects.create(  # expired: its call died
+        **common, amount=Decimal(4), expires_at=now - timedelta(seconds=1)
+    )
+    BudgetReservation.objects.create(  # last month's
+        budget=budget, period="2026-06", amount=Decimal(5), expires_at=now + timedelta(hours=1)
+    )
+    status = budget_status(budget=budget, now=now)
+    assert status.reserved == Decimal("1.25")
+    assert status.remaining == Decimal("6.75")
+
+
+def test_the_organization_budget_counts_every_project(organization, project):
+    other = ProjectFactory(organization=organization, name="Research")
+    org_budget = Budget.objects.create(organization=organization, amount=Decimal(100))
+    project_budget = Budget.objects.create(
+        organization=organization, project=project, amount=Decimal(10)
+    )
+    now = datetime(2026, 7, 20, 12, tzinfo=UTC)
+    spend(project, 3, now - timedelta(days=2), rid="p")
+    spend(other, 4, now - timedelta(days=2), rid="o")
+    by_org, by_project = budget_statuses(budgets=[org_budget, project_budget], now=now)
+    assert (by_org.spend, by_project.spend) == (Decimal(7), Decimal(3))
+    assert {b.pk for b in budgets_for_project(project=project)} == {
+        org_budget.pk,
+        project_budget.pk,
+    }
+    assert [b.pk for b in budgets_for_project(project=other)] == [org_budget.pk]
+
+
+# --- Forecast -------------------------------------------------------------------------------
+
+
+def test_forecast_projects_the_last_seven_days_to_the_month_end(organization, project):
+    budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(100))
+    now = datetime(2026, 7, 21, 0, 0, tzinfo=UTC)  # 11 days left in July (UTC)
+    spend(project, 10, datetime(2026, 7, 2, tzinfo=UTC), rid="early")  # before the window
+    for day in range(8):  # $2 a day, from the day before the 7-day window on
+        spend(project, 2, now - timedelta(days=day, hours=12), rid=f"d{day}")
+    status = budget_status(budget=budget, now=now)
+    assert status.spend == Decimal(26)
+    assert status.forecast == Decimal(26) + Decimal(14) / 7 * 11  # $48.00, exact
+    assert not status.forecast_over and status.state == OK
+
+
+def test_forecast_over_the_amount_makes_a_warning(organization, project):
+    budget = Budget.objects.create(
+        organization=organization, project=project, amount=Decimal(25), thresholds=[90]
+    )
+    now = datetime(2026, 7, 21, 0, 0, tzinfo=UTC)
+    spend(project, 1, datetime(2026, 7, 1, 12, tzinfo=UTC), rid="old")
+    # Idle for over a week, then $6 since 3 days ago: $2 a day from here on.
+    spend(project, 6, now - timedelta(days=3), rid="recent")
+    status = budget_status(budget=budget, now=now)
+    assert status.forecast == Decimal(7) + Decimal(2) * 11
+    assert status.thresholds_crossed == ()
+    assert status.forecast_over and status.state == WARNING
+
+
+def test_with_under_a_day_of_data_there_is_no_forecast(organization, project):
+    budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(10))
+    now = datetime(2026, 7, 10, 12, 0, tzinfo=UTC)
+    spend(project, 5, now - timedelta(hours=20), rid="new")
+    assert budget_status(budget=budget, now=now).forecast is None
+    assert budget_status(budget=budget, now=now + timedelta(hours=6)).forecast is not None
+
+
+def test_a_new_project_is_projected_from_the_days_it_has(organization, project):
+    """Three days of data: the rate is their spend / 3, not / 7."""
+    budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(100))
+    now = datetime(2026, 7, 21, 0, 0, tzinfo=UTC)
+    spend(project, 6, now - timedelta(days=3), rid="start")  # hour-aligned: exactly 3 days
+    status = budget_status(budget=budget, now=now)
+    assert status.forecast == Decimal(6) + Decimal(2) * 11
+
+
+def test_status_reads_the_clock_when_no_time_is_given(organization, project):
+    budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(10))
+    with time_machine.travel(datetime(2026, 9, 14, 9, tzinfo=UTC), tick=False):
+        spend(project, 1, datetime(2026, 9, 14, 8, tzinfo=UTC), rid="morning")
+        status = budget_status(budget=budget)
+    assert (status.period.label, status.spend) == ("2026-09", Decimal(1))
+
+
+def test_the_list_costs_the_same_queries_for_one_budget_or_five(
+    organization, django_assert_num_queries
+):
+    projects = [ProjectFactory(organization=organization, name=f"P{i}") for i in range(4)]
+    Budget.objects.create(organization=organization, amount=Decimal(100))
+    for p in projects:
+        Budget.objects.create(organization=organization, project=p, amount=Decimal(10))
+    now = datetime(2026, 7, 20, 12, 30, tzinfo=UTC)
+    for i, p in enumerate(projects):
+        spend(p, i + 1, now - timedelta(days=2, minutes=10), rid=f"r{i}")
+    budgets = list(Budget.objects.select_related("organization", "project").order_by("pk"))
+    with django_assert_num_queries(6):
+        statuses = budget_statuses(budgets=budgets, now=now)
+    with django_assert_num_queries(6):
+        budget_statuses(budgets=budgets[:1], now=now)
+    assert [s.spend for s in statuses] == [Decimal(10), 1, 2, 3, 4]
