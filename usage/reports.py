@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from . import rollup
 from .fields import MONEY_QUANTUM
-from .models import UsageHourly, UsageRecord
+from .models import Budget, UsageHourly, UsageRecord
 from .selectors import rollup_window
 
 COUNTERS = rollup.COUNTER_NAMES
@@ -281,6 +281,25 @@ def _incomplete_groups(
 
 
 # --- reports --------------------------------------------------------------------------
+
+
+def scope_budget(*, scope: UsageScope) -> Budget | None:
+    """The active budget a page of this scope measures its month against: the
+    organization's for the whole organization, the project's for one project; None for
+    a key, a model, or several projects short of the whole organization (a project member
+    must not read the organization's budget, whose spend covers projects they cannot see)."""
+    if scope.api_key_id is not None or scope.model is not None:
+        return None
+    budgets = Budget.objects.filter(organization_id=scope.organization_id, is_active=True)
+    if scope.project_ids is None:
+        return budgets.filter(project__isnull=True).select_related("organization").first()
+    if len(scope.project_ids) == 1:
+        return (
+            budgets.filter(project_id=scope.project_ids[0])
+            .select_related("organization", "project")
+            .first()
+        )
+    return None
 
 
 def _apply_incomplete(figures: Figures, counted: tuple[int, int] | None) -> None:

@@ -34,6 +34,7 @@ from orgs.access import (
 from orgs.models import Organization
 from orgs.selectors import organization_projects_for_user
 from orgs.views.common import CURRENT_ORG_SESSION_KEY, read_only, switcher_context
+from usage.budgets import budget_status
 from usage.reports import (
     OTHER,
     DailySeries,
@@ -41,6 +42,7 @@ from usage.reports import (
     GroupRow,
     UsageReport,
     UsageScope,
+    scope_budget,
     usage_per_day,
     usage_report,
     usage_totals,
@@ -183,6 +185,8 @@ def _render(
     stack_title = {"project": "project", "model": "model", "key": "key"}[filters.stack_by]
     title = f"Spend per day by {stack_title}, {rng.span_label}"
     month = _month_to_date(organization=organization, scope=scope)
+    budget = scope_budget(scope=scope)
+    status = budget_status(budget=budget) if budget is not None else None
     log_base = {**rng.query}
     if scope.project_ids is not None and len(scope.project_ids) == 1:
         log_base["project"] = str(extra.get("project_public_id", ""))
@@ -223,6 +227,8 @@ def _render(
         "report": report,
         "totals": report.totals,
         "month": month,
+        "budget": status,
+        "budget_bar": (round(status.bar_percent, -1) if status else 0),
         "chart_svg": _chart(title, stacks, day_rows),
         "chart_title": title,
         "stacks": stacks,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -12,6 +13,7 @@ from django.urls import reverse
 
 from tests.dashboard.conftest import NOW, raw_sums
 from tests.factories import UserFactory, add_project_member
+from usage.models import Budget
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +93,6 @@ def test_per_day_table_adds_up_to_the_total(client, owner, dataset, at_now):
     table = html.split('id="per-day"', 1)[1].split("</table>", 1)[0]
     days = re.findall(r'class="num day-total" data-cost="([^"]*)"', table)
     assert len(days) == 20
-    from decimal import Decimal
 
     total = sum((Decimal(c) for c in days if c), Decimal(0))
     assert str(total) == figure(html, "total-spend", "data-cost")
@@ -173,3 +174,22 @@ def test_chart_is_inline_svg_without_inline_style_or_script(client, owner, datas
     svg = html.split('id="spend-chart"', 1)[1].split("</figure>", 1)[0]
     assert "<svg" in svg
     assert "<style" not in svg and "<script" not in svg and "style=" not in svg
+
+
+def test_month_to_date_against_the_budget(client, owner, dataset, at_now):
+
+    Budget.objects.create(organization=dataset.organization, amount=Decimal("1000"))
+    client.force_login(owner)
+    html = overview(client, dataset.organization).content.decode()
+    line = re.search(r'id="budget-line">([^<]*)', html).group(1)
+    assert "of $1,000.00 budget" in line and "forecast" in line
+
+
+def test_project_member_does_not_see_the_organization_budget(client, dataset, at_now):
+
+    Budget.objects.create(organization=dataset.organization, amount=Decimal("1000"))
+    user = UserFactory(username="betamember2")
+    add_project_member(user, dataset.beta, "member")
+    client.force_login(user)
+    html = overview(client, dataset.organization).content.decode()
+    assert "$1,000.00" not in html and 'id="budget-line"' not in html
