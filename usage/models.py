@@ -288,6 +288,65 @@ class UsageHourly(models.Model):
         return f"{self.hour:%Y-%m-%d %H}:00 {self.model} ({self.project_id}/{self.key_slot})"
 
 
+class UsageDaily(models.Model):
+    """Usage per UTC day × project × key × model: the hourly buckets' counters a day at a
+    time, so a 30- or 90-day view reads a few rows per key and model instead of 24.
+
+    Written by the same rule, in the same statement, as ``UsageHourly`` (``usage.rollup``
+    ``GRAINS``); a day of a billing timezone is assembled from these plus the hourly
+    rollups of the hours its UTC days differ by (``usage.daily``).
+    """
+
+    day = models.DateField("day (UTC)")
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="usage_daily",
+        verbose_name="organization",
+    )
+    project = models.ForeignKey(
+        "orgs.Project",
+        on_delete=models.CASCADE,
+        related_name="usage_daily",
+        verbose_name="project",
+    )
+    key_slot = models.BigIntegerField("API key id (0 = none)", default=0)
+    model = models.CharField("model", max_length=100)
+    requests = models.PositiveBigIntegerField("requests", default=0)
+    errors = models.PositiveBigIntegerField("errors", default=0)
+    input_tokens = models.PositiveBigIntegerField("input tokens", default=0)
+    cached_input_tokens = models.PositiveBigIntegerField("cached input tokens", default=0)
+    output_tokens = models.PositiveBigIntegerField("output tokens", default=0)
+    reasoning_tokens = models.PositiveBigIntegerField("reasoning tokens", default=0)
+    total_tokens = models.PositiveBigIntegerField("total tokens", default=0)
+    # Added to by the database (cost = cost + excluded.cost): exact only as integers.
+    cost = MoneyField("cost of priced records (USD)", default=Decimal(0))
+    unpriced_requests = models.PositiveBigIntegerField("unpriced records", default=0)
+
+    class Meta:
+        ordering = ["-day", "model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "key_slot", "model", "day"],
+                name="usage_daily_unique_bucket",
+                violation_error_message="This day, project, key and model already have a rollup.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "day"], name="usage_daily_org_day"),
+            models.Index(fields=["day"], name="usage_daily_day"),
+        ]
+        verbose_name = "daily usage rollup"
+        verbose_name_plural = "daily usage rollups"
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.model} ({self.project_id}/{self.key_slot})"
+
+
+# The table of each rollup grain (``usage.rollup.GRAINS``, by name).
+ROLLUP_MODELS: dict[str, type[models.Model]] = {"hour": UsageHourly, "day": UsageDaily}
+
+
 class IngestionToken(TimestampedModel):
     """A per-project bearer token for ``POST /api/v1/usage``.
 

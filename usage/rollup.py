@@ -5,8 +5,10 @@ written out by hand: the portable write path (``fold``, then one UPSERT), the
 PostgreSQL write path (the aggregates of its single INSERT statement, ``sql_aggregate``)
 and ``check_rollups``' recomputation from the raw records (``orm_aggregates``).
 
-A record's bucket is ``(project, key slot, model, UTC hour)``; the key slot is the API
-key id, or 0 for a record without a key (and for one whose key was deleted).
+A record's bucket is ``(project, key slot, model, UTC hour)`` in ``UsageHourly`` and
+``(project, key slot, model, UTC day)`` in ``UsageDaily`` (the ``GRAINS``: one rule, two
+bucket sizes, written by the same statement); the key slot is the API key id, or 0 for a
+record without a key (and for one whose key was deleted).
 
 "Is an error" and "is unpriced" are the two conditions a counter may count by. An
 *incomplete* call (a stream cut short or stopped) is an error only when it carries an
@@ -17,12 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import Aggregate, Count, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate, TruncHour
 
 ERROR_STATUSES = ("error", "failed")
 INCOMPLETE = "incomplete"
@@ -126,13 +128,48 @@ def hour_of(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def bucket_key(row: dict) -> tuple:
-    """``(project_id, key_slot, model, hour)``: the rollup's unique key, in lock order."""
+def day_of(when: datetime) -> date:
+    """The UTC day a time falls in (the daily bucket's day)."""
+    return when.astimezone(UTC).date()
+
+
+@dataclass(frozen=True)
+class Grain:
+    """One bucket size of the rollups: its table's bucket column and that column's value
+    for a record, in the three forms its users need (Python, PostgreSQL, ORM)."""
+
+    name: str
+    column: str  # the bucket column of the rollup table (and its unique key's last part)
+    of: Callable[[datetime], Any]  # on a record's occurred_at (the portable write path)
+    sql: str  # on occurred_at in the PostgreSQL statement
+    trunc: Callable[[str], Any]  # ORM expression on UsageRecord (the recomputation)
+
+
+HOUR = Grain(
+    name="hour",
+    column="hour",
+    of=hour_of,
+    sql="date_trunc('hour', occurred_at, 'UTC')",
+    trunc=lambda field: TruncHour(field, tzinfo=UTC),
+)
+DAY = Grain(
+    name="day",
+    column="day",
+    of=day_of,
+    sql="(occurred_at AT TIME ZONE 'UTC')::date",
+    trunc=lambda field: TruncDate(field, tzinfo=UTC),
+)
+# Every rollup the write path keeps in step with the records, hourly first (lock order).
+GRAINS: tuple[Grain, ...] = (HOUR, DAY)
+
+
+def bucket_key(row: dict, grain: Grain = HOUR) -> tuple:
+    """``(project_id, key_slot, model, hour or day)``: the rollup's unique key, in lock order."""
     return (
         row["project_id"],
         row["api_key_id"] or NO_KEY_SLOT,
         row["model"],
-        hour_of(row["occurred_at"]),
+        grain.of(row["occurred_at"]),
     )
 
 
@@ -141,14 +178,14 @@ def zero() -> list:
     return [Decimal(0) if c.name == "cost" else 0 for c in COUNTERS]
 
 
-def fold(rows: Iterable[dict]) -> dict[tuple, tuple[int, list]]:
+def fold(rows: Iterable[dict], grain: Grain = HOUR) -> dict[tuple, tuple[int, list]]:
     """Buckets of these records: key -> (organization id, counters in ``COUNTERS`` order).
 
     Costs are quantized to the money unit, so the Decimal sums are exact.
     """
     buckets: dict[tuple, tuple[int, list]] = {}
     for r in rows:
-        key = bucket_key(r)
+        key = bucket_key(r, grain)
         entry = buckets.get(key)
         if entry is None:
             entry = buckets[key] = (r["organization_id"], zero())

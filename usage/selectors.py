@@ -17,11 +17,11 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncHour
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import rollup
-from .models import CatalogModel, UsageHourly, UsageRecord
+from .models import ROLLUP_MODELS, CatalogModel, UsageHourly, UsageRecord
 
 COUNTERS = rollup.COUNTER_NAMES
 
@@ -309,24 +309,27 @@ def project_recent_usage_records(*, project, limit: int = 50) -> QuerySet[UsageR
     )
 
 
-def rollups_recomputed(*, since: datetime, until: datetime, project=None) -> dict[tuple, dict]:
-    """Hourly rollups recomputed from raw records for hours in [since, until), by the
-    same rule the write path applies (``usage.rollup.COUNTERS``)."""
+def rollups_recomputed(
+    *, since: datetime, until: datetime, project=None, grain: rollup.Grain = rollup.HOUR
+) -> dict[tuple, dict]:
+    """Hourly (or daily) rollups recomputed from raw records for buckets in [since, until),
+    by the same rule the write path applies (``usage.rollup.COUNTERS``, ``GRAINS``)."""
     qs = UsageRecord.objects.filter(occurred_at__gte=since, occurred_at__lt=until)
     if project is not None:
         qs = qs.filter(project=project)
     rows = (
-        qs.annotate(bucket=TruncHour("occurred_at", tzinfo=UTC))
+        qs.annotate(bucket=grain.trunc("occurred_at"))
         .values("bucket", "project_id", "api_key_id", "model")
         .annotate(**rollup.orm_aggregates("s_"))
     )
     out: dict[tuple, dict] = {}
     for row in rows:
+        bucket = row["bucket"]
         key = (
             row["project_id"],
             row["api_key_id"] or rollup.NO_KEY_SLOT,
             row["model"],
-            row["bucket"].astimezone(UTC),
+            bucket.astimezone(UTC) if isinstance(bucket, datetime) else bucket,
         )
         values = {c: row[f"s_{c}"] for c in COUNTERS}
         values["cost"] = values["cost"] or Decimal(0)
@@ -339,25 +342,43 @@ def rollups_recomputed(*, since: datetime, until: datetime, project=None) -> dic
     return out
 
 
-def rollups_stored(*, since: datetime, until: datetime, project=None) -> dict[tuple, dict]:
-    """Stored hourly rollups for hours in [since, until)."""
-    qs = UsageHourly.objects.filter(hour__gte=since, hour__lt=until)
+def rollups_stored(
+    *, since: datetime, until: datetime, project=None, grain: rollup.Grain = rollup.HOUR
+) -> dict[tuple, dict]:
+    """Stored hourly (or daily) rollups for buckets in [since, until)."""
+    column = grain.column
+    low, high = (since, until) if grain is rollup.HOUR else (since.date(), until.date())
+    qs = ROLLUP_MODELS[grain.name].objects.filter(**{f"{column}__gte": low, f"{column}__lt": high})
     if project is not None:
         qs = qs.filter(project=project)
     return {
-        (r["project_id"], r["key_slot"], r["model"], r["hour"].astimezone(UTC)): {
-            c: r[c] for c in COUNTERS
-        }
-        for r in qs.values("project_id", "key_slot", "model", "hour", *COUNTERS)
+        (
+            r["project_id"],
+            r["key_slot"],
+            r["model"],
+            r[column].astimezone(UTC) if grain is rollup.HOUR else r[column],
+        ): {c: r[c] for c in COUNTERS}
+        for r in qs.values("project_id", "key_slot", "model", column, *COUNTERS)
     }
 
 
-def rollup_differences(*, since: datetime, until: datetime, project=None) -> list[dict]:
-    """Every bucket where stored rollups and the raw records disagree (whole hours only)."""
-    since = rollup.hour_of(since)
-    until = _hour_ceil(until)
-    expected = rollups_recomputed(since=since, until=until, project=project)
-    stored = rollups_stored(since=since, until=until, project=project)
+def _day_ceil(when: datetime) -> datetime:
+    floor = when.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return floor if floor == when else floor + timedelta(days=1)
+
+
+def rollup_differences(
+    *, since: datetime, until: datetime, project=None, grain: rollup.Grain = rollup.HOUR
+) -> list[dict]:
+    """Every bucket where stored rollups and the raw records disagree (whole hours, or
+    whole UTC days for the daily rollups, covering [since, until))."""
+    if grain is rollup.HOUR:
+        since, until = rollup.hour_of(since), _hour_ceil(until)
+    else:
+        since = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        until = _day_ceil(until)
+    expected = rollups_recomputed(since=since, until=until, project=project, grain=grain)
+    stored = rollups_stored(since=since, until=until, project=project, grain=grain)
     zero = dict.fromkeys(COUNTERS, 0)
     diffs = []
     for key in sorted(set(expected) | set(stored), key=lambda k: (k[3], k[0], k[1], k[2])):
@@ -373,7 +394,8 @@ def rollup_differences(*, since: datetime, until: datetime, project=None) -> lis
                     "project_id": key[0],
                     "key_slot": key[1],
                     "model": key[2],
-                    "hour": key[3],
+                    grain.column: key[3],
+                    "grain": grain.name,
                     "fields": fields,
                 }
             )

@@ -30,7 +30,7 @@ from . import rollup
 from .budgets import budget_evaluation_after_commit
 from .db import pg_cursor
 from .fields import MAX_AMOUNT
-from .models import IngestionToken, UsageHourly, UsageRecord
+from .models import ROLLUP_MODELS, IngestionToken, UsageRecord
 from .parsing import (
     FieldError,
     column_length,
@@ -183,44 +183,52 @@ def build_record(
 
 
 def _rollup_add(rows: Iterable[dict]) -> None:
-    """Add these (newly inserted) rows to their hourly rollups: one UPSERT (SQLite and
-    other backends; on PostgreSQL the insert statement itself does it, see
-    ``_rollup_cte``). The buckets come from the one rollup rule (``usage.rollup``).
+    """Add these (newly inserted) rows to their hourly and daily rollups: one UPSERT per
+    grain (SQLite and other backends; on PostgreSQL the insert statement itself does it,
+    see ``_rollup_cte``). The buckets come from the one rollup rule (``usage.rollup``).
 
     INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n works on PostgreSQL and
-    SQLite alike. Buckets are sorted so concurrent writers lock them in the same order
-    (no deadlock), and PostgreSQL re-reads the committed row before adding, so
-    concurrent increments are never lost.
+    SQLite alike. Buckets are sorted, and the grains written in one order, so concurrent
+    writers lock them in the same order (no deadlock), and PostgreSQL re-reads the
+    committed row before adding, so concurrent increments are never lost.
     """
-    buckets = rollup.fold(rows)
+    rows = list(rows)
+    for grain in rollup.GRAINS:
+        _rollup_upsert(rollup.fold(rows, grain), grain)
+
+
+def _rollup_upsert(buckets: dict[tuple, tuple[int, list]], grain: rollup.Grain) -> None:
     if not buckets:
         return
     ops = connection.ops
     qn = ops.quote_name
-    table = qn(UsageHourly._meta.db_table)
+    model = ROLLUP_MODELS[grain.name]
+    table = qn(model._meta.db_table)
     # Integer units of the money field: the database adds them exactly (SQLite too).
-    cost_to_db = UsageHourly._meta.get_field("cost").get_db_prep_save
-    columns = ["hour", "organization_id", "project_id", "key_slot", "model", *rollup.COUNTER_NAMES]
+    cost_to_db = model._meta.get_field("cost").get_db_prep_save
+    bucket_to_db = model._meta.get_field(grain.column).get_db_prep_save
+    columns = [grain.column, "organization_id", "project_id", "key_slot", "model"]
+    columns += rollup.COUNTER_NAMES
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     params: list[Any] = []
     for key in sorted(buckets):
-        project_id, key_slot, model, hour = key
+        project_id, key_slot, model_id, bucket = key
         org_id, numbers = buckets[key]
         if numbers[rollup.COST] > MAX_AMOUNT:
             raise FieldError("usage", ROLLUP_TOO_LARGE)
         numbers[rollup.COST] = cost_to_db(numbers[rollup.COST], connection)
         params += [
-            ops.adapt_datetimefield_value(hour),
+            bucket_to_db(bucket, connection),
             org_id,
             project_id,
             key_slot,
-            model,
+            model_id,
             *numbers,
         ]
     sql = (
         f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) VALUES "
         + ", ".join([placeholders] * len(buckets))
-        + _rollup_conflict(table)
+        + _rollup_conflict(table, grain)
         + f" RETURNING {qn('cost')}"
     )
     with connection.cursor() as cursor:
@@ -231,21 +239,21 @@ def _rollup_add(rows: Iterable[dict]) -> None:
             raise FieldError("usage", ROLLUP_TOO_LARGE)
 
 
-def _rollup_conflict(table: str) -> str:
+def _rollup_conflict(table: str, grain: rollup.Grain = rollup.HOUR) -> str:
     """ON CONFLICT clause adding every counter to the stored bucket (both backends)."""
     qn = connection.ops.quote_name
     updates = ", ".join(
         f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in rollup.COUNTER_NAMES
     )
     return (
-        f" ON CONFLICT ({qn('project_id')}, {qn('key_slot')}, {qn('model')}, {qn('hour')})"
+        f" ON CONFLICT ({qn('project_id')}, {qn('key_slot')}, {qn('model')}, {qn(grain.column)})"
         f" DO UPDATE SET {updates}"
     )
 
 
 ROLLUP_TOO_LARGE = (
-    f"this hour's total cost for the project, key and model would exceed {MAX_AMOUNT} USD, "
-    "the most a rollup holds; check the token counts."
+    f"this hour's (or day's) total cost for the project, key and model would exceed "
+    f"{MAX_AMOUNT} USD, the most a rollup holds; check the token counts."
 )
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE for a bigint past 64 bits
 
@@ -353,26 +361,30 @@ def _insert_sql_postgresql(rows: list[dict], *, with_rollup: bool = False) -> tu
 
 
 def _rollup_cte(insert: str) -> str:
-    """The insert wrapped in a CTE that rolls up exactly the rows it returned.
+    """The insert wrapped in a CTE that rolls up exactly the rows it returned, into each
+    grain's table (hourly and daily: one data-modifying CTE each).
 
-    Aggregates come from the rollup rule (``usage.rollup.COUNTERS``). Buckets are
-    upserted in one order (``COLLATE "C"``, the order Python's sort gives the other
-    path), so concurrent writers never deadlock."""
+    Aggregates come from the rollup rule (``usage.rollup.COUNTERS``, ``GRAINS``). Buckets
+    are upserted in one order (``COLLATE "C"``, the order Python's sort gives the other
+    path), and every writer runs this same statement (so the same plan locks the two
+    tables in the same order), so concurrent writers never deadlock."""
     qn = connection.ops.quote_name
-    hourly = qn(UsageHourly._meta.db_table)
     returned = insert + ", " + ", ".join(qn(c) for c in rollup.SOURCE_COLUMNS)
-    columns = ["hour", "organization_id", "project_id", "key_slot", "model", *rollup.COUNTER_NAMES]
     aggregates = ", ".join(c.sql_aggregate() for c in rollup.COUNTERS)
-    return (
-        f"WITH ins AS ({returned}),\n"
-        f"roll AS (INSERT INTO {hourly} ({', '.join(qn(c) for c in columns)})\n"
-        f"  SELECT date_trunc('hour', occurred_at, 'UTC'), organization_id, project_id,\n"
-        f"    COALESCE(api_key_id, {rollup.NO_KEY_SLOT}), model, {aggregates}\n"
-        f"  FROM ins GROUP BY 1, organization_id, project_id, 4, model\n"
-        f'  ORDER BY project_id, 4, model COLLATE "C", 1\n'
-        f" {_rollup_conflict(hourly)})\n"
-        f"SELECT id, response_id FROM ins"
-    )
+    parts = [f"WITH ins AS ({returned})"]
+    for grain in rollup.GRAINS:
+        table = qn(ROLLUP_MODELS[grain.name]._meta.db_table)
+        columns = [grain.column, "organization_id", "project_id", "key_slot", "model"]
+        columns += rollup.COUNTER_NAMES
+        parts.append(
+            f"roll_{grain.name} AS (INSERT INTO {table} ({', '.join(qn(c) for c in columns)})\n"
+            f"  SELECT {grain.sql}, organization_id, project_id,\n"
+            f"    COALESCE(api_key_id, {rollup.NO_KEY_SLOT}), model, {aggregates}\n"
+            f"  FROM ins GROUP BY 1, organization_id, project_id, 4, model\n"
+            f'  ORDER BY project_id, 4, model COLLATE "C", 1\n'
+            f" {_rollup_conflict(table, grain)})"
+        )
+    return ",\n".join(parts) + "\nSELECT id, response_id FROM ins"
 
 
 def _insert_sql_values(rows: list[dict]) -> tuple[str, list]:

@@ -1,10 +1,11 @@
-"""Recompute the hourly rollups from the raw records and report every difference.
+"""Recompute the hourly and daily rollups from the raw records and report every difference.
 
     manage.py check_rollups --since 2026-06-01 --until 2026-07-01 [--project <public id>]
 
 Exit status 0 when every bucket matches, 1 when any differs (each one is printed).
-Hours older than the raw-record retention period are skipped: their raw records are
-gone by design, and the rollups are then the only source.
+Hours (and UTC days) older than the raw-record retention period are skipped: their raw
+records are gone by design, and the rollups are then the only source. Daily buckets are
+checked over the whole UTC days the range touches.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
-from usage.rollup import hour_of
+from usage.rollup import GRAINS, HOUR, hour_of
 from usage.selectors import project_with_usage, rollup_differences, usage_time_range
 from usage.services import retention_cutoff
 
@@ -35,7 +36,7 @@ def _when(value: str, name: str) -> datetime:
 
 
 class Command(BaseCommand):
-    help = "Recompute hourly usage rollups from raw records and report every difference."
+    help = "Recompute hourly and daily usage rollups from raw records and report every difference."
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -85,7 +86,20 @@ class Command(BaseCommand):
                     f"--project: no usage is recorded for a project with public id "
                     f"{public_id}; check the id (the project page's address)."
                 )
-        diffs = rollup_differences(since=since, until=until, project=project)
+        diffs = []
+        for grain in GRAINS:
+            grain_since = since
+            if grain is not HOUR and cutoff is not None:
+                # A day whose start is past retention has lost raw records: skip it too.
+                first_day = (since.replace(hour=0, minute=0, second=0, microsecond=0)) + (
+                    timedelta(days=1) if since.time() != datetime.min.time() else timedelta()
+                )
+                grain_since = first_day
+                if until <= grain_since:
+                    continue
+            diffs += rollup_differences(
+                since=grain_since, until=until, project=project, grain=grain
+            )
         label = f"{since:%Y-%m-%d %H:%M} – {until:%Y-%m-%d %H:%M} UTC"
         if not diffs:
             self.stdout.write(self.style.SUCCESS(f"Rollups match the raw records for {label}."))
@@ -95,8 +109,13 @@ class Command(BaseCommand):
                 f"{name}: stored {got} != recomputed {exp}"
                 for name, (got, exp) in d["fields"].items()
             )
+            bucket = (
+                f"{d['hour']:%Y-%m-%d %H:00}"
+                if d["grain"] == HOUR.name
+                else f"{d['day']:%Y-%m-%d} day"
+            )
             self.stdout.write(
-                f"{d['hour']:%Y-%m-%d %H:00} project={d['project_id']} key={d['key_slot']} "
+                f"{bucket} project={d['project_id']} key={d['key_slot']} "
                 f"model={d['model']}: {fields}"
             )
         raise CommandError(
