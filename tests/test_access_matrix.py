@@ -44,7 +44,7 @@ from tests.factories import (
     make_api_key,
 )
 from usage.models import IngestionToken  # noqa: E402
-from usage.services import ingestion_token_create  # noqa: E402
+from usage.services import ingestion_token_create, usage_record_create  # noqa: E402
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +62,11 @@ NO_ID_URLS = {"orgs:organization-create"}
 # Id-less pages any signed-in user may open: they show only what the user belongs to
 # ("Usage" in the top navigation), swept by test_signed_in_pages_show_only_ones_own.
 SIGNED_IN_URLS = {"dashboard:home"}
+
+
+# The request log's record page names a usage record by its internal id (looked up only
+# inside the organization and the viewer's projects): the sweep passes a record of each side.
+KNOWN_PARAMS |= {"record_id"}
 
 
 def _walk(patterns, namespace=None):
@@ -125,7 +130,26 @@ class World:
             actor=None,
         )
 
+    def record(self, *, other: bool = False):
+        """A usage record of this organization's project (or of the other's), made once."""
+        name = "_other_record" if other else "_record"
+        if not hasattr(self, name):
+            record, _ = usage_record_create(
+                project=self.other_project if other else self.project,
+                source="ingest",
+                model="gpt-5.4-mini",
+                response_id="resp_zeta_record" if other else "resp_sweep_record",
+            )
+            setattr(self, name, record)
+        return getattr(self, name)
+
     def kwargs(self, params: set[str], *, other: bool = False) -> dict:
+        # Both records exist before any page is swept, so a page that showed the other
+        # organization's record would be caught by leaks().
+        self.record(), self.record(other=True)
+        if "record_id" in params:
+            params = params - {"record_id"}
+            return {**self.kwargs(params, other=other), "record_id": self.record(other=other).pk}
         values = {
             "org_id": (self.other_org if other else self.org).public_id,
             "project_id": (self.other_project if other else self.project).public_id,
@@ -172,6 +196,7 @@ class World:
 
     def leaks(self, html: str) -> list[str]:
         needles = [
+            "resp_zeta_record",
             OTHER_PROJECT_NAME,
             self.other_key.hint,
             str(self.other_key.public_id),
