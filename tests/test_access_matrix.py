@@ -33,6 +33,7 @@ from orgs.models import (
     ProjectMembership,
 )
 from orgs.services import invitation_create
+from platformadmin.notifications.models import InAppMessage, Notification, NotificationChannel
 from tests.factories import (
     TEST_PASSWORD,
     ProjectFactory,
@@ -51,6 +52,17 @@ pytestmark = pytest.mark.django_db
 STRICT_NAMESPACES = {"orgs", "keys", "usage", "dashboard"}
 OTHER_CONSOLE_NAMESPACES = {"usage", "playground"}
 KNOWN_PARAMS = {"org_id", "project_id", "key_id", "token_id"}
+# Notification pages (channels, history; the bell's own pages are PERSONAL_URLS below).
+STRICT_NAMESPACES |= {"notifications"}
+KNOWN_PARAMS |= {"channel_id", "notification_id"}
+# The signed-in user's own pages (the bell): no object ids, 200 for anyone signed in, and
+# nothing of another user reachable through them (test_personal_pages_show_only_ones_own).
+PERSONAL_URLS = {
+    "notifications:inbox",
+    "notifications:inbox-read",
+    "notifications:inbox-read-all",
+    "notifications:bell",
+}
 # Writes a project member may make ("use the project"): everything else is refused.
 USE_ACTIONS = {"keys:key-test"}
 OTHER_PROJECT_NAME = "Zeta confidential project"
@@ -80,7 +92,7 @@ def _walk(patterns, namespace=None):
 def swept_urls() -> list[tuple[str, set[str]]]:
     found, unknown = [], []
     for namespace, name, params in _walk(get_resolver().url_patterns):
-        if f"{namespace}:{name}" in NO_ID_URLS | SIGNED_IN_URLS:
+        if f"{namespace}:{name}" in NO_ID_URLS | SIGNED_IN_URLS | PERSONAL_URLS:
             continue
         if namespace in STRICT_NAMESPACES:
             if not params <= KNOWN_PARAMS or not params:
@@ -110,6 +122,14 @@ class World:
         self.other_key = make_api_key(self.other_project, name="zeta key")
         self.other_account = ServiceAccountFactory(project=self.other_project, name="zeta-svc")
         self.token, _ = ingestion_token_create(project=project, name="sweep", actor=None)
+        self.channel = NotificationChannel.objects.create(
+            organization=organization, name="Sweep bell", kind="in_app"
+        )
+        self.other_channel = NotificationChannel.objects.create(
+            organization=other_organization, name="Zeta channel", kind="in_app"
+        )
+        self.notification = _sweep_notification(self.channel)
+        self.other_notification = _sweep_notification(self.other_channel)
         self.other_token, _ = ingestion_token_create(
             project=self.other_project, name="zeta", actor=None
         )
@@ -155,6 +175,8 @@ class World:
             "project_id": (self.other_project if other else self.project).public_id,
             "key_id": (self.other_key if other else self.key).public_id,
             "token_id": (self.other_token if other else self.token).public_id,
+            "channel_id": (self.other_channel if other else self.channel).public_id,
+            "notification_id": (self.other_notification if other else self.notification).public_id,
         }
         return {p: values[p] for p in params}
 
@@ -204,6 +226,9 @@ class World:
             str(self.other_org.public_id),
             self.other_org.name,
             "zeta-svc",
+            "Zeta channel",
+            str(self.other_channel.public_id),
+            str(self.other_notification.public_id),
             "zeta-reader",
             "zeta-member",
             "zeta-invitee",
@@ -233,11 +258,45 @@ def state(world: World) -> tuple:
         AuditEvent.objects.exclude(action__startswith="auth.").count(),
         list(IngestionToken.objects.order_by("pk").values_list("pk", "revoked_at")),
         list(
+            NotificationChannel.objects.order_by("pk").values_list(
+                "pk", "name", "is_active", "event_kinds", "url", "signing_secret"
+            )
+        ),
+        Notification.objects.count(),
+        list(InAppMessage.objects.order_by("pk").values_list("pk", "read_at")),
+        list(
             Invitation.objects.order_by("pk").values_list(
                 "pk", "token_digest", "revoked_at", "accepted_at"
             )
         ),
     )
+
+
+def _sweep_notification(channel):
+    return Notification.objects.create(
+        organization=channel.organization,
+        channel=channel,
+        subject=f"channel:{channel.public_id}",
+        kind="channel.test",
+        period="2026-12",
+        stage="sweep",
+        unique_key=f"{channel.public_id}|sweep",
+        title=f"Sweep message of {channel.name}",
+        body="A message the sweep reads.",
+    )
+
+
+# Organization-wide notification pages: owners and readers only (project roles get 403).
+NOTIFICATION_ORG_PAGES = {
+    "notifications:channel-list",
+    "notifications:channel-create",
+    "notifications:channel-edit",
+    "notifications:channel-delete",
+    "notifications:channel-test",
+    "notifications:channel-secret-rotate",
+    "notifications:history",
+    "notifications:notification-detail",
+}
 
 
 @pytest.fixture
@@ -341,6 +400,7 @@ def test_managers_are_not_refused_in_their_scope_and_see_nothing_foreign(
         "orgs:organization-member-remove",
         "orgs:audit-log",
         "orgs:audit-export",
+        *NOTIFICATION_ORG_PAGES,
     }
     for name, params in swept_urls():
         url = reverse(name, kwargs=world.kwargs(params))
@@ -358,6 +418,49 @@ def test_managers_are_not_refused_in_their_scope_and_see_nothing_foreign(
         assert post.status_code not in (403, 404), (role, name, post.status_code)
 
 
+def test_personal_pages_show_only_ones_own(client, world, users):
+    """The bell's pages (PERSONAL_URLS, no ids): anonymous visitors go to sign in; anyone
+    signed in reads their own (200) and cannot read or mark another user's message, even
+    by naming its notification."""
+    personal = {
+        f"{ns}:{name}"
+        for ns, name, params in _walk(get_resolver().url_patterns)
+        if f"{ns}:{name}" in PERSONAL_URLS
+    }
+    assert personal == PERSONAL_URLS
+    zeta = OrganizationMembership.objects.get(pk=world.other_org_membership.pk).user
+    theirs = InAppMessage.objects.create(notification=world.other_notification, user=zeta)
+    mine = InAppMessage.objects.create(notification=world.notification, user=users["owner"])
+    before = state(world)
+    for name in sorted(PERSONAL_URLS):
+        url = reverse(name)
+        client.logout()
+        for method in ("get", "post"):
+            response = getattr(client, method)(url)
+            assert response.status_code == 302, (name, method)
+            assert response["Location"].startswith("/accounts/login/"), (name, method)
+    for role, user in users.items():
+        client.force_login(user)
+        for name in ("notifications:inbox", "notifications:bell"):
+            page = client.get(reverse(name))
+            assert page.status_code == 200, (role, name)
+            assert not world.leaks(body_of(page)), (role, name)
+            assert client.post(reverse(name)).status_code == 405, (role, name)
+        read = reverse("notifications:inbox-read")
+        assert client.get(read).status_code == 405
+        for notification in (world.other_notification, world.notification):
+            if role == "owner" and notification == world.notification:
+                continue
+            response = client.post(read, {"notification": str(notification.public_id)})
+            assert response.status_code == 404, (role, notification.title)
+    assert state(world) == before
+    client.force_login(zeta)
+    client.post(reverse("notifications:inbox-read-all"))
+    theirs.refresh_from_db()
+    mine.refresh_from_db()
+    assert theirs.read_at is not None and mine.read_at is None
+
+
 def test_pages_without_ids_refuse_whom_they_must(client, world, users):
     """Every id-less console URL is listed here; anonymous visitors go to sign in, every
     role here (superusers excepted) gets 403 on GET and POST and nothing changes."""
@@ -366,6 +469,7 @@ def test_pages_without_ids_refuse_whom_they_must(client, world, users):
         for ns, name, params in _walk(get_resolver().url_patterns)
         if ns in STRICT_NAMESPACES and not params
     } - SIGNED_IN_URLS
+    strict -= PERSONAL_URLS
     assert strict == NO_ID_URLS, f"Teach the sweep about these id-less URLs: {strict ^ NO_ID_URLS}"
     organizations = Organization.objects.count()
     before = state(world)

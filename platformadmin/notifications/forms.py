@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from django import forms
 
+from .kinds import KINDS, SUBSCRIBABLE, URL_KINDS
 from .models import Notification, NotificationChannel
 
-# The kinds the console writes (issue 11); a history filter offers only these.
-NOTIFICATION_KINDS = [
-    ("budget.threshold", "Budget threshold reached"),
-    ("budget.forecast", "Budget forecast over the amount"),
-    ("key.rotation", "Key rotation reminder"),
-    ("channel.test", "Channel test"),
-]
+# The kinds the console writes (kinds.py); the history filter offers only these.
+NOTIFICATION_KINDS = list(KINDS.items())
 
 
 class HistoryFilterForm(forms.Form):
@@ -64,3 +60,68 @@ class HistoryFilterForm(forms.Form):
         if cleaned.get("since") and cleaned.get("until") and cleaned["since"] > cleaned["until"]:
             self.add_error("until", "The end date is before the start date: swap them.")
         return cleaned
+
+
+# --- channels ---------------------------------------------------------------------------
+
+URL_HELP = {
+    NotificationChannel.Kind.WEBHOOK: "The receiver's https:// address. It is stored encrypted "
+    "and shown afterwards only as scheme and host.",
+    NotificationChannel.Kind.SLACK: "The incoming-webhook URL Slack gave you "
+    "(https://hooks.slack.com/services/…). Stored encrypted; shown only as its host.",
+    NotificationChannel.Kind.APPRISE: "An apprise service URL, e.g. msteams://…, discord://…, "
+    "pagerduty://…, opsgenie://… (docs/notifications.md lists the accepted services). "
+    "Stored encrypted; shown only as its scheme and host.",
+}
+
+
+class ChannelForm(forms.Form):
+    """A channel of one kind. The URL (a credential) is never rendered back into the page:
+    on edit, leave it empty to keep the stored one. The service validates every field
+    again and names the field in its errors."""
+
+    name = forms.CharField(label="Name", max_length=100)
+    url = forms.CharField(
+        label="URL",
+        required=False,
+        max_length=2000,
+        strip=True,
+        # A password input: the URL is a secret, never shown back (render_value=False).
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
+        ),
+    )
+    email_recipients = forms.CharField(
+        label="Extra e-mail recipients",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One address per line, besides the organization's owners (and the project's "
+        "owners for project events), who always receive it.",
+    )
+    event_kinds = forms.MultipleChoiceField(
+        label="Events",
+        required=False,
+        choices=list(SUBSCRIBABLE.items()),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every event.",
+    )
+    is_active = forms.BooleanField(label="Active", required=False, initial=True)
+
+    def __init__(self, *args, kind: str, editing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        if kind in URL_KINDS:
+            self.fields["url"].help_text = URL_HELP[kind] + (
+                " Leave empty to keep the stored URL." if editing else ""
+            )
+            self.fields["url"].required = not editing
+        else:
+            del self.fields["url"]
+        if kind != NotificationChannel.Kind.EMAIL:
+            del self.fields["email_recipients"]
+
+    def apply_errors(self, exc) -> None:
+        """A service's ``ValidationError`` onto the fields it names (others: the form)."""
+        for field, errors in getattr(exc, "message_dict", {"__all__": exc.messages}).items():
+            for error in errors:
+                self.add_error(field if field in self.fields else None, error)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from orgs.models import Organization
 
@@ -20,7 +21,27 @@ from .models import Notification, NotificationAttempt, NotificationChannel
 def notification_channels_for_organization(
     *, organization: Organization
 ) -> QuerySet[NotificationChannel]:
-    return NotificationChannel.objects.filter(organization=organization).order_by("name", "pk")
+    """The organization's channels by name, each with ``is_failing``: at least
+    NOTIFICATION_CHANNEL_FAILING_AFTER consecutive failed attempts (the page's flag)."""
+    return (
+        NotificationChannel.objects.filter(organization=organization)
+        .annotate(
+            is_failing=ExpressionWrapper(
+                Q(consecutive_failures__gte=settings.NOTIFICATION_CHANNEL_FAILING_AFTER),
+                output_field=BooleanField(),
+            )
+        )
+        .order_by("name", "pk")
+    )
+
+
+def notification_channel_by_public_id(*, public_id) -> NotificationChannel | None:
+    """One channel with its organization (the caller checks access to it next)."""
+    return (
+        NotificationChannel.objects.select_related("organization")
+        .filter(public_id=public_id)
+        .first()
+    )
 
 
 def notification_history(

@@ -17,12 +17,14 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from orgs.access import (
     Need,
@@ -34,9 +36,9 @@ from orgs.access import (
 from orgs.models import OrganizationMembership
 from orgs.views.common import post_only, read_only, switcher_context
 
-from . import inbox, selectors
-from .forms import HistoryFilterForm
-from .models import InAppMessage, Notification
+from . import inbox, selectors, services
+from .forms import ChannelForm, HistoryFilterForm
+from .models import InAppMessage, Notification, NotificationChannel
 
 HISTORY_PAGE_SIZE = 50
 # Subjects a message can link to: "<type>:<public id>" -> the page's URL name and argument.
@@ -68,6 +70,229 @@ def _notification_access(request: HttpRequest, notification_id) -> tuple[Notific
         raise Http404("Not found")
     access = _member_access(request, notification.organization.public_id)
     return notification, access.role
+
+
+def _channel_access(
+    request: HttpRequest, channel_id, *, manage: bool = False
+) -> tuple[NotificationChannel, OrganizationAccess]:
+    channel = selectors.notification_channel_by_public_id(public_id=parse_public_id(channel_id))
+    if channel is None:
+        raise Http404("Not found")
+    access = _member_access(request, channel.organization.public_id, manage=manage)
+    return channel, access
+
+
+def _channels_url(organization) -> str:
+    return reverse("notifications:channel-list", kwargs={"org_id": organization.public_id})
+
+
+# --- channels ---------------------------------------------------------------------------
+
+
+@login_required
+def channel_list(request: HttpRequest, org_id) -> HttpResponse:
+    access = _member_access(request, org_id)
+    if (response := read_only(request)) is not None:
+        return response
+    organization = access.organization
+    return render(
+        request,
+        "notifications/channel_list.html",
+        {
+            "organization": organization,
+            "channels": selectors.notification_channels_for_organization(organization=organization),
+            "is_owner": access.is_owner,
+            "kinds": NotificationChannel.Kind.choices,
+            "here": "Notification channels",
+            **switcher_context(request, organization),
+        },
+    )
+
+
+def _service_values(form: ChannelForm) -> dict:
+    data = form.cleaned_data
+    values = {
+        "name": data["name"],
+        "event_kinds": data["event_kinds"],
+        "is_active": data["is_active"],
+    }
+    if "url" in form.fields:
+        values["url"] = data["url"]  # plaintext URL: sealed by the service
+    if "email_recipients" in form.fields:
+        values["email_recipients"] = data["email_recipients"]
+    return values
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("url")
+@sensitive_variables("values", "created")
+def channel_create(request: HttpRequest, org_id) -> HttpResponse:
+    access = _member_access(request, org_id, manage=True)
+    organization = access.organization
+    kind = request.POST.get("kind") or request.GET.get("kind") or ""
+    context = {
+        "organization": organization,
+        "kinds": NotificationChannel.Kind.choices,
+        "here": "New channel",
+        **switcher_context(request, organization),
+    }
+    if kind not in NotificationChannel.Kind.values:
+        # No kind (or an unknown one) yet: the page offers the kinds to choose from.
+        status = 400 if kind else 200
+        if kind:
+            context["kind_error"] = "Unknown kind of channel: choose one from the list."
+        return render(request, "notifications/channel_form.html", context, status=status)
+    form = ChannelForm(request.POST or None, kind=kind)
+    context.update(kind=kind, kind_label=NotificationChannel.Kind(kind).label, form=form)
+    if request.method == "POST" and form.is_valid():
+        values = _service_values(form)
+        try:
+            created = services.notification_channel_create(
+                organization=organization, actor=request.user, request=request, kind=kind, **values
+            )
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            if created.signing_secret:
+                # The one time the signing secret is rendered (no-store page).
+                return render(
+                    request,
+                    "notifications/channel_secret.html",
+                    {
+                        **context,
+                        "channel": created.channel,
+                        "secret": created.signing_secret,
+                        "here": created.channel.name,
+                    },
+                )
+            messages.success(request, f"Channel {created.channel.name} added.")
+            return redirect(_channels_url(organization))
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "notifications/channel_form.html", context, status=status)
+
+
+@login_required
+@never_cache
+@sensitive_post_parameters("url")
+@sensitive_variables("values")
+def channel_edit(request: HttpRequest, channel_id) -> HttpResponse:
+    channel, access = _channel_access(request, channel_id, manage=True)
+    organization = access.organization
+    initial = {
+        "name": channel.name,
+        "email_recipients": channel.email_recipients,
+        "event_kinds": channel.event_kinds,
+        "is_active": channel.is_active,
+    }
+    form = ChannelForm(request.POST or None, kind=channel.kind, editing=True, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        values = _service_values(form)
+        try:
+            changes = services.notification_channel_update(
+                channel=channel, actor=request.user, request=request, **values
+            )
+        except ValidationError as exc:
+            form.apply_errors(exc)
+        else:
+            if changes:
+                labels = [str(form.fields[f].label) for f in form.fields if f in changes]
+                messages.success(request, f"Saved {channel.name}: {', '.join(labels)}.")
+            else:
+                messages.info(request, "Nothing changed.")
+            return redirect(_channels_url(organization))
+    return render(
+        request,
+        "notifications/channel_form.html",
+        {
+            "organization": organization,
+            "channel": channel,
+            "kind": channel.kind,
+            "kind_label": channel.get_kind_display(),
+            "form": form,
+            "here": channel.name,
+            **switcher_context(request, organization),
+        },
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
+@login_required
+@never_cache
+@sensitive_variables("secret")
+def channel_secret_rotate(request: HttpRequest, channel_id) -> HttpResponse:
+    """A new signing secret for a webhook, shown once (the old one stops working)."""
+    channel, access = _channel_access(request, channel_id, manage=True)
+    if (response := post_only(request)) is not None:
+        return response
+    if request.POST.get("confirm") != str(channel.public_id):
+        messages.error(request, "Confirm: press the button on the channel's page to rotate.")
+        return redirect(_channels_url(access.organization))
+    try:
+        secret = services.notification_channel_secret_rotate(
+            channel=channel, actor=request.user, request=request
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(_channels_url(access.organization))
+    return render(
+        request,
+        "notifications/channel_secret.html",
+        {
+            "organization": access.organization,
+            "channel": channel,
+            "secret": secret,
+            "rotated": True,
+            "here": channel.name,
+            **switcher_context(request, access.organization),
+        },
+    )
+
+
+@login_required
+def channel_delete(request: HttpRequest, channel_id) -> HttpResponse:
+    """GET: the confirmation page; POST (with the channel's id as ``confirm``): delete."""
+    channel, access = _channel_access(request, channel_id, manage=True)
+    organization = access.organization
+    if request.method == "POST":
+        if request.POST.get("confirm") == str(channel.public_id):
+            name = channel.name
+            services.notification_channel_delete(
+                channel=channel, actor=request.user, request=request
+            )
+            messages.success(request, f"Channel {name} deleted, with its notification history.")
+            return redirect(_channels_url(organization))
+        error = "Confirm the deletion with the button below: nothing was deleted."
+    else:
+        error = ""
+    return render(
+        request,
+        "notifications/channel_delete.html",
+        {
+            "organization": organization,
+            "channel": channel,
+            "error": error,
+            "notification_count": channel.notifications.count(),
+            "here": channel.name,
+            **switcher_context(request, organization),
+        },
+        status=400 if error else 200,
+    )
+
+
+@login_required
+def channel_test(request: HttpRequest, channel_id) -> HttpResponse:
+    channel, access = _channel_access(request, channel_id, manage=True)
+    if (response := post_only(request)) is not None:
+        return response
+    services.notification_send_test(channel=channel, actor=request.user, request=request)
+    messages.success(
+        request,
+        f"Test message queued for {channel.name}"
+        f"{'' if channel.is_active else ' (sent although the channel is off)'}: its delivery "
+        "shows in the notification history within a minute.",
+    )
+    return redirect(_channels_url(access.organization))
 
 
 # --- history ----------------------------------------------------------------------------
