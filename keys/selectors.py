@@ -45,10 +45,18 @@ def usable_keys(*, project: Project) -> list[APIKey]:
 
 
 def api_key_rotation_due(*, api_key: APIKey) -> dt.datetime | None:
-    """When the key should next be rotated, from its project's rotation period."""
-    if api_key.project is None:
-        return None
-    return api_key.rotated_or_created_at + dt.timedelta(days=api_key.project.rotation_period_days)
+    """When the key should next be rotated: last rotated (or created) + its project's
+    rotation period, or its expiry if that comes sooner. The one rule: the key pages, the
+    checklist, the Rotation page and the reminders (keys/reminders.py) all read it here.
+    None for a key with neither (an admin key without an expiry)."""
+    candidates = []
+    if api_key.project_id is not None:
+        candidates.append(
+            api_key.rotated_or_created_at + dt.timedelta(days=api_key.project.rotation_period_days)
+        )
+    if api_key.expires_at is not None:
+        candidates.append(api_key.expires_at)
+    return min(candidates, default=None)
 
 
 def api_key_is_overdue(*, api_key: APIKey, now: dt.datetime | None = None) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import views, views_rotation
 
 app_name = "keys"
 
@@ -17,4 +17,5 @@ urlpatterns = [
     path("<uuid:key_id>/reveal/", views.key_reveal, name="key-reveal"),
     path("<uuid:key_id>/rotate/", views.key_rotate, name="key-rotate"),
     path("<uuid:key_id>/revoke/", views.key_revoke, name="key-revoke"),
+    path("rotation/<uuid:org_id>/", views_rotation.rotation, name="rotation"),
 ]

@@ -211,11 +211,20 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "platformadmin.redaction.SecretRedactingRepo
 DEFAULT_EXCEPTION_REPORTER = "platformadmin.redaction.SecretRedactingExceptionReporter"
 
 # --- Celery -----------------------------------------------------------------------
+# The whole Celery configuration is here, in one place (README "Workers and beat").
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
-CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# Redis (and SQS) hand a message not acknowledged within this many seconds to another
+# worker. Our tasks are acknowledged late (when they finish), and a task sent with a
+# countdown or ETA stays unacknowledged in a worker until it runs: so this must be longer
+# than the longest task run (hard time limit) and than every countdown or ETA we use, or
+# the message is delivered twice. Checked at startup (CELERY_COUNTDOWN_CAPS, end of this
+# file) and by tests/foundation/test_celery_config.py. After a worker dies, its unfinished
+# messages come back only after this long (the notification sweep recovers sooner).
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "celery" / "queue"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
@@ -227,19 +236,41 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# Defaults for every task (each of ours also sets its own): the soft limit raises
+# SoftTimeLimitExceeded in the task so it can stop cleanly; the hard limit kills it.
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
+# Our tasks are idempotent by construction (they take ids; unique rows, claim-by-update),
+# so running one twice is safe and losing one is not: acknowledge after the run, and put
+# a task back on the queue when its worker process dies mid-run (SIGKILL, out of memory).
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-# Every periodic schedule lives here, in one place.
+# Every periodic schedule lives here, in one place. Run exactly one beat (README "Workers
+# and beat"); a second one doubles the sends but every periodic task is idempotent, so
+# nothing is sent twice. "expires": a run still queued when the next one is due is dropped
+# instead of piling up behind a stopped worker.
 CELERY_BEAT_SCHEDULE: dict = {
     # Delete raw usage records older than USAGE_RAW_RETENTION_DAYS (rollups stay).
     "usage-records-purge": {"task": "usage.tasks.usage_records_purge", "schedule": 3600.0},
     # Budgets (usage/budgets.py): evaluate every active budget, catching what a lost
     # evaluation task missed; alerts are unique per budget, period and threshold.
     "budgets-sweep": {"task": "usage.budgets_sweep", "schedule": 900.0, "options": {"expires": 800}},
+    # The notification outbox (platformadmin/notifications): queue due retries and rows a
+    # killed worker left "sending" past their lease; a row is claimed once however queued.
+    "notifications-sweep": {
+        "task": "notifications.notifications_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Rotation reminders (keys/reminders.py): stages are calendar days, so hourly is ample.
+    "rotation-reminders-scan": {
+        "task": "keys.rotation_reminders_scan",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
 }
 
 # --- Usage capture -----------------------------------------------------------------
@@ -461,3 +492,23 @@ LOGGING = {
         "django.request": {"filters": ["client_errors_without_traceback", "redact_secrets"]},
     },
 }
+
+# --- Celery: visibility timeout against countdowns (needs the sections above) ----------
+# Every countdown or ETA a task of ours is sent with is capped by one of these settings
+# (tests/foundation/test_celery_config.py finds the senders). Each cap, and the default
+# task run, must be shorter than CELERY_VISIBILITY_TIMEOUT (see "Celery"): otherwise Redis
+# hands the waiting task to a second worker, which runs it a second time.
+CELERY_COUNTDOWN_CAPS: dict[str, int] = {
+    # Notification delivery retries (platformadmin/notifications/tasks.py).
+    "NOTIFICATION_RETRY_MAX_SECONDS": NOTIFICATION_RETRY_MAX_SECONDS,
+    # The coalesced budget evaluation (usage/budgets.py).
+    "BUDGET_EVALUATION_DELAY_SECONDS": BUDGET_EVALUATION_DELAY_SECONDS,
+}
+_longest = {**CELERY_COUNTDOWN_CAPS, "CELERY_TASK_TIME_LIMIT": CELERY_TASK_TIME_LIMIT}
+for _name, _seconds in _longest.items():
+    if _seconds >= CELERY_VISIBILITY_TIMEOUT:
+        raise ImproperlyConfigured(
+            f"{_name} ({_seconds} s) must be shorter than CELERY_VISIBILITY_TIMEOUT "
+            f"({CELERY_VISIBILITY_TIMEOUT} s): raise CELERY_VISIBILITY_TIMEOUT or lower {_name}, "
+            "or Redis hands the waiting task to a second worker."
+        )

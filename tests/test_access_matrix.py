@@ -326,6 +326,7 @@ def test_the_sweep_finds_the_console_urls():
         "keys:key-rotate",
         "keys:key-revoke",
         "keys:key-create",
+        "keys:rotation",
         "orgs:organization-invite",
         "orgs:project-invite",
         "orgs:invitation-update",
