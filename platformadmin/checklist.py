@@ -14,9 +14,10 @@ from django.utils import timezone
 from keys.models import APIKey
 from keys.selectors import api_key_is_overdue, api_key_rotation_due, project_keys
 from orgs.models import Project
+from usage.budgets import budget_statuses, budgets_for_project, spend_text
 from usage.selectors import project_has_recent_usage
 
-from .templatetags.console_format import format_count
+from .templatetags.console_format import format_count, format_money
 
 PASS, WARN, FAIL, NOT_CONFIGURED = "pass", "warn", "fail", "not configured"
 NOT_APPLICABLE = "not applicable"
@@ -39,6 +40,47 @@ def _url(name: str, **kwargs) -> str:
         return reverse(name, kwargs=kwargs)
     except NoReverseMatch:
         return ""
+
+
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _budget_row(project: Project, *, now: dt.datetime, can_manage: bool) -> ChecklistRow:
+    """Green when the project or its organization has an active budget, with the project
+    budget's spend against its amount (the organization's spend is not shown here: a
+    project member may read this page)."""
+    budgets = budgets_for_project(project=project)
+    org = project.organization
+    list_url = _url("usage:budget-list", org_id=org.public_id)
+    if not budgets:
+        create = _url("usage:budget-create", org_id=org.public_id) if can_manage else ""
+        return ChecklistRow(
+            "Budget with alerts",
+            NOT_CONFIGURED,
+            "Neither this project nor its organization has an active budget: nobody is "
+            "alerted as spend grows.",
+            f"{create}?project={project.public_id}" if create else "",
+            "Create a budget",
+        )
+    parts = []
+    for status in budget_statuses(budgets=budgets, now=now):
+        if status.budget.project_id:
+            parts.append(
+                f"project budget: {spend_text(status.spend, status.unpriced_requests)} of "
+                f"{format_money(status.budget.amount)} ({status.percent}%) in "
+                f"{status.period.label}, {status.state}"
+            )
+        else:
+            parts.append(f"the organization's budget of {format_money(status.budget.amount)}")
+    thresholds = sorted({t for b in budgets for t in b.thresholds})
+    return ChecklistRow(
+        "Budget with alerts",
+        PASS,
+        f"{_first_upper('; '.join(parts))}; alerts at {', '.join(map(str, thresholds))}%.",
+        list_url,
+        "Budgets",
+    )
 
 
 def project_checklist(
@@ -189,16 +231,8 @@ def project_checklist(
         )
     )
 
-    # 5. Budget with alerts (budgets land in a later issue).
-    rows.append(
-        ChecklistRow(
-            "Budget with alerts",
-            NOT_CONFIGURED,
-            "Budgets and alerts are not available in this version yet.",
-            "",
-            "",
-        )
-    )
+    # 5. Budget with alerts: the project's own or its organization's, active.
+    rows.append(_budget_row(project, now=now, can_manage=can_manage))
 
     # 6. Output-token cap.
     rows.append(

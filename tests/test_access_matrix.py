@@ -44,14 +44,14 @@ from tests.factories import (
     fake_secret,
     make_api_key,
 )
-from usage.models import IngestionToken  # noqa: E402
+from usage.models import Budget, IngestionToken  # noqa: E402
 from usage.services import ingestion_token_create, usage_record_create  # noqa: E402
 
 pytestmark = pytest.mark.django_db
 
 STRICT_NAMESPACES = {"orgs", "keys", "usage", "dashboard"}
 OTHER_CONSOLE_NAMESPACES = {"usage", "playground"}
-KNOWN_PARAMS = {"org_id", "project_id", "key_id", "token_id"}
+KNOWN_PARAMS = {"org_id", "project_id", "key_id", "token_id", "budget_id"}
 # Notification pages (channels, history; the bell's own pages are PERSONAL_URLS below).
 STRICT_NAMESPACES |= {"notifications"}
 KNOWN_PARAMS |= {"channel_id", "notification_id"}
@@ -122,6 +122,9 @@ class World:
         self.other_key = make_api_key(self.other_project, name="zeta key")
         self.other_account = ServiceAccountFactory(project=self.other_project, name="zeta-svc")
         self.token, _ = ingestion_token_create(project=project, name="sweep", actor=None)
+        # The project's budget: its owner manages it, readers and members read it.
+        self.budget = Budget.objects.create(organization=organization, project=project, amount=10)
+        self.other_budget = Budget.objects.create(organization=other_organization, amount=10)
         self.channel = NotificationChannel.objects.create(
             organization=organization, name="Sweep bell", kind="in_app"
         )
@@ -175,6 +178,7 @@ class World:
             "project_id": (self.other_project if other else self.project).public_id,
             "key_id": (self.other_key if other else self.key).public_id,
             "token_id": (self.other_token if other else self.token).public_id,
+            "budget_id": (self.other_budget if other else self.budget).public_id,
             "channel_id": (self.other_channel if other else self.channel).public_id,
             "notification_id": (self.other_notification if other else self.notification).public_id,
         }
@@ -224,6 +228,7 @@ class World:
             str(self.other_key.public_id),
             str(self.other_project.public_id),
             str(self.other_org.public_id),
+            str(self.other_budget.public_id),
             self.other_org.name,
             "zeta-svc",
             "Zeta channel",
@@ -257,6 +262,11 @@ def state(world: World) -> tuple:
         world.project.model_limits.count(),
         AuditEvent.objects.exclude(action__startswith="auth.").count(),
         list(IngestionToken.objects.order_by("pk").values_list("pk", "revoked_at")),
+        list(
+            Budget.objects.order_by("pk").values_list(
+                "pk", "amount", "thresholds", "hard_limit", "forecast_alert", "is_active"
+            )
+        ),
         list(
             NotificationChannel.objects.order_by("pk").values_list(
                 "pk", "name", "is_active", "event_kinds", "url", "signing_secret"

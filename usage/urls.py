@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import budget_views, views
 
 app_name = "usage"
 
@@ -20,4 +20,12 @@ urlpatterns = [
         views.ingestion_token_revoke,
         name="ingestion-token-revoke",
     ),
+    path("organizations/<uuid:org_id>/budgets/", budget_views.budget_list, name="budget-list"),
+    path(
+        "organizations/<uuid:org_id>/budgets/new/",
+        budget_views.budget_create_view,
+        name="budget-create",
+    ),
+    path("budgets/<uuid:budget_id>/", budget_views.budget_detail, name="budget-detail"),
+    path("budgets/<uuid:budget_id>/edit/", budget_views.budget_edit, name="budget-edit"),
 ]

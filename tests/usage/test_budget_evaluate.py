@@ -93,7 +93,10 @@ def test_the_alert_names_spend_amount_percent_period_and_unpriced_calls(budget, 
     assert "$412.50 + 37 unpriced calls" in note.body
     assert "of $500.00" in note.body and "82.5%" in note.body and "2026-07" in note.body
     assert "80%" in note.title and "Production" in note.title
-    assert Decimal(note.payload["spend_usd"]) == Decimal("412.50") and note.payload["unpriced_requests"] == 37
+    assert (
+        Decimal(note.payload["spend_usd"]) == Decimal("412.50")
+        and note.payload["unpriced_requests"] == 37
+    )
     assert note.payload["period"] == "2026-07" and note.payload["threshold_percent"] == 80
 
 
@@ -117,7 +120,9 @@ def test_the_forecast_is_alerted_once_per_period(organization, project):
     assert [(a.kind, a.threshold) for a in first.new_alerts] == [("forecast", 0)]
     assert first.new_alerts[0].projected == first.status.forecast > Decimal(100)
     for hours in (0, 1, 5):
-        assert budget_evaluate(budget_id=budget.pk, now=NOW + timedelta(hours=hours)).new_alerts == ()
+        assert (
+            budget_evaluate(budget_id=budget.pk, now=NOW + timedelta(hours=hours)).new_alerts == ()
+        )
     note = Notification.objects.get(kind="budget.forecast", channel__kind="in_app")
     assert note.stage == "forecast" and note.period == "2026-07"
     assert "$146.00" in note.body and "$100.00" in note.body
