@@ -49,6 +49,7 @@ from platformadmin.openai.services import (
     generate_stream,
     models_for_project,
 )
+from usage.reservations import budget_rooms
 
 # A running stream wakes this often to check for a Stop and writes a ``waiting`` line, so a
 # server also notices a client that went away before the model answered.
@@ -184,11 +185,13 @@ def _cap_validator(cap: int):
     )
 
 
-def _result_context(outcome: CallOutcome, project) -> dict:
+def _result_context(outcome: CallOutcome, project, rooms=None) -> dict:
     return {
         "outcome": outcome,
         "project": project,
         "usage_url": reverse("usage:project-usage", kwargs={"project_id": project.public_id}),
+        # After the call: the hard limit's spend, reservations and what is left now.
+        "budget_rooms": budget_rooms(project=project) if rooms is None else rooms,
     }
 
 
@@ -202,9 +205,10 @@ def _page(
         "project": project,
         "form": form,
         "breaker": breaker_state_for_key(selected) if selected else None,
+        "budget_rooms": budget_rooms(project=project) if project else [],
     }
     if outcome is not None:
-        context.update(_result_context(outcome, project))
+        context.update(_result_context(outcome, project, rooms=context["budget_rooms"]))
     return render(request, "platformadmin/playground.html", context, status=status)
 
 

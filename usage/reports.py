@@ -1,7 +1,8 @@
 """Aggregations for the usage dashboard: a scope (organization, optionally some of its
 projects, one key, one model) over a range, from the rollups.
 
-Every figure is read from ``UsageHourly`` for the whole hours of the range and from the
+Every figure is read from the rollups (``UsageDaily`` for whole UTC days, ``UsageHourly``
+for the hours around them, ``usage.daily``) for the whole hours of the range and from the
 raw records for its partial hours, by the one rule ``usage.selectors.rollup_window``.
 The rollup reading lives in two private helpers (``_rollup_groups`` and
 ``_incomplete_groups``) so the rollups they read can change (daily rollups) without
@@ -21,12 +22,13 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q
 from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
-from . import rollup
+from . import daily, rollup
 from .fields import MONEY_QUANTUM
-from .models import Budget, UsageHourly, UsageRecord
+from .models import Budget, UsageRecord
 from .selectors import rollup_window
 
 COUNTERS = rollup.COUNTER_NAMES
@@ -235,11 +237,17 @@ def _rollup_groups(
         return qs.annotate(**cols).values(*names).annotate(**sums).order_by()
 
     if window.hours is not None:
+        # Whole UTC days from the daily rollups, corrected by the hourly rows of the hours
+        # they differ by; one query (usage.daily).
         fold(
-            grouped(
-                UsageHourly.objects.filter(scope.hourly_q(), window.hours),
-                hourly_cols,
-                {f"s_{c}": Sum(c) for c in COUNTERS},
+            daily.rollup_rows(
+                scope=scope.hourly_q(),
+                start=start,
+                end=end,
+                cuts=cuts,
+                columns={n: e for n, e in hourly_cols.items() if n != "g_day"},
+                day="g_day" if "day" in by else None,
+                zone=zone or timezone.get_current_timezone(),
             )
         )
     if window.has_edges:

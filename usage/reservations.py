@@ -322,13 +322,10 @@ def budget_reserve(*, project, amount: Decimal, now: datetime | None = None) -> 
 
 
 def _refusal_message(room: BudgetRoom, amount: Decimal) -> str:
-    if room.spend + room.reserved >= room.amount:
-        fix = (
-            "The budget is used up: raise it, or wait for calls in flight to finish "
-            "or for the next period."
-            if room.reserved
-            else "The budget is used up: raise it, or wait for the next period."
-        )
+    if room.spend >= room.amount:
+        fix = "The budget is used up: raise it, or wait for the next period."
+    elif room.spend + room.reserved >= room.amount:
+        fix = "Calls in flight hold the rest: try again when they finish, or raise the budget."
     else:
         fix = "Raise the budget or lower max output tokens."
     return f"{room.describe()}; this call could cost up to {format_money(amount)}. {fix}"

@@ -322,7 +322,17 @@ def _clean_name(name: str) -> str:
 
 
 def _save(channel: NotificationChannel) -> None:
-    channel.full_clean()  # the unique name, with the constraint's message
+    taken = NotificationChannel.objects.filter(
+        organization_id=channel.organization_id, name=channel.name
+    ).exclude(pk=channel.pk)
+    if taken.exists():
+        raise ValidationError(
+            {
+                "name": f"This organization already has a channel named {channel.name!r}; "
+                "choose another name."
+            }
+        )
+    channel.full_clean(validate_constraints=False)  # the name is checked above, on its field
     try:
         with transaction.atomic():
             channel.save()

@@ -438,7 +438,10 @@ def _check_apprise_host(plugin) -> None:
     the host part is a token (it does not resolve, which is fine); for services whose URL
     names a host (a Teams tenant), it must be public."""
     host = (getattr(plugin, "host", "") or "").strip("[]")
-    if not host:
+    # Only what can name a host: an IP literal, "localhost", a dotted name. A token
+    # (Discord's numeric id, an API key) is not looked up: the C resolver reads "12345678"
+    # as an IPv4 number, and a bare label may be tried against local search domains.
+    if not host or not ("." in host or ":" in host or host.lower() == "localhost"):
         return
     try:
         addresses = [info[4][0] for info in socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)]

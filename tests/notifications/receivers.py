@@ -177,7 +177,8 @@ class WebhookReceiver:
     - ``secret`` / ``secrets[path]``: the signing secret to verify ``X-Console-Signature``
       with (constant-time compare, as a real receiver must);
     - ``statuses``: status codes to answer, one per request in order (then 200), e.g.
-      ``[500, 500]`` to make the first two attempts fail;
+      ``[500, 500]`` to make the first two attempts fail; an entry may be
+      ``(status, body_bytes)`` to answer with that body (an echo of what was sent);
     - ``hold(count=1)``: the next ``count`` requests are recorded, then held open until
       ``release()`` (or the client goes away): a worker can be killed mid-delivery.
       ``arrived`` is set when a held request has been recorded.
@@ -187,7 +188,7 @@ class WebhookReceiver:
         self.requests: list[ReceivedRequest] = []
         self.secret: str | None = None
         self.secrets: dict[str, str] = {}
-        self.statuses: list[int] = []
+        self.statuses: list[int | tuple[int, bytes]] = []
         self.arrived = threading.Event()
         self._release = threading.Event()
         self._release.set()
@@ -265,6 +266,9 @@ class WebhookReceiver:
         with self._lock:
             secret = self.secrets.get(path, self.secret)
             status = self.statuses.pop(0) if self.statuses else 200
+            answer = None
+            if isinstance(status, tuple):
+                status, answer = status
             held = self._hold_left > 0
             if held:
                 self._hold_left -= 1
@@ -279,7 +283,8 @@ class WebhookReceiver:
         if held:
             self.arrived.set()
             self._release.wait(timeout=120)
-        answer = json.dumps({"ok": 200 <= status < 300}).encode()
+        if answer is None:
+            answer = json.dumps({"ok": 200 <= status < 300}).encode()
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json")

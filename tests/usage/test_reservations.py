@@ -252,3 +252,15 @@ def test_when_the_budget_state_cannot_be_read_the_call_is_refused(project, table
     assert result.message.startswith("The hard-limit budget of Production could not be read")
     assert "refused and not sent" in result.message
     assert "_gone" not in result.message and "SELECT" not in result.message  # no SQL shown
+
+
+def test_a_refusal_while_calls_in_flight_hold_the_rest_says_so(project):
+    hard_budget(project, amount="1.00")
+    spend(project, "0.18")
+    assert budget_reserve(project=project, amount=Decimal("0.82")).allowed
+    refused = budget_reserve(project=project, amount=Decimal("0.01"))
+    assert refused.message == (
+        "Budget of Production for 2026-12: $0.18 spent + $0.82 reserved of $1.00; this call "
+        "could cost up to $0.01. Calls in flight hold the rest: try again when they finish, "
+        "or raise the budget."
+    )
