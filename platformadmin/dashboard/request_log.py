@@ -245,7 +245,7 @@ def request_log(request: HttpRequest, org_id) -> HttpResponse:
     view = _log_view(request, viewer)
     cursor = None
     raw_cursor = request.GET.get("cursor", "")
-    if raw_cursor and view.query is not None:
+    if raw_cursor:
         try:
             cursor = log.Cursor.decode(raw_cursor)
         except log.CursorError:
@@ -283,7 +283,7 @@ def request_log(request: HttpRequest, org_id) -> HttpResponse:
             if page and page.newer
             else None
         ),
-        "csv_url": _url("dashboard:request-log-csv", viewer, params),
+        "csv_url": None if view.errors else _url("dashboard:request-log-csv", viewer, params),
         "model_ids": list(catalog_models().values_list("model_id", flat=True)),
         "range_choices": RANGE_CHOICES,
     }
@@ -340,7 +340,7 @@ def record_detail(request: HttpRequest, org_id, record_id) -> HttpResponse:
         {
             "organization": viewer.organization,
             "record": record,
-            "api_key": api_key,
+            "record_key": api_key,
             "zone": zone,
             "ratelimit": sorted((record.ratelimit_headers or {}).items()),
             "links": [(label, _url("dashboard:request-log", viewer, q)) for label, q in links],
