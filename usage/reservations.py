@@ -79,6 +79,13 @@ class BudgetRoom:
     def remaining(self) -> Decimal:
         return max(self.amount - self.spend - self.reserved, Decimal(0))
 
+    @property
+    def state(self) -> str:
+        """For the page's badge: nothing left (fail), under a tenth left (warn), else ok."""
+        if not self.remaining:
+            return "fail"
+        return "warn" if self.remaining * 10 < self.amount else "ok"
+
     def fits(self, cost: Decimal) -> bool:
         return self.spend + self.reserved + cost <= self.amount
 

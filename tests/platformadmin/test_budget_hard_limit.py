@@ -266,7 +266,9 @@ def test_the_page_shows_spend_reservations_and_what_is_left(
     page = client.get(INDEX, {"project": project.public_id}).content.decode()
     assert 'id="budget-form"' in page and "Budget of Production" in page
     row = page[page.index('id="budget-form"') :]
-    assert ">$0.00<" in row and ">$0.40<" in row and ">$49.60<" in row and ">$50.00<" in row
+    assert '<span class="budget-spent">$0.00</span> spent' in row
+    assert '<span class="budget-reserved">$0.40</span> reserved of $50.00' in row
+    assert '<span class="badge ok budget-left">$49.60</span> left' in row
 
 
 def test_a_refused_call_shows_the_budget_message(client, member, project, budget, openai_simulator):
