@@ -12,7 +12,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from keys.models import APIKey
-from keys.selectors import api_key_is_overdue, api_key_rotation_due, project_keys
+from keys.reminders import FIRST_REMINDER_DAYS, api_key_rotation_stage
+from keys.selectors import project_keys
 from orgs.models import Project
 from usage.budgets import budget_statuses, budgets_for_project, spend_text
 from usage.selectors import project_has_recent_usage
@@ -22,7 +23,7 @@ from .templatetags.console_format import format_count, format_money
 PASS, WARN, FAIL, NOT_CONFIGURED = "pass", "warn", "fail", "not configured"
 NOT_APPLICABLE = "not applicable"
 ASK_AN_OWNER = "A project owner can fix this"
-ROTATION_WARN_DAYS = 14
+ROTATION_WARN_DAYS = FIRST_REMINDER_DAYS  # amber from the first rotation reminder on
 USAGE_WINDOW = dt.timedelta(days=7)
 
 
@@ -105,6 +106,7 @@ def project_checklist(
     )
     for key in keys:
         key.project = project  # the rotation period is the project's: no query per key
+        key.organization = project.organization  # and the billing timezone its organization's
     rows: list[ChecklistRow] = []
 
     # 1. Project-scoped keys with minimum permissions.
@@ -145,14 +147,14 @@ def project_checklist(
         )
 
     # 2. Every key rotated within the period.
-    # Due dates from keys.selectors, the one rule the key pages show too.
-    overdue = [k for k in keys if api_key_is_overdue(api_key=k, now=now)]
-    soon = [
-        k
-        for k in keys
-        if k not in overdue
-        and api_key_rotation_due(api_key=k) < now + dt.timedelta(days=ROTATION_WARN_DAYS)
-    ]
+    # Due dates and stages from keys.reminders, the rule the reminders and the Rotation page
+    # follow: red once a key is overdue, amber from its first reminder (14 calendar days
+    # before, in the billing timezone), green otherwise.
+    stages = [(k, api_key_rotation_stage(api_key=k, now=now)) for k in keys]
+    overdue = [k for k, s in stages if s and s.overdue]
+    soon = sorted(
+        ((k, s) for k, s in stages if s and s.stage and not s.overdue), key=lambda p: p[1].due_at
+    )
     if not keys:
         # Nothing to rotate is not "every key rotated": the row does not apply yet.
         rows.append(
@@ -181,8 +183,9 @@ def project_checklist(
             ChecklistRow(
                 "Keys rotated within the period",
                 WARN,
-                f"{len(soon)} key(s) due for rotation within {ROTATION_WARN_DAYS} days.",
-                fix("keys:key-rotate", key_id=soon[0].public_id),
+                f"{len(soon)} key(s) due for rotation within {ROTATION_WARN_DAYS} days "
+                f"(first: {soon[0][0].hint}, {soon[0][1].due_local:%Y-%m-%d}).",
+                fix("keys:key-rotate", key_id=soon[0][0].public_id),
                 "Rotate",
             )
         )
