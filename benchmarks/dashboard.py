@@ -19,9 +19,9 @@ For each size N:
    middleware and views, signed in as the largest organization's owner, warm, time
    frozen at the end of the seeded data) of the overview (30 days, and 90 days), a project
    drill-down, a key drill-down, the request log's first page and a search by server
-   request id: p50 / p95 over ``--repeat`` requests; and a 30-day CSV export of the
-   request log, once, in a subprocess: seconds, rows, and peak RSS (``ru_maxrss``) against
-   the same process's RSS before the export.
+   request id: p50 / p95 over ``--repeat`` requests; and the 30-day CSV exports (the
+   request log's raw rows, the overview's rollups), once each, in a subprocess: seconds,
+   rows, and peak RSS (``ru_maxrss``) against the same process's RSS before the export.
 
 Prints one table. Pages whose URL does not exist yet are shown as "n/a".
 """
@@ -371,7 +371,7 @@ def _pages() -> tuple[dict[str, str | None], object, datetime]:
         cur.execute(
             "SELECT server_request_id FROM usage_usagerecord WHERE organization_id = %s"
             " AND occurred_at < %s ORDER BY occurred_at DESC LIMIT 1",
-            [org.pk, anchor - timedelta(days=40)],
+            [org.pk, anchor - timedelta(days=20)],
         )
         (request_id,) = cur.fetchone()
     ids = {"org_id": org.public_id, "project_id": project.public_id, "key_id": key.public_id}
@@ -390,7 +390,8 @@ def _pages() -> tuple[dict[str, str | None], object, datetime]:
         "key 30d": at("key", "range=30d"),
         "request log": at("request-log", ""),
         "search request id": at("request-log", f"q={request_id}"),
-        "csv 30d": at("request-log-csv", "range=30d"),
+        "csv log 30d": at("request-log-csv", "range=30d"),
+        "csv usage 30d": at("overview-csv", "range=30d"),
     }
     return pages, owner, anchor
 
@@ -429,7 +430,9 @@ def child_measure(repeat: int) -> None:
                 "p50": statistics.median(times) * 1000,
                 "p95": times[max(0, round(0.95 * len(times)) - 1)] * 1000,
             }
-    results["csv 30d"] = {"url": pages["csv 30d"]}
+    for name in pages:
+        if name.startswith("csv"):
+            results[name] = {"url": pages[name]}
     print(json.dumps(results))
 
 
@@ -479,9 +482,9 @@ def run_child(args: list[str], env: dict) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def migrate(env: dict) -> None:
+def manage(env: dict, *command: str) -> None:
     res = subprocess.run(
-        [PY, "manage.py", "migrate", "--noinput", "-v", "0"],
+        [PY, "manage.py", *command],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -531,12 +534,14 @@ def main() -> None:
         db = f"{args.db_prefix}_{size_label(n)}"
         dsn = f"{args.server}/{db}"
         env = bench_env(dsn, var_dir)
+        if not Path(var_dir, "staticfiles").exists():  # the manifest DEBUG=false serves from
+            manage(env, "collectstatic", "--noinput", "-v", "0")
         if not (args.keep and seeded_size(dsn) == n):
             with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
                 conn.execute(f'CREATE DATABASE "{db}"')
             print(f"[{size_label(n)}] migrating {db} ...", flush=True)
-            migrate(env)
+            manage(env, "migrate", "--noinput", "-v", "0")
             print(f"[{size_label(n)}] seeding {n:,} records ...", flush=True)
             t0 = time.perf_counter()
             seed = run_child(["--child", "seed", "--records", str(n)], env)
@@ -545,11 +550,12 @@ def main() -> None:
         else:
             # A kept database gets the migrations added since (0007 fills daily rollups).
             print(f"[{size_label(n)}] reusing {db}; migrating ...", flush=True)
-            migrate(env)
+            manage(env, "migrate", "--noinput", "-v", "0")
         measured = run_child(["--child", "measure", "--repeat", str(args.repeat)], env)
-        csv_url = measured["csv 30d"]["url"]
-        if csv_url and not args.no_csv:
-            measured["csv 30d"] = run_child(["--child", "csv", "--url", csv_url], env)
+        for name in [name for name in measured if name.startswith("csv")]:
+            csv_url = measured[name]["url"]
+            if csv_url and not args.no_csv:
+                measured[name] = run_child(["--child", "csv", "--url", csv_url], env)
         table[n] = measured
         print(f"[{size_label(n)}] {json.dumps(measured)}", flush=True)
     print_table(table)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import DateField, DateTimeField, F, Q, Sum, Value
+from django.db.models import Case, DateField, F, IntegerField, Q, Sum, Value, When
 
 from . import rollup
 from .models import UsageDaily, UsageHourly
@@ -127,29 +127,40 @@ def rollup_rows(
     with ``day`` (the group's name), by local day in ``zone``: rows of the shape
     ``{name: value, ..., "s_<counter>": sum}``, groups whose counters are all 0 left out.
 
-    One query (daily UNION ALL hourly); the raw records of the partial hours are the
-    caller's (``usage.selectors.rollup_window``'s ``edges``)."""
+    One query (daily UNION ALL hourly, the hourly rows summed per run of hours that count
+    alike); the raw records of the partial hours are the caller's
+    (``usage.selectors.rollup_window``'s ``edges``)."""
     plan = daily_plan(start=start, end=end, cuts=cuts, zone=zone if day else None)
     names = list(columns)
     sums = {f"s_{c}": Sum(c) for c in COUNTERS}
+    # Consecutive hours that count the same way are one run, grouped by the database
+    # (a run's id through CASE), so the hourly part returns a row per run, not per hour.
+    runs: list[tuple[datetime, datetime, tuple]] = []
+    for hour, counts in plan.hours.items():
+        if runs and runs[-1][1] == hour and runs[-1][2] == counts:
+            runs[-1] = (runs[-1][0], hour + HOUR, counts)
+        else:
+            runs.append((hour, hour + HOUR, counts))
     parts = []
     if plan.days:
         parts.append(
             UsageDaily.objects.filter(scope, day__in=list(plan.days))
-            .annotate(b_day=Value(None, output_field=DateField()), **columns)
-            .annotate(b_hour=Value(None, output_field=DateTimeField()))
-            .annotate(b_utc_day=F("day"))
-            .values("b_day", "b_hour", "b_utc_day", *names)
+            .annotate(**columns)
+            .annotate(b_day=F("day"), b_run=Value(None, output_field=IntegerField()))
+            .values("b_day", "b_run", *names)
             .annotate(**sums)
             .order_by()
         )
-    if plan.hours:
+    if runs:
+        run_of = Case(
+            *[When(hour__gte=a, hour__lt=b, then=Value(i)) for i, (a, b, _) in enumerate(runs)],
+            output_field=IntegerField(),
+        )
         parts.append(
             UsageHourly.objects.filter(scope, hour__in=list(plan.hours))
-            .annotate(b_day=Value(None, output_field=DateField()), **columns)
-            .annotate(b_hour=F("hour"))
-            .annotate(b_utc_day=Value(None, output_field=DateField()))
-            .values("b_day", "b_hour", "b_utc_day", *names)
+            .annotate(**columns)
+            .annotate(b_day=Value(None, output_field=DateField()), b_run=run_of)
+            .values("b_day", "b_run", *names)
             .annotate(**sums)
             .order_by()
         )
@@ -167,11 +178,11 @@ def rollup_rows(
 
     for row in query:
         group = tuple(row[n] for n in names)
-        if row["b_hour"] is not None:
-            for sign, lab in plan.hours[row["b_hour"].astimezone(UTC)]:
+        if row["b_run"] is not None:
+            for sign, lab in runs[row["b_run"]][2]:
                 add((lab, *group), row, sign)
         else:
-            add((plan.days[row["b_utc_day"]], *group), row, 1)
+            add((plan.days[row["b_day"]], *group), row, 1)
     out = []
     for (lab, *group), numbers in net.items():
         if not any(numbers):
