@@ -325,14 +325,20 @@ class ExportTotals:
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_COLUMNS, 0))
 
     def add(self, row: tuple) -> None:
-        values = dict(zip((name for name, _ in EXPORT_COLUMNS), row, strict=True))
         self.requests += 1
-        if values["cost"] is None:
+        cost = row[_COST_AT]
+        if cost is None:
             self.unpriced_requests += 1
         else:
-            self.cost += values["cost"]
-        for name in TOKEN_COLUMNS:
-            self.tokens[name] += values[name]
+            self.cost += cost
+        tokens = self.tokens
+        for name, at in _TOKENS_AT:
+            tokens[name] += row[at]
+
+
+_NAMES = [name for name, _ in EXPORT_COLUMNS]
+_COST_AT = _NAMES.index("cost")
+_TOKENS_AT = tuple((name, _NAMES.index(name)) for name in TOKEN_COLUMNS)
 
 
 def request_log_export_rows(*, query: LogQuery) -> Iterator[tuple]:

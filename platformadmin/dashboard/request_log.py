@@ -353,7 +353,7 @@ def record_detail(request: HttpRequest, org_id, record_id) -> HttpResponse:
 
 # A cell a spreadsheet would run as a formula starts with one of these: such a cell is
 # written with a leading apostrophe (OWASP's CSV-injection advice).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CHARS = frozenset("=+-@\t\r")
 
 
 def csv_cell(value) -> str:
@@ -365,23 +365,45 @@ def csv_cell(value) -> str:
         return format(value, "f")
     if isinstance(value, datetime):
         return value.isoformat()
-    text = str(value)
-    if text.startswith(_FORMULA_STARTS):
-        return "'" + text
-    return text
+    return safe_text(str(value))
 
 
-class _Line:
-    """csv.writer's file: hands back each written line instead of storing it."""
+def safe_text(text: str | None) -> str:
+    """Text as a cell: a leading apostrophe when it could start a formula."""
+    if not text:
+        return ""
+    return "'" + text if text[0] in _FORMULA_CHARS else text
 
-    def write(self, value: str) -> str:
-        return value
+
+class _Lines:
+    """csv.writer's file: collects written lines until they are handed on."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, value: str) -> None:
+        self.parts.append(value)
+
+    def take(self) -> str:
+        text, self.parts = "".join(self.parts), []
+        return text
 
 
-def _csv_lines(rows: Iterator[list]) -> Iterator[str]:
-    writer = csv.writer(_Line())
-    for row in rows:
-        yield writer.writerow([csv_cell(v) for v in row])
+# Rows per chunk handed to the server: one chunk per row would cost more than the row.
+_ROWS_PER_CHUNK = 500
+
+
+def _csv_lines(rows: Iterator[list], *, ready: bool = False) -> Iterator[str]:
+    """The rows as CSV text, a few hundred rows per chunk (memory: one chunk); ``ready``:
+    the rows' cells are already what ``csv_cell`` would make of them."""
+    out = _Lines()
+    writer = csv.writer(out)
+    for n, row in enumerate(rows, start=1):
+        writer.writerow(row if ready else [csv_cell(v) for v in row])
+        if n % _ROWS_PER_CHUNK == 0:
+            yield out.take()
+    if out.parts:
+        yield out.take()
 
 
 def _filename(kind: str, viewer: Viewer, date_range: DateRange) -> str:
@@ -422,26 +444,51 @@ def _refused(request: HttpRequest, view: LogView, viewer: Viewer) -> HttpRespons
 
 def _log_csv_rows(query: log.LogQuery, zone) -> Iterator[list]:
     """Header, every record (read in chunks), then the totals row: summed as the rows go
-    by, exactly (integers and Decimal), so memory stays flat whatever the range."""
+    by, exactly (integers and Decimal), so memory stays flat whatever the range. Each
+    record's cells are made ready here, column by column (the text columns neutralised),
+    so they pass through ``_csv_lines`` as they are."""
     names = [name for name, _ in log.EXPORT_COLUMNS]
     yield [
         label if name != "occurred_at" else f"occurred at ({zone.key})"
         for name, label in log.EXPORT_COLUMNS
     ]
     totals = log.ExportTotals()
-    at = names.index("occurred_at")
+    text_at = [i for i, name in enumerate(names) if name in _TEXT_COLUMNS]
+    at, cost_at, latency_at = (names.index(n) for n in ("occurred_at", "cost", "latency_ms"))
     for row in log.request_log_export_rows(query=query):
         totals.add(row)
         values = list(row)
-        values[at] = values[at].astimezone(zone)
+        values[at] = values[at].astimezone(zone).isoformat()
+        cost = values[cost_at]
+        values[cost_at] = "" if cost is None else format(cost, "f")
+        if values[latency_at] is None:
+            values[latency_at] = ""
+        for i in text_at:
+            values[i] = safe_text(values[i])
         yield values
     tail = dict.fromkeys(names, "")
     tail["occurred_at"] = "TOTAL"
     tail["project__name"] = f"{totals.requests} requests"
     tail["model"] = f"{totals.unpriced_requests} unpriced"
     tail.update(totals.tokens)
-    tail["cost"] = totals.cost
+    tail["cost"] = format(totals.cost, "f")
     yield [tail[name] for name in names]
+
+
+# Columns that hold text someone else chose (names, ids, model, error type).
+_TEXT_COLUMNS = {
+    "project__name",
+    "api_key__name",
+    "api_key__hint",
+    "model",
+    "service_tier",
+    "source",
+    "status",
+    "error_type",
+    "response_id",
+    "server_request_id",
+    "client_request_id",
+}
 
 
 @login_required
@@ -455,7 +502,7 @@ def request_log_csv(request: HttpRequest, org_id) -> HttpResponse:
     if view.query is None:
         return _refused(request, view, viewer)
     return _csv_response(
-        _csv_lines(_log_csv_rows(view.query, view.date_range.zone)),
+        _csv_lines(_log_csv_rows(view.query, view.date_range.zone), ready=True),
         _filename("requests", viewer, view.date_range),
     )
 
