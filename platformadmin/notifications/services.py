@@ -327,10 +327,7 @@ def _save(channel: NotificationChannel) -> None:
     ).exclude(pk=channel.pk)
     if taken.exists():
         raise ValidationError(
-            {
-                "name": f"This organization already has a channel named {channel.name!r}; "
-                "choose another name."
-            }
+            {"name": "This organization already has a channel by that name; choose another name."}
         )
     channel.full_clean(validate_constraints=False)  # the name is checked above, on its field
     try:

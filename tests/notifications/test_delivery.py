@@ -398,3 +398,14 @@ def test_a_test_message_goes_even_to_a_switched_off_channel(
 
 def test_a_missing_row_is_skipped_quietly():
     assert delivery.notification_deliver(notification_id=987654).state == "skipped"
+
+
+def test_two_sweeps_of_the_same_instant_deliver_once(organization, webhook, webhook_receiver):
+    with time_machine.travel(T0, tick=False):
+        [row] = enqueue(organization)
+    with time_machine.travel(T0 + dt.timedelta(minutes=5), tick=False):
+        queued = delivery.notifications_due() + delivery.notifications_due()  # two beats
+        assert queued == [row.pk, row.pk]
+        outcomes = [delivery.notification_deliver(notification_id=pk).state for pk in queued]
+    assert outcomes == ["sent", "skipped"]
+    assert len(webhook_receiver.received()) == 1
