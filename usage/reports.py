@@ -134,12 +134,11 @@ class Figures:
         )
 
     @property
-    def tokens_per_call(self) -> Decimal | None:
+    def tokens_per_call(self) -> int | None:
+        """Average tokens (input + output) per call, to the whole token."""
         if not self.requests:
             return None
-        return (Decimal(self.total_tokens) / self.requests).quantize(
-            Decimal("0.1"), rounding=ROUND_HALF_UP
-        )
+        return int((Decimal(self.total_tokens) / self.requests).quantize(1, rounding=ROUND_HALF_UP))
 
 
 def _ratio(part: int, whole: int) -> Decimal | None:

@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 
 import pygal
 from django.utils.safestring import SafeString, mark_safe
+from pygal.style import Style
 
 from platformadmin.templatetags.console_format import format_money
 
@@ -28,6 +29,9 @@ ElementTree.register_namespace("xlink", "http://www.w3.org/1999/xlink")
 # One class per series (``color-0`` … in pygal's output); static/dashboard.css colours
 # them, so the legend of the table beside the chart uses the same swatches.
 SERIES_CLASSES = 9
+# Only the sizes matter (pygal lays labels out with them); the colours and fonts of the
+# stripped <style> come from static/dashboard.css, with the same sizes.
+CHART_STYLE = Style(label_font_size=12, major_label_font_size=12, no_data_font_size=16)
 
 
 def _strip_inline(root: ElementTree.Element) -> None:
@@ -39,6 +43,24 @@ def _strip_inline(root: ElementTree.Element) -> None:
             if tag.rsplit("}", 1)[-1] in ("style", "script", "comment"):
                 parent.remove(child)
         parent.attrib.pop("style", None)
+
+
+def _axis(top: Decimal) -> tuple[list[float], object]:
+    """Round ticks from 0 past ``top`` (steps of 1, 2 or 5 × 10ⁿ) and a label format
+    with as many decimals as the step needs, so no two ticks read the same."""
+    if top <= 0:
+        return [0.0], lambda v: "$0"
+    raw = top / 5
+    exponent = raw.adjusted()
+    unit = Decimal(1).scaleb(exponent)
+    step = next(m * unit for m in (1, 2, 5, 10) if m * unit >= raw)
+    places = max(0, -step.adjusted())
+    count = int(top / step) + 1
+
+    def label(value: float) -> str:
+        return "$" + f"{value:,.{places}f}" if value else "$0"
+
+    return [float(step * i) for i in range(count + 1)], label
 
 
 def _fixed(text: str):
@@ -53,20 +75,28 @@ def stacked_days_svg(
     series: Sequence[tuple[str, Sequence[Decimal | None]]],
 ) -> SafeString:
     """A stacked bar chart of money per day: ``series`` is (name, one amount per label)."""
+    totals = [
+        sum((a for a in day if a is not None), Decimal(0))
+        for day in zip(*(amounts for _, amounts in series), strict=True)
+    ] or [Decimal(0)]
+    ticks, axis_label = _axis(max(totals))
+    many = len(x_labels) > 16
     chart = pygal.StackedBar(
+        style=CHART_STYLE,
         js=[],
         css=[],
         disable_xml_declaration=True,
-        width=900,
-        height=320,
+        width=640,
+        height=300,
         show_legend=False,  # the table beside it is the legend
-        x_label_rotation=-45 if len(x_labels) > 10 else 0,
-        show_minor_x_labels=len(x_labels) <= 31,
-        x_labels_major_every=max(1, len(x_labels) // 15),
+        x_label_rotation=-40 if many else 0,
+        show_minor_x_labels=False,
+        x_labels_major_every=max(1, round(len(x_labels) / 12)),
         truncate_label=-1,
         margin=12,
-        y_labels_major_every=None,
-        value_formatter=lambda v: format_money(Decimal(str(round(v, 10)))) if v else "",
+        margin_bottom=24 if many else 12,
+        y_labels=ticks if series else None,  # pygal fails on labels without a series
+        value_formatter=axis_label,
         no_data_text="No priced usage in this range",
         title=None,
     )

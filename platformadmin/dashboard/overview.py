@@ -148,7 +148,11 @@ def _series(daily: DailySeries, names: dict) -> tuple[list[dict], list[dict]]:
 
 
 def _chart(title: str, stacks: list[dict], rows: list[dict]):
-    labels = [f"{row['day'].day} {row['day']:%b}" for row in rows]
+    months = {(row["day"].year, row["day"].month) for row in rows}
+    labels = [
+        str(row["day"].day) if len(months) == 1 else f"{row['day'].day} {row['day']:%b}"
+        for row in rows
+    ]
     series = [(stack["name"], [row["cells"][i] for row in rows]) for i, stack in enumerate(stacks)]
     return stacked_days_svg(title=title, x_labels=labels, series=series)
 

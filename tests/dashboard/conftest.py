@@ -50,6 +50,10 @@ def _call(project, key, n, when, *, model="gpt-4.1", status="completed", error="
 
 @pytest.fixture
 def dataset(organization, project, api_key) -> Dataset:
+    return make_dataset(organization, project, api_key)
+
+
+def make_dataset(organization, project, api_key) -> Dataset:
     """Records on 1..20 Nov 2026 (New York days) for two projects, plus one call in October
     and one at 23:30 local on 19 Nov (04:30 UTC on the 20th) that belongs to the 19th."""
     ensure_catalog()
