@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -28,9 +29,7 @@ from orgs.audit import audit_log
 from platformadmin.notifications.services import notifications_enqueue
 from platformadmin.templatetags.console_format import format_count, format_money
 
-# tasks.py imports this module for the task bodies and this one sends those tasks: a
-# cycle at module level, safe because neither reads the other's names at import time.
-from . import rollup, tasks
+from . import rollup
 from .fields import quantize_money
 from .models import Budget, BudgetAlert, UsageHourly
 
@@ -39,6 +38,9 @@ from .reservations import Period, _reserved_by_budget, budget_period
 from .selectors import SpendSummary, spend_by_project
 
 OK, WARNING, EXCEEDED = "ok", "warning", "exceeded"
+# Sent by name from the registry (usage/apps.py registers usage/tasks.py in every process):
+# tasks.py imports this module, so importing it here would make a cycle.
+EVALUATE_TASK = "usage.budget_evaluate"
 FORECAST_WINDOW = timedelta(days=7)
 FORECAST_MIN_HISTORY = timedelta(days=1)
 _DAY = Decimal(86_400_000_000)  # microseconds
@@ -529,7 +531,7 @@ def budget_evaluation_request(*, budget_ids: Iterable[int]) -> int:
         if not cache.add(flag, 1, timeout=delay + settings.BUDGET_EVALUATION_FLAG_SECONDS):
             continue
         try:
-            tasks.budget_evaluate.apply_async((budget_id,), countdown=delay)
+            current_app.tasks[EVALUATE_TASK].apply_async((budget_id,), countdown=delay)
         except BaseException:
             cache.delete(flag)  # not queued: let the next batch try again
             raise
