@@ -398,7 +398,9 @@ def _pages() -> tuple[dict[str, str | None], object, datetime]:
 
 def child_measure(repeat: int) -> None:
     import time_machine
+    from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
 
     django_setup()
     pages, owner, anchor = _pages()
@@ -412,24 +414,33 @@ def child_measure(repeat: int) -> None:
             if url is None:
                 results[name] = {"url": None}
                 continue
-            times = []
+            times, cpu, db = [], [], []
             status = None
             for i in range(repeat + 3):
-                t0 = time.perf_counter()
-                response = client.get(url)
-                body = b"".join(response) if response.streaming else response.content
-                elapsed = time.perf_counter() - t0
+                with CaptureQueriesContext(connection) as queries:
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    response = client.get(url)
+                    body = b"".join(response) if response.streaming else response.content
+                    elapsed, used = time.perf_counter() - t0, time.process_time() - c0
                 status = response.status_code
                 if i >= 3:  # the first three warm caches and connections
                     times.append(elapsed)
+                    cpu.append(used)
+                    db.append(sum(float(q["time"]) for q in queries.captured_queries))
             times.sort()
             results[name] = {
                 "url": url,
                 "status": status,
                 "bytes": len(body),
+                "queries": len(queries.captured_queries),
                 "p50": statistics.median(times) * 1000,
                 "p95": times[max(0, round(0.95 * len(times)) - 1)] * 1000,
+                # Where the time goes on a shared machine: this process's CPU (Python,
+                # templates, charts) and the wall time of its SQL statements.
+                "cpu_p50": statistics.median(cpu) * 1000,
+                "db_p50": statistics.median(db) * 1000,
             }
+    results["load"] = {"loadavg": os.getloadavg()[0]}
     for name in pages:
         if name.startswith("csv"):
             results[name] = {"url": pages[name]}
@@ -564,8 +575,11 @@ def main() -> None:
 def print_table(table: dict[int, dict]) -> None:
     sizes = sorted(table)
     names = list(next(iter(table.values())))
-    head = f"{'page':<20}" + "".join(f"{size_label(n):>22}" for n in sizes)
-    print("\nserver time p50 / p95 in ms (CSV: seconds, rows, peak RSS)")
+    head = f"{'page':<20}" + "".join(f"{size_label(n):>28}" for n in sizes)
+    print(
+        "\nserver time p50/p95 ms (p50 of the app's CPU ms 'c' and of its SQL wall ms 'd');"
+        " CSV: seconds, rows, peak RSS (+ growth during the export); load: 1-min load average"
+    )
     print(head)
     print("-" * len(head))
     for name in names:
@@ -576,7 +590,11 @@ def print_table(table: dict[int, dict]) -> None:
                 cells.append("n/a")
             elif "p50" in r:
                 flag = "" if r["status"] == 200 else f" [{r['status']}]"
-                cells.append(f"{r['p50']:.1f} / {r['p95']:.1f}{flag}")
+                cells.append(
+                    f"{r['p50']:.0f}/{r['p95']:.0f} ({r['cpu_p50']:.0f}c {r['db_p50']:.0f}d){flag}"
+                )
+            elif "loadavg" in r:
+                cells.append(f"{r['loadavg']:.1f}")
             elif "seconds" in r:
                 cells.append(
                     f"{r['seconds']:.1f}s {r['rows']:,}r {r['rss_peak_mb']:.0f}MB"
@@ -584,7 +602,7 @@ def print_table(table: dict[int, dict]) -> None:
                 )
             else:
                 cells.append("-")
-        print(f"{name:<20}" + "".join(f"{c:>22}" for c in cells))
+        print(f"{name:<20}" + "".join(f"{c:>28}" for c in cells))
 
 
 if __name__ == "__main__":
