@@ -32,6 +32,7 @@ from keys.selectors import keys_of_projects
 from orgs.access import OrganizationAccess, organization_access_for_user
 from orgs.selectors import organization_projects_for_user
 from orgs.views.common import read_only
+from platformadmin.redaction import redact
 from usage import request_log as log
 from usage.models import UsageRecord
 from usage.reports import UsageScope, usage_per_day, usage_report
@@ -454,6 +455,7 @@ def _log_csv_rows(query: log.LogQuery, zone) -> Iterator[list]:
     ]
     totals = log.ExportTotals()
     text_at = [i for i, name in enumerate(names) if name in _TEXT_COLUMNS]
+    free_at = [i for i, name in enumerate(names) if name in _FREE_TEXT_COLUMNS]
     at, cost_at, latency_at = (names.index(n) for n in ("occurred_at", "cost", "latency_ms"))
     for row in log.request_log_export_rows(query=query):
         totals.add(row)
@@ -463,6 +465,9 @@ def _log_csv_rows(query: log.LogQuery, zone) -> Iterator[list]:
         values[cost_at] = "" if cost is None else format(cost, "f")
         if values[latency_at] is None:
             values[latency_at] = ""
+        for i in free_at:  # text the reporting application chose: no key shown in clear
+            if values[i]:
+                values[i] = redact(values[i])
         for i in text_at:
             values[i] = safe_text(values[i])
         yield values
@@ -475,6 +480,8 @@ def _log_csv_rows(query: log.LogQuery, zone) -> Iterator[list]:
     yield [tail[name] for name in names]
 
 
+# Free text an application reports as it likes (ids of OpenAI's own shapes are left be).
+_FREE_TEXT_COLUMNS = {"client_request_id", "error_type"}
 # Columns that hold text someone else chose (names, ids, model, error type).
 _TEXT_COLUMNS = {
     "project__name",

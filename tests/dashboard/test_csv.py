@@ -232,3 +232,13 @@ def test_overview_export_of_one_project_matches_the_raw_records(
     assert int(total["requests"]) == len(mine)
     assert Decimal(total["cost (USD)"]) == sum((r.cost for r in mine if r.cost), Decimal(0))
     assert int(total["input tokens"]) == sum(r.input_tokens for r in mine)
+
+
+def test_a_key_reported_as_a_client_id_is_redacted_in_the_export(
+    client, owner, organization, project
+):
+    leaked = "sk-proj-" + "L3akedKeyValue0123456789"
+    add_record(project, client_request_id=leaked, error_type=f"bad {leaked}")
+    client.force_login(owner)
+    body = b"".join(client.get(url("dashboard:request-log-csv", organization)).streaming_content)
+    assert leaked.encode() not in body and b"sk-proj-" in body

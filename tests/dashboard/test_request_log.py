@@ -412,3 +412,14 @@ def test_queries_do_not_grow_with_projects_and_keys(
     client.get(log_url(organization))
     with django_assert_max_num_queries(12):
         client.get(log_url(organization))
+
+
+def test_a_key_reported_as_a_client_id_is_not_shown_in_clear(client, owner, organization, project):
+    """An application that sends a key as its client request id (or in an error type)
+    must not get it shown back: redacted by shape on the pages (the CSV: test_csv.py)."""
+    leaked = "sk-proj-" + "L3akedKeyValue0123456789"
+    record = add_record(project, client_request_id=leaked, error_type=f"bad {leaked}")
+    client.force_login(owner)
+    for url in (log_url(organization), record_url(organization, record)):
+        html = client.get(url).content.decode()
+        assert leaked not in html and "sk-proj-" in html
