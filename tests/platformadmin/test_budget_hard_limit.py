@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -292,3 +293,35 @@ def test_a_project_without_a_hard_limit_shows_no_budget_table(
     client.force_login(member)
     page = client.get(INDEX, {"project": project.public_id}).content.decode()
     assert "budget-form" not in page
+
+
+def test_the_pages_queries_do_not_grow_with_usage_under_a_hard_limit(
+    client, member, project, budget, openai_simulator
+):
+    Budget.objects.create(organization=project.organization, amount=Decimal(100), hard_limit=True)
+    sim_key(project, openai_simulator)
+    client.force_login(member)
+    url = f"{INDEX}?project={project.public_id}"
+
+    def count() -> int:
+        client.get(url)  # warm: session and per-process caches
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        return len(queries)
+
+    def grow(n: int) -> None:  # open reservations and recorded calls
+        for _ in range(n):
+            BudgetReservation.objects.create(
+                budget=budget,
+                period=period_label(project),
+                amount=Decimal("0.01"),
+                expires_at=FAR_AHEAD,
+            )
+            generate(api_key=sim_key(project, openai_simulator), project=project, params=params())
+
+    grow(1)
+    small = count()
+    grow(9)
+    # 8 without a budget, + per budget its spend (rollups and raw edges) + one for the
+    # open reservations of both
+    assert (small, count()) == (13, 13)
