@@ -22,10 +22,11 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from platformadmin.celery import app
 from platformadmin.notifications.models import InAppMessage, Notification, NotificationAttempt
@@ -41,11 +42,20 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
 DELIVER = "notifications.notification_deliver"
 SWEEP = "notifications.notifications_sweep"
+RECEIVED = re.compile(r"Task notifications\.notification_deliver\[[^\]]+\] received")
 DONE = re.compile(r"Task notifications\.notification_deliver\[[^\]]+\] succeeded in [^:]+: '(\w+)'")
 
 
-@pytest.fixture(autouse=True)
-def _needs_a_shared_database():
+QUEUE = f"notifications-test-{uuid.uuid4().hex[:12]}"
+# Short limits, so a killed worker's claim expires within the test.
+SHORT_LIMITS = {
+    "NOTIFICATION_DELIVERY_TIME_LIMIT": "3",
+    "NOTIFICATION_CLAIM_LEASE_SECONDS": "4",
+    "NOTIFICATION_HTTP_TIMEOUT_SECONDS": "2",
+}
+
+
+def _skip_unless_shared_database() -> None:
     if connection.vendor == "sqlite" and connection.is_in_memory_db():
         pytest.skip(
             "a worker subprocess cannot open the in-memory SQLite test database: run with "
@@ -55,12 +65,26 @@ def _needs_a_shared_database():
 
 @pytest.fixture
 def queue(monkeypatch) -> str:
-    """A queue of this test's own: the tasks the code under test sends go there (and
-    the workers consume only it), not messages other tests left in the default queue."""
-    name = f"notifications-test-{uuid.uuid4().hex[:12]}"
+    """The workers' own queue: the tasks the code under test sends go there (and the
+    workers consume only it), not to messages other tests left in the default queue."""
     task = app.tasks[DELIVER]
-    monkeypatch.setattr(task, "_exec_options", {**task._get_exec_options(), "queue": name})
-    return name
+    monkeypatch.setattr(task, "_exec_options", {**task._get_exec_options(), "queue": QUEUE})
+    return QUEUE
+
+
+@pytest.fixture(scope="module")
+def pair(django_db_setup, _smtp_receiver_server, _webhook_receiver_server, tmp_path_factory):
+    """Two worker processes for this module's tests (started once: a start costs seconds)."""
+    _skip_unless_shared_database()
+    with workers(
+        2,
+        queue=QUEUE,
+        tmp_path=tmp_path_factory.mktemp("workers"),
+        smtp=_smtp_receiver_server,
+        origin=_webhook_receiver_server.origin,
+        **SHORT_LIMITS,
+    ) as started:
+        yield started
 
 
 class Worker:
@@ -99,8 +123,11 @@ class Worker:
     def ready(self) -> bool:
         return "ready." in self.text() or self.process.poll() is not None
 
-    def outcomes(self) -> list[str]:
-        return DONE.findall(self.text())
+    def mark(self) -> int:
+        return len(self.text())
+
+    def outcomes(self, since: int = 0) -> list[str]:
+        return DONE.findall(self.text()[since:])
 
     def kill(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
@@ -110,7 +137,7 @@ class Worker:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=5)  # idle by now: a warm shutdown is quick
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
@@ -180,21 +207,26 @@ def _enqueue(organization) -> list[Notification]:
 
 
 def test_three_sends_to_two_workers_deliver_each_notification_once(
-    smtp_receiver, webhook_receiver, queue, tmp_path
+    smtp_receiver, webhook_receiver, queue, pair
 ):
+    one, two = pair
+    assert one.process.poll() is None and two.process.poll() is None
+    marks = one.mark(), two.mark()
     organization, people = _organization_with_channels(smtp_receiver, webhook_receiver)
-    rows = _enqueue(organization)  # commits: the first send of each, on commit
+    with transaction.atomic():
+        rows = _enqueue(organization)  # queues the first send of each on commit
+        for row in rows:  # two more sends of each, published with it, back to back
+            for _ in range(2):
+                transaction.on_commit(partial(app.tasks[DELIVER].delay, row.pk))
     assert len(rows) == 3
-    for row in rows:  # two more sends of each, before any worker runs
-        app.tasks[DELIVER].delay(row.pk)
-        app.tasks[DELIVER].delay(row.pk)
-    with workers(
-        2, queue=queue, tmp_path=tmp_path, smtp=smtp_receiver, origin=webhook_receiver.origin
-    ) as (one, two):
-        finished = wait_for(lambda: len(one.outcomes()) + len(two.outcomes()) >= 9, timeout=90)
-        assert finished, f"not all 9 tasks ran:\n{one.text()[-2000:]}\n{two.text()[-2000:]}"
-    outcomes = sorted(one.outcomes() + two.outcomes())
-    assert outcomes == ["sent"] * 3 + ["skipped"] * 6, outcomes
+
+    def outcomes() -> list[str]:
+        return one.outcomes(marks[0]) + two.outcomes(marks[1])
+
+    assert wait_for(lambda: len(outcomes()) >= 9, timeout=90), (
+        f"not all 9 tasks ran:\n{one.text()[-2000:]}\n{two.text()[-2000:]}"
+    )
+    assert sorted(outcomes()) == ["sent"] * 3 + ["skipped"] * 6, outcomes()
     assert len(smtp_receiver.received()) == 1
     assert sorted(smtp_receiver.received()[0].rcpt_tos) == [p.email for p in people]
     [request] = webhook_receiver.received()
@@ -205,7 +237,7 @@ def test_three_sends_to_two_workers_deliver_each_notification_once(
 
 
 def test_a_worker_killed_mid_delivery_is_followed_by_one_delivery_with_the_same_key(
-    smtp_receiver, webhook_receiver, queue, tmp_path
+    smtp_receiver, webhook_receiver, queue, pair
 ):
     organization = OrganizationFactory()
     owner = UserFactory()
@@ -219,35 +251,25 @@ def test_a_worker_killed_mid_delivery_is_followed_by_one_delivery_with_the_same_
     )
     webhook_receiver.secrets["/hook"] = created.signing_secret
     webhook_receiver.hold(1)  # the first request is recorded, then never answered
-    short = {
-        "NOTIFICATION_DELIVERY_TIME_LIMIT": "3",
-        "NOTIFICATION_CLAIM_LEASE_SECONDS": "4",
-        "NOTIFICATION_HTTP_TIMEOUT_SECONDS": "2",
-    }
-    options = dict(
-        queue=queue, tmp_path=tmp_path, smtp=smtp_receiver, origin=webhook_receiver.origin
-    )
-    with workers(2, **options, **short) as pair:
-        [row] = _enqueue(organization)
-        assert webhook_receiver.arrived.wait(60), "no request arrived"
-        # SIGKILL to the worker holding the delivery (and its pool child), mid-request.
-        [busy] = [
-            w for w in pair if re.search(r"notification_deliver\[[^\]]+\] received", w.text())
-        ]
+    marks = {id(w): w.mark() for w in pair}
+    [row] = _enqueue(organization)
+    assert webhook_receiver.arrived.wait(60), "no request arrived"
+    # SIGKILL to the worker holding the delivery (and its pool child), mid-request.
+    [busy] = [w for w in pair if RECEIVED.search(w.text()[marks[id(w)] :])]
+    row.refresh_from_db()
+    assert row.state == Notification.State.SENDING
+    busy.kill()
+    webhook_receiver.release()
+    [survivor] = [w for w in pair if w is not busy]
+
+    # A redelivered message (if the broker hands it back) finds the row claimed until the
+    # lease ends; the sweep then queues it: poll until it is delivered.
+    def delivered() -> bool:
+        app.tasks[SWEEP].apply_async(queue=queue)
         row.refresh_from_db()
-        assert row.state == Notification.State.SENDING
-        busy.kill()
-        webhook_receiver.release()
-        [survivor] = [w for w in pair if w is not busy]
+        return row.state == Notification.State.SENT
 
-        # A redelivered message (if the broker hands it back) finds the row claimed until
-        # the lease ends; the sweep then queues it: poll until it is delivered.
-        def delivered() -> bool:
-            app.tasks[SWEEP].apply_async(queue=queue)
-            row.refresh_from_db()
-            return row.state == Notification.State.SENT
-
-        assert wait_for(delivered, timeout=90, every=1.0), survivor.text()[-3000:]
+    assert wait_for(delivered, timeout=90, every=1.0), survivor.text()[-3000:]
     first_request, second_request = webhook_receiver.received()
     assert first_request.idempotency_key == second_request.idempotency_key == row.unique_key
     assert first_request.signature_valid and second_request.signature_valid
