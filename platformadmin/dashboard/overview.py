@@ -357,7 +357,7 @@ def key_usage(request: HttpRequest, key_id) -> HttpResponse:
         stacks_allowed=("model",),
         project_names={project.pk: project.name} if project else {},
         page="key",
-        heading=f"Usage of the key {api_key.name}",
+        heading=f"Usage of {api_key.name} ({api_key.hint})",
         extra={
             "project": project,
             "api_key": api_key,
