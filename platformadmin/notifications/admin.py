@@ -3,7 +3,7 @@
 Channels are created and changed through the console's pages (services.py: validated,
 the URL checked by the outgoing-request guard, sealed, audited); here a superuser sees
 them with the URL's hint only, never the sealed URL or signing secret, and may switch a
-channel off. Notifications, attempts and in-app messages are history: read only.
+channel off or delete it (through the same services, so both are audited). Notifications, attempts and in-app messages are history: read only.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from django.contrib import admin
 
 from orgs.admin import AppendOnlyAdmin
 
+from . import services
 from .models import InAppMessage, Notification, NotificationAttempt, NotificationChannel
 
 
@@ -42,6 +43,20 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # through the console's channel page (validation, sealing, audit)
+
+    def save_model(self, request, obj, form, change) -> None:
+        """The on/off switch, audited like the console's page (the only editable field)."""
+        stored = NotificationChannel.objects.get(pk=obj.pk)  # obj already has the form's value
+        services.notification_channel_update(
+            channel=stored, actor=request.user, request=request, is_active=obj.is_active
+        )
+
+    def delete_model(self, request, obj) -> None:
+        services.notification_channel_delete(channel=obj, actor=request.user, request=request)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for channel in queryset:
+            self.delete_model(request, channel)
 
 
 class NotificationAttemptInline(admin.TabularInline):

@@ -196,3 +196,27 @@ def test_re_encryption_covers_channel_urls_and_secrets(organization, owner, sett
     assert KeyRing.version_of(channel.url) == 2
     assert KeyRing.version_of(channel.signing_secret) == 2
     assert unseal(channel, "url") == HOOK and unseal(channel, "signing_secret") == secret
+
+
+def test_the_admin_switches_a_channel_off_and_deletes_it_through_the_services(
+    client, organization, owner
+):
+    channel, _ = create(organization, owner, url=HOOK)
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    url = reverse("admin:notifications_notificationchannel_change", args=[channel.pk])
+    assert client.post(url, {}).status_code == 302  # the checkbox left empty: off
+    channel.refresh_from_db()
+    assert channel.is_active is False
+    delete = reverse("admin:notifications_notificationchannel_delete", args=[channel.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 302
+    actions = list(
+        AuditEvent.objects.filter(action__startswith="notification_channel.")
+        .order_by("pk")
+        .values_list("action", "actor_label")
+    )
+    assert actions[1:] == [
+        ("notification_channel.update", admin.get_username()),
+        ("notification_channel.delete", admin.get_username()),
+    ]
+    assert not NotificationChannel.objects.filter(pk=channel.pk).exists()
