@@ -1,6 +1,11 @@
 """Benchmark of the ingestion API on PostgreSQL (not a test).
 
     .venv/bin/python benchmarks/ingest.py --records 100000 [--batch 100] [--clients 8] [--workers 2]
+    .venv/bin/python benchmarks/ingest.py --records 100000 --budgets 5 [--rounds 4]
+
+``--budgets N``: side by side in one run, N budgets configured (the organization's, the
+project's and N - 2 other projects') against none, with a Celery worker evaluating what
+the ingestion queues; see ``compare_budgets``.
 
 1. creates a throwaway database (default ``console_bench``), migrates it, creates an
    organization, a project and an ingestion token;
@@ -182,6 +187,84 @@ print(token, org.pk, project.pk)
 """
 
 
+BUDGETS_SETUP = """
+from decimal import Decimal
+from orgs.models import Organization, Project
+from usage.models import Budget
+org = Organization.objects.get(slug="bench")
+project = Project.objects.get(organization=org, name="bench")
+n = {n}
+Budget.objects.create(organization=org, amount=Decimal(10**7), is_active=False)
+if n > 1:
+    Budget.objects.create(organization=org, project=project, amount=Decimal(10**6), is_active=False)
+for i in range(n - 2):
+    other = Project.objects.create(organization=org, name=f"other {{i}}")
+    Budget.objects.create(organization=org, project=other, amount=Decimal(1000), is_active=False)
+print(Budget.objects.count())
+"""
+
+
+def compare_budgets(
+    port: int,
+    token: str,
+    bodies: list[bytes],
+    *,
+    clients: int,
+    rounds: int,
+    dsn: str,
+    server_pid: int,
+    db: str,
+) -> tuple[float, list[float], int]:
+    """Ingest in 2 x ``rounds`` equal slices, alternating without budgets and with them
+    (A B B A A B B A ...: neither side always goes first, as the machine warms or other
+    work comes and goes), toggling ``is_active`` on the budgets between slices; print
+    records/s of each slice, the median of each side, and the CPU per batch of the web
+    server and this database's backends (steadier than records/s on a shared machine).
+    (seconds, latencies, created)."""
+    size = -(-len(bodies) // (2 * rounds))
+    slices = [bodies[i : i + size] for i in range(0, len(bodies), size)]
+    order = [(False, True) if r % 2 == 0 else (True, False) for r in range(rounds)]
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    total, lat, created = 0.0, [], 0
+    for chunk, with_budgets in zip(slices, [w for pair in order for w in pair], strict=False):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("UPDATE usage_budget SET is_active = %s", [with_budgets])
+        before = cpu_seconds(server_pid, db)
+        elapsed, chunk_lat, chunk_created = post_batches(port, token, chunk, clients)
+        after = cpu_seconds(server_pid, db)
+        used = sum(after[k] - before[k] for k in ("server", "postgres")) / len(chunk) * 1000
+        cpu[with_budgets].append(used)
+        records = chunk_created
+        rates[with_budgets].append(records / elapsed)
+        total, created = total + elapsed, created + chunk_created
+        lat += chunk_lat
+        side = "with budgets" if with_budgets else "no budgets  "
+        print(
+            f"    {side}: {records / elapsed:,.0f} records/s ({len(chunk)} batches; "
+            f"web + PostgreSQL CPU {used:.1f} ms a batch)",
+            flush=True,
+        )
+    without, with_ = statistics.median(rates[False]), statistics.median(rates[True])
+    print(
+        f"  side by side (median of {rounds} slices each): no budgets {without:,.0f} records/s, "
+        f"with budgets {with_:,.0f} records/s: {with_ / without:.3f} "
+        f"({'within' if with_ >= 0.9 * without else 'NOT within'} 10 %)"
+    )
+    cpu_without, cpu_with = statistics.median(cpu[False]), statistics.median(cpu[True])
+    print(
+        f"        web + PostgreSQL CPU per batch (median): no budgets {cpu_without:.1f} ms, "
+        f"with budgets {cpu_with:.1f} ms ({cpu_with / cpu_without - 1:+.1%})"
+    )
+    with psycopg.connect(dsn) as conn:
+        alerts, evaluated = conn.execute(
+            "SELECT (SELECT count(*) FROM usage_budgetalert), "
+            "count(*) FILTER (WHERE last_evaluated_at IS NOT NULL) FROM usage_budget"
+        ).fetchone()
+    print(f"        budgets evaluated by the worker: {evaluated}, alerts: {alerts}")
+    return total, lat, created
+
+
 def post_batches(
     port: int, token: str, bodies: list[bytes], clients: int
 ) -> tuple[float, list[float], int]:
@@ -336,6 +419,13 @@ def main() -> None:
     )
     ap.add_argument("--db", default="console_bench")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    ap.add_argument(
+        "--budgets",
+        type=int,
+        default=0,
+        help="side by side: this many budgets configured (a worker evaluating) against none",
+    )
+    ap.add_argument("--rounds", type=int, default=4, help="--budgets: slices per side")
     args = ap.parse_args()
 
     admin_dsn = f"{args.server}/postgres"
@@ -357,11 +447,20 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "platformadmin.settings",
     }
-    server = None
+    server = worker = None
     try:
         print(f"migrating {args.db} ...", flush=True)
         run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env)
         token, org_id, project_id = run([PY, "manage.py", "shell", "-c", SETUP], env).split()[-3:]
+        if args.budgets:
+            run([PY, "manage.py", "shell", "-c", BUDGETS_SETUP.format(n=args.budgets)], env)
+            # A real worker evaluates what the ingestion queues, in both halves (fair).
+            worker = subprocess.Popen(
+                [PY, "-m", "celery", "-A", "platformadmin", "worker", "-P", "solo"]
+                + ["--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "warning"],
+                cwd=ROOT,
+                env=env,
+            )
         records = synthetic(args.records)
         sent = as_reporter_sends(records) if args.shape == "reporter" else records
         bodies = [
@@ -423,7 +522,25 @@ def main() -> None:
             flush=True,
         )
         cpu0 = cpu_seconds(server.pid, args.db)
-        elapsed, lat, created = post_batches(port, token, bodies, args.clients)
+        if args.budgets:
+            print(
+                f"  {args.budgets} budgets (2 cover the project) against none, "
+                f"broker {env.get('CELERY_BROKER_URL', 'filesystem://')}, "
+                f"cache {env.get('CACHE_URL', 'file')}",
+                flush=True,
+            )
+            elapsed, lat, created = compare_budgets(
+                port,
+                token,
+                bodies,
+                clients=args.clients,
+                rounds=args.rounds,
+                dsn=dsn,
+                server_pid=server.pid,
+                db=args.db,
+            )
+        else:
+            elapsed, lat, created = post_batches(port, token, bodies, args.clients)
         cpu1 = cpu_seconds(server.pid, args.db)
         assert created == args.records, created
         lat.sort()
@@ -468,6 +585,9 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
         if not args.keep:
             with psycopg.connect(admin_dsn, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
