@@ -31,6 +31,7 @@ import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import NoReverseMatch, reverse
@@ -221,7 +222,9 @@ class RotationScanError(RuntimeError):
 def _candidate_keys() -> list[APIKey]:
     """Every active key with what its due date and message need, in one query."""
     return list(
-        APIKey.objects.filter(status=APIKey.Status.ACTIVE).select_related("organization", "project")
+        APIKey.objects.filter(status=APIKey.Status.ACTIVE)
+        .select_related("organization", "project")
+        .defer("secret")  # the ciphertext is not needed here: it stays unread
     )
 
 
@@ -248,6 +251,7 @@ def _remind(api_key: APIKey, status: RotationStage, *, now: dt.datetime) -> bool
         fresh = (
             APIKey.objects.select_for_update(of=("self",))
             .select_related("organization", "project")
+            .defer("secret")
             .filter(pk=api_key.pk)
             .first()
         )
@@ -303,6 +307,8 @@ def rotation_reminders_scan(*, now: dt.datetime | None = None) -> ScanReport:
         try:
             if _remind(api_key, status, now=now):
                 report.sent += 1
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: stop here; the next scan carries on
         # One key's failure must not hold back the others' reminders. Nothing is hidden:
         # its transaction rolled back (no row, so the next scan retries it), it is logged
         # with the traceback here, and the scan raises RotationScanError at the end.

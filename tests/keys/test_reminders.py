@@ -12,11 +12,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
+from keys import reminders
 from keys.models import APIKey, RotationReminder
 from keys.reminders import (
+    RotationScanError,
     api_key_rotation_stage,
     rotation_reminders_scan,
     stage_for_days_left,
@@ -362,3 +364,26 @@ def test_the_task_takes_an_iso_instant_and_refuses_a_naive_one(monthly):
     assert stages(api_key) == ["1d"]
     refused = scan_task.apply(kwargs={"now": "2026-01-30T00:00:00"})
     assert refused.failed() and "aware" in str(refused.result)
+
+
+def test_a_key_whose_reminder_fails_is_retried_and_holds_back_no_other(monkeypatch, monthly):
+    """Fault injection (the real enqueue, made to fail for one key): that key's transaction
+    rolls back (no reminder row, no notification), the others are sent, the scan then
+    raises naming the key, and the next scan sends it."""
+    good, bad = key_at(monthly, T0), key_at(monthly, T0)
+    real = reminders.notifications_enqueue
+
+    def failing_for_bad(**kwargs):
+        if kwargs["subject"] == f"key:{bad.public_id}":
+            real(**kwargs)  # its rows are written, then the transaction must undo them
+            raise DatabaseError("the outbox is unavailable")
+        return real(**kwargs)
+
+    monkeypatch.setattr(reminders, "notifications_enqueue", failing_for_bad)
+    with pytest.raises(RotationScanError, match=str(bad.public_id)):
+        scan(DUE - dt.timedelta(days=3))
+    assert stages(good) == ["7d"] and stages(bad) == []
+    assert not notified(bad)
+    monkeypatch.setattr(reminders, "notifications_enqueue", real)
+    report = scan(DUE - dt.timedelta(days=3))
+    assert report.sent == 1 and stages(bad) == ["7d"] and notified(bad)
