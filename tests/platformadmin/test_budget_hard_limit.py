@@ -7,10 +7,14 @@ another hook) releases it; a refusal of the hook itself sends nothing.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from asgiref.sync import sync_to_async
+from django.db import connection, connections
+from django.test import AsyncClient
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -325,3 +329,28 @@ def test_the_pages_queries_do_not_grow_with_usage_under_a_hard_limit(
     # 8 without a budget, + per budget its spend (rollups and raw edges) + one for the
     # open reservations of both
     assert (small, count()) == (13, 13)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_asgi_a_streamed_call_settles_its_reservation(
+    member, project, budget, openai_simulator
+):
+    """The async stream path (AsyncOpenAI, the database work in sync_to_async) reserves
+    and settles like the sync one."""
+    key = sim_key(project, openai_simulator)
+
+    async def go():
+        client = AsyncClient()
+        await client.aforce_login(member)
+        response = await client.post(reverse("playground:stream"), form_data(project, key))
+        chunks = [chunk async for chunk in response.streaming_content]
+        await sync_to_async(connections.close_all)()  # the executor thread's connection
+        return chunks
+
+    events = [json.loads(chunk) for chunk in asyncio.run(go())]
+    assert events[-1]["type"] == "done" and events[-1]["ok"]
+    assert 'id="budget-result"' in events[-1]["html"]
+    record = UsageRecord.objects.get(project=project)
+    reservation = only_reservation()
+    assert reservation.amount == worst(200) and reservation.settled_at is not None
+    assert record.cost < reservation.amount
