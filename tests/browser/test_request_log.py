@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 NEW_YORK = ZoneInfo("America/New_York")
 FIRST, LAST = date(2026, 11, 1), date(2026, 11, 20)
+PAGE_WIDTH = "() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
 REPORT_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (e) => {
   window.__reportViolation(`${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
@@ -211,3 +212,28 @@ def test_a_project_member_sees_and_exports_only_their_project(
     screenshot("request-log-member")
     header, *records, _total = _download_csv(page, "#export-csv")
     assert {row[header.index("project")] for row in records} == {dataset.beta.name}
+
+
+def test_the_log_and_the_record_fit_a_phone(
+    page,
+    live_server,
+    login,
+    screenshot,
+    dataset,  # noqa: F811
+    users,
+):
+    """At 390 px the table scrolls inside its wrapper; the page itself does not."""
+    login(users["owner"], TEST_PASSWORD)
+    page.set_viewport_size({"width": 390, "height": 844})
+    _open_log(page, live_server, dataset.organization, start=FIRST, end=LAST)
+    assert page.evaluate(PAGE_WIDTH) <= 390
+    times = page.eval_on_selector_all(
+        "#request-log td.when a", "links => links.map(a => a.getBoundingClientRect().height)"
+    )
+    line = page.evaluate("() => parseFloat(getComputedStyle(document.body).lineHeight) || 24")
+    assert max(times) < 1.5 * line  # a time stays on one line
+    screenshot("request-log-390")
+    page.click("#request-log tbody td.when a")
+    page.wait_for_selector("#record-ids")
+    assert page.evaluate(PAGE_WIDTH) <= 390
+    screenshot("request-log-record-390")
