@@ -161,7 +161,7 @@ def test_a_duplicate_name_is_refused_by_name(client, owner, organization):
     client.force_login(owner)
     response = client.post(create_url(organization), {"kind": "in_app", "name": "Bell"})
     assert response.status_code == 400
-    assert "already has a channel by that name" in response.content.decode()
+    assert "This organization already has a channel" in response.content.decode()
 
 
 def test_edit_keeps_the_url_when_left_empty_and_audits(client, owner, organization):
