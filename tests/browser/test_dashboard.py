@@ -205,3 +205,18 @@ def test_a_project_member_sees_only_their_project(
     assert page.is_visible("#scope-note")
     screenshot("dashboard-overview-project-member")
     assert watched == []
+
+
+def test_phone_width_has_no_sideways_page(page, live_server, login, screenshot, dataset, users):
+    """At 390 px the tables scroll in their wrappers; the page itself never scrolls sideways."""
+    login(users["owner"], TEST_PASSWORD)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(
+        f"{live_server.url}/dashboard/{dataset.organization.public_id}/"
+        "?range=custom&start=2026-11-01&end=2026-11-20"
+    )
+    width = page.evaluate(
+        "() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+    )
+    assert width <= 390
+    screenshot("dashboard-overview-390")
