@@ -15,14 +15,16 @@ checked against the page.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from asgiref.sync import sync_to_async
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -394,7 +396,7 @@ class _Lines:
 _ROWS_PER_CHUNK = 500
 
 
-def _csv_lines(rows: Iterator[list], *, ready: bool = False) -> Iterator[str]:
+def _csv_lines(rows: Iterator[list], *, ready: bool = False) -> Generator[str]:
     """The rows as CSV text, a few hundred rows per chunk (memory: one chunk); ``ready``:
     the rows' cells are already what ``csv_cell`` would make of them."""
     out = _Lines()
@@ -412,8 +414,31 @@ def _filename(kind: str, viewer: Viewer, date_range: DateRange) -> str:
     return f"{kind}-{slug}-{date_range.first.isoformat()}-{date_range.last.isoformat()}.csv"
 
 
-def _csv_response(lines: Iterator[str], filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+def _next_chunk(lines: Iterator[str]) -> str | None:
+    return next(lines, None)
+
+
+async def _through_sync_thread(lines: Generator[str]) -> AsyncIterator[str]:
+    """The sync chunks served asynchronously, one at a time.
+
+    Under ASGI (uvicorn, as the console runs) Django turns a *sync* iterator of a
+    streaming response into a list before sending it: the whole export in memory. Each
+    chunk is pulled in the thread-sensitive sync thread instead, the one that holds this
+    request's database connection and so the export's server-side cursor.
+    """
+    step = sync_to_async(_next_chunk, thread_sensitive=True)
+    try:
+        while (chunk := await step(lines)) is not None:
+            yield chunk
+    finally:  # the reader left or the file ended: close the cursor in its own thread
+        await sync_to_async(lines.close, thread_sensitive=True)()
+
+
+def _csv_response(
+    request: HttpRequest, lines: Generator[str], filename: str
+) -> StreamingHttpResponse:
+    content = _through_sync_thread(lines) if isinstance(request, ASGIRequest) else lines
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     return response
@@ -509,6 +534,7 @@ def request_log_csv(request: HttpRequest, org_id) -> HttpResponse:
     if view.query is None:
         return _refused(request, view, viewer)
     return _csv_response(
+        request,
         _csv_lines(_log_csv_rows(view.query, view.date_range.zone), ready=True),
         _filename("requests", viewer, view.date_range),
     )
@@ -593,6 +619,7 @@ def overview_csv(request: HttpRequest, org_id) -> HttpResponse:
     if view.query is None:
         return _refused(request, view, viewer)
     return _csv_response(
+        request,
         _csv_lines(_overview_csv_rows(viewer, view, stack_by)),
         _filename("usage", viewer, view.date_range),
     )
