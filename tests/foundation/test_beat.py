@@ -15,6 +15,8 @@ import threading
 
 import pytest
 import time_machine
+from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
 from django.conf import settings
 from django.core import mail
 from django.db import connection
@@ -42,7 +44,8 @@ KEYS = 6
 
 needs_postgres = pytest.mark.skipif(
     not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
-    reason="two threads need one shared database: in-memory SQLite gives each its own",
+    reason="two writers at once need row locks: SQLite locks the whole database (CI runs "
+    "these on PostgreSQL)",
 )
 
 
@@ -176,3 +179,29 @@ def test_two_beats_sweeping_at_once_deliver_each_row_once():
     make_world()
     sweep_twice(concurrently=True)
     check_delivered_once()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_scan_sent_twice_to_a_real_worker_sends_each_reminder_once():
+    """As beat sends it: by name, through the broker (Redis in CI), run by a real worker."""
+    keys = make_world()
+    finished = threading.Semaphore(0)
+
+    def count(sender=None, **kwargs) -> None:
+        if sender is not None and sender.name == "keys.rotation_reminders_scan":
+            finished.release()
+
+    # Wait on the worker's own signal rather than polling the tables it writes (SQLite
+    # would refuse a read while the worker's thread holds its write lock).
+    task_postrun.connect(count, weak=False)
+    try:
+        with time_machine.travel(SCAN_AT, tick=True):
+            with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+                for _ in range(2):
+                    app.send_task(
+                        "keys.rotation_reminders_scan", kwargs={"now": SCAN_AT.isoformat()}
+                    )
+                assert finished.acquire(timeout=60) and finished.acquire(timeout=60)
+    finally:
+        task_postrun.disconnect(count)
+    check_reminders_once(keys)
