@@ -193,3 +193,16 @@ def test_project_member_does_not_see_the_organization_budget(client, dataset, at
     client.force_login(user)
     html = overview(client, dataset.organization).content.decode()
     assert "$1,000.00" not in html and 'id="budget-line"' not in html
+
+
+def test_rows_link_to_the_filtered_request_log(client, owner, dataset, at_now):
+    client.force_login(owner)
+    html = overview(client, dataset.organization, range="7d").content.decode()
+    log = reverse("dashboard:request-log", kwargs={"org_id": dataset.organization.public_id})
+    links = re.findall(rf'href="({re.escape(log)}[^"]*)"', html)
+    assert any("model=gpt-4.1-mini" in link and "range=7d" in link for link in links)
+    assert any(f"project={dataset.beta.public_id}" in link for link in links)
+    assert any(f"key={dataset.alpha_key.public_id}" in link for link in links)
+    assert any("status=incomplete" in link for link in links)
+    for link in links[:6]:
+        assert client.get(link.replace("&amp;", "&")).status_code == 200
