@@ -8,8 +8,8 @@ key, a made-up id) is refused with a message naming the field, never obeyed and 
 
 The log reads raw records through ``usage.request_log`` (keyset pagination, no COUNT);
 its totals, when the filters are ones the rollups know (range, project, key, model), come
-from the same report the overview shows (``usage.reports``), so the CSV's totals row can be
-checked against the page.
+from the rollups the overview reads (``usage.reports.usage_totals``), so the CSV's totals
+row can be checked against the page.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from orgs.views.common import read_only
 from platformadmin.redaction import redact
 from usage import request_log as log
 from usage.models import UsageRecord
-from usage.reports import UsageScope, usage_per_day, usage_report
+from usage.reports import UsageScope, usage_per_day, usage_report, usage_totals
 from usage.selectors import catalog_models
 
 from .ranges import RANGE_CHOICES, DateRange, RangeError, local_midnight, parse_range
@@ -264,7 +264,8 @@ def request_log(request: HttpRequest, org_id) -> HttpResponse:
     params = view.params
     totals = None
     if page is not None and (scope := view.scope) is not None:
-        totals = usage_report(scope=scope, start=view.date_range.start, end=view.date_range.end)
+        # One query on the rollups: the view's figures as the overview reads them.
+        totals = usage_totals(scope=scope, start=view.date_range.start, end=view.date_range.end)
     context = {
         "organization": viewer.organization,
         "viewer": viewer,
@@ -274,7 +275,7 @@ def request_log(request: HttpRequest, org_id) -> HttpResponse:
         "date_range": view.date_range,
         "zone": view.date_range.zone,
         "page": page,
-        "totals": totals.totals if totals else None,
+        "totals": totals,
         "newest_url": _url("dashboard:request-log", viewer, params),
         "older_url": (
             _url("dashboard:request-log", viewer, {**params, "cursor": page.older.encode()})
