@@ -235,9 +235,9 @@ def notification_send_test(*, channel: NotificationChannel, actor, request=None)
 
 
 @sensitive_variables("url")
-def _clean_url(kind: str, url: str) -> str:
-    """The URL, checked for its kind; ``ValidationError`` on "url" saying what to fix.
-    Never quotes the URL back (its path is the credential)."""
+def _clean_url(kind: str, url: str) -> tuple[str, str]:
+    """The URL, checked for its kind, and its hint; ``ValidationError`` on "url" saying
+    what to fix. Never quotes the URL back (its path is the credential)."""
     url = (url or "").strip()
     if not url:
         raise ValidationError({"url": "Enter the URL: this kind of channel needs one."})
@@ -245,10 +245,10 @@ def _clean_url(kind: str, url: str) -> str:
         raise ValidationError({"url": f"The URL is longer than {MAX_URL_LENGTH} characters."})
     if kind == NotificationChannel.Kind.APPRISE:
         try:
-            transports.apprise_service(url)
+            _plugin, service = transports.apprise_service(url)
         except ValueError as exc:
             raise ValidationError({"url": f"This apprise URL is not accepted: {exc}"}) from exc
-        return url
+        return url, transports.url_hint(url, service=service)
     try:
         origin = netguard.Origin.from_url(url)
         parsed = httpx2.URL(url)
@@ -275,7 +275,7 @@ def _clean_url(kind: str, url: str) -> str:
         cause = exc.__cause__
         reason = str(cause) if isinstance(cause, netguard.OutboundRefused) else "it is refused"
         raise ValidationError({"url": f"The URL is not accepted: {reason}"}) from exc
-    return url
+    return url, transports.url_hint(url)
 
 
 def _clean_recipients(text: str) -> str:
@@ -376,9 +376,8 @@ def notification_channel_create(
         )
     secret = None
     if kind in kinds.URL_KINDS:
-        url = _clean_url(kind, url)
+        url, channel.url_hint = _clean_url(kind, url)
         seal(channel, "url", url)  # plaintext URL becomes ciphertext here
-        channel.url_hint = transports.url_hint(url)
     elif (url or "").strip():
         raise ValidationError({"url": "E-mail and in-app channels take no URL; leave it empty."})
     if kind == NotificationChannel.Kind.WEBHOOK:
@@ -447,9 +446,8 @@ def notification_channel_update(
             raise ValidationError(
                 {"url": "E-mail and in-app channels take no URL; leave it empty."}
             )
-        url = _clean_url(channel.kind, url)
+        url, hint = _clean_url(channel.kind, url)
         seal(channel, "url", url)
-        hint = transports.url_hint(url)
         changes["url"] = [channel.url_hint, hint]
         channel.url_hint = hint
         channel.consecutive_failures = 0

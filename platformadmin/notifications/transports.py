@@ -104,25 +104,37 @@ class Delivered:
 
 def url_secrets(url: str) -> list[str]:
     """The pieces of a channel URL to scrub from any text: the whole URL, its path and
-    query, and each path segment long enough to be a token (Slack's, Discord's)."""
+    query, each path segment long enough to be a token (Slack's, Discord's), and the
+    user, password and host of a non-HTTP (apprise) URL, where keys sit
+    (``pagerduty://integration_key@api_key``, ``tgram://bot_token/chat``)."""
     if not url:
         return []
     parts = urlsplit(url)
     found = [url, parts.path, parts.query, parts.path + ("?" + parts.query if parts.query else "")]
     found += [seg for seg in parts.path.split("/") if len(seg) >= MIN_SCRUB_LENGTH]
     found += [seg for seg in parts.query.split("&") if len(seg) >= MIN_SCRUB_LENGTH]
-    if parts.password:
-        found.append(parts.password)
-    return [f for f in found if f]
+    if parts.scheme not in ("http", "https"):
+        found += [parts.netloc, *parts.netloc.replace("@", ":").split(":")]
+    elif "@" in parts.netloc:
+        found += parts.netloc.rpartition("@")[0].split(":")
+    return [f for f in dict.fromkeys(found) if len(f) >= MIN_SCRUB_LENGTH or f == url]
 
 
-def url_hint(url: str) -> str:
-    """What pages show of a channel URL: scheme and host only (the path is the secret)."""
+def url_hint(url: str, *, service: str = "") -> str:
+    """What pages show of a channel URL: scheme and host only (the path is the secret).
+    An apprise URL's host is often a key (``opsgenie://<api key>``): for those only the
+    scheme and the service's name are shown."""
     parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"{parts.scheme}://… ({service})"[:200] if service else f"{parts.scheme}://…"
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}"[:200] if parts.scheme else ""
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port:
+        host = f"{host}:{port}"
+    return f"{parts.scheme}://{host}"[:200]
 
 
 def _channel_url(channel: NotificationChannel) -> str:

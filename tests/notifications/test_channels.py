@@ -20,6 +20,8 @@ from platformadmin.notifications.services import (
     notification_channel_secret_rotate,
     notification_channel_update,
 )
+from platformadmin.notifications.transports import url_secrets
+from platformadmin.redaction import scrub
 from tests.factories import UserFactory
 from tests.settings import TEST_KEY_V1
 
@@ -154,7 +156,15 @@ def test_accepted_kinds(organization, owner):
     discord, _ = create(
         organization, owner, kind="apprise", name="Discord", url="discord://12345678/TOKENtoken"
     )
-    assert discord.url_hint == "discord://12345678"
+    assert discord.url_hint == "discord://… (Discord)"
+    pager, _ = create(
+        organization,
+        owner,
+        kind="apprise",
+        name="Pager",
+        url="pagerduty://INTEGRATIONKEY42@APIKEYAPIKEY42",
+    )
+    assert pager.url_hint == "pagerduty://… (PagerDuty)"  # its host is the API key
     bell, _ = create(organization, owner, kind="in_app", name="Bell", event_kinds=["key.rotation"])
     assert bell.event_kinds == ["key.rotation"] and bell.url == ""
 
@@ -220,3 +230,12 @@ def test_the_admin_switches_a_channel_off_and_deletes_it_through_the_services(
         ("notification_channel.delete", admin.get_username()),
     ]
     assert not NotificationChannel.objects.filter(pk=channel.pk).exists()
+
+
+def test_every_part_of_a_url_that_can_be_a_key_is_scrubbed():
+    text = "failed: pagerduty://INTEGRATIONKEY42@APIKEYAPIKEY42 said APIKEYAPIKEY42 bad"
+    parts = url_secrets("pagerduty://INTEGRATIONKEY42@APIKEYAPIKEY42")
+    assert "INTEGRATIONKEY42" in parts and "APIKEYAPIKEY42" in parts
+    slack = url_secrets("https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXX")
+    assert "XXXXXXXXXXXX" in slack and "hooks.slack.com" not in slack
+    assert "APIKEY" not in scrub(text, parts)
