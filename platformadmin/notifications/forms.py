@@ -94,6 +94,7 @@ class ChannelForm(forms.Form):
     email_recipients = forms.CharField(
         label="Extra e-mail recipients",
         required=False,
+        max_length=5000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One address per line, besides the organization's owners (and the project's "
         "owners for project events), who always receive it.",

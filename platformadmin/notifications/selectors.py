@@ -65,7 +65,7 @@ def notification_history(
         rows = rows.filter(state=state)
     if since:
         rows = rows.filter(created_at__gte=_utc_midnight(since))
-    if until:
+    if until and until < dt.date.max:  # 9999-12-31 would overflow: no upper bound then
         rows = rows.filter(created_at__lt=_utc_midnight(until + dt.timedelta(days=1)))
     return rows.select_related("channel", "project").order_by("-created_at", "-pk")
 

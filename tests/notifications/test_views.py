@@ -240,3 +240,17 @@ def test_errors_are_shown_redacted(client, owner, channels):
     ).content.decode()
     listing = client.get(history_url(channels[0].organization)).content.decode()
     assert leaked not in detail and leaked not in listing
+
+
+def test_extreme_dates_are_a_page_not_an_error(client, owner, organization, channels):
+    make_notification(channels[0], title="Any time")
+    client.force_login(owner)
+    for query in (
+        {"until": "9999-12-31"},
+        {"since": "0001-01-01", "until": "9999-12-31"},
+        {"since": "9999-12-31"},
+    ):
+        page = client.get(history_url(organization, **query))
+        assert page.status_code == 200, query
+    assert "Any time" in client.get(history_url(organization, until="9999-12-31")).content.decode()
+    assert client.get(history_url(organization, since="10000-01-01")).status_code == 400
