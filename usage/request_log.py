@@ -218,10 +218,7 @@ class LogPage:
     rows: list[dict] = field(default_factory=list)
     older: Cursor | None = None
     newer: Cursor | None = None
-
-    @property
-    def is_first(self) -> bool:
-        return self.newer is None
+    is_first: bool = True  # read without a cursor (the newest records)
 
 
 def _after(cursor: Cursor) -> Q:
@@ -264,12 +261,18 @@ def request_log_page(
             rows=rows,
             older=_position(rows[-1], OLDER) if more else None,
             newer=_position(rows[0], NEWER) if cursor is not None and rows else None,
+            is_first=cursor is None,
         )
     rows = _rows(qs.filter(_after(cursor)), newest_first=False, limit=size + 1)
     if len(rows) <= size:  # the top: show the first page (full) rather than a short one
         return request_log_page(query=query, cursor=None, size=size)
     rows = rows[:size][::-1]
-    return LogPage(rows=rows, older=_position(rows[-1], OLDER), newer=_position(rows[0], NEWER))
+    return LogPage(
+        rows=rows,
+        older=_position(rows[-1], OLDER),
+        newer=_position(rows[0], NEWER),
+        is_first=False,
+    )
 
 
 def request_log_record(*, organization_id: int, record_id: int, project_ids=None) -> UsageRecord:

@@ -422,3 +422,16 @@ def test_a_key_reported_as_a_client_id_is_not_shown_in_clear(client, owner, orga
     for url in (log_url(organization), record_url(organization, record)):
         html = client.get(url).content.decode()
         assert leaked not in html and "sk-proj-" in html
+
+
+def test_a_cursor_past_the_range_shows_nothing_and_the_way_back(
+    client, owner, organization, project
+):
+    """A shared "older" link opened with another range: no rows, a link to the newest."""
+    old = add_record(project, when=NOW - timedelta(days=20))
+    add_record(project, when=NOW - timedelta(hours=1))
+    cursor = log.Cursor(occurred_at=old.occurred_at, pk=old.pk).encode()
+    client.force_login(owner)
+    response = client.get(log_url(organization, range="today", cursor=cursor))
+    assert response.status_code == 200 and shown_ids(response) == []
+    assert 'id="page-newest"' in response.content.decode()
