@@ -178,7 +178,8 @@ class WebhookReceiver:
       with (constant-time compare, as a real receiver must);
     - ``statuses``: status codes to answer, one per request in order (then 200), e.g.
       ``[500, 500]`` to make the first two attempts fail; an entry may be
-      ``(status, body_bytes)`` to answer with that body (an echo of what was sent);
+      ``(status, body_bytes)`` to answer with that body (an echo of what was sent), or
+      ``(status, body_bytes, {header: value})`` with headers too (``Retry-After``);
     - ``hold(count=1)``: the next ``count`` requests are recorded, then held open until
       ``release()`` (or the client goes away): a worker can be killed mid-delivery.
       ``arrived`` is set when a held request has been recorded.
@@ -188,7 +189,7 @@ class WebhookReceiver:
         self.requests: list[ReceivedRequest] = []
         self.secret: str | None = None
         self.secrets: dict[str, str] = {}
-        self.statuses: list[int | tuple[int, bytes]] = []
+        self.statuses: list[int | tuple] = []
         self.arrived = threading.Event()
         self._release = threading.Event()
         self._release.set()
@@ -266,9 +267,10 @@ class WebhookReceiver:
         with self._lock:
             secret = self.secrets.get(path, self.secret)
             status = self.statuses.pop(0) if self.statuses else 200
-            answer = None
+            answer, extra = None, {}
             if isinstance(status, tuple):
-                status, answer = status
+                status, answer, *rest = status
+                extra = rest[0] if rest else {}
             held = self._hold_left > 0
             if held:
                 self._hold_left -= 1
@@ -289,6 +291,8 @@ class WebhookReceiver:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(answer)))
+            for name, value in extra.items():
+                handler.send_header(name, value)
             handler.end_headers()
             handler.wfile.write(answer)
         except OSError:

@@ -133,11 +133,21 @@ def test_backoff_doubles_up_to_the_cap(settings):
     assert [delivery.retry_delay(n) for n in range(1, 6)] == [30, 60, 120, 200, 200]
 
 
-def test_a_429_waits_at_least_its_retry_after(organization, webhook, webhook_receiver):
-    webhook_receiver.statuses = [429]
+def test_a_429_waits_at_least_its_retry_after(organization, webhook, webhook_receiver, settings):
+    settings.NOTIFICATION_RETRY_BASE_SECONDS = 30
+    settings.NOTIFICATION_RETRY_MAX_SECONDS = 600
+    webhook_receiver.statuses = [(429, b"slow down", {"Retry-After": "120"}), (429, b"", {})]
+    webhook_receiver.statuses.append((429, b"", {"Retry-After": "86400"}))
     [row] = enqueue(organization)
-    # The receiver sends no Retry-After: plain backoff.
-    assert delivery.notification_deliver(notification_id=row.pk).state == "retry"
+    now = T0
+    delays = []
+    for _ in range(3):
+        with time_machine.travel(now, tick=False):
+            outcome = delivery.notification_deliver(notification_id=row.pk)
+        delays.append(outcome.retry_in)
+        now += dt.timedelta(hours=1)
+    # Retry-After 120 beats the first backoff (30); none: backoff (60); a day: the cap.
+    assert delays == [120, 60, 600]
 
 
 def test_it_gives_up_after_the_last_attempt(organization, webhook, webhook_receiver, settings):
