@@ -309,9 +309,10 @@ NOTIFICATION_HTTP_TIMEOUT_SECONDS = env.float("NOTIFICATION_HTTP_TIMEOUT_SECONDS
 # Seconds a console call's budget reservation holds if its process dies mid-call (longer
 # for a project whose timeout x retries is longer); then it stops counting.
 BUDGET_RESERVATION_TTL_SECONDS = env.int("BUDGET_RESERVATION_TTL_SECONDS", default=900)
-# Milliseconds a call waits for a budget row another transaction holds (PostgreSQL
-# lock_timeout) before it is refused as "budget state cannot be read" (fail closed).
-BUDGET_LOCK_TIMEOUT_MS = env.int("BUDGET_LOCK_TIMEOUT_MS", default=2000)
+# Milliseconds a call waits for a budget row other transactions hold (PostgreSQL
+# lock_timeout; concurrent calls of one budget queue there) before it is refused as
+# "budget state cannot be read" (fail closed).
+BUDGET_LOCK_TIMEOUT_MS = env.int("BUDGET_LOCK_TIMEOUT_MS", default=5000)
 
 # --- Budgets ---------------------------------------------------------------------
 # Seconds usage gathers before one evaluation of a budget runs (the task's countdown): a

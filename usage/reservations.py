@@ -32,7 +32,7 @@ from platformadmin.templatetags.console_format import format_count, format_money
 
 from .models import Budget, BudgetReservation
 from .pricing import PriceBook, Usage, compute_cost
-from .selectors import billing_month_start, organization_spend_summary, project_spend_month_to_date
+from .selectors import billing_month_start, project_spend_month_to_date, spend_by_project
 
 log = logging.getLogger("usage.reservations")
 
@@ -177,20 +177,34 @@ def _rooms(*, budgets: list[Budget], project, now: datetime) -> list[BudgetRoom]
     # whatever time (the upstream's clock) it carries.
     until = period.end - _MICROSECOND
     reserved = _reserved_by_budget(budget_ids=[b.pk for b in budgets], period=period.label, now=now)
+    if any(not b.project_id for b in budgets):
+        # The organization's budget: its spend grouped by project answers both budgets in
+        # one read (two queries), the project's spend being its own row.
+        by_project = spend_by_project(
+            organization=project.organization, start=period.start, end=until
+        )
+        spent = {
+            None: (
+                sum((s.cost or Decimal(0) for s in by_project.values()), Decimal(0)),
+                sum(s.unpriced_requests for s in by_project.values()),
+            )
+        }
+        own = by_project.get(project.pk)
+        spent[project.pk] = (own.cost or Decimal(0), own.unpriced_requests) if own else (0, 0)
+    else:
+        own = project_spend_month_to_date(project=project, now=until)
+        spent = {project.pk: (own.cost or Decimal(0), own.unpriced_requests)}
     rooms = []
     for budget in budgets:
-        if budget.project_id:
-            summary = project_spend_month_to_date(project=project, now=until)
-        else:
-            summary = organization_spend_summary(organization=project.organization, now=until)
+        cost, unpriced = spent[budget.project_id]
         rooms.append(
             BudgetRoom(
                 budget=budget,
                 scope=_scope_name(budget, project),
                 period=period.label,
                 amount=budget.amount,
-                spend=summary.cost or Decimal(0),
-                unpriced_requests=summary.unpriced_requests,
+                spend=Decimal(cost),
+                unpriced_requests=unpriced,
                 reserved=reserved.get(budget.pk, Decimal(0)),
             )
         )
@@ -253,8 +267,8 @@ def _unavailable_message(project, exc: DatabaseError) -> str:
     sqlstate = getattr(cause, "sqlstate", None)
     if sqlstate == "55P03" or "locked" in str(exc).lower():
         why = (
-            f"its row stayed locked by another transaction for more than "
-            f"{format_count(settings.BUDGET_LOCK_TIMEOUT_MS)} ms"
+            "its row stayed locked by other transactions (another change, or a queue of "
+            f"concurrent calls) for more than {format_count(settings.BUDGET_LOCK_TIMEOUT_MS)} ms"
         )
     else:
         why = f"the database answered {type(exc).__name__}"
