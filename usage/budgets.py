@@ -320,8 +320,9 @@ def budget_create(
 def budget_update(*, budget: Budget, changes: dict, actor=None, request=None) -> Budget:
     """Apply ``changes`` (fields of BUDGET_FIELDS), audit what changed; nothing written
     when nothing changed. Re-evaluated after the commit (a lower amount may cross)."""
+    # of=self: the row to lock is the budget's; the project join is an outer one.
     budget = (
-        Budget.objects.select_for_update()
+        Budget.objects.select_for_update(of=("self",))
         .select_related("organization", "project")
         .get(pk=budget.pk)
     )
@@ -526,8 +527,16 @@ def budget_evaluation_request(*, budget_ids: Iterable[int]) -> int:
     """
     sent = 0
     delay = settings.BUDGET_EVALUATION_DELAY_SECONDS
-    for budget_id in budget_ids:
+    ids = list(dict.fromkeys(budget_ids))
+    if not ids:
+        return 0
+    # One round trip for the common case, every budget already queued; add() below stays
+    # the atomic guard for the others.
+    queued = cache.get_many([evaluation_flag(budget_id) for budget_id in ids])
+    for budget_id in ids:
         flag = evaluation_flag(budget_id)
+        if flag in queued:
+            continue
         if not cache.add(flag, 1, timeout=delay + settings.BUDGET_EVALUATION_FLAG_SECONDS):
             continue
         try:
