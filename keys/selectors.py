@@ -90,3 +90,13 @@ def keys_of_projects(*, project_ids) -> QuerySet[APIKey]:
         .only("pk", "public_id", "name", "hint", "status", "project_id")
         .order_by("project_id", "name", "pk")
     )
+
+
+def organizations_with_admin_key() -> list[int]:
+    """Ids of the organizations that have an active admin key (the sync's work list)."""
+    return list(
+        APIKey.objects.filter(kind=APIKey.Kind.ADMIN, status=APIKey.Status.ACTIVE)
+        .values_list("organization_id", flat=True)
+        .distinct()
+        .order_by("organization_id")
+    )

@@ -141,3 +141,8 @@ def organization_projects(*, organization: Organization) -> QuerySet[Project]:
     """Every project of the organization, archived ones too (the Admin API sync links them
     to OpenAI's by ``openai_project_id``)."""
     return Project.objects.filter(organization=organization).order_by("name", "pk")
+
+
+def organization_by_id(*, organization_id: int) -> Organization | None:
+    """The organization a task was given (None when it was deleted since)."""
+    return Organization.objects.filter(pk=organization_id).first()

@@ -271,6 +271,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 3600.0,
         "options": {"expires": 3000},
     },
+    # OpenAI's usage and costs (platformadmin/sync): the last OPENAI_USAGE_PULL_DAYS days
+    # replaced per organization, then reconciled; a gap on a closed day is notified once.
+    "sync-usage-pull": {
+        "task": "sync.usage_pull_all",
+        "schedule": 6 * 3600.0,
+        "options": {"expires": 3 * 3600},
+    },
 }
 
 # --- Usage capture -----------------------------------------------------------------

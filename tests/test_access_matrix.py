@@ -54,6 +54,7 @@ OTHER_CONSOLE_NAMESPACES = {"usage", "playground"}
 KNOWN_PARAMS = {"org_id", "project_id", "key_id", "token_id", "budget_id"}
 # Notification pages (channels, history; the bell's own pages are PERSONAL_URLS below).
 STRICT_NAMESPACES |= {"notifications"}
+STRICT_NAMESPACES |= {"sync"}  # the Admin API sync (issue 13)
 KNOWN_PARAMS |= {"channel_id", "notification_id"}
 # The signed-in user's own pages (the bell): no object ids, 200 for anyone signed in, and
 # nothing of another user reachable through them (test_personal_pages_show_only_ones_own).
@@ -412,6 +413,8 @@ def test_managers_are_not_refused_in_their_scope_and_see_nothing_foreign(
         "orgs:audit-log",
         "orgs:audit-export",
         *NOTIFICATION_ORG_PAGES,
+        # The Admin API sync acts for the whole organization: owners only (readers read).
+        *(name for name, _ in swept_urls() if name.startswith("sync:")),
     }
     for name, params in swept_urls():
         url = reverse(name, kwargs=world.kwargs(params))

@@ -12,11 +12,17 @@ BUDGET_THRESHOLD = "budget.threshold"
 BUDGET_FORECAST = "budget.forecast"
 KEY_ROTATION = "key.rotation"
 CHANNEL_TEST = "channel.test"
+# The Admin API sync (platformadmin/sync): a project logged less than OpenAI billed for a
+# day (an application is not reporting), and an automated key rotation that failed.
+RECONCILIATION_GAP = "reconciliation.gap"
+KEY_ROTATION_FAILED = "key.rotation_failed"
 
 KINDS: dict[str, str] = {
     BUDGET_THRESHOLD: "Budget threshold crossed",
     BUDGET_FORECAST: "Budget forecast over the amount",
     KEY_ROTATION: "Key rotation reminder",
+    RECONCILIATION_GAP: "Logged spend below OpenAI's bill",
+    KEY_ROTATION_FAILED: "Automated key rotation failed",
     CHANNEL_TEST: "Test message",
 }
 SUBSCRIBABLE: dict[str, str] = {k: v for k, v in KINDS.items() if k != CHANNEL_TEST}

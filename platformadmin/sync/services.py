@@ -16,9 +16,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from keys.selectors import organization_admin_key
+from keys.selectors import organization_admin_key, organizations_with_admin_key
 from orgs.selectors import organization_projects
+from platformadmin.notifications import kinds
+from platformadmin.notifications.services import notifications_enqueue
 from platformadmin.openai.admin import AdminAPIError, admin_buckets
+from platformadmin.templatetags.console_format import format_money
 from usage.fields import quantize_money
 from usage.reconciliation import logged_daily_totals
 
@@ -165,7 +168,18 @@ def usage_pull(*, organization, days: int | None = None, now=None, actor=None) -
             "errors": [],
         }
         run.save(update_fields=["status", "finished_at", "report"])
+    today = now.astimezone(UTC).date()
+    rows = reconciliation(organization=organization, since=first_day, until=today, now=now)
+    run.report["gaps_notified"] = reconciliation_gaps_notify(
+        organization=organization, gaps=reconciliation_gaps(rows)
+    )
+    run.save(update_fields=["report"])
     return run
+
+
+def organizations_to_pull():
+    """Organizations with an active admin key (the periodic pulls' work list)."""
+    return organizations_with_admin_key()
 
 
 def _replace_days(organization, first_day: date, now, usage: list[dict], costs: list[dict]) -> bool:
@@ -333,3 +347,45 @@ def reconciliation_gaps(rows: list[ReconciliationRow]) -> list[ProjectDayGap]:
         if missing >= minimum and upstream and missing / upstream * 100 > percent:
             gaps.append(ProjectDayGap(day, project, openai_id, logged, upstream, provisional))
     return gaps
+
+
+def reconciliation_gaps_notify(*, organization, gaps: list[ProjectDayGap]) -> int:
+    """One notification per project and closed day whose logged spend fell below OpenAI's
+    bill (an application is not reporting its usage). Provisional days (today, yesterday)
+    are not notified: OpenAI's figures for them still move. Returns how many were new."""
+    sent = 0
+    for gap in gaps:
+        if gap.provisional:
+            continue
+        name = gap.project.name if gap.project else f"OpenAI project {gap.project_openai_id}"
+        subject = (
+            f"project:{gap.project.public_id}" if gap.project else f"openai:{gap.project_openai_id}"
+        )
+        with transaction.atomic():
+            written = notifications_enqueue(
+                organization=organization,
+                kind=kinds.RECONCILIATION_GAP,
+                subject=subject,
+                period=gap.day.isoformat(),
+                stage="gap",
+                title=f"{name}: logged spend below OpenAI's bill on {gap.day.isoformat()}",
+                body=(
+                    f"On {gap.day.isoformat()} (UTC) the console logged {format_money(gap.logged_cost)} "
+                    f"for {name}, but OpenAI's Costs API reports {format_money(gap.upstream_cost)} "
+                    f"({format_money(gap.missing)} missing). Some application calling OpenAI with "
+                    "this project's keys is not reporting its usage to the console: check the "
+                    "project's keys on the reconciliation page and add the reporter to that "
+                    "application."
+                ),
+                payload={
+                    "day": gap.day.isoformat(),
+                    "project": str(gap.project.public_id) if gap.project else None,
+                    "openai_project_id": gap.project_openai_id,
+                    "logged_cost": str(gap.logged_cost),
+                    "openai_cost": str(gap.upstream_cost),
+                    "missing": str(gap.missing),
+                },
+                project=gap.project,
+            )
+        sent += bool(written)
+    return sent
