@@ -22,7 +22,7 @@ from orgs.admin import AppendOnlyAdmin
 
 from . import services
 from .crypto import fingerprint
-from .models import APIKey, APIKeyEvent
+from .models import APIKey, APIKeyEvent, RotationReminder
 
 # Set once, when the key is added (through the service); never edited here afterwards.
 _FIXED_AFTER_ADD = ["organization", "expires_at"]
@@ -244,4 +244,15 @@ class APIKeyEventAdmin(AppendOnlyAdmin):
     list_display = ["occurred_at", "api_key", "action", "actor_label", "old_hint", "new_hint"]
     list_filter = ["action"]
     search_fields = ["api_key__name", "actor_label", "old_hint", "new_hint", "note"]
+    list_select_related = ["api_key"]
+
+
+@admin.register(RotationReminder)
+class RotationReminderAdmin(AppendOnlyAdmin):
+    """Read-only: which rotation reminders went out. Deleting one would send it again on the
+    next scan (keys/reminders.py), so nobody can, superusers included."""
+
+    list_display = ["created_at", "api_key", "stage", "due_at", "cycle"]
+    list_filter = ["stage"]
+    search_fields = ["api_key__name", "api_key__hint"]
     list_select_related = ["api_key"]
