@@ -181,7 +181,7 @@ def _rooms(*, budgets: list[Budget], project, now: datetime) -> list[BudgetRoom]
         # The organization's budget: its spend grouped by project answers both budgets in
         # one read (two queries), the project's spend being its own row.
         by_project = spend_by_project(
-            organization=project.organization, start=period.start, end=until
+            organization=project.organization, start=period.start, end=period.end
         )
         spent = {
             None: (
