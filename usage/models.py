@@ -267,6 +267,12 @@ class UsageHourly(models.Model):
     # Added to by the database (cost = cost + excluded.cost): exact only as integers.
     cost = MoneyField("cost of priced records (USD)", default=Decimal(0))
     unpriced_requests = models.PositiveBigIntegerField("unpriced records", default=0)
+    # db_default too: the column came later (0008), and SQL writing the older columns
+    # (0007's fill) leaves it 0.
+    incomplete = models.PositiveBigIntegerField("incomplete calls", default=0, db_default=0)
+    incomplete_errors = models.PositiveBigIntegerField(
+        "incomplete calls counted as errors", default=0, db_default=0
+    )
 
     class Meta:
         ordering = ["-hour", "model"]
@@ -322,6 +328,12 @@ class UsageDaily(models.Model):
     # Added to by the database (cost = cost + excluded.cost): exact only as integers.
     cost = MoneyField("cost of priced records (USD)", default=Decimal(0))
     unpriced_requests = models.PositiveBigIntegerField("unpriced records", default=0)
+    # db_default too: the column came later (0008), and SQL writing the older columns
+    # (0007's fill) leaves it 0.
+    incomplete = models.PositiveBigIntegerField("incomplete calls", default=0, db_default=0)
+    incomplete_errors = models.PositiveBigIntegerField(
+        "incomplete calls counted as errors", default=0, db_default=0
+    )
 
     class Meta:
         ordering = ["-day", "model"]

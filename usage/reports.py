@@ -4,9 +4,8 @@ projects, one key, one model) over a range, from the rollups.
 Every figure is read from the rollups (``UsageDaily`` for whole UTC days, ``UsageHourly``
 for the hours around them, ``usage.daily``) for the whole hours of the range and from the
 raw records for its partial hours, by the one rule ``usage.selectors.rollup_window``.
-The rollup reading lives in two private helpers (``_rollup_groups`` and
-``_incomplete_groups``) so the rollups they read can change (daily rollups) without
-touching the report's shape.
+The rollup reading lives in one private helper (``_rollup_groups``); incomplete calls
+are counters of the rollups too, so no figure reads the raw records of a whole range.
 
 Money stays exact: costs are summed as integers by the database and come back as
 ``Decimal``; rates and shares are computed in Python from those exact sums. Unpriced
@@ -17,12 +16,12 @@ calls are counted apart (``unpriced_requests``) and never folded in as $0: a cos
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, F, Q
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -90,17 +89,21 @@ class Figures:
     unpriced_requests: int = 0
 
     def add(self, row: dict) -> None:
+        """Add the rollup counters of ``row`` (``usage.rollup.COUNTERS`` by name)."""
         for name in COUNTERS:
             value = row.get(name) or 0
             if name == "cost":
                 self.priced_cost += value
+            elif name == "incomplete_errors":
+                # The rollups count an incomplete call with an error type among the
+                # errors; here it is only incomplete.
+                self.errors -= value
             else:
                 setattr(self, name, getattr(self, name) + value)
 
     def merge(self, other: Figures) -> None:
-        for name in (*COUNTERS, "incomplete"):
-            attr = "priced_cost" if name == "cost" else name
-            setattr(self, attr, getattr(self, attr) + getattr(other, attr))
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     @property
     def cost(self) -> Decimal | None:
@@ -260,33 +263,6 @@ def _rollup_groups(
     return out
 
 
-def _incomplete_groups(
-    *,
-    scope: UsageScope,
-    start: datetime,
-    end: datetime,
-    by: Sequence[str],
-    zone: ZoneInfo | None = None,
-) -> dict[tuple, tuple[int, int]]:
-    """(incomplete calls, how many of them the rollups count as errors) per group.
-
-    The rollups have no incomplete counter, so this reads the raw records of the range
-    that are ``incomplete`` (few: streams cut short); see ``usage.rollup.incomplete_q``.
-    """
-    _, record_cols = _columns(by, zone)
-    names = [f"g_{name}" for name in by]
-    rows = (
-        UsageRecord.objects.filter(
-            scope.record_q(), rollup.incomplete_q(), occurred_at__gte=start, occurred_at__lt=end
-        )
-        .annotate(**record_cols)
-        .values(*names)
-        .annotate(n=Count("pk"), in_errors=Count("pk", filter=rollup.IS_ERROR.q()))
-        .order_by()
-    )
-    return {tuple(row[n] for n in names): (row["n"], row["in_errors"]) for row in rows}
-
-
 # --- reports --------------------------------------------------------------------------
 
 
@@ -307,12 +283,6 @@ def scope_budget(*, scope: UsageScope) -> Budget | None:
             .first()
         )
     return None
-
-
-def _apply_incomplete(figures: Figures, counted: tuple[int, int] | None) -> None:
-    if counted:
-        figures.incomplete += counted[0]
-        figures.errors -= counted[1]
 
 
 def _ranked(groups: dict[tuple, Figures], total_cost: Decimal) -> list[GroupRow]:
@@ -336,7 +306,7 @@ def _share(part: Decimal, whole: Decimal) -> Decimal | None:
 
 def usage_totals(*, scope: UsageScope, start: datetime, end: datetime) -> Figures:
     """The scope's counters over [start, end) in one query (plus one for partial hours):
-    the month-to-date figure beside a budget. Incomplete calls are not split out here."""
+    the month-to-date figure beside a budget (incomplete calls apart, as everywhere)."""
     return _rollup_groups(scope=scope, start=start, end=end, by=()).get((), Figures())
 
 
@@ -344,19 +314,14 @@ def usage_report(*, scope: UsageScope, start: datetime, end: datetime) -> UsageR
     """Totals and the top projects, keys and models of the scope over [start, end).
 
     Queries: one per grouping (project, key, model) on the rollups (plus one each for
-    partial hours when the range has any), and one for incomplete calls by model. The
+    partial hours when the range has any); incomplete calls are rollup counters too. The
     totals are the sum of the per-project groups, so they agree with every table."""
     by_project = _rollup_groups(scope=scope, start=start, end=end, by=("project",))
     by_key = _rollup_groups(scope=scope, start=start, end=end, by=("key",))
     by_model = _rollup_groups(scope=scope, start=start, end=end, by=("model",))
-    incomplete = _incomplete_groups(scope=scope, start=start, end=end, by=("model",))
-    for key, figures in by_model.items():
-        _apply_incomplete(figures, incomplete.get(key))
     totals = Figures()
     for figures in by_project.values():
-        totals.add({c: getattr(figures, "priced_cost" if c == "cost" else c) for c in COUNTERS})
-    for counted in incomplete.values():
-        _apply_incomplete(totals, counted)
+        totals.merge(figures)
     return UsageReport(
         start=start,
         end=end,

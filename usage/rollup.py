@@ -10,9 +10,10 @@ A record's bucket is ``(project, key slot, model, UTC hour)`` in ``UsageHourly``
 bucket sizes, written by the same statement); the key slot is the API key id, or 0 for a
 record without a key (and for one whose key was deleted).
 
-"Is an error" and "is unpriced" are the two conditions a counter may count by. An
-*incomplete* call (a stream cut short or stopped) is an error only when it carries an
-error type; the usage page shows those apart (``incomplete_q``).
+"Is an error", "is unpriced", "is incomplete" and "is an incomplete error" are the
+conditions a counter may count by. An *incomplete* call (a stream cut short or stopped)
+is an error only when it carries an error type; the pages show incomplete calls apart
+(``incomplete`` and ``incomplete_errors``, so they never read raw records for them).
 """
 
 from __future__ import annotations
@@ -62,6 +63,24 @@ IS_UNPRICED = Condition(
 )
 
 
+IS_INCOMPLETE = Condition(
+    name="incomplete",
+    holds=lambda r: r["status"] == INCOMPLETE,
+    sql=f"status = '{INCOMPLETE}'",
+    q=lambda: Q(status=INCOMPLETE),
+    columns=("status",),
+)
+# An incomplete call the error counter counts too (one with an error type): the pages
+# show incomplete calls apart, so they take these back out of the errors.
+IS_INCOMPLETE_ERROR = Condition(
+    name="incomplete error",
+    holds=lambda r: IS_INCOMPLETE.holds(r) and IS_ERROR.holds(r),
+    sql=f"{IS_INCOMPLETE.sql} AND ({IS_ERROR.sql})",
+    q=lambda: IS_INCOMPLETE.q() & IS_ERROR.q(),
+    columns=("status", "error_type"),
+)
+
+
 def is_error(*, status: str, error_type: str) -> bool:
     """Whether a record with this status and error type counts among the errors."""
     return IS_ERROR.holds({"status": status, "error_type": error_type})
@@ -69,7 +88,7 @@ def is_error(*, status: str, error_type: str) -> bool:
 
 def incomplete_q() -> Q:
     """Records of calls cut short (shown as their own figure on the usage page)."""
-    return Q(status=INCOMPLETE)
+    return IS_INCOMPLETE.q()
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,8 @@ COUNTERS: tuple[Counter, ...] = (
     Counter("total_tokens", column="total_tokens"),
     Counter("cost", column="cost"),
     Counter("unpriced_requests", only=IS_UNPRICED),
+    Counter("incomplete", only=IS_INCOMPLETE),
+    Counter("incomplete_errors", only=IS_INCOMPLETE_ERROR),
 )
 COUNTER_NAMES: tuple[str, ...] = tuple(c.name for c in COUNTERS)
 COST = COUNTER_NAMES.index("cost")

@@ -163,17 +163,28 @@ def test_check_rollups_names_a_daily_bucket_that_differs(records, capsys):
     assert f"{row.day:%Y-%m-%d} day" in out and "requests: stored" in out
 
 
-def test_the_migration_fills_daily_rollups_from_the_hourly_ones(records):
-    expected = sorted(
-        tuple(r.values()) for r in UsageDaily.objects.values("day", "key_slot", "model", "cost")
+def test_the_migrations_fill_daily_rollups_and_incomplete_counters(records):
+    """0007 fills the daily rollups from the hourly ones; 0008 the incomplete counters of
+    both from the raw records."""
+    fields = ("day", "key_slot", "model", "cost", "incomplete", "incomplete_errors")
+    expected = sorted(tuple(r.values()) for r in UsageDaily.objects.values(*fields))
+    expected_hours = sorted(
+        UsageHourly.objects.values_list("hour", "key_slot", "incomplete", "incomplete_errors")
     )
+    assert any(r[-2] for r in expected)  # the dataset has incomplete calls
     UsageDaily.objects.all().delete()
-    migration = importlib.import_module("usage.migrations.0007_usage_daily")
-    migration.fill_from_hourly(apps, SimpleNamespace(connection=connection))
-    got = sorted(
-        tuple(r.values()) for r in UsageDaily.objects.values("day", "key_slot", "model", "cost")
-    )
+    UsageHourly.objects.update(incomplete=0, incomplete_errors=0)
+    editor = SimpleNamespace(connection=connection)
+    importlib.import_module("usage.migrations.0007_usage_daily").fill_from_hourly(apps, editor)
+    importlib.import_module("usage.migrations.0008_usage_incomplete_counters").fill(apps, editor)
+    got = sorted(tuple(r.values()) for r in UsageDaily.objects.values(*fields))
     assert got == expected
+    assert (
+        sorted(
+            UsageHourly.objects.values_list("hour", "key_slot", "incomplete", "incomplete_errors")
+        )
+        == expected_hours
+    )
 
 
 ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe")
