@@ -397,3 +397,144 @@ def api_key_record_test(
         request=request,
         detail={"ok": ok, "request_id": request_id or "", "message": message[:500]},
     )
+
+
+# --- The Admin API sync (platformadmin/sync/pull.py): keys as OpenAI lists them ---------
+# Only the fields OpenAI owns are written, and only when they differ, so a pull with
+# nothing changed upstream writes no row. Audit rows carry ``upstream: True``.
+
+
+def _upstream_fingerprint(openai_key_id: str) -> str:
+    # A key known from the listing only has no value to fingerprint; its OpenAI id stands
+    # in, keyed the same way, so the per-organization uniqueness still holds.
+    return fingerprint(f"openai-key-id:{openai_key_id}")
+
+
+@transaction.atomic
+def api_key_import_upstream(
+    *,
+    organization: Organization,
+    project: Project,
+    name: str,
+    openai_key_id: str,
+    redacted_value: str,
+    kind: str,
+    service_account: ServiceAccount | None = None,
+    created_at=None,
+    last_used_at=None,
+    expires_at=None,
+    actor=None,
+    now=None,
+) -> APIKey:
+    """A key that exists only upstream (made in OpenAI's dashboard): "known, secret not
+    stored". Its hint is OpenAI's redacted value; it can never be used from here."""
+    now = now or timezone.now()
+    api_key = APIKey(
+        organization=organization,
+        project=project,
+        service_account=service_account,
+        name=(name or openai_key_id)[:200],
+        kind=kind,
+        hint=redact(redacted_value or "")[:40] or "sk-…",
+        fingerprint=_upstream_fingerprint(openai_key_id),
+        secret="",
+        secret_stored=False,
+        openai_key_id=openai_key_id,
+        upstream_synced_at=now,
+        last_used_at=last_used_at,
+        expires_at=expires_at,
+    )
+    _validate_relations(api_key)
+    api_key.full_clean(exclude=["fingerprint", "secret"])
+    api_key.save()
+    if created_at is not None:  # auto_now_add would say "when the console first saw it"
+        APIKey.objects.filter(pk=api_key.pk).update(created_at=created_at)
+        api_key.created_at = created_at
+    _record_history(api_key, "created", actor=actor, note="found at OpenAI; secret not stored")
+    audit_key(
+        "key.import_upstream",
+        api_key,
+        actor=actor,
+        detail={"upstream": True, "openai_key_id": openai_key_id, "kind": kind},
+    )
+    return api_key
+
+
+@transaction.atomic
+def api_key_update_upstream(*, api_key: APIKey, values: dict, now=None) -> list[str]:
+    """Set the fields OpenAI owns (``values``: field name -> value, e.g. ``expires_at``,
+    ``last_used_at``, ``openai_key_id``, ``service_account_id``, a not-stored key's
+    ``hint``). Returns the fields changed; writes nothing when none differs."""
+    changed = [name for name, value in values.items() if getattr(api_key, name) != value]
+    if not changed:
+        return []
+    for name in changed:
+        setattr(api_key, name, values[name])
+    api_key.upstream_synced_at = now or timezone.now()
+    api_key.save(update_fields=[*changed, "upstream_synced_at", "updated_at"])
+    return changed
+
+
+@transaction.atomic
+def api_key_mark_deleted_upstream(*, api_key: APIKey, actor=None, now=None) -> bool:
+    """OpenAI no longer lists this key: it stops being usable here (the client layer
+    refuses any key that is not active). Only an active key changes; returns whether."""
+    api_key = APIKey.objects.select_for_update().get(pk=api_key.pk)
+    if api_key.status != APIKey.Status.ACTIVE:
+        return False
+    api_key.status = APIKey.Status.DELETED_UPSTREAM
+    api_key.upstream_synced_at = now or timezone.now()
+    api_key.save(update_fields=["status", "upstream_synced_at", "updated_at"])
+    _record_history(api_key, "revoked", actor=actor, note="deleted at OpenAI (seen by the sync)")
+    audit_key(
+        "key.deleted_upstream",
+        api_key,
+        actor=actor,
+        detail={"upstream": True, "openai_key_id": api_key.openai_key_id},
+    )
+    return True
+
+
+@sensitive_variables("secret")
+@transaction.atomic
+def organization_admin_key_store(
+    *, organization: Organization, secret: str, base_url: str = "", actor, request=None
+) -> APIKey:
+    """Store (or replace) the organization's admin key: encrypted, hint only, audited; a
+    replaced key is revoked in the same transaction, so there is always one admin key."""
+    previous = list(
+        APIKey.objects.select_for_update().filter(
+            organization=organization, kind=APIKey.Kind.ADMIN, status=APIKey.Status.ACTIVE
+        )
+    )
+    api_key = api_key_add(
+        actor=actor,
+        request=request,
+        organization=organization,
+        name="Admin API key",
+        secret=secret,  # plaintext crosses into ciphertext inside api_key_add
+        kind=APIKey.Kind.ADMIN,
+        base_url=base_url,
+    )
+    for old in previous:
+        api_key_revoke(
+            api_key=old, actor=actor, request=request, reason="replaced by a new admin key"
+        )
+    return api_key
+
+
+_REDACTED = re.compile(r"^(?P<head>.*?)(?:…|\.\.\.|\*{3,})(?P<tail>[^…*.]*)$")
+
+
+@sensitive_variables("secret")
+def api_key_matches_redacted(*, api_key: APIKey, redacted_value: str) -> bool:
+    """Whether a stored key is the one OpenAI lists with ``redacted_value`` (its visible
+    head and tail), so the sync links it instead of importing a second copy."""
+    match = _REDACTED.match(redacted_value or "")
+    if not match or len(match["tail"]) < 4 or not api_key.secret_stored:
+        return False
+    try:
+        secret = api_key_secret_for_call(api_key)  # plaintext, compared and dropped here
+    except SecretUnavailable:
+        return False
+    return secret.startswith(match["head"]) and secret.endswith(match["tail"])

@@ -15,6 +15,7 @@ from .models import (
     Project,
     ProjectMembership,
     ProjectModelLimit,
+    ServiceAccount,
 )
 
 
@@ -146,3 +147,9 @@ def organization_projects(*, organization: Organization) -> QuerySet[Project]:
 def organization_by_id(*, organization_id: int) -> Organization | None:
     """The organization a task was given (None when it was deleted since)."""
     return Organization.objects.filter(pk=organization_id).first()
+
+
+def project_service_accounts(*, project: Project) -> QuerySet[ServiceAccount]:
+    """Every service account of the project, those deleted upstream too (the Admin API
+    sync links them to OpenAI's by ``openai_id``)."""
+    return ServiceAccount.objects.filter(project=project).order_by("name", "pk")

@@ -752,3 +752,97 @@ def invitation_accept_new_account(*, token: str, username: str, password: str, r
     )
     invitation_accept(token=token, user=user, request=request)
     return user
+
+
+# --- The Admin API sync (platformadmin/sync/pull.py): what OpenAI lists ------------------
+# Only fields OpenAI owns are written (a project's link and status, an account's link and
+# deletion), and only when they differ: a pull with nothing changed upstream writes no row.
+# Audit rows carry ``upstream: True``; the actor is who started the pull (None on beat).
+
+
+@transaction.atomic
+def project_import_upstream(
+    *, organization: Organization, name: str, openai_project_id: str, status: str, actor=None
+) -> Project:
+    """A project that exists only at OpenAI, made here under ``name`` (the caller picks a
+    free one) and linked by its OpenAI id."""
+    project = Project(
+        organization=organization,
+        name=name[:200],
+        openai_project_id=openai_project_id,
+        status=status,
+        upstream_synced_at=timezone.now(),
+    )
+    project.full_clean()
+    project.save()
+    audit_log(
+        action="project.import_upstream",
+        actor=actor,
+        project=project,
+        target=project,
+        detail={"upstream": True, "openai_project_id": openai_project_id, "status": status},
+    )
+    return project
+
+
+@transaction.atomic
+def project_update_upstream(*, project: Project, values: dict, actor=None) -> dict:
+    """Set the fields OpenAI owns on a project (``openai_project_id`` when linking it,
+    ``status``); returns the changes, ``{field: [old, new]}``; nothing written if none."""
+    changed = _changes(project, ["openai_project_id", "status"], values)
+    if changed:
+        project.upstream_synced_at = timezone.now()
+        project.full_clean()
+        project.save(update_fields=[*changed, "upstream_synced_at", "updated_at"])
+        audit_log(
+            action="project.update_upstream",
+            actor=actor,
+            project=project,
+            target=project,
+            detail={"upstream": True, "changes": changed},
+        )
+    return changed
+
+
+@transaction.atomic
+def service_account_import_upstream(
+    *, project: Project, name: str, openai_id: str, actor=None
+) -> ServiceAccount:
+    """A service account that exists only at OpenAI, linked by its id (OpenAI allows two
+    accounts of one name, and so do linked accounts here)."""
+    account = ServiceAccount(project=project, name=(name or openai_id)[:200], openai_id=openai_id)
+    account.full_clean()
+    account.save()
+    audit_log(
+        action="service_account.import_upstream",
+        actor=actor,
+        project=project,
+        target=account,
+        detail={"upstream": True, "openai_id": openai_id, "name": account.name},
+    )
+    return account
+
+
+@transaction.atomic
+def service_account_update_upstream(
+    *, account: ServiceAccount, openai_id: str | None = None, deleted_upstream_at=..., actor=None
+) -> dict:
+    """Link an account to its OpenAI id, or mark it deleted (or back) upstream; returns the
+    changes; nothing written when none."""
+    values = {}
+    if openai_id is not None:
+        values["openai_id"] = openai_id
+    if deleted_upstream_at is not ...:
+        values["deleted_upstream_at"] = deleted_upstream_at
+    changed = _changes(account, ["openai_id", "deleted_upstream_at"], values)
+    if changed:
+        account.full_clean()
+        account.save(update_fields=[*changed, "updated_at"])
+        audit_log(
+            action="service_account.update_upstream",
+            actor=actor,
+            project=account.project,
+            target=account,
+            detail={"upstream": True, "changes": changed},
+        )
+    return changed
