@@ -18,10 +18,10 @@ pytestmark = pytest.mark.django_db
 
 RANGE = {"range": "custom", "start": "2026-11-01", "end": "2026-11-30"}
 # The pages' query counts, measured at 1 and at 13 projects (SQLite, with budgets): the
-# same at both sizes. What they are made of (overview, 24): session and user, the bell's
-# unread count, the access check, the visible projects, the three top lists, incomplete
-# calls, the per-day chart, key names, month to date, the budget and its status (6, in
-# usage.budgets), the organization switcher and its session write (3). A ceiling stops
+# same at both sizes. What they are made of (overview): session and user, the bell's
+# unread count, the access check, the visible projects, the three top lists, the per-day
+# chart, key names, month to date, the budget and its status (6, in usage.budgets), the
+# organization switcher and its session write (3). A ceiling stops
 # slow growth that is the same at both sizes.
 CEILING = 30
 
