@@ -538,3 +538,26 @@ def api_key_matches_redacted(*, api_key: APIKey, redacted_value: str) -> bool:
     except SecretUnavailable:
         return False
     return secret.startswith(match["head"]) and secret.endswith(match["tail"])
+
+
+@transaction.atomic
+def api_key_record_upstream_delete(
+    *, api_key: APIKey, actor, request=None, already_gone: bool = False
+) -> APIKey:
+    """A key revoked here was deleted at OpenAI by a push (or was already gone there):
+    the row stays revoked for the record; the audit says so, marked upstream."""
+    api_key = APIKey.objects.select_for_update().get(pk=api_key.pk)
+    api_key.upstream_synced_at = timezone.now()
+    api_key.save(update_fields=["upstream_synced_at", "updated_at"])
+    audit_key(
+        "key.delete_upstream",
+        api_key,
+        actor=actor,
+        request=request,
+        detail={
+            "upstream": "push",
+            "openai_key_id": api_key.openai_key_id,
+            "already_gone": already_gone,
+        },
+    )
+    return api_key

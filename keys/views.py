@@ -19,11 +19,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from orgs.access import Need
+from orgs.access import Need, organization_role
 
 from . import services
 from .access import get_api_key_for_user
 from .forms import APIKeyRevokeForm, APIKeyRotateForm, PasswordConfirmForm, apply_validation_errors
+from .selectors import organization_admin_key
 
 
 @sensitive_variables("extra")
@@ -109,5 +110,13 @@ def key_revoke(request: HttpRequest, key_id) -> HttpResponse:
         messages.success(
             request, f"Key {api_key.hint} revoked: nothing in the console can use it any more."
         )
+        if api_key.openai_key_id and organization_admin_key(organization=api_key.organization):
+            # The Admin API sync can delete it at OpenAI too: owners confirm it there.
+            if organization_role(request.user, api_key.organization) == "owner":
+                return redirect("sync:push-key-delete", key_id=api_key.public_id)
+            messages.info(
+                request,
+                "It still works at OpenAI: ask an organization owner to delete it there.",
+            )
         return redirect("keys:key-detail", key_id=api_key.public_id)
     return _key_form_page(request, "keys/key_revoke.html", api_key, form)

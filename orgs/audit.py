@@ -67,3 +67,30 @@ def _redact_detail(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_redact_detail(item) for item in value]
     return value
+
+
+def audit_log_upstream(
+    *,
+    organization: Organization,
+    project: Project | None,
+    occurred_at,
+    action: str,
+    actor_label: str,
+    detail: dict[str, Any],
+) -> AuditEvent:
+    """An event that happened at OpenAI (its audit log), dated when it happened there and
+    marked ``"upstream": "openai"``; the actor is OpenAI's (an e-mail or a key id), never a
+    console user. Redacted like every other row."""
+    return AuditEvent.objects.create(
+        occurred_at=occurred_at,
+        organization=organization,
+        project=project,
+        actor=None,
+        actor_label=str(actor_label)[:150],
+        action=action[:64],
+        target_type="openai.event",
+        target_id=str(detail.get("upstream_event_id") or "")[:64],
+        target_label=redact(str(detail.get("type") or ""))[:255],
+        ip_address=None,
+        detail=_redact_detail({"upstream": "openai", **detail}),
+    )

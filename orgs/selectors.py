@@ -153,3 +153,19 @@ def project_service_accounts(*, project: Project) -> QuerySet[ServiceAccount]:
     """Every service account of the project, those deleted upstream too (the Admin API
     sync links them to OpenAI's by ``openai_id``)."""
     return ServiceAccount.objects.filter(project=project).order_by("name", "pk")
+
+
+def audit_upstream_event_ids(*, organization: Organization, event_ids) -> set[str]:
+    """Which of OpenAI's audit-log event ids the console's log already holds (the pull
+    records each once; rows written by ``audit_log_upstream`` carry the id as target_id)."""
+    ids = [str(i) for i in event_ids if i]
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        found.update(
+            AuditEvent.objects.filter(
+                organization=organization,
+                target_type="openai.event",
+                target_id__in=ids[start : start + 500],
+            ).values_list("target_id", flat=True)
+        )
+    return found

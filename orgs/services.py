@@ -846,3 +846,39 @@ def service_account_update_upstream(
             detail={"upstream": True, "changes": changed},
         )
     return changed
+
+
+@transaction.atomic
+def project_link_upstream(
+    *, project: Project, openai_project_id: str, actor, request=None
+) -> Project:
+    """Link a console project to the OpenAI project a push just created for it (audited,
+    marked upstream). Refuses an id another project of the organization already has."""
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if project.openai_project_id and project.openai_project_id != openai_project_id:
+        raise ValidationError(
+            {"openai_project_id": f"Already linked to {project.openai_project_id}."}
+        )
+    taken = (
+        Project.objects.filter(
+            organization_id=project.organization_id, openai_project_id=openai_project_id
+        )
+        .exclude(pk=project.pk)
+        .exists()
+    )
+    if taken:
+        raise ValidationError(
+            {"openai_project_id": f"Another project is already linked to {openai_project_id}."}
+        )
+    project.openai_project_id = openai_project_id
+    project.upstream_synced_at = timezone.now()
+    project.save(update_fields=["openai_project_id", "upstream_synced_at", "updated_at"])
+    audit_log(
+        action="project.link_upstream",
+        actor=actor,
+        project=project,
+        target=project,
+        request=request,
+        detail={"upstream": "push", "openai_project_id": openai_project_id},
+    )
+    return project

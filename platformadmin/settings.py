@@ -278,6 +278,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 6 * 3600.0,
         "options": {"expires": 3 * 3600},
     },
+    # OpenAI's audit log into the console's (platformadmin/sync/audit.py), one task per org.
+    "sync-audit-log-pull": {
+        "task": "sync.audit_log_pull_all",
+        "schedule": 900.0,
+        "options": {"expires": 800},
+    },
 }
 
 # --- Usage capture -----------------------------------------------------------------

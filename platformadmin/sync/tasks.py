@@ -7,7 +7,7 @@ from celery import shared_task
 
 from orgs.selectors import organization_by_id
 
-from . import pull, push, rotation, services  # noqa: F401  (their tasks register on import)
+from . import audit, pull, push, rotation, services  # noqa: F401  (their tasks register on import)
 
 
 @shared_task(
