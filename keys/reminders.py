@@ -41,7 +41,7 @@ from orgs.models import Organization
 from platformadmin.notifications.services import notifications_enqueue
 
 from .models import APIKey, RotationReminder
-from .selectors import api_key_rotation_due
+from .selectors import api_key_rotates_automatically, api_key_rotation_due
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def _candidate_keys() -> list[APIKey]:
     """Every active key with what its due date and message need, in one query."""
     return list(
         APIKey.objects.filter(status=APIKey.Status.ACTIVE)
-        .select_related("organization", "project")
+        .select_related("organization", "project", "service_account")
         .defer("secret")  # the ciphertext is not needed here: it stays unread
     )
 
@@ -296,6 +296,8 @@ def rotation_reminders_scan(*, now: dt.datetime | None = None) -> ScanReport:
     pairs = []
     for api_key in _candidate_keys():
         report.checked += 1
+        if api_key_rotates_automatically(api_key=api_key):
+            continue  # the sync rotates it when due (sync.rotations_tick): nothing to remind
         status = api_key_rotation_stage(api_key=api_key, now=now)
         if status is not None and status.stage is not None:
             pairs.append((api_key, status))

@@ -100,3 +100,22 @@ def organizations_with_admin_key() -> list[int]:
         .distinct()
         .order_by("organization_id")
     )
+
+
+def api_key_rotates_automatically(*, api_key: APIKey) -> bool:
+    """True for a service-account key the Admin API sync rotates by itself (its project's
+    rotation policy is on and the key, its account and project are linked to OpenAI): the
+    rotation reminders skip such keys (keys/reminders.py), the sync's tick rotates them."""
+    project = api_key.project
+    account = api_key.service_account
+    return bool(
+        api_key.kind == APIKey.Kind.SERVICE_ACCOUNT
+        and api_key.secret_stored
+        and api_key.openai_key_id
+        and project is not None
+        and project.auto_rotate_service_account_keys
+        and project.openai_project_id
+        and account is not None
+        and account.openai_id
+        and account.deleted_upstream_at is None
+    )

@@ -561,3 +561,100 @@ def api_key_record_upstream_delete(
         },
     )
     return api_key
+
+
+# --- Automated rotation of service-account keys (platformadmin/sync/rotation.py) --------
+# One rule for "current": a service account's current key is its ACTIVE key. The new key
+# of a rotation is stored not active (revoked, no revoked_at) until it is promoted, and the
+# promotion swaps both statuses in one transaction: never two current keys, never none.
+
+
+@sensitive_variables("secret")
+@transaction.atomic
+def api_key_store_rotation_pending(
+    *, previous: APIKey, secret: str, openai_key_id: str, now=None
+) -> APIKey:
+    """The new key of a rotation, sealed at once (OpenAI shows its value only once), but
+    not current: no call uses it until ``api_key_rotation_promote``."""
+    now = now or timezone.now()
+    api_key = api_key_create_unaudited(
+        organization=previous.organization,
+        name=previous.name,
+        secret=secret,  # plaintext crosses into ciphertext here
+        kind=previous.kind,
+        project=previous.project,
+        service_account=previous.service_account,
+        provider=previous.provider,
+        permissions=previous.permissions,
+        base_url=previous.base_url,
+        openai_key_id=openai_key_id,
+    )
+    api_key.status = APIKey.Status.REVOKED  # pending: not current until promoted
+    api_key.upstream_synced_at = now
+    api_key.save(update_fields=["status", "upstream_synced_at", "updated_at"])
+    _record_history(
+        api_key, "created", note="new key of an automated rotation; current once promoted"
+    )
+    audit_key(
+        "key.rotation_store",
+        api_key,
+        detail={"upstream": True, "openai_key_id": openai_key_id, "replaces": previous.hint},
+    )
+    return api_key
+
+
+@transaction.atomic
+def api_key_rotation_promote(
+    *, previous: APIKey, pending: APIKey, grace_until, actor=None, now=None
+) -> APIKey:
+    """Make the rotation's new key the current one and the previous key not current, in
+    one transaction (both rows locked). The previous key keeps working at OpenAI until
+    ``grace_until``, when the rotation deletes it there."""
+    now = now or timezone.now()
+    locked = APIKey.objects.select_for_update().filter(pk__in=[previous.pk, pending.pk])
+    rows = {k.pk: k for k in locked}
+    previous, pending = rows[previous.pk], rows[pending.pk]
+    if pending.status == APIKey.Status.ACTIVE and previous.status != APIKey.Status.ACTIVE:
+        return pending  # already promoted (a resumed run)
+    pending.status = APIKey.Status.ACTIVE
+    pending.last_rotated_at = now
+    pending.save(update_fields=["status", "last_rotated_at", "updated_at"])
+    if previous.status == APIKey.Status.ACTIVE:
+        previous.status = APIKey.Status.REVOKED
+        previous.revoked_at = now
+        previous.save(update_fields=["status", "revoked_at", "updated_at"])
+    note = f"superseded by {pending.hint}; works at OpenAI until {grace_until:%Y-%m-%d %H:%M} UTC"
+    _record_history(previous, "revoked", actor=actor, note=note)
+    _record_history(pending, "rotated", actor=actor, old_hint=previous.hint, note="automated")
+    audit_key(
+        "key.rotate",
+        pending,
+        actor=actor,
+        detail={
+            "old_hint": previous.hint,
+            "automated": True,
+            "upstream": True,
+            "grace_until": grace_until.isoformat(),
+        },
+    )
+    return pending
+
+
+@transaction.atomic
+def api_key_rotation_retire(*, api_key: APIKey, reason: str, actor=None, now=None) -> bool:
+    """A key the rotation deleted at OpenAI (the previous key after its grace, or a new key
+    abandoned by a failed rotation): deleted upstream here too. Never the current key."""
+    api_key = APIKey.objects.select_for_update().get(pk=api_key.pk)
+    if api_key.status in (APIKey.Status.ACTIVE, APIKey.Status.DELETED_UPSTREAM):
+        return False
+    api_key.status = APIKey.Status.DELETED_UPSTREAM
+    api_key.upstream_synced_at = now or timezone.now()
+    api_key.save(update_fields=["status", "upstream_synced_at", "updated_at"])
+    _record_history(api_key, "revoked", actor=actor, note=reason[:255])
+    audit_key(
+        "key.deleted_upstream",
+        api_key,
+        actor=actor,
+        detail={"upstream": True, "openai_key_id": api_key.openai_key_id, "reason": reason},
+    )
+    return True

@@ -273,6 +273,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # OpenAI's usage and costs (platformadmin/sync): the last OPENAI_USAGE_PULL_DAYS days
     # replaced per organization, then reconciled; a gap on a closed day is notified once.
+    # Automated rotation of service-account keys (platformadmin/sync/rotation.py): resume
+    # open rotations, delete old keys after their grace, start rotations of due keys.
+    "sync-rotations-tick": {
+        "task": "sync.rotations_tick",
+        "schedule": 600.0,
+        "options": {"expires": 540},
+    },
     "sync-usage-pull": {
         "task": "sync.usage_pull_all",
         "schedule": 6 * 3600.0,
