@@ -41,6 +41,7 @@ from .forms import ChannelForm, HistoryFilterForm
 from .models import InAppMessage, Notification, NotificationChannel
 
 HISTORY_PAGE_SIZE = 50
+HTMX_STOP_POLLING = 286  # htmx's own status code: the element stops its "every" trigger
 # Subjects a message can link to: "<type>:<public id>" -> the page's URL name and argument.
 SUBJECT_PAGES = {
     "key": ("keys:key-detail", "key_id"),
@@ -457,8 +458,16 @@ def inbox_read_all(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def inbox_bell(request: HttpRequest) -> HttpResponse:
-    """The bell alone, for htmx to refresh the badge (the header renders it on every page)."""
+def _bell(request: HttpRequest) -> HttpResponse:
     if (response := read_only(request)) is not None:
         return response
     return render(request, "notifications/_bell.html")
+
+
+def inbox_bell(request: HttpRequest) -> HttpResponse:
+    """The bell alone, for htmx to refresh the badge (the header renders it on every page).
+    Once the session has ended, htmx's poll gets 286 ("stop polling") rather than the
+    sign-in page swapped into the header; any other request is sent to sign in."""
+    if request.htmx and not request.user.is_authenticated:
+        return HttpResponse(status=HTMX_STOP_POLLING)
+    return _bell(request)

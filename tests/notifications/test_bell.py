@@ -179,3 +179,10 @@ def test_the_inbox_has_a_constant_number_of_queries(
         deliver_in_app(make_notification(bell, project=project if i % 2 else None), owner)
     with django_assert_num_queries(7):
         client.get(INBOX)
+
+
+def test_the_bells_poll_stops_when_the_session_ends(client):
+    url = reverse("notifications:bell")
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 286
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
