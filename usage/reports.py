@@ -313,12 +313,21 @@ def usage_totals(*, scope: UsageScope, start: datetime, end: datetime) -> Figure
 def usage_report(*, scope: UsageScope, start: datetime, end: datetime) -> UsageReport:
     """Totals and the top projects, keys and models of the scope over [start, end).
 
-    Queries: one per grouping (project, key, model) on the rollups (plus one each for
-    partial hours when the range has any); incomplete calls are rollup counters too. The
-    totals are the sum of the per-project groups, so they agree with every table."""
-    by_project = _rollup_groups(scope=scope, start=start, end=end, by=("project",))
-    by_key = _rollup_groups(scope=scope, start=start, end=end, by=("key",))
-    by_model = _rollup_groups(scope=scope, start=start, end=end, by=("model",))
+    Queries: one on the rollups grouped by project, key and model together (plus one for
+    partial hours when the range has any), summed here into the three tables: the
+    rollup rows of the range are read once, not once per table (a key uses a few models,
+    so there are about as many groups as keys). Incomplete calls are rollup counters too.
+    The totals are the sum of the per-project groups, so they agree with every table."""
+    fine = _rollup_groups(scope=scope, start=start, end=end, by=("project", "key", "model"))
+    by_project: dict[tuple, Figures] = {}
+    by_key: dict[tuple, Figures] = {}
+    by_model: dict[tuple, Figures] = {}
+    for (project, key, model), figures in fine.items():
+        for groups, group in ((by_project, project), (by_key, key), (by_model, model)):
+            target = groups.get((group,))
+            if target is None:
+                target = groups[(group,)] = Figures()
+            target.merge(figures)
     totals = Figures()
     for figures in by_project.values():
         totals.merge(figures)
