@@ -90,6 +90,18 @@ def _explain_error(
                 f"The organization has run out of quota (429): {server} Check billing on platform.openai.com.",
                 None,
             )
+        code = getattr(exc, "code", None)
+        if code in ("project_spend_limit_exceeded", "organization_spend_limit_exceeded"):
+            # Not a rate limit: waiting a minute does not help, only a raised limit or the
+            # next month (a budget pushed to OpenAI sets this limit: docs/sync.md).
+            scope = "project" if code.startswith("project") else "organization"
+            return (
+                f"OpenAI's monthly spend limit of the {scope} is reached (429 {code}): {server} "
+                f"This is a spend limit, not a rate limit: calls with the {scope}'s keys are "
+                "refused until the month ends or an owner raises the limit (the budget's "
+                "page, Push to OpenAI, or OpenAI's dashboard).",
+                None,
+            )
         return (
             f"The provider rate-limited this call (429){tries}: {server}{wait} "
             "If it keeps happening, lower the project's traffic or ask for a higher tier.",

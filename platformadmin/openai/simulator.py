@@ -51,7 +51,9 @@ from .simulator_admin import AdminAPI
 from .simulator_errors import SimulatorError
 
 CATALOG_FILE = Path(__file__).resolve().parents[2] / "usage" / "data" / "openai-models.json"
-FAULT_RE = re.compile(r"fault-(401|403|404|429|500|slow|cut|echo200|echo|flaky(\d+))")
+FAULT_RE = re.compile(
+    r"fault-(401|403|404|429|500|slow|cut|echo200|echo|flaky(\d+)|spendlimit|orgspendlimit)"
+)
 REASONING_TOKENS = {
     "none": 0,
     "minimal": 4,
@@ -481,6 +483,15 @@ class OpenAISimulator:
                 code="rate_limit_exceeded",
                 headers={"retry-after": str(seconds), "retry-after-ms": str(self.retry_after_ms)},
             )
+        for marker, scope in (("spendlimit", "project"), ("orgspendlimit", "organization")):
+            if marker in faults:  # OpenAI's hard spend limit (a budget pushed upstream)
+                raise SimulatorError(
+                    429,
+                    f"You have exceeded the monthly spend limit of this {scope}.",
+                    type_="insufficient_quota",
+                    code=f"{scope}_spend_limit_exceeded",
+                    headers={"retry-after-ms": str(self.retry_after_ms)},
+                )
         flaky = next((f for f in faults if f.startswith("flaky")), None)
         if "500" in faults or (flaky and call.retry_count < int(flaky[5:])):
             raise SimulatorError(

@@ -198,7 +198,8 @@ def rate_limits_push(request: HttpRequest, project_id) -> HttpResponse:
     context["limits"] = limits or []
     if list_error:
         context["list_error"] = list_error
-        status = status if status != 200 else list_status
+        if request.method == "POST" and status == 200:
+            status = list_status
     context["fields"] = push.RATE_LIMIT_FIELDS
     return _page(request, "sync/push_rate_limits.html", context, status=status)
 
@@ -248,7 +249,13 @@ def budget_push(request: HttpRequest, budget_id) -> HttpResponse:
         "here": "Budget at OpenAI",
     }
     if request.method != "POST" or plan_error:
-        return _page(request, "sync/push_budget.html", context, status=plan_status)
+        # A page that cannot push yet still opens (200) and says why; a POST is refused.
+        return _page(
+            request,
+            "sync/push_budget.html",
+            context,
+            status=plan_status if request.method == "POST" else 200,
+        )
     if not _confirmed(request):
         context["error"] = "Tick “Yes, set them at OpenAI” to confirm."
         return _page(request, "sync/push_budget.html", context, status=400)
