@@ -258,6 +258,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Budgets (usage/budgets.py): evaluate every active budget, catching what a lost
     # evaluation task missed; alerts are unique per budget, period and threshold.
     "budgets-sweep": {"task": "usage.budgets_sweep", "schedule": 900.0, "options": {"expires": 800}},
+    # Hard-limit reservations settled or expired over BUDGET_RESERVATION_RETENTION_DAYS ago
+    # (usage/reservations.py); an open unexpired one is never touched.
+    "budget-reservations-purge": {
+        "task": "usage.budget_reservations_purge",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
     # The notification outbox (platformadmin/notifications): queue due retries and rows a
     # killed worker left "sending" past their lease; a row is claimed once however queued.
     "notifications-sweep": {
@@ -333,6 +340,8 @@ BUDGET_RESERVATION_TTL_SECONDS = env.int("BUDGET_RESERVATION_TTL_SECONDS", defau
 # lock_timeout; concurrent calls of one budget queue there) before it is refused as
 # "budget state cannot be read" (fail closed).
 BUDGET_LOCK_TIMEOUT_MS = env.int("BUDGET_LOCK_TIMEOUT_MS", default=5000)
+# Days a settled or expired reservation is kept before the hourly purge deletes it; 0 keeps.
+BUDGET_RESERVATION_RETENTION_DAYS = env.int("BUDGET_RESERVATION_RETENTION_DAYS", default=7)
 
 # --- Budgets ---------------------------------------------------------------------
 # Seconds usage gathers before one evaluation of a budget runs (the task's countdown): a

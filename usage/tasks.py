@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.core.cache import cache
 
-from . import budgets, services
+from . import budgets, reservations, services
 
 
 @shared_task(name="usage.tasks.usage_records_purge", time_limit=1800, soft_time_limit=1700)
@@ -30,3 +30,17 @@ def budget_evaluate(budget_id: int) -> int:
 def budgets_sweep() -> int:
     """Evaluate every active budget (catches an evaluation lost with its task); how many."""
     return budgets.budgets_sweep()
+
+
+@shared_task(
+    name="usage.budget_reservations_purge",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=1800,
+    soft_time_limit=1700,
+)
+def budget_reservations_purge(batch_size: int = 5000, max_batches: int = 200) -> int:
+    """Delete hard-limit reservations settled or expired past the retention, in batches (at
+    most batch_size x max_batches a run; the next run continues). Idempotent: a redelivery
+    after a lost worker finds those rows gone and deletes nothing twice."""
+    return reservations.budget_reservations_purge(batch_size=batch_size, max_batches=max_batches)
