@@ -255,6 +255,13 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     # Delete raw usage records older than USAGE_RAW_RETENTION_DAYS (rollups stay).
     "usage-records-purge": {"task": "usage.tasks.usage_records_purge", "schedule": 3600.0},
+    # The Admin API hierarchy pull (platformadmin/sync/pull.py): one task per organization
+    # with an admin key; a pull with nothing changed upstream writes nothing.
+    "sync-hierarchy-pull": {
+        "task": "sync.hierarchy_pull_all",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
     # Budgets (usage/budgets.py): evaluate every active budget, catching what a lost
     # evaluation task missed; alerts are unique per budget, period and threshold.
     "budgets-sweep": {"task": "usage.budgets_sweep", "schedule": 900.0, "options": {"expires": 800}},

@@ -34,6 +34,7 @@ from orgs.models import (
 )
 from orgs.services import invitation_create
 from platformadmin.notifications.models import InAppMessage, Notification, NotificationChannel
+from platformadmin.sync.models import SyncRun
 from tests.factories import (
     TEST_PASSWORD,
     ProjectFactory,
@@ -80,6 +81,8 @@ SIGNED_IN_URLS = {"dashboard:home"}
 # The request log's record page names a usage record by its internal id (looked up only
 # inside the organization and the viewer's projects): the sweep passes a record of each side.
 KNOWN_PARAMS |= {"record_id"}
+# A sync run's report page (platformadmin/sync/views_pull.py): a run of each organization.
+KNOWN_PARAMS |= {"run_id"}
 
 
 def _walk(patterns, namespace=None):
@@ -171,6 +174,10 @@ class World:
         # Both records exist before any page is swept, so a page that showed the other
         # organization's record would be caught by leaks().
         self.record(), self.record(other=True)
+        if "run_id" in params:
+            params = params - {"run_id"}
+            run = _sweep_run(self.other_org if other else self.org, other=other)
+            return {**self.kwargs(params, other=other), "run_id": run.public_id}
         if "record_id" in params:
             params = params - {"record_id"}
             return {**self.kwargs(params, other=other), "record_id": self.record(other=other).pk}
@@ -604,3 +611,16 @@ def test_signed_in_pages_show_only_ones_own(client, world, users):
             else:
                 assert not world.leaks(html), (role, name, world.leaks(html))
             assert client.post(url).status_code == 405, (role, name)
+
+
+def _sweep_run(organization, *, other: bool = False) -> SyncRun:
+    """A hierarchy sync run of either organization; the other's report names the other
+    project, so a page that showed it would be caught by ``World.leaks``."""
+    run = SyncRun.objects.filter(organization=organization).first()
+    return run or SyncRun.objects.create(
+        organization=organization,
+        kind=SyncRun.Kind.HIERARCHY,
+        status=SyncRun.Status.SUCCEEDED,
+        started_at=organization.created_at,
+        report={"details": [f"Project {OTHER_PROJECT_NAME}: imported."] if other else []},
+    )
