@@ -125,6 +125,7 @@ def key_detail(request: HttpRequest, key_id) -> HttpResponse:
             "breaker": breaker_state_for_key(api_key),
             "can_manage": can_manage,
             "can_use": can_use,
+            "is_org_owner": access.org_role == "owner",  # may delete it at OpenAI (sync)
         },
     )
 

@@ -251,6 +251,12 @@ def budget_detail(request: HttpRequest, budget_id) -> HttpResponse:
             "status": status,
             "alerts": alerts,
             "can_manage": can_manage,
+            # Organization owners push the budget to OpenAI (platformadmin/sync/push.py).
+            "can_push_openai": OrganizationMembership.objects.filter(
+                organization=budget.organization,
+                user=request.user,
+                role=OrganizationMembership.Role.OWNER,
+            ).exists(),
             **switcher_context(request, budget.organization),
         },
     )

@@ -12,7 +12,7 @@ from django.shortcuts import render
 
 from platformadmin.redaction import redact
 
-from ..access import organization_access_for_user
+from ..access import organization_access_for_user, organization_role
 from ..forms import AuditFilterForm
 from ..selectors import audit_actions, audit_events_for_organization
 from .common import read_only, switcher_context
@@ -62,6 +62,8 @@ def audit_log_view(request: HttpRequest, org_id) -> HttpResponse:
         "page": page,
         "has_next": len(rows) > AUDIT_PAGE_SIZE,
         "query": query.urlencode(),
+        # Owners pull OpenAI's audit log into this one (platformadmin/sync/audit.py).
+        "can_pull_openai": organization_role(request.user, organization) == "owner",
         **switcher_context(request, organization),
     }
     if request.htmx:
