@@ -129,7 +129,11 @@ def rotation_start_view(request: HttpRequest, org_id) -> HttpResponse:
         return redirect(back)
     # Run the first steps now, so the owner sees the result; a worker resumes it if this
     # request dies midway (the task queued on commit finds it locked or already promoted).
-    rotation = rotation_advance(rotation_id=rotation.pk) or rotation
+    advanced = rotation_advance(rotation_id=rotation.pk)
+    if advanced is None:  # a worker took it first (the task queued on commit)
+        messages.info(request, "The rotation is running in the background; reload to follow it.")
+        return redirect(back)
+    rotation = advanced
     if rotation.step == KeyRotation.Step.PROMOTED:
         messages.success(
             request,
