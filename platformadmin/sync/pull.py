@@ -113,7 +113,7 @@ class _Part:
             return admin_list(self.admin_key, f"list {what} of {where}", func)
         except AdminAPIError as exc:
             self.report.errors.append(
-                f"{where}: {what} not synced ({exc}). Nothing was marked deleted for it."
+                f"{where}: {what} not synced. {exc} Nothing was marked deleted for it."
             )
             return None
 
@@ -471,7 +471,7 @@ def _spend_limit(admin_key, where: str, func, report: Report):
     except AdminAPIError as exc:
         if exc.status == 404:
             return None
-        report.errors.append(f"{where}: spend limit not synced ({exc}).")
+        report.errors.append(f"{where}: spend limit not synced. {exc}")
         return False
 
 

@@ -29,6 +29,15 @@ from .models import SyncRun
 from .pull import hierarchy_pull, hierarchy_runs
 
 HISTORY_LENGTH = 50
+KIND_LABELS = {
+    "project": "Projects",
+    "service_account": "Service accounts",
+    "api_key": "API keys",
+    "project_user": "Project users",
+    "rate_limit": "Rate limits",
+    "spend_limit": "Spend limits",
+    "spend_alert": "Spend alerts",
+}
 
 
 def _access(request: HttpRequest, org_id, *, manage: bool = False):
@@ -220,7 +229,7 @@ def sync_run(request: HttpRequest, org_id, run_id) -> HttpResponse:
             "access": access,
             "run": run,
             "kinds": [
-                (kind.replace("_", " "), counts)
+                (KIND_LABELS.get(kind, kind), counts)
                 for kind, counts in (run.report.get("kinds") or {}).items()
             ],
             **switcher_context(request, organization),
