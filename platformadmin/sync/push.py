@@ -396,6 +396,11 @@ def cents(amount: Decimal, *, rounding=ROUND_HALF_UP) -> int:
     return int((Decimal(amount) * 100).quantize(Decimal(1), rounding=rounding))
 
 
+def _usd(amount_cents: int) -> str:
+    """Cents as "1,234.50 USD" (exact: Decimal, never float)."""
+    return f"{Decimal(amount_cents) / 100:,.2f} USD"
+
+
 def owner_emails(organization) -> list[str]:
     """The organization owners who have an e-mail address (OpenAI's alerts are e-mail only)."""
     return sorted(
@@ -488,7 +493,7 @@ def budget_push(*, budget, actor, request=None) -> PushResult:
             else:
                 alert = admin_call(
                     admin_key,
-                    f"update the spend alert at {amount / 100:.2f} USD",
+                    f"update the spend alert at {_usd(amount)}",
                     lambda api, a=alert.id, amt=amount: alerts_api(api).update(
                         a,
                         **({"project_id": scoped["project_id"]} if scoped else {}),
@@ -502,7 +507,7 @@ def budget_push(*, budget, actor, request=None) -> PushResult:
         else:
             reply, found = create_then_find(
                 admin_key,
-                action=f"create the spend alert at {amount / 100:.2f} USD",
+                action=f"create the spend alert at {_usd(amount)}",
                 create=lambda api, amt=amount: alerts_api(api).create(
                     *positional,
                     currency="USD",
@@ -560,7 +565,7 @@ def budget_push(*, budget, actor, request=None) -> PushResult:
         )
     parts = []
     if plan.limit_cents is not None:
-        parts.append(f"spend limit {plan.limit_cents / 100:,.2f} USD a month")
+        parts.append(f"spend limit {_usd(plan.limit_cents)} a month")
     else:
         parts.append("no hard limit, so OpenAI's spend limit was left as it is")
     if plan.alert_cents:

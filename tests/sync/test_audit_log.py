@@ -117,3 +117,15 @@ def test_the_button_is_for_owners(client, linked, owner, reader):
     response = client.post(url, follow=True)
     assert "2 new events" in response.content.decode()
     assert _upstream_rows(linked.organization).count() == 2
+
+
+def test_the_task_pulls_and_beat_runs_the_fan_out_every_15_minutes(linked, settings):
+    from platformadmin.celery import app
+    from platformadmin.sync.audit import audit_log_pull_task
+
+    entry = settings.CELERY_BEAT_SCHEDULE["sync-audit-log-pull"]
+    assert entry["task"] == "sync.audit_log_pull_all" and entry["schedule"] == 900.0
+    assert {"sync.audit_log_pull_all", "sync.audit_log_pull"} <= set(app.tasks)
+    assert audit_log_pull_task(linked.organization.pk) == SyncRun.Status.SUCCEEDED
+    assert audit_log_pull_task(10**9) is None  # an organization deleted meanwhile
+    assert _upstream_rows(linked.organization).count() == 2
