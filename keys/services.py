@@ -533,6 +533,8 @@ def api_key_matches_redacted(*, api_key: APIKey, redacted_value: str) -> bool:
     match = _REDACTED.match(redacted_value or "")
     if not match or len(match["tail"]) < 4 or not api_key.secret_stored:
         return False
+    if not api_key.hint.endswith(match["tail"][-4:]):  # the hint keeps the last four: no decrypt
+        return False
     try:
         secret = api_key_secret_for_call(api_key)  # plaintext, compared and dropped here
     except SecretUnavailable:
