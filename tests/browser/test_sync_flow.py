@@ -13,6 +13,7 @@ import datetime as dt
 import secrets
 
 import pytest
+from django.urls import reverse
 from openai import OpenAI
 
 from keys.models import APIKey
@@ -87,7 +88,9 @@ def test_an_owner_syncs_pushes_rotates_and_reconciles(
     screenshot("sync-flow-3-sync-history")
 
     # 2. A service account created at OpenAI: its key is shown once, and never again.
-    page.goto(f"{live_server.url}/sync/projects/{project.public_id}/push/service-account/")
+    page.goto(live_server.url + reverse("orgs:project-detail", args=[project.public_id]))
+    page.click("#push-service-account")
+    page.wait_for_load_state("networkidle")
     page.fill("#sa-name", "billing-worker")
     page.check("#push-confirm")
     page.click("#push-submit")
@@ -121,9 +124,11 @@ def test_an_owner_syncs_pushes_rotates_and_reconciles(
     assert page.locator("#secret-once").count() == 0
 
     # 3. A rotation of that key through OpenAI: promoted now, the old key deleted after grace.
-    page.goto(f"{live_server.url}/sync/{organization.public_id}/rotations/")
+    page.goto(live_server.url + reverse("keys:key-detail", args=[stored.public_id]))
+    page.click("#key-rotate-upstream")
+    page.wait_for_load_state("networkidle")
     assert "No rotation yet." in page.locator("#rotations").inner_text()
-    page.select_option("#rotation-key", str(stored.public_id))
+    assert page.locator("#rotation-key").input_value() == str(stored.public_id)  # preselected
     page.check("#rotation-start input[name=confirm]")
     page.click("button:has-text('Rotate through OpenAI')")
     page.wait_for_load_state("networkidle")
@@ -178,7 +183,9 @@ def test_an_owner_syncs_pushes_rotates_and_reconciles(
     app = OpenAI(api_key=remaining["value"], base_url=openai_simulator.base_url)
     app.responses.create(model="gpt-5.4-mini", input="an application that does not report " * 8)
     app.close()
-    page.goto(f"{live_server.url}/sync/{organization.public_id}/reconciliation/")
+    page.goto(f"{live_server.url}/orgs/{organization.public_id}/")
+    page.click("#org-reconciliation")
+    page.wait_for_load_state("networkidle")
     page.click("button:has-text('Pull now from OpenAI')")
     page.wait_for_load_state("networkidle")
     assert "usage and costs" in _messages(page)
