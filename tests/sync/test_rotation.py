@@ -252,3 +252,19 @@ def test_reminders_skip_keys_rotated_automatically(svc):
     assert not RotationReminder.objects.filter(api_key=svc.key).exists()
     # A project key of the same project (not rotated by the sync) is still reminded.
     assert RotationReminder.objects.filter(api_key=svc.linked.api_key).exists()
+
+
+def test_a_new_key_that_fails_verification_is_not_promoted(svc):
+    rotation = rotation_start(api_key=svc.key)
+    rotation = rotation_advance(rotation_id=rotation.pk, stop_after=Step.STORED)
+    svc.linked.simulator.force_faults = {"401"}  # OpenAI refuses the new key (for now)
+    rotation = rotation_advance(rotation_id=rotation.pk)
+    assert rotation.step == Step.STORED and rotation.attempts == 1
+    assert "did not work" in rotation.last_error
+    assert api_key_secret_for_call(rotation.pending_key) not in rotation.last_error
+    assert [k.pk for k in svc.current_keys()] == [svc.key.pk]  # the old key stays current
+    svc.linked.simulator.force_faults = set()
+    rotation = rotation_advance(rotation_id=rotation.pk)
+    assert rotation.step == Step.PROMOTED
+    rotation_advance(rotation_id=rotation.pk, now=_after_grace(rotation))
+    assert_finished(svc, rotation)
