@@ -89,8 +89,12 @@ def _run(request, func) -> tuple[object | None, str | None, dict, int]:
         return None, str(exc), {}, 502
 
 
-def _confirm_page(request, *, title, organization, project=None, api_key=None, lines, button):
+def _confirm_page(
+    request, *, title, organization, project=None, api_key=None, lines, button, confirm, danger
+):
     return {
+        "confirm_label": confirm,
+        "danger": danger,
         "title": title,
         "organization": organization,
         "project": project,
@@ -114,6 +118,8 @@ def project_push_create(request: HttpRequest, project_id) -> HttpResponse:
             "account and links it to this project.",
         ],
         button="Create the project at OpenAI",
+        confirm="Yes, create it at OpenAI.",
+        danger=False,
     )
     if project.openai_project_id:
         context["done"] = f"Already linked to OpenAI project {project.openai_project_id}."
@@ -219,6 +225,8 @@ def key_push_delete(request: HttpRequest, key_id) -> HttpResponse:
             "console, stops working. This cannot be undone.",
         ],
         button="Delete the key at OpenAI",
+        confirm="Yes, delete it at OpenAI.",
+        danger=True,
     )
     if request.method != "POST":
         return _page(request, "sync/push_confirm.html", context)

@@ -71,3 +71,40 @@ def test_an_owner_pushes_to_openai(page, login, live_server, screenshot, linked,
     assert "new events" in page.locator(".messages").inner_text()
     assert "upstream.rate_limit.updated" in page.content()
     screenshot("sync-audit-log-pulled")
+
+
+def test_an_owner_creates_a_project_upstream_and_deletes_a_revoked_key(
+    page,
+    login,
+    live_server,
+    screenshot,
+    linked,  # noqa: F811
+    owner,
+):
+    from keys.services import api_key_revoke
+    from tests.factories import ProjectFactory
+
+    fresh = ProjectFactory(organization=linked.organization, name="Research")
+    login(owner)
+    base = live_server.url
+    page.goto(base + reverse("orgs:project-detail", kwargs={"project_id": fresh.public_id}))
+    page.click("#push-project")
+    screenshot("sync-push-project")
+    page.check("#push-confirm")
+    page.click("#push-submit")
+    page.wait_for_load_state("networkidle")
+    fresh.refresh_from_db()
+    assert fresh.openai_project_id in linked.upstream.projects
+    assert "linked it" in page.locator(".messages").inner_text()
+
+    linked.api_key.openai_key_id = linked.upstream_key["id"]
+    linked.api_key.save(update_fields=["openai_key_id"])
+    api_key_revoke(api_key=linked.api_key, actor=owner)
+    page.goto(base + reverse("keys:key-detail", kwargs={"key_id": linked.api_key.public_id}))
+    page.click("#push-key-delete")
+    screenshot("sync-push-key-delete")
+    page.check("#push-confirm")
+    page.click("#push-submit")
+    page.wait_for_load_state("networkidle")
+    assert "Deleted" in page.locator(".messages").inner_text()
+    assert linked.upstream_key["id"] not in linked.upstream.api_keys
