@@ -188,9 +188,11 @@ def _sync_projects(organization, upstream: list, report: Report, actor) -> list[
                     f"Project {up.name} ({up.id}): imported from OpenAI{why}, {status}.",
                 )
             else:
-                changed = project_update_upstream(
-                    project=project, values={"status": status}, actor=actor
-                )
+                changed = {}
+                if project.status != status:
+                    changed = project_update_upstream(
+                        project=project, values={"status": status}, actor=actor
+                    )
                 if changed:
                     old, new = changed["status"]
                     report.count("project", "updated", f"Project {project.name}: {old} → {new}.")
@@ -341,7 +343,10 @@ def _sync_keys(project: Project, listed: list, accounts: dict, report: Report, a
             if account is not None:
                 values["service_account_id"] = account.pk
             was_linked = bool(api_key.openai_key_id)
-            changed = api_key_update_upstream(api_key=api_key, values=values, now=now)
+            changed = []
+            if any(getattr(api_key, name) != value for name, value in values.items()):
+                # Only then: the service's transaction costs a savepoint per key.
+                changed = api_key_update_upstream(api_key=api_key, values=values, now=now)
             if not changed:
                 report.count("api_key", "unchanged")
             elif not was_linked:
