@@ -51,6 +51,7 @@ def test_an_owner_stores_the_admin_key_tests_it_and_reads_the_sync_report(
     screenshot("sync-pull-2-admin-key")
 
     page.goto(f"{live_server.url}/orgs/{organization.public_id}/")
+    screenshot("sync-pull-0-organization")
     page.click("#org-sync-now")
     page.wait_for_load_state("networkidle")
     assert page.locator("#run-status").inner_text() == "Succeeded"
