@@ -359,15 +359,16 @@ def usage_per_day(
     stack_by: str,
     day_start: Callable[[date], datetime],
 ) -> DailySeries:
-    """Cost per local day of ``days`` (consecutive), stacked by ``project`` or ``model``.
+    """Cost per local day of ``days`` (consecutive), stacked by ``project``, ``model`` or
+    ``key`` (the key's rollup slot; 0 for calls without a key).
 
     ``day_start(day)`` gives a day's first instant in UTC (its local midnight): the days'
     boundaries are passed to the window rule as cuts, so on a :30 timezone the hours a
     midnight falls inside are read from the raw records and each call lands on its own
     local day. One query on the rollups (plus the partial hours, if any).
     """
-    if stack_by not in ("project", "model"):
-        raise ValueError("stack_by: project or model")
+    if stack_by not in ("project", "model", "key"):
+        raise ValueError("stack_by: project, model or key")
     start = day_start(days[0])
     end = day_start(days[-1] + timedelta(days=1))
     cuts = [day_start(d) for d in days[1:]]
