@@ -90,6 +90,7 @@ def _store_secret(api_key: APIKey, secret: str) -> None:
     """Seal ``secret`` onto ``api_key`` with its hint and fingerprint (not saved)."""
     api_key.fingerprint = fingerprint(secret)
     api_key.hint = make_hint(secret)
+    api_key.secret_stored = True  # a key known only from OpenAI's listing gets its value here
     try:
         seal(api_key, "secret", secret)  # plaintext crosses into ciphertext here
     except KeyRingError as exc:
