@@ -88,22 +88,20 @@ class Figures:
     priced_cost: Decimal = field(default_factory=Decimal)
     unpriced_requests: int = 0
 
-    def add(self, row: dict) -> None:
-        """Add the rollup counters of ``row`` (``usage.rollup.COUNTERS`` by name)."""
-        for name in COUNTERS:
-            value = row.get(name) or 0
-            if name == "cost":
-                self.priced_cost += value
-            elif name == "incomplete_errors":
-                # The rollups count an incomplete call with an error type among the
-                # errors; here it is only incomplete.
-                self.errors -= value
-            else:
-                setattr(self, name, getattr(self, name) + value)
+    def add(self, row: dict, prefix: str = "") -> None:
+        """Add the rollup counters of ``row`` (``usage.rollup.COUNTERS`` by name, each
+        name after ``prefix``). Runs once per rollup group of a page: kept to plain dict
+        operations on a precomputed plan (``_add_plan``), no getattr/setattr per counter."""
+        mine = self.__dict__
+        for key, target, sign in _add_plan(prefix):
+            value = row.get(key)
+            if value:
+                mine[target] += sign * value
 
     def merge(self, other: Figures) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        mine, theirs = self.__dict__, other.__dict__
+        for name in _FIGURE_FIELDS:
+            mine[name] += theirs[name]
 
     @property
     def cost(self) -> Decimal | None:
@@ -142,6 +140,29 @@ class Figures:
         if not self.requests:
             return None
         return int((Decimal(self.total_tokens) / self.requests).quantize(1, rounding=ROUND_HALF_UP))
+
+
+_FIGURE_FIELDS = tuple(f.name for f in fields(Figures))
+_ADD_PLANS: dict[str, tuple[tuple[str, str, int], ...]] = {}
+
+
+def _add_plan(prefix: str) -> tuple[tuple[str, str, int], ...]:
+    """(row key, Figures attribute, sign) per rollup counter: ``cost`` is summed into
+    ``priced_cost``; ``incomplete_errors`` are taken back out of ``errors`` (the rollups
+    count an incomplete call with an error type among the errors; here it is only
+    incomplete)."""
+    plan = _ADD_PLANS.get(prefix)
+    if plan is None:
+        entries = []
+        for name in COUNTERS:
+            if name == "cost":
+                entries.append((prefix + name, "priced_cost", 1))
+            elif name == "incomplete_errors":
+                entries.append((prefix + name, "errors", -1))
+            else:
+                entries.append((prefix + name, name, 1))
+        plan = _ADD_PLANS[prefix] = tuple(entries)
+    return plan
 
 
 def _ratio(part: int, whole: int) -> Decimal | None:
@@ -230,7 +251,7 @@ def _rollup_groups(
             figures = out.get(key)
             if figures is None:
                 figures = out[key] = Figures()
-            figures.add({c: row[f"s_{c}"] for c in COUNTERS})
+            figures.add(row, prefix="s_")
 
     def grouped(qs, cols: dict, sums: dict) -> Iterable[dict]:
         if not names:  # the scope's totals: one row (empty groups sum to nothing)
