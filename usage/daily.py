@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connections
 from django.db.models import Case, DateField, F, IntegerField, Q, Sum, Value, When
+from django.db.models.functions import TruncDate
 
 from . import rollup
 from .fields import units_to_money
@@ -37,6 +38,8 @@ HOUR = timedelta(hours=1)
 # A UTC day is read from the daily rollups when at least this many of its hours are in
 # one group: then correcting it costs fewer hourly rows than reading its hours would.
 MIN_HOURS = 12
+# b_run of hourly rows grouped by UTC day (see rollup_rows), apart from run indexes.
+BY_UTC_DAY = -1
 
 
 @dataclass(frozen=True)
@@ -163,18 +166,33 @@ def rollup_rows(
             .annotate(**sums)
             .order_by()
         )
+    # When every UTC day's corrected hours count alike (the usual case: a day's hours
+    # before local midnight), the hourly part is grouped by UTC day, a cheap truncation,
+    # rather than by a CASE of one range per run (~80 % of the per-day statement's time).
+    per_day: dict[date, set] = {}
+    for hour, counts in plan.hours.items():
+        per_day.setdefault(rollup.day_of(hour), set()).add(counts)
+    day_pattern = (
+        {d: next(iter(c)) for d, c in per_day.items()}
+        if all(len(c) == 1 for c in per_day.values())
+        else None
+    )
     if runs:
-        run_of = Case(
-            *[
-                When(hour__gte=a, hour__lt=b, then=Value(patterns.index(counts)))
-                for a, b, counts in runs
-            ],
-            output_field=IntegerField(),
-        )
+        if day_pattern is not None:
+            b_hour_day, run_of = TruncDate("hour", tzinfo=UTC), Value(BY_UTC_DAY)
+        else:
+            b_hour_day = Value(None, output_field=DateField())
+            run_of = Case(
+                *[
+                    When(hour__gte=a, hour__lt=b, then=Value(patterns.index(counts)))
+                    for a, b, counts in runs
+                ],
+                output_field=IntegerField(),
+            )
         parts.append(
             UsageHourly.objects.filter(scope, hour__in=list(plan.hours))
             .annotate(**columns)
-            .annotate(b_day=Value(None, output_field=DateField()), b_run=run_of)
+            .annotate(b_day=b_hour_day, b_run=run_of)
             .values("b_day", "b_run", *names)
             .annotate(**sums)
             .order_by()
@@ -210,17 +228,17 @@ def rollup_rows(
         if isinstance(values[rollup.COST], float):  # never: money columns are integers
             raise TypeError("rollup cost summed as a float: money columns hold integer units")
         values[rollup.COST] = int(values[rollup.COST])  # PostgreSQL: numeric, integral
-        run = row[run_at]
-        if run is not None:
-            for sign, lab in patterns[run]:
-                add((lab, *group), values, sign)
-        else:
-            b_day = row[day_at]
-            if isinstance(b_day, str):  # SQLite returns dates as text
-                b_day = date.fromisoformat(b_day)
-            elif isinstance(b_day, datetime):
-                b_day = b_day.date()
+        run, b_day = row[run_at], row[day_at]
+        if isinstance(b_day, str):  # SQLite returns dates as text
+            b_day = date.fromisoformat(b_day)
+        elif isinstance(b_day, datetime):
+            b_day = b_day.date()
+        if run is None:
             add((plan.days[b_day], *group), values, 1)
+        else:
+            counts = day_pattern[b_day] if run == BY_UTC_DAY else patterns[run]
+            for sign, lab in counts:
+                add((lab, *group), values, sign)
     out = []
     for (lab, *group), numbers in net.items():
         if not any(numbers):
