@@ -264,7 +264,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Budgets (usage/budgets.py): evaluate every active budget, catching what a lost
     # evaluation task missed; alerts are unique per budget, period and threshold.
-    "budgets-sweep": {"task": "usage.budgets_sweep", "schedule": 900.0, "options": {"expires": 800}},
+    "budgets-sweep": {
+        "task": "usage.budgets_sweep",
+        "schedule": 900.0,
+        "options": {"expires": 800},
+    },
     # Hard-limit reservations settled or expired over BUDGET_RESERVATION_RETENTION_DAYS ago
     # (usage/reservations.py); an open unexpired one is never touched.
     "budget-reservations-purge": {
@@ -433,7 +437,9 @@ OPENAI_BREAKER_COOLDOWN_SECONDS = env.float("OPENAI_BREAKER_COOLDOWN_SECONDS", d
 # Timeouts of every Admin API call; reads may be retried by the SDK this many times,
 # creates never (no idempotency key: a retried create could make a second object).
 OPENAI_ADMIN_TIMEOUT_SECONDS = env.float("OPENAI_ADMIN_TIMEOUT_SECONDS", default=30.0)
-OPENAI_ADMIN_CONNECT_TIMEOUT_SECONDS = env.float("OPENAI_ADMIN_CONNECT_TIMEOUT_SECONDS", default=5.0)
+OPENAI_ADMIN_CONNECT_TIMEOUT_SECONDS = env.float(
+    "OPENAI_ADMIN_CONNECT_TIMEOUT_SECONDS", default=5.0
+)
 OPENAI_ADMIN_READ_RETRIES = env.int("OPENAI_ADMIN_READ_RETRIES", default=2)
 # Reconciliation: a project and day whose logged cost falls below OpenAI's by more than
 # this share (and this many dollars) is flagged and notified (an application not reporting).
