@@ -10,6 +10,7 @@ from django.db.models import Max
 from keys.models import APIKey
 from keys.services import api_key_create_unaudited, api_key_secret_for_call
 from orgs.models import AuditEvent, Project, ServiceAccount
+from platformadmin.celery import app
 from platformadmin.openai.simulator_admin import Injected
 from platformadmin.sync import pull
 from platformadmin.sync.models import (
@@ -278,11 +279,17 @@ def test_every_page_is_followed(openai_simulator, organization):
 
 
 def test_the_hourly_task_fans_out_one_pull_per_organization_with_an_admin_key(
-    openai_simulator, organization, other_organization, settings
+    openai_simulator, organization, other_organization
 ):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     upstream = _admin(organization, openai_simulator)
     upstream.add_project("From beat")
-    assert pull.hierarchy_pull_all.apply().get() == 1
+    # The Celery app read its configuration at start-up: Django's settings fixture cannot
+    # make it eager; its own conf can (restored after).
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        assert pull.hierarchy_pull_all.apply().get() == 1
+    finally:
+        app.conf.task_always_eager = before
     assert Project.objects.filter(organization=organization, name="From beat").exists()
     assert not SyncRun.objects.filter(organization=other_organization).exists()
