@@ -14,7 +14,8 @@ For each size N:
    cached and reasoning tokens, request ids on every row; the indexes are dropped during
    the load and rebuilt after it (what a bulk load does), then VACUUM ANALYZE;
 3. builds the rollups from the raw table in SQL with the aggregates of the one rollup rule
-   (``usage.rollup.COUNTERS``), exactly what ingestion would have written;
+   (``usage.rollup.COUNTERS``; the daily ones cut in each organization's billing timezone,
+   ``usage.rollup.GRAINS``), exactly what ingestion would have written;
 4. measures the server time (Django's test client through the real URL resolver,
    middleware and views, signed in as the largest organization's owner, warm, time
    frozen at the end of the seeded data) of the overview (30 days, and 90 days), a project
@@ -122,8 +123,10 @@ def _setup_tenants() -> dict:
     user_model = get_user_model()
     keys: list[tuple[int, int, int]] = []  # (organization id, project id, key id)
     weights: list[float] = []
+    zones: dict[int, str] = {}
     for org_index, (name, slug, tz, share, n_projects) in enumerate(ORGS):
         org = Organization.objects.create(name=name, slug=slug, billing_timezone=tz)
+        zones[org.pk] = tz
         owner = user_model.objects.create_user(username=f"owner-{slug}", password=None)
         OrganizationMembership.objects.create(user=owner, organization=org, role="owner")
         # Zipf-like skew: project p gets 1/(p+1) of its organization's traffic, key k of
@@ -143,7 +146,7 @@ def _setup_tenants() -> dict:
                 )
                 keys.append((org.pk, project.pk, key.pk))
                 weights.append(share * p_weights[p] / p_total * k_weights[k] / k_total)
-    return {"keys": keys, "weights": weights}
+    return {"keys": keys, "weights": weights, "zones": zones}
 
 
 def _templates(models: list[str], anchor: datetime) -> dict[str, list[tuple]]:
@@ -242,13 +245,14 @@ COPY_COLUMNS = (
 )
 
 
-def rollup_tables() -> list[tuple[str, str, str]]:
-    """(table, bucket column, its SQL from occurred_at) of every rollup grain the one rule
-    maintains (``usage.rollup.GRAINS``)."""
+def rollup_tables() -> list[tuple[str, str, str, bool]]:
+    """(table, bucket column, its SQL from occurred_at, zoned: the SQL takes the
+    organization's daily-rollup timezone) of every rollup grain the one rule maintains
+    (``usage.rollup.GRAINS``)."""
     from usage import rollup
     from usage.models import ROLLUP_MODELS
 
-    return [(ROLLUP_MODELS[g.name]._meta.db_table, g.column, g.sql) for g in rollup.GRAINS]
+    return [(ROLLUP_MODELS[g.name]._meta.db_table, g.column, g.sql, g.zoned) for g in rollup.GRAINS]
 
 
 def child_seed(n: int, dsn: str) -> None:
@@ -307,14 +311,26 @@ def child_seed(n: int, dsn: str) -> None:
         t0 = time.perf_counter()
         aggregates = ", ".join(c.sql_aggregate() for c in rollup.COUNTERS)
         counters = ", ".join(rollup.COUNTER_NAMES)
-        for table, column, bucket in rollup_tables():
-            conn.execute(f"TRUNCATE {table}")
+        zones = tenants["zones"]
+        conn.execute("TRUNCATE usage_usagedailyzone")
+        for org_id, tz in zones.items():  # what the first batch of each would record
             conn.execute(
-                f"INSERT INTO {table} ({column}, organization_id, project_id, key_slot, model,"
-                f" {counters}) SELECT {bucket}, organization_id, project_id,"
-                f" COALESCE(api_key_id, {rollup.NO_KEY_SLOT}), model, {aggregates}"
-                " FROM usage_usagerecord GROUP BY 1, 2, 3, 4, 5"
+                "INSERT INTO usage_usagedailyzone (organization_id, zone) VALUES (%s, %s)",
+                (org_id, tz),
             )
+        for table, column, bucket, zoned in rollup_tables():
+            conn.execute(f"TRUNCATE {table}")
+            # A zoned grain (the daily one) is cut in each organization's billing timezone.
+            for org_id, tz in zones.items() if zoned else [(None, None)]:
+                conn.execute(
+                    f"INSERT INTO {table} ({column}, organization_id, project_id, key_slot,"
+                    f" model, {counters}) SELECT {bucket}, organization_id, project_id,"
+                    f" COALESCE(api_key_id, {rollup.NO_KEY_SLOT}), model, {aggregates}"
+                    " FROM usage_usagerecord"
+                    + (" WHERE organization_id = %s" if zoned else "")
+                    + " GROUP BY 1, 2, 3, 4, 5",
+                    (tz, org_id) if zoned else None,
+                )
         timings["rollups"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         conn.execute("VACUUM ANALYZE")
@@ -327,7 +343,7 @@ def child_seed(n: int, dsn: str) -> None:
         conn.execute("INSERT INTO bench_meta (records, anchor) VALUES (%s, %s)", (n, anchor))
         sizes = {
             t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ["usage_usagerecord", *(t for t, _, _ in rollup_tables())]
+            for t in ["usage_usagerecord", *(t for t, _, _, _ in rollup_tables())]
         }
         bytes_ = conn.execute("SELECT pg_total_relation_size('usage_usagerecord')").fetchone()[0]
     print(json.dumps({"timings": timings, "rows": sizes, "record_bytes": bytes_}))

@@ -8,4 +8,4 @@ class UsageConfig(AppConfig):
     def ready(self) -> None:
         # Register usage's Celery tasks in every process, the web's too: the budget queue
         # (usage/budgets.py) sends usage.budget_evaluate by name from the registry.
-        from . import tasks  # noqa: F401
+        from . import receivers, tasks  # noqa: F401

@@ -1,199 +1,366 @@
-"""Reading the daily rollups: a range, or its days in a billing timezone, assembled
-exactly from ``UsageDaily`` and the hourly rollups of the hours they differ by.
+"""The daily rollups: cut in each organization's billing timezone, read whole, rebuilt when
+that timezone changes.
 
-The whole hours a range reads from the rollups (``usage.selectors.rollup_window``: the
-range's partial hours, and the hours a cut falls inside, come from the raw records) are
-grouped by UTC day. A UTC day of which at least 12 whole hours fall in one group (one
-local day of the range; the whole range when nothing groups by day) is read as one daily
-row per project, key and model; the hours of that day outside the group are read from
-the hourly rollups and *subtracted*, and the group's hours outside its UTC days added:
+``UsageDaily`` holds a row per *local* day (the calendar day in the organization's
+daily-rollup timezone, ``UsageDailyZone``), project, key and model, written by the one
+rollup rule in the statement that writes the records and their hourly rollups
+(``usage.rollup.GRAINS``). Every range of the dashboard is made of local days of the
+billing timezone, so a range reads:
 
-    New York (UTC-5), local day D = UTC [D 05:00, D+1 05:00)
-                                  = daily(D) - hourly(D 00:00-05:00) + hourly(D+1 00:00-05:00)
+    [start ....... first local midnight | whole local days | last local midnight ..... end)
+     hourly rollups + raw partial hours | UsageDaily rows   | hourly rollups + raw edges
 
-so a 90-day chart reads at most 12 hourly rows per day, key and model instead of 24, and
-none when the billing timezone is UTC. Every figure is an integer (costs in money units),
-so the subtraction is exact. Daily and hourly rows are read by ONE statement (UNION ALL):
-one snapshot, so a record committed meanwhile is in both or in neither.
+The whole days come from ``UsageDaily`` alone (a 90-day view reads one row per day, key
+and model; no hour is added or taken back), the rest by the one window rule
+(``usage.selectors.rollup_window``: whole UTC hours from ``UsageHourly``, partial hours,
+and hours a local midnight of a :30 zone falls inside, from the raw records). Each record
+lies in exactly one of the three parts, so a record committed between the statements is
+counted once or not yet, never twice. When the zone a caller groups by is not the daily
+rollups' zone (a rebuild pending, or a report in another timezone), no daily row is read:
+the hourly rollups give the same figures, more slowly.
+
+Locking: a writer reads its organization's zone ``FOR SHARE`` in its transaction
+(``daily_zone_for_write``); a rebuild locks it ``FOR UPDATE`` (``daily_rollups_rebuild``),
+so daily rows are never written in a zone a concurrent rebuild is replacing.
 """
 
 from __future__ import annotations
 
-from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db import connections
-from django.db.models import Case, DateField, F, IntegerField, Q, Sum, Value, When
-from django.db.models.functions import TruncDate
+from django.db import connection, connections, transaction
+from django.db.models import DateField, F, Max, Min, Q, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from orgs.selectors import organization_by_id
 
 from . import rollup
 from .fields import units_to_money
-from .models import UsageDaily, UsageHourly
+from .models import UsageDaily, UsageDailyZone, UsageHourly, UsageRecord
+from .selectors import RollupWindow, rollup_window
 
 COUNTERS = rollup.COUNTER_NAMES
 HOUR = timedelta(hours=1)
-# A UTC day is read from the daily rollups when at least this many of its hours are in
-# one group: then correcting it costs fewer hourly rows than reading its hours would.
-MIN_HOURS = 12
-# b_run of hourly rows grouped by UTC day (see rollup_rows), apart from run indexes.
-BY_UTC_DAY = -1
+DAY = timedelta(days=1)
+# Daily rows written per INSERT by a rebuild.
+REBUILD_BATCH = 2000
+
+
+def zone_named(name: str | None) -> ZoneInfo:
+    """The timezone of this name, UTC when empty or unknown to this system's tz database
+    (the rule of ``usage.selectors.billing_zone``)."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """00:00 of ``day`` in ``zone`` as UTC: the first instant whose local date is ``day``
+    (zoneinfo gives a skipped midnight the offset before the gap, i.e. the gap's start)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+# --- the zone ----------------------------------------------------------------------------
+
+
+def daily_zone(*, organization_id: int) -> ZoneInfo | None:
+    """The timezone the organization's daily rollups are cut in; None before its first usage."""
+    name = (
+        UsageDailyZone.objects.filter(organization_id=organization_id)
+        .values_list("zone", flat=True)
+        .first()
+    )
+    return None if name is None else zone_named(name)
+
+
+def _locked_zone(organization_id: int) -> str | None:
+    """The zone row's name read FOR SHARE (PostgreSQL; SQLite serializes writers)."""
+    table = connection.ops.quote_name(UsageDailyZone._meta.db_table)
+    lock = " FOR SHARE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT zone FROM {table} WHERE organization_id = %s{lock}", [organization_id]
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def daily_zone_for_write(*, organization_id: int) -> ZoneInfo:
+    """The zone a batch of the organization's records is rolled up in, locked FOR SHARE
+    until the caller's transaction ends; on the first batch ever, the organization's
+    billing timezone, recorded. Call inside the transaction that writes the records."""
+    name = _locked_zone(organization_id)
+    if name is None:
+        organization = organization_by_id(organization_id=organization_id)
+        zone = zone_named(organization.billing_timezone if organization else None)
+        UsageDailyZone.objects.bulk_create(
+            [UsageDailyZone(organization_id=organization_id, zone=zone.key)],
+            ignore_conflicts=True,  # a concurrent first batch recorded it: theirs stands
+        )
+        name = _locked_zone(organization_id)
+    return zone_named(name)
+
+
+# --- rebuilding -----------------------------------------------------------------------
+
+
+def _split_hours(first: datetime, last: datetime, zone: ZoneInfo) -> set[datetime]:
+    """The UTC hours in [first, last] that a local midnight of ``zone`` falls inside (none
+    for a zone whose offset is a whole number of hours)."""
+    out = set()
+    day = first.astimezone(zone).date()
+    while (midnight := local_midnight(day, zone)) <= last + HOUR:
+        if midnight != rollup.hour_of(midnight):
+            out.add(rollup.hour_of(midnight))
+        day += DAY
+    return out
+
+
+def _rebuilt_rows(
+    organization_id: int, zone: ZoneInfo, *, hourly, records
+) -> dict[tuple, list[int]]:
+    """(day, project, key slot, model) -> counters (cost in money units) of the
+    organization, by local day of ``zone``: the hourly rollups by the local day of their
+    hour; an hour a local midnight splits (a :30 zone) from its raw records by their own
+    local day, and what its hourly row holds beyond them (raw records past retention) on
+    the day the hour starts in."""
+    qs = hourly.objects.filter(organization_id=organization_id)
+    bounds = qs.aggregate(first=Min("hour"), last=Max("hour"))
+    first, last = bounds["first"], bounds["last"]
+    out: dict[tuple, list[int]] = {}
+    if first is None:
+        return out
+    split = _split_hours(first, last, zone)
+    width = len(COUNTERS)
+    sums = {f"s_{c}": Sum(c) for c in COUNTERS}
+    money = hourly._meta.get_field("cost")
+
+    def units(value) -> int:
+        return int(money.get_db_prep_save(value, connection)) if value else 0
+
+    def add(key: tuple, row: dict, sign: int = 1) -> None:
+        numbers = out.setdefault(key, [0] * width)
+        for i, c in enumerate(COUNTERS):
+            value = row[f"s_{c}"] or 0
+            numbers[i] += sign * (units(value) if i == rollup.COST else int(value))
+
+    whole = (
+        qs.exclude(hour__in=split)
+        .annotate(b_day=TruncDate("hour", tzinfo=zone))
+        .values("b_day", "project_id", "key_slot", "model")
+        .annotate(**sums)
+        .order_by()
+    )
+    for row in whole.iterator(chunk_size=5000):
+        add(_bucket(_as_date(row["b_day"]), row), row)
+    if split:
+        raw = {f"s_{c.name}": c.orm_aggregate() for c in rollup.COUNTERS}
+        for row in (
+            records.objects.filter(organization_id=organization_id)
+            .filter(_hours_q(split))
+            .annotate(
+                b_day=TruncDate("occurred_at", tzinfo=zone),
+                key_slot=Coalesce("api_key_id", rollup.NO_KEY_SLOT),
+                b_hour=rollup.HOUR.trunc("occurred_at", UTC),
+            )
+            .values("b_hour", "b_day", "project_id", "key_slot", "model")
+            .annotate(**raw)
+            .order_by()
+        ):
+            add(_bucket(_as_date(row["b_day"]), row), row)
+            # Taken back from the hour's row below, which is added whole.
+            add(_bucket(_start_day(row["b_hour"], zone), row), row, -1)
+        for row in (
+            qs.filter(hour__in=split)
+            .values("hour", "project_id", "key_slot", "model")
+            .annotate(**sums)
+            .order_by()
+        ):
+            add(_bucket(_start_day(row["hour"], zone), row), row)
+    return {k: v for k, v in out.items() if any(v)}
+
+
+def _as_date(day) -> date:
+    if isinstance(day, str):  # SQLite returns dates as text
+        return date.fromisoformat(day)
+    return day.date() if isinstance(day, datetime) else day
+
+
+def _bucket(day: date, row: dict) -> tuple:
+    return (day, row["project_id"], row["key_slot"], row["model"])
+
+
+def _start_day(hour: datetime, zone: ZoneInfo) -> date:
+    return hour.astimezone(zone).date()
+
+
+def _hours_q(hours: Iterable[datetime]) -> Q:
+    q = Q(pk__in=[])
+    for hour in sorted(hours):
+        q |= Q(occurred_at__gte=hour, occurred_at__lt=hour + HOUR)
+    return q
+
+
+def rebuild_with(
+    organization_id: int, zone: ZoneInfo, *, daily, hourly, records, zones, now: datetime
+) -> int:
+    """The rebuild on these model classes (the app's, or a migration's historical ones);
+    the caller holds the transaction. Returns how many daily rows were written."""
+    row = zones.objects.select_for_update().filter(organization_id=organization_id).first()
+    if row is None:
+        zones.objects.bulk_create(
+            [zones(organization_id=organization_id, zone=zone.key)], ignore_conflicts=True
+        )
+        row = zones.objects.select_for_update().get(organization_id=organization_id)
+    daily.objects.filter(organization_id=organization_id).delete()
+    buckets = _rebuilt_rows(organization_id, zone, hourly=hourly, records=records)
+    batch = []
+    for (day, project_id, key_slot, model), numbers in sorted(buckets.items()):
+        values = dict(zip(COUNTERS, numbers, strict=True))
+        values["cost"] = units_to_money(values["cost"])
+        batch.append(
+            daily(
+                day=day,
+                organization_id=organization_id,
+                project_id=project_id,
+                key_slot=key_slot,
+                model=model,
+                **values,
+            )
+        )
+        if len(batch) == REBUILD_BATCH:
+            daily.objects.bulk_create(batch)
+            batch = []
+    if batch:
+        daily.objects.bulk_create(batch)
+    zones.objects.filter(pk=row.pk).update(zone=zone.key, rebuilt_at=now)
+    return len(buckets)
+
+
+@transaction.atomic
+def daily_rollups_rebuild(*, organization_id: int, zone_name: str) -> int:
+    """Replace the organization's daily rollups by its usage cut in ``zone_name`` (a
+    billing timezone change): in one transaction, under the zone row's lock, from the
+    hourly rollups (and the raw records of hours a :30 zone's midnight splits). Returns
+    the number of daily rows written."""
+    return rebuild_with(
+        organization_id,
+        zone_named(zone_name),
+        daily=UsageDaily,
+        hourly=UsageHourly,
+        records=UsageRecord,
+        zones=UsageDailyZone,
+        now=timezone.now(),
+    )
+
+
+def daily_zone_follow(*, organization_id: int, billing_timezone: str) -> bool:
+    """After an organization is saved: rebuild its daily rollups when they are cut in
+    another zone than its billing timezone now. True when it rebuilt. (An organization
+    without usage has no zone yet: its first batch records the billing timezone.)"""
+    wanted = zone_named(billing_timezone)
+    current = daily_zone(organization_id=organization_id)
+    if current is None or current.key == wanted.key:
+        return False
+    daily_rollups_rebuild(organization_id=organization_id, zone_name=wanted.key)
+    return True
+
+
+# --- reading --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class DailyPlan:
-    """Which rollup rows make the whole hours of a range, and where each one counts.
+class ReadPlan:
+    """How [start, end) is read: ``days`` the local days [first, last) served whole by
+    ``UsageDaily`` (None: none), ``window`` the rest (hourly rollups and raw records)."""
 
-    ``days``: UTC day -> the group label its daily rows count for (None when the range is
-    not grouped by day). ``hours``: UTC hour -> (sign, label) pairs: +1 for a group's hour
-    outside its UTC days, -1 for an hour of a day read whole that is not in that group.
-    """
-
-    days: dict[date, date | None]
-    hours: dict[datetime, tuple[tuple[int, date | None], ...]]
-
-    @property
-    def hourly_rows(self) -> int:
-        return len(self.hours)
+    days: tuple[date, date] | None
+    window: RollupWindow
 
 
-def _hour_ceil(when: datetime) -> datetime:
-    floor = rollup.hour_of(when)
-    return floor if floor == when else floor + HOUR
+def _combined(windows: list[RollupWindow]) -> RollupWindow:
+    hours = [w.hours for w in windows if w.hours is not None]
+    edges = [w.edges for w in windows if w.has_edges]
+    hours_q = None
+    for q in hours:
+        hours_q = q if hours_q is None else hours_q | q
+    edges_q = Q(pk__in=[])
+    for q in edges:
+        edges_q |= q
+    return RollupWindow(hours=hours_q, edges=edges_q, has_edges=bool(edges))
 
 
-def whole_hours(*, start: datetime, end: datetime, cuts: Iterable[datetime] = ()) -> list[datetime]:
-    """The whole UTC hours of [start, end) the rollups serve: without the partial hours at
-    both ends and the hours a cut falls inside (``usage.selectors.rollup_window``)."""
-    inner_start, inner_end = _hour_ceil(start), rollup.hour_of(end)
-    split = {
-        rollup.hour_of(c) for c in cuts if inner_start <= c < inner_end and c != rollup.hour_of(c)
-    }
-    hours = []
-    hour = inner_start
-    while hour < inner_end:
-        if hour not in split:
-            hours.append(hour)
-        hour += HOUR
-    return hours
-
-
-def daily_plan(
+def read_plan(
     *,
     start: datetime,
     end: datetime,
+    daily_zone: ZoneInfo | None,
+    group_zone: ZoneInfo | None = None,
     cuts: Iterable[datetime] = (),
-    zone: ZoneInfo | None = None,
-) -> DailyPlan:
-    """The plan for [start, end); with ``zone``, grouped by local day in that timezone."""
-    cuts = {c.astimezone(UTC) for c in cuts}
-    hours = whole_hours(start=start, end=end, cuts=cuts)
-
-    def label(hour: datetime) -> date | None:
-        return hour.astimezone(zone).date() if zone is not None else None
-
-    inside: dict[datetime, date | None] = {h: label(h) for h in hours}
-    per_day: dict[date, Tally] = {}
-    for h, lab in inside.items():
-        per_day.setdefault(rollup.day_of(h), Tally())[lab] += 1
-    days: dict[date, date | None] = {}
-    for day, tally in per_day.items():
-        lab, count = max(tally.items(), key=lambda item: (item[1], item[0] is None, item[0]))
-        if count >= MIN_HOURS:
-            days[day] = lab
-    corrections: dict[datetime, list[tuple[int, date | None]]] = {}
-    for h, lab in inside.items():
-        day = rollup.day_of(h)
-        if day not in days or days[day] != lab:
-            corrections.setdefault(h, []).append((1, lab))
-    for day, lab in days.items():
-        first = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        for i in range(24):
-            h = first + i * HOUR
-            if h not in inside or inside[h] != lab:
-                corrections.setdefault(h, []).append((-1, lab))
-    return DailyPlan(days=days, hours={h: tuple(v) for h, v in sorted(corrections.items())})
+) -> ReadPlan:
+    """The plan for [start, end): the whole local days of ``daily_zone`` inside it from the
+    daily rollups, unless the range is grouped by day in another zone (``group_zone``)."""
+    cuts = sorted({c.astimezone(UTC) for c in cuts})
+    if daily_zone is None or (group_zone is not None and group_zone.key != daily_zone.key):
+        return ReadPlan(days=None, window=rollup_window(start=start, end=end, cuts=cuts))
+    first = start.astimezone(daily_zone).date()
+    if local_midnight(first, daily_zone) < start:
+        first += DAY
+    last = end.astimezone(daily_zone).date()  # local_midnight(last) <= end
+    if first >= last:
+        return ReadPlan(days=None, window=rollup_window(start=start, end=end, cuts=cuts))
+    inner_start, inner_end = local_midnight(first, daily_zone), local_midnight(last, daily_zone)
+    windows = []
+    for a, b in ((start, inner_start), (inner_end, end)):
+        if a < b:
+            windows.append(rollup_window(start=a, end=b, cuts=[c for c in cuts if a < c < b]))
+    window = (
+        _combined(windows)
+        if windows
+        else RollupWindow(hours=None, edges=Q(pk__in=[]), has_edges=False)
+    )
+    return ReadPlan(days=(first, last), window=window)
 
 
 def rollup_rows(
     *,
     scope: Q,
-    start: datetime,
-    end: datetime,
+    plan: ReadPlan,
     columns: Mapping[str, object],
     day: str | None = None,
     zone: ZoneInfo | None = None,
-    cuts: Iterable[datetime] = (),
 ) -> list[dict]:
-    """The rollup counters of the whole hours of [start, end), grouped by ``columns``
-    (name -> expression valid on both rollup tables: project_id, key_slot, model) and,
-    with ``day`` (the group's name), by local day in ``zone``: rows of the shape
-    ``{name: value, ..., "s_<counter>": sum}``, groups whose counters are all 0 left out.
-
-    One query (daily UNION ALL hourly, the hourly rows summed per run of hours that count
-    alike); the raw records of the partial hours are the caller's
-    (``usage.selectors.rollup_window``'s ``edges``)."""
-    plan = daily_plan(start=start, end=end, cuts=cuts, zone=zone if day else None)
+    """The rollup counters of the plan's daily rows and whole hours, grouped by
+    ``columns`` (name -> expression valid on both rollup tables: project_id, key_slot,
+    model) and, with ``day`` (the group's name), by local day in ``zone``: rows of the
+    shape ``{name: value, ..., "s_<counter>": sum}``, groups whose counters are all 0 left
+    out. One query (daily UNION ALL hourly); the raw records of the plan's edges are the
+    caller's (``plan.window.edges``)."""
     names = list(columns)
     sums = {f"s_{c}": Sum(c) for c in COUNTERS}
-    # Consecutive hours that count the same way are one run, grouped by the database
-    # (a run's id through CASE), so the hourly part returns a row per run, not per hour.
-    runs: list[tuple[datetime, datetime, tuple]] = []
-    for hour, counts in plan.hours.items():
-        if runs and runs[-1][1] == hour and runs[-1][2] == counts:
-            runs[-1] = (runs[-1][0], hour + HOUR, counts)
-        else:
-            runs.append((hour, hour + HOUR, counts))
-    # The hourly rows are grouped by how they count (the distinct (sign, label) patterns),
-    # not by run: for a range without days that is 2 patterns instead of ~1 run per day,
-    # so the database returns ~15x fewer rows for Python to fold.
-    patterns = list(dict.fromkeys(counts for _, _, counts in runs))
+    no_day = Value(None, output_field=DateField())
     parts = []
-    if plan.days:
-        labels = set(plan.days.values())
-        # Every day counts for one label (no grouping by day): one constant day stands for
-        # them all, so the database sums the days into one row per group.
-        b_day = (
-            Value(next(iter(plan.days)), output_field=DateField()) if len(labels) == 1 else F("day")
-        )
+    if plan.days is not None:
+        first, last = plan.days
         parts.append(
-            UsageDaily.objects.filter(scope, day__in=list(plan.days))
+            UsageDaily.objects.filter(scope, day__gte=first, day__lt=last)
             .annotate(**columns)
-            .annotate(b_day=b_day, b_run=Value(None, output_field=IntegerField()))
-            .values("b_day", "b_run", *names)
+            .annotate(b_day=F("day") if day else no_day)
+            .values("b_day", *names)
             .annotate(**sums)
             .order_by()
         )
-    # When every UTC day's corrected hours count alike (the usual case: a day's hours
-    # before local midnight), the hourly part is grouped by UTC day, a cheap truncation,
-    # rather than by a CASE of one range per run (~80 % of the per-day statement's time).
-    per_day: dict[date, set] = {}
-    for hour, counts in plan.hours.items():
-        per_day.setdefault(rollup.day_of(hour), set()).add(counts)
-    day_pattern = (
-        {d: next(iter(c)) for d, c in per_day.items()}
-        if all(len(c) == 1 for c in per_day.values())
-        else None
-    )
-    if runs:
-        if day_pattern is not None:
-            b_hour_day, run_of = TruncDate("hour", tzinfo=UTC), Value(BY_UTC_DAY)
-        else:
-            b_hour_day = Value(None, output_field=DateField())
-            run_of = Case(
-                *[
-                    When(hour__gte=a, hour__lt=b, then=Value(patterns.index(counts)))
-                    for a, b, counts in runs
-                ],
-                output_field=IntegerField(),
-            )
+    if plan.window.hours is not None:
         parts.append(
-            UsageHourly.objects.filter(scope, hour__in=list(plan.hours))
+            UsageHourly.objects.filter(scope, plan.window.hours)
             .annotate(**columns)
-            .annotate(b_day=b_hour_day, b_run=run_of)
-            .values("b_day", "b_run", *names)
+            .annotate(b_day=TruncDate("hour", tzinfo=zone) if day else no_day)
+            .values("b_day", *names)
             .annotate(**sums)
             .order_by()
         )
@@ -201,52 +368,43 @@ def rollup_rows(
         return []
     query = parts[0] if len(parts) == 1 else parts[0].union(parts[1], all=True).order_by()
     # Read through a plain cursor: the ORM's per-row, per-column converters were the
-    # largest CPU cost of the page (thousands of rows x 12 sums). The sums are integers
+    # largest CPU cost of the page (thousands of rows x 11 sums). The sums are integers
     # (cost in money units), folded as integers and turned into Decimal once per group.
     sql, params = query.query.sql_with_params()
     with connections[query.db].cursor() as cursor:
         cursor.execute(sql, params)
-        columns = [d[0] for d in cursor.description]
+        described = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
-    at = {name: i for i, name in enumerate(columns)}
+    at = {name: i for i, name in enumerate(described)}
     group_at = [at[n] for n in names]
     sum_at = [at[f"s_{c}"] for c in COUNTERS]
-    day_at, run_at = at["b_day"], at["b_run"]
+    day_at = at["b_day"]
+    cost_at = rollup.COST
     width = len(COUNTERS)
     net: dict[tuple, list] = {}
-
-    def add(key: tuple, values: list, sign: int) -> None:
+    for row in rows:
+        b_day = row[day_at]
+        if b_day is not None and not isinstance(b_day, date) or isinstance(b_day, datetime):
+            b_day = _as_date(b_day)
+        key = (b_day, *(row[i] for i in group_at))
         numbers = net.get(key)
         if numbers is None:
             numbers = net[key] = [0] * width
         for i in range(width):
-            numbers[i] += sign * values[i]
-
-    for row in rows:
-        group = tuple(row[i] for i in group_at)
-        values = [row[i] or 0 for i in sum_at]
-        if isinstance(values[rollup.COST], float):  # never: money columns are integers
-            raise TypeError("rollup cost summed as a float: money columns hold integer units")
-        values[rollup.COST] = int(values[rollup.COST])  # PostgreSQL: numeric, integral
-        run, b_day = row[run_at], row[day_at]
-        if isinstance(b_day, str):  # SQLite returns dates as text
-            b_day = date.fromisoformat(b_day)
-        elif isinstance(b_day, datetime):
-            b_day = b_day.date()
-        if run is None:
-            add((plan.days[b_day], *group), values, 1)
-        else:
-            counts = day_pattern[b_day] if run == BY_UTC_DAY else patterns[run]
-            for sign, lab in counts:
-                add((lab, *group), values, sign)
+            value = row[sum_at[i]]
+            if value:
+                numbers[i] += value
     out = []
     for (lab, *group), numbers in net.items():
         if not any(numbers):
             continue
+        cost = numbers[cost_at]
+        if isinstance(cost, float):  # never: money columns are integers
+            raise TypeError("rollup cost summed as a float: money columns hold integer units")
+        numbers[cost_at] = units_to_money(int(cost))  # PostgreSQL: numeric, integral
         entry = dict(zip(names, group, strict=True))
         if day:
             entry[day] = lab
-        numbers[rollup.COST] = units_to_money(numbers[rollup.COST])
         entry.update({f"s_{c}": v for c, v in zip(COUNTERS, numbers, strict=True)})
         out.append(entry)
     return out

@@ -295,15 +295,17 @@ class UsageHourly(models.Model):
 
 
 class UsageDaily(models.Model):
-    """Usage per UTC day × project × key × model: the hourly buckets' counters a day at a
-    time, so a 30- or 90-day view reads a few rows per key and model instead of 24.
+    """Usage per local day × project × key × model: the counters of a calendar day in the
+    organization's daily-rollup timezone (``UsageDailyZone``: its billing timezone), so a
+    30- or 90-day view of the dashboard reads one row per day, key and model, and its
+    days (and months) are whole rows, with no hour to add or take away.
 
     Written by the same rule, in the same statement, as ``UsageHourly`` (``usage.rollup``
-    ``GRAINS``); a day of a billing timezone is assembled from these plus the hourly
-    rollups of the hours its UTC days differ by (``usage.daily``).
+    ``GRAINS``); rebuilt from the hourly rollups when the billing timezone changes
+    (``usage.daily.daily_rollups_rebuild``).
     """
 
-    day = models.DateField("day (UTC)")
+    day = models.DateField("day (billing timezone)")
     organization = models.ForeignKey(
         Organization,
         on_delete=models.CASCADE,
@@ -353,6 +355,33 @@ class UsageDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day:%Y-%m-%d} {self.model} ({self.project_id}/{self.key_slot})"
+
+
+class UsageDailyZone(models.Model):
+    """The timezone an organization's ``UsageDaily`` days are cut in: its billing timezone
+    when the first usage was written, and again after every change (the rebuild replaces
+    every daily row of the organization and this zone in one transaction).
+
+    Writers read it ``FOR SHARE`` in their transaction and the rebuild locks it ``FOR
+    UPDATE``, so no batch can write daily rows cut in a zone a concurrent rebuild is
+    replacing; readers use the daily rows only when this zone is the one they group by.
+    """
+
+    organization = models.OneToOneField(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="usage_daily_zone",
+        verbose_name="organization",
+    )
+    zone = models.CharField("timezone of the daily rollups", max_length=64)
+    rebuilt_at = models.DateTimeField("last rebuilt", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "daily rollup timezone"
+        verbose_name_plural = "daily rollup timezones"
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.zone}"
 
 
 # The table of each rollup grain (``usage.rollup.GRAINS``, by name).

@@ -1,9 +1,9 @@
 """Aggregations for the usage dashboard: a scope (organization, optionally some of its
 projects, one key, one model) over a range, from the rollups.
 
-Every figure is read from the rollups (``UsageDaily`` for whole UTC days, ``UsageHourly``
-for the hours around them, ``usage.daily``) for the whole hours of the range and from the
-raw records for its partial hours, by the one rule ``usage.selectors.rollup_window``.
+Every figure is read from the rollups (``UsageDaily`` for the whole local days of the
+billing timezone, ``UsageHourly`` for the whole hours around them) and from the raw records
+for the partial hours, by the one plan ``usage.daily.read_plan``.
 The rollup reading lives in one private helper (``_rollup_groups``); incomplete calls
 are counters of the rollups too, so no figure reads the raw records of a whole range.
 
@@ -28,7 +28,6 @@ from django.utils import timezone
 from . import daily, rollup
 from .fields import MONEY_QUANTUM
 from .models import Budget, UsageRecord
-from .selectors import rollup_window
 
 COUNTERS = rollup.COUNTER_NAMES
 MONEY_UNIT = MONEY_QUANTUM
@@ -237,10 +236,18 @@ def _rollup_groups(
     zone: ZoneInfo | None = None,
     cuts: Iterable[datetime] = (),
 ) -> dict[tuple, Figures]:
-    """The counters of [start, end) grouped ``by``: whole hours from the hourly rollups
-    (one query), partial hours (range edges, ``cuts`` inside an hour) from the raw
-    records (one query, only when there are any). ``zone``: the timezone of ``day``."""
-    window = rollup_window(start=start, end=end, cuts=cuts)
+    """The counters of [start, end) grouped ``by``: the whole local days from the daily
+    rollups and the whole hours around them from the hourly ones (one query), partial
+    hours (range edges, ``cuts`` inside an hour) from the raw records (one query, only
+    when there are any), by ``usage.daily.read_plan``. ``zone``: the timezone of ``day``."""
+    zone = zone or timezone.get_current_timezone()
+    plan = daily.read_plan(
+        start=start,
+        end=end,
+        daily_zone=daily.daily_zone(organization_id=scope.organization_id),
+        group_zone=zone if "day" in by else None,
+        cuts=cuts,
+    )
     hourly_cols, record_cols = _columns(by, zone)
     names = [f"g_{name}" for name in by]
     out: dict[tuple, Figures] = {}
@@ -253,34 +260,24 @@ def _rollup_groups(
                 figures = out[key] = Figures()
             figures.add(row, prefix="s_")
 
-    def grouped(qs, cols: dict, sums: dict) -> Iterable[dict]:
-        if not names:  # the scope's totals: one row (empty groups sum to nothing)
-            row = qs.aggregate(**sums)
-            return [row] if row["s_requests"] else []
-        return qs.annotate(**cols).values(*names).annotate(**sums).order_by()
-
-    if window.hours is not None:
-        # Whole UTC days from the daily rollups, corrected by the hourly rows of the hours
-        # they differ by; one query (usage.daily).
+    if plan.days is not None or plan.window.hours is not None:
         fold(
             daily.rollup_rows(
                 scope=scope.hourly_q(),
-                start=start,
-                end=end,
-                cuts=cuts,
+                plan=plan,
                 columns={n: e for n, e in hourly_cols.items() if n != "g_day"},
                 day="g_day" if "day" in by else None,
-                zone=zone or timezone.get_current_timezone(),
+                zone=zone,
             )
         )
-    if window.has_edges:
-        fold(
-            grouped(
-                UsageRecord.objects.filter(scope.record_q(), window.edges),
-                record_cols,
-                rollup.orm_aggregates("s_"),
-            )
-        )
+    if plan.window.has_edges:
+        edges = UsageRecord.objects.filter(scope.record_q(), plan.window.edges)
+        sums = rollup.orm_aggregates("s_")
+        if names:
+            fold(edges.annotate(**record_cols).values(*names).annotate(**sums).order_by())
+        else:  # the scope's totals: one row (empty groups sum to nothing)
+            row = edges.aggregate(**sums)
+            fold([row] if row["s_requests"] else [])
     return out
 
 

@@ -6,9 +6,11 @@ PostgreSQL write path (the aggregates of its single INSERT statement, ``sql_aggr
 and ``check_rollups``' recomputation from the raw records (``orm_aggregates``).
 
 A record's bucket is ``(project, key slot, model, UTC hour)`` in ``UsageHourly`` and
-``(project, key slot, model, UTC day)`` in ``UsageDaily`` (the ``GRAINS``: one rule, two
-bucket sizes, written by the same statement); the key slot is the API key id, or 0 for a
-record without a key (and for one whose key was deleted).
+``(project, key slot, model, local day)`` in ``UsageDaily`` (the ``GRAINS``: one rule, two
+bucket sizes, written by the same statement), the local day being the record's calendar
+day in its organization's daily-rollup timezone (``UsageDailyZone``: the billing timezone,
+``usage.daily``); the key slot is the API key id, or 0 for a record without a key (and for
+one whose key was deleted).
 
 "Is an error", "is unpriced", "is incomplete" and "is an incomplete error" are the
 conditions a counter may count by. An *incomplete* call (a stream cut short or stopped)
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -149,48 +151,54 @@ def hour_of(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def day_of(when: datetime) -> date:
-    """The UTC day a time falls in (the daily bucket's day)."""
-    return when.astimezone(UTC).date()
+def day_of(when: datetime, zone: tzinfo = UTC) -> date:
+    """The calendar day a time falls in, in ``zone`` (the daily bucket's day)."""
+    return when.astimezone(zone).date()
 
 
 @dataclass(frozen=True)
 class Grain:
     """One bucket size of the rollups: its table's bucket column and that column's value
-    for a record, in the three forms its users need (Python, PostgreSQL, ORM)."""
+    for a record, in the three forms its users need (Python, PostgreSQL, ORM).
+
+    A ``zoned`` grain's bucket depends on the organization's daily-rollup timezone: its
+    ``sql`` has one ``%s`` parameter, the zone's name, and ``of``/``trunc`` take the zone."""
 
     name: str
     column: str  # the bucket column of the rollup table (and its unique key's last part)
-    of: Callable[[datetime], Any]  # on a record's occurred_at (the portable write path)
+    of: Callable[[datetime, tzinfo], Any]  # on a record's occurred_at (portable write path)
     sql: str  # on occurred_at in the PostgreSQL statement
-    trunc: Callable[[str], Any]  # ORM expression on UsageRecord (the recomputation)
+    trunc: Callable[[str, tzinfo], Any]  # ORM expression on UsageRecord (the recomputation)
+    zoned: bool = False
 
 
 HOUR = Grain(
     name="hour",
     column="hour",
-    of=hour_of,
+    of=lambda when, _zone: hour_of(when),
     sql="date_trunc('hour', occurred_at, 'UTC')",
-    trunc=lambda field: TruncHour(field, tzinfo=UTC),
+    trunc=lambda field, _zone: TruncHour(field, tzinfo=UTC),
 )
 DAY = Grain(
     name="day",
     column="day",
     of=day_of,
-    sql="(occurred_at AT TIME ZONE 'UTC')::date",
-    trunc=lambda field: TruncDate(field, tzinfo=UTC),
+    sql="(occurred_at AT TIME ZONE %s::text)::date",
+    trunc=lambda field, zone: TruncDate(field, tzinfo=zone),
+    zoned=True,
 )
 # Every rollup the write path keeps in step with the records, hourly first (lock order).
 GRAINS: tuple[Grain, ...] = (HOUR, DAY)
 
 
-def bucket_key(row: dict, grain: Grain = HOUR) -> tuple:
-    """``(project_id, key_slot, model, hour or day)``: the rollup's unique key, in lock order."""
+def bucket_key(row: dict, grain: Grain = HOUR, zone: tzinfo = UTC) -> tuple:
+    """``(project_id, key_slot, model, hour or day)``: the rollup's unique key, in lock order
+    (``zone``: the organization's daily-rollup timezone, for a zoned grain)."""
     return (
         row["project_id"],
         row["api_key_id"] or NO_KEY_SLOT,
         row["model"],
-        grain.of(row["occurred_at"]),
+        grain.of(row["occurred_at"], zone),
     )
 
 
@@ -199,14 +207,17 @@ def zero() -> list:
     return [Decimal(0) if c.name == "cost" else 0 for c in COUNTERS]
 
 
-def fold(rows: Iterable[dict], grain: Grain = HOUR) -> dict[tuple, tuple[int, list]]:
+def fold(
+    rows: Iterable[dict], grain: Grain = HOUR, zone: tzinfo = UTC
+) -> dict[tuple, tuple[int, list]]:
     """Buckets of these records: key -> (organization id, counters in ``COUNTERS`` order).
 
-    Costs are quantized to the money unit, so the Decimal sums are exact.
+    Costs are quantized to the money unit, so the Decimal sums are exact. ``zone``: the
+    daily-rollup timezone of the records' organization (one organization per call).
     """
     buckets: dict[tuple, tuple[int, list]] = {}
     for r in rows:
-        key = bucket_key(r, grain)
+        key = bucket_key(r, grain, zone)
         entry = buckets.get(key)
         if entry is None:
             entry = buckets[key] = (r["organization_id"], zero())

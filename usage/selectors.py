@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import rollup
-from .models import ROLLUP_MODELS, CatalogModel, UsageHourly, UsageRecord
+from .models import ROLLUP_MODELS, CatalogModel, UsageDailyZone, UsageHourly, UsageRecord
 
 COUNTERS = rollup.COUNTER_NAMES
 
@@ -309,16 +309,39 @@ def project_recent_usage_records(*, project, limit: int = 50) -> QuerySet[UsageR
     )
 
 
+def daily_zones(*, organization_ids: Iterable[int] | None = None) -> dict[int, ZoneInfo]:
+    """The timezone each organization's daily rollups are cut in (``UsageDailyZone``)."""
+    qs = UsageDailyZone.objects.all()
+    if organization_ids is not None:
+        qs = qs.filter(organization_id__in=list(organization_ids))
+    out = {}
+    for org_id, name in qs.values_list("organization_id", "zone"):
+        try:
+            out[org_id] = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            out[org_id] = ZoneInfo("UTC")
+    return out
+
+
 def rollups_recomputed(
-    *, since: datetime, until: datetime, project=None, grain: rollup.Grain = rollup.HOUR
+    *,
+    since: datetime,
+    until: datetime,
+    project=None,
+    grain: rollup.Grain = rollup.HOUR,
+    zone: ZoneInfo = UTC,
+    organization_id: int | None = None,
 ) -> dict[tuple, dict]:
-    """Hourly (or daily) rollups recomputed from raw records for buckets in [since, until),
-    by the same rule the write path applies (``usage.rollup.COUNTERS``, ``GRAINS``)."""
+    """Hourly (or daily, cut in ``zone``) rollups recomputed from raw records for buckets
+    in [since, until), by the same rule the write path applies (``usage.rollup.COUNTERS``,
+    ``GRAINS``)."""
     qs = UsageRecord.objects.filter(occurred_at__gte=since, occurred_at__lt=until)
     if project is not None:
         qs = qs.filter(project=project)
+    if organization_id is not None:
+        qs = qs.filter(organization_id=organization_id)
     rows = (
-        qs.annotate(bucket=grain.trunc("occurred_at"))
+        qs.annotate(bucket=grain.trunc("occurred_at", zone))
         .values("bucket", "project_id", "api_key_id", "model")
         .annotate(**rollup.orm_aggregates("s_"))
     )
@@ -343,14 +366,23 @@ def rollups_recomputed(
 
 
 def rollups_stored(
-    *, since: datetime, until: datetime, project=None, grain: rollup.Grain = rollup.HOUR
+    *,
+    since,
+    until,
+    project=None,
+    grain: rollup.Grain = rollup.HOUR,
+    organization_id: int | None = None,
 ) -> dict[tuple, dict]:
-    """Stored hourly (or daily) rollups for buckets in [since, until)."""
+    """Stored hourly rollups for hours in [since, until) (datetimes), or daily ones for
+    days in [since, until) (dates)."""
     column = grain.column
-    low, high = (since, until) if grain is rollup.HOUR else (since.date(), until.date())
-    qs = ROLLUP_MODELS[grain.name].objects.filter(**{f"{column}__gte": low, f"{column}__lt": high})
+    qs = ROLLUP_MODELS[grain.name].objects.filter(
+        **{f"{column}__gte": since, f"{column}__lt": until}
+    )
     if project is not None:
         qs = qs.filter(project=project)
+    if organization_id is not None:
+        qs = qs.filter(organization_id=organization_id)
     return {
         (
             r["project_id"],
@@ -362,23 +394,11 @@ def rollups_stored(
     }
 
 
-def _day_ceil(when: datetime) -> datetime:
-    floor = when.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return floor if floor == when else floor + timedelta(days=1)
+def _local_midnight(day, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=zone).astimezone(UTC)
 
 
-def rollup_differences(
-    *, since: datetime, until: datetime, project=None, grain: rollup.Grain = rollup.HOUR
-) -> list[dict]:
-    """Every bucket where stored rollups and the raw records disagree (whole hours, or
-    whole UTC days for the daily rollups, covering [since, until))."""
-    if grain is rollup.HOUR:
-        since, until = rollup.hour_of(since), _hour_ceil(until)
-    else:
-        since = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        until = _day_ceil(until)
-    expected = rollups_recomputed(since=since, until=until, project=project, grain=grain)
-    stored = rollups_stored(since=since, until=until, project=project, grain=grain)
+def _compared(expected: dict, stored: dict, grain: rollup.Grain) -> list[dict]:
     zero = dict.fromkeys(COUNTERS, 0)
     diffs = []
     for key in sorted(set(expected) | set(stored), key=lambda k: (k[3], k[0], k[1], k[2])):
@@ -399,6 +419,48 @@ def rollup_differences(
                     "fields": fields,
                 }
             )
+    return diffs
+
+
+def rollup_differences(
+    *,
+    since: datetime,
+    until: datetime,
+    project=None,
+    grain: rollup.Grain = rollup.HOUR,
+    whole_days_only: bool = False,
+) -> list[dict]:
+    """Every bucket where stored rollups and the raw records disagree: the whole hours
+    covering [since, until), or for the daily rollups the local days (each organization's
+    daily-rollup zone) it touches; with ``whole_days_only``, the days starting at or after
+    ``since`` only (the days before lost raw records to the retention purge)."""
+    if grain is rollup.HOUR:
+        since, until = rollup.hour_of(since), _hour_ceil(until)
+        expected = rollups_recomputed(since=since, until=until, project=project, grain=grain)
+        stored = rollups_stored(since=since, until=until, project=project, grain=grain)
+        return _compared(expected, stored, grain)
+    zones = daily_zones()  # a project (an id) filters the queries below
+    diffs = []
+    for org_id, zone in sorted(zones.items()):
+        first = since.astimezone(zone).date()
+        if whole_days_only and _local_midnight(first, zone) < since:
+            first += timedelta(days=1)
+        last = (until - timedelta(microseconds=1)).astimezone(zone).date() + timedelta(days=1)
+        if first >= last:
+            continue
+        start, end = _local_midnight(first, zone), _local_midnight(last, zone)
+        expected = rollups_recomputed(
+            since=start,
+            until=end,
+            project=project,
+            grain=grain,
+            zone=zone,
+            organization_id=org_id,
+        )
+        stored = rollups_stored(
+            since=first, until=last, project=project, grain=grain, organization_id=org_id
+        )
+        diffs += _compared(expected, stored, grain)
     return diffs
 
 

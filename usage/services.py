@@ -14,7 +14,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +28,7 @@ from orgs.audit import audit_log
 
 from . import rollup
 from .budgets import budget_evaluation_after_commit
+from .daily import daily_zone_for_write
 from .db import pg_cursor
 from .fields import MAX_AMOUNT
 from .models import ROLLUP_MODELS, IngestionToken, UsageRecord
@@ -182,7 +183,7 @@ def build_record(
 # --- Inserting records and rollups ------------------------------------------------
 
 
-def _rollup_add(rows: Iterable[dict]) -> None:
+def _rollup_add(rows: Iterable[dict], zone: tzinfo) -> None:
     """Add these (newly inserted) rows to their hourly and daily rollups: one UPSERT per
     grain (SQLite and other backends; on PostgreSQL the insert statement itself does it,
     see ``_rollup_cte``). The buckets come from the one rollup rule (``usage.rollup``).
@@ -194,7 +195,7 @@ def _rollup_add(rows: Iterable[dict]) -> None:
     """
     rows = list(rows)
     for grain in rollup.GRAINS:
-        _rollup_upsert(rollup.fold(rows, grain), grain)
+        _rollup_upsert(rollup.fold(rows, grain, zone), grain)
 
 
 def _rollup_upsert(buckets: dict[tuple, tuple[int, list]], grain: rollup.Grain) -> None:
@@ -323,7 +324,9 @@ def _returning() -> str:
     return f" ON CONFLICT DO NOTHING RETURNING {qn('id')}, {qn('response_id')}"
 
 
-def _insert_sql_postgresql(rows: list[dict], *, with_rollup: bool = False) -> tuple[str, list]:
+def _insert_sql_postgresql(
+    rows: list[dict], *, with_rollup: bool = False, zone: tzinfo | None = None
+) -> tuple[str, list]:
     """INSERT ... SELECT FROM unnest(arrays): one parameter per column, whatever the
     batch size, so the statement stays short (psycopg caches its parsing) and PostgreSQL
     plans it once.
@@ -357,6 +360,8 @@ def _insert_sql_postgresql(rows: list[dict], *, with_rollup: bool = False) -> tu
     )
     if with_rollup:
         sql = _rollup_cte(sql)
+        # The zoned grains' one parameter each (the daily-rollup timezone), in text order.
+        params += [getattr(zone, "key", "UTC") for g in rollup.GRAINS if g.zoned]
     return sql, params
 
 
@@ -417,7 +422,11 @@ def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
     """
     if not drafts:
         return []
-    _price(drafts, drafts[0].row["organization_id"])
+    organization_id = drafts[0].row["organization_id"]
+    _price(drafts, organization_id)
+    # The timezone the daily rollups are cut in, read FOR SHARE: a concurrent rebuild (a
+    # billing timezone change) waits for this batch, or this batch for it (usage.daily).
+    zone = daily_zone_for_write(organization_id=organization_id)
     batch = uuid.uuid4()
     now = timezone.now()
     seen: set[str] = set()
@@ -437,7 +446,7 @@ def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
     rows.sort(key=lambda r: (r["response_id"] is None, r["response_id"] or ""))
     if connection.vendor == "postgresql":
         # One statement: the insert, and the rollup of exactly the rows it inserted.
-        sql, params = _insert_sql_postgresql(rows, with_rollup=True)
+        sql, params = _insert_sql_postgresql(rows, with_rollup=True, zone=zone)
         try:
             with connection.wrap_database_errors, pg_cursor() as cursor:
                 cursor.execute(sql, params)
@@ -452,7 +461,7 @@ def _insert(drafts: list[RecordDraft]) -> list[tuple[int, dict]]:
         cursor.execute(sql, params)
         returned = cursor.fetchall()
     new = _inserted(rows, returned)
-    _rollup_add(row for _, row in new)
+    _rollup_add((row for _, row in new), zone)
     return new
 
 

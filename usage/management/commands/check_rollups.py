@@ -3,9 +3,9 @@
     manage.py check_rollups --since 2026-06-01 --until 2026-07-01 [--project <public id>]
 
 Exit status 0 when every bucket matches, 1 when any differs (each one is printed).
-Hours (and UTC days) older than the raw-record retention period are skipped: their raw
+Hours (and local days) older than the raw-record retention period are skipped: their raw
 records are gone by design, and the rollups are then the only source. Daily buckets are
-checked over the whole UTC days the range touches.
+checked over the local days (the organization's billing timezone) the range touches.
 """
 
 from __future__ import annotations
@@ -88,17 +88,14 @@ class Command(BaseCommand):
                 )
         diffs = []
         for grain in GRAINS:
-            grain_since = since
-            if grain is not HOUR and cutoff is not None:
-                # A day whose start is past retention has lost raw records: skip it too.
-                first_day = (since.replace(hour=0, minute=0, second=0, microsecond=0)) + (
-                    timedelta(days=1) if since.time() != datetime.min.time() else timedelta()
-                )
-                grain_since = first_day
-                if until <= grain_since:
-                    continue
+            # A day that starts before the retention cutoff has lost raw records: with a
+            # cutoff, only the local days (each organization's daily-rollup zone) after it.
             diffs += rollup_differences(
-                since=grain_since, until=until, project=project, grain=grain
+                since=since,
+                until=until,
+                project=project,
+                grain=grain,
+                whole_days_only=grain is not HOUR and cutoff is not None,
             )
         label = f"{since:%Y-%m-%d %H:%M} – {until:%Y-%m-%d %H:%M} UTC"
         if not diffs:
