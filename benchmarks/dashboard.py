@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -255,16 +256,78 @@ def rollup_tables() -> list[tuple[str, str, str, bool]]:
     return [(ROLLUP_MODELS[g.name]._meta.db_table, g.column, g.sql, g.zoned) for g in rollup.GRAINS]
 
 
+def build_rollups(conn, zones: dict[int, str]) -> None:
+    """The rollups from the raw table, in SQL with the aggregates of the one rollup rule
+    (``usage.rollup.COUNTERS``; the daily ones cut in each organization's billing
+    timezone, ``usage.rollup.GRAINS``), written in time order as ingestion writes them
+    (a bucket's row is created when its first record arrives), and the zone of each
+    organization's daily rollups as its first batch would have recorded it."""
+    from usage import rollup
+
+    aggregates = ", ".join(c.sql_aggregate() for c in rollup.COUNTERS)
+    counters = ", ".join(rollup.COUNTER_NAMES)
+    conn.execute("TRUNCATE usage_usagedailyzone")
+    for org_id, tz in zones.items():
+        conn.execute(
+            "INSERT INTO usage_usagedailyzone (organization_id, zone) VALUES (%s, %s)",
+            (org_id, tz),
+        )
+    for table, column, bucket, zoned in rollup_tables():
+        conn.execute(f"TRUNCATE {table}")
+        for org_id, tz in zones.items() if zoned else [(None, None)]:
+            conn.execute(
+                f"INSERT INTO {table} ({column}, organization_id, project_id, key_slot,"
+                f" model, {counters}) SELECT {bucket}, organization_id, project_id,"
+                f" COALESCE(api_key_id, {rollup.NO_KEY_SLOT}), model, {aggregates}"
+                " FROM usage_usagerecord"
+                + (" WHERE organization_id = %s" if zoned else "")
+                + " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+                (tz, org_id) if zoned else None,
+            )
+
+
+def child_reroll(dsn: str) -> None:
+    """Rebuild the rollups of a kept database from its raw records (after a change of the
+    rollup tables), add the budgets if it has none, VACUUM ANALYZE."""
+    django_setup()
+    from orgs.models import Organization
+
+    zones = dict(Organization.objects.values_list("pk", "billing_timezone"))
+    _budgets()
+    t0 = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        build_rollups(conn, zones)
+        conn.execute("VACUUM ANALYZE usage_usagehourly")
+        conn.execute("VACUUM ANALYZE usage_usagedaily")
+    print(json.dumps({"rollups": time.perf_counter() - t0}))
+
+
+def _budgets() -> None:
+    """A monthly budget for each organization and for its first project (what a governed
+    console has; the overview and the project page show them), idempotent."""
+    from orgs.models import Organization, Project
+    from usage.models import Budget
+
+    for org in Organization.objects.filter(slug__startswith="bench-"):
+        first = Project.objects.filter(organization=org).order_by("pk").first()
+        Budget.objects.get_or_create(
+            organization=org, project=None, defaults={"amount": Decimal("250000")}
+        )
+        Budget.objects.get_or_create(
+            organization=org, project=first, defaults={"amount": Decimal("50000")}
+        )
+
+
 def child_seed(n: int, dsn: str) -> None:
     django_setup()
     from django.db import connection
 
-    from usage import rollup
     from usage.models import CatalogModel
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     tenants = _setup_tenants()
+    _budgets()
     anchor = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = anchor - timedelta(days=DAYS)
     models = list(  # 14 models with a token price (input and output), by id
@@ -309,28 +372,7 @@ def child_seed(n: int, dsn: str) -> None:
             conn.execute(sql)
         timings["indexes"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        aggregates = ", ".join(c.sql_aggregate() for c in rollup.COUNTERS)
-        counters = ", ".join(rollup.COUNTER_NAMES)
-        zones = tenants["zones"]
-        conn.execute("TRUNCATE usage_usagedailyzone")
-        for org_id, tz in zones.items():  # what the first batch of each would record
-            conn.execute(
-                "INSERT INTO usage_usagedailyzone (organization_id, zone) VALUES (%s, %s)",
-                (org_id, tz),
-            )
-        for table, column, bucket, zoned in rollup_tables():
-            conn.execute(f"TRUNCATE {table}")
-            # A zoned grain (the daily one) is cut in each organization's billing timezone.
-            for org_id, tz in zones.items() if zoned else [(None, None)]:
-                conn.execute(
-                    f"INSERT INTO {table} ({column}, organization_id, project_id, key_slot,"
-                    f" model, {counters}) SELECT {bucket}, organization_id, project_id,"
-                    f" COALESCE(api_key_id, {rollup.NO_KEY_SLOT}), model, {aggregates}"
-                    " FROM usage_usagerecord"
-                    + (" WHERE organization_id = %s" if zoned else "")
-                    + " GROUP BY 1, 2, 3, 4, 5",
-                    (tz, org_id) if zoned else None,
-                )
+        build_rollups(conn, tenants["zones"])
         timings["rollups"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         conn.execute("VACUUM ANALYZE")
@@ -540,6 +582,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=30, help="requests per page (after 3 warm)")
     ap.add_argument("--no-csv", action="store_true", help="skip the CSV export")
     ap.add_argument(
+        "--reroll",
+        action="store_true",
+        help="with --keep: rebuild the kept databases' rollups from their raw records",
+    )
+    ap.add_argument(
         "--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL"
     )
     ap.add_argument("--db-prefix", default="bench_dashboard")
@@ -554,6 +601,8 @@ def main() -> None:
         return child_measure(args.repeat)
     if args.child == "csv":
         return child_csv(args.url)
+    if args.child == "reroll":
+        return child_reroll(os.environ["DATABASE_URL"])
 
     var_dir = tempfile.mkdtemp(prefix="console-bench-dashboard-")
     table: dict[int, dict] = {}
@@ -578,6 +627,9 @@ def main() -> None:
             # A kept database gets the migrations added since (0007 fills daily rollups).
             print(f"[{size_label(n)}] reusing {db}; migrating ...", flush=True)
             manage(env, "migrate", "--noinput", "-v", "0")
+            if args.reroll:
+                rerolled = run_child(["--child", "reroll"], env)
+                print(f"[{size_label(n)}] rollups rebuilt: {json.dumps(rerolled)}", flush=True)
         # The daily rollups are filled by a migration after the seed's VACUUM ANALYZE:
         # without statistics PostgreSQL estimated 65 rows for 13K (a sort where a hash
         # aggregate belongs). Autovacuum would get there; a benchmark must not wait.

@@ -30,6 +30,7 @@ from platformadmin.notifications.services import notifications_enqueue
 from platformadmin.templatetags.console_format import format_count, format_money
 
 from . import rollup
+from .daily import daily_zone
 from .fields import quantize_money
 from .models import Budget, BudgetAlert, UsageHourly
 
@@ -108,21 +109,29 @@ def _combine(by_project: dict[int, SpendSummary], project_id: int | None):
     return cost, sum(row.requests for row in rows), sum(row.unpriced_requests for row in rows)
 
 
-def _first_usage_by_project(organization, *, now: datetime) -> dict[int, datetime]:
-    """The first hour with usage of each project in the last 8 days (rollups: bounded by
-    8 days of rows however large the history). Usage before the 7-day window means the
-    window is full; the forecast needs no more than that."""
-    rows = (
-        UsageHourly.objects.filter(
-            organization=organization,
-            hour__gte=rollup.hour_of(now - FORECAST_WINDOW - timedelta(days=1)),
-            hour__lt=now,
-        )
-        .values("project_id")
-        .annotate(first=Min("hour"))
-        .order_by()
-    )
-    return {row["project_id"]: row["first"] for row in rows}
+def _first_usage_by_project(
+    organization, *, now: datetime, recent: Iterable[int]
+) -> dict[int, datetime]:
+    """The first hour with usage of each project in the last 8 days, as far as the
+    forecast needs it: usage before the 7-day window means the window is full.
+
+    Read in two bounded parts instead of 8 days of hourly rows: the projects with usage
+    in the day before the window (their first hour there), then, for the projects with
+    usage in the window (``recent``, from the window's spend) that had none that day, their
+    first hour in the window (new projects: usually none)."""
+    low = rollup.hour_of(now - FORECAST_WINDOW - timedelta(days=1))
+    edge = now - FORECAST_WINDOW
+    hourly = UsageHourly.objects.filter(organization=organization, hour__lt=now)
+
+    def firsts(qs) -> dict[int, datetime]:
+        rows = qs.values("project_id").annotate(first=Min("hour")).order_by()
+        return {row["project_id"]: row["first"] for row in rows}
+
+    found = firsts(hourly.filter(hour__gte=low, hour__lte=edge))
+    newer = sorted(set(recent) - set(found))
+    if newer:
+        found.update(firsts(hourly.filter(hour__gte=low, project_id__in=newer)))
+    return found
 
 
 def _days(delta: timedelta) -> Decimal:
@@ -159,9 +168,16 @@ def budget_statuses(*, budgets: Iterable[Budget], now: datetime | None = None) -
     for group in by_org.values():
         organization = group[0].organization
         period = budget_period(organization=organization, now=now)
-        month = spend_by_project(organization=organization, start=period.start, end=now)
-        recent = spend_by_project(organization=organization, start=now - FORECAST_WINDOW, end=now)
-        firsts = _first_usage_by_project(organization, now=now)
+        zone = daily_zone(organization_id=organization.pk)  # once for both ranges
+        month = spend_by_project(organization=organization, start=period.start, end=now, zone=zone)
+        recent = spend_by_project(
+            organization=organization, start=now - FORECAST_WINDOW, end=now, zone=zone
+        )
+        firsts = _first_usage_by_project(
+            organization,
+            now=now,
+            recent=[p for p, summary in recent.items() if summary.requests],
+        )
         reserved = _reserved_by_budget(
             budget_ids=[b.pk for b in group], period=period.label, now=now
         )

@@ -41,7 +41,6 @@ from orgs.selectors import organization_by_id
 from . import rollup
 from .fields import units_to_money
 from .models import UsageDaily, UsageDailyZone, UsageHourly, UsageRecord
-from .selectors import RollupWindow, rollup_window
 
 COUNTERS = rollup.COUNTER_NAMES
 HOUR = timedelta(hours=1)
@@ -63,6 +62,52 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     """00:00 of ``day`` in ``zone`` as UTC: the first instant whose local date is ``day``
     (zoneinfo gives a skipped midnight the offset before the gap, i.e. the gap's start)."""
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def hour_ceil(when: datetime) -> datetime:
+    floor = rollup.hour_of(when)
+    return floor if floor == when else floor + timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class RollupWindow:
+    """How a range [start, end) is read exactly: ``hours`` selects the UsageHourly rows
+    of the whole hours inside it (None: there are none), ``edges`` the UsageRecord rows
+    of the partial hours (``has_edges``: whether there are any)."""
+
+    hours: Q | None
+    edges: Q
+    has_edges: bool
+
+
+def rollup_window(*, start: datetime, end: datetime, cuts: Iterable[datetime] = ()) -> RollupWindow:
+    """The one rule that splits a range between rollups and raw records.
+
+    Billing timezones with a :30 or :45 offset do not start on a UTC hour; the partial
+    hours at both ends are read from the raw records so a total stays exact. ``cuts``:
+    instants inside the range that a grouping splits at (local midnights of a per-day
+    chart); an hour a cut falls inside is read from the raw records too.
+    """
+    inner_start = hour_ceil(start)
+    inner_end = rollup.hour_of(end)
+    if inner_start >= inner_end:
+        return RollupWindow(
+            hours=None, edges=Q(occurred_at__gte=start, occurred_at__lt=end), has_edges=start < end
+        )
+    split = sorted(
+        {rollup.hour_of(c) for c in cuts if inner_start <= c < inner_end and c != rollup.hour_of(c)}
+    )
+    hours = Q(hour__gte=inner_start, hour__lt=inner_end)
+    edges = Q(occurred_at__gte=start, occurred_at__lt=inner_start) | Q(
+        occurred_at__gte=inner_end, occurred_at__lt=end
+    )
+    if split:
+        hours &= ~Q(hour__in=split)
+        for hour in split:
+            edges |= Q(occurred_at__gte=hour, occurred_at__lt=hour + timedelta(hours=1))
+    return RollupWindow(
+        hours=hours, edges=edges, has_edges=bool(split) or start < inner_start or inner_end < end
+    )
 
 
 # --- the zone ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.db.models import F, Q
@@ -48,6 +49,12 @@ class UsageScope:
     project_ids: tuple[int, ...] | None = None
     api_key_id: int | None = None
     model: str | None = None
+
+    @cached_property
+    def daily_zone(self) -> ZoneInfo | None:
+        """The zone the organization's daily rollups are cut in (one query per scope: a
+        page's panels share it)."""
+        return daily.daily_zone(organization_id=self.organization_id)
 
     def hourly_q(self) -> Q:
         q = Q(organization_id=self.organization_id)
@@ -244,7 +251,7 @@ def _rollup_groups(
     plan = daily.read_plan(
         start=start,
         end=end,
-        daily_zone=daily.daily_zone(organization_id=scope.organization_id),
+        daily_zone=scope.daily_zone,
         group_zone=zone if "day" in by else None,
         cuts=cuts,
     )

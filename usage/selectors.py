@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import rollup
+from . import daily, rollup
+from .daily import RollupWindow, hour_ceil, rollup_window  # noqa: F401 (the window rule)
 from .models import ROLLUP_MODELS, CatalogModel, UsageDailyZone, UsageHourly, UsageRecord
 
 COUNTERS = rollup.COUNTER_NAMES
@@ -74,77 +75,62 @@ def billing_month_start(*, organization, now: datetime | None = None) -> datetim
     return start.astimezone(UTC)
 
 
-def _hour_ceil(when: datetime) -> datetime:
-    floor = rollup.hour_of(when)
-    return floor if floor == when else floor + timedelta(hours=1)
+_LOOK_UP = object()
 
 
-@dataclass(frozen=True)
-class RollupWindow:
-    """How a range [start, end) is read exactly: ``hours`` selects the UsageHourly rows
-    of the whole hours inside it (None: there are none), ``edges`` the UsageRecord rows
-    of the partial hours (``has_edges``: whether there are any)."""
+def _spend(
+    *,
+    organization_id: int,
+    scope: Q,
+    start: datetime,
+    end: datetime,
+    by_project: bool,
+    zone=_LOOK_UP,
+) -> dict:
+    """(cost, requests, unpriced) of [start, end) — per project id, or under the key None —
+    read by the one plan (``usage.daily.read_plan``): whole local days from the daily
+    rollups, whole hours around them from the hourly ones, partial hours from the raw
+    records. ``scope`` filters the rollups and the records alike (organization, project);
+    ``zone``: the organization's daily-rollup zone when the caller has it (else one query)."""
+    if zone is _LOOK_UP:
+        zone = daily.daily_zone(organization_id=organization_id)
+    plan = daily.read_plan(start=start, end=end, daily_zone=zone)
+    sums: dict = {}
 
-    hours: Q | None
-    edges: Q
-    has_edges: bool
+    def add(key, cost, requests, unpriced) -> None:
+        entry = sums.setdefault(key, [Decimal(0), 0, 0])
+        entry[0] += cost or 0
+        entry[1] += requests or 0
+        entry[2] += unpriced or 0
 
-
-def rollup_window(*, start: datetime, end: datetime, cuts: Iterable[datetime] = ()) -> RollupWindow:
-    """The one rule that splits a range between rollups and raw records.
-
-    Billing timezones with a :30 or :45 offset do not start on a UTC hour; the partial
-    hours at both ends are read from the raw records so a total stays exact. ``cuts``:
-    instants inside the range that a grouping splits at (local midnights of a per-day
-    chart); an hour a cut falls inside is read from the raw records too.
-    """
-    inner_start = _hour_ceil(start)
-    inner_end = rollup.hour_of(end)
-    if inner_start >= inner_end:
-        return RollupWindow(
-            hours=None, edges=Q(occurred_at__gte=start, occurred_at__lt=end), has_edges=start < end
+    if plan.days is not None or plan.window.hours is not None:
+        columns = {"g_project": F("project_id")} if by_project else {}
+        for row in daily.rollup_rows(scope=scope, plan=plan, columns=columns):
+            add(
+                row.get("g_project"),
+                row["s_cost"],
+                row["s_requests"],
+                row["s_unpriced_requests"],
+            )
+    if plan.window.has_edges:
+        edges = UsageRecord.objects.filter(scope, plan.window.edges)
+        aggregates = {
+            "s_cost": Sum("cost"),
+            "s_requests": Count("pk"),
+            "s_unpriced": Count("pk", filter=Q(cost__isnull=True)),
+        }
+        rows = (
+            edges.values("project_id").annotate(**aggregates).order_by()
+            if by_project
+            else [edges.aggregate(**aggregates)]
         )
-    split = sorted(
-        {rollup.hour_of(c) for c in cuts if inner_start <= c < inner_end and c != rollup.hour_of(c)}
-    )
-    hours = Q(hour__gte=inner_start, hour__lt=inner_end)
-    edges = Q(occurred_at__gte=start, occurred_at__lt=inner_start) | Q(
-        occurred_at__gte=inner_end, occurred_at__lt=end
-    )
-    if split:
-        hours &= ~Q(hour__in=split)
-        for hour in split:
-            edges |= Q(occurred_at__gte=hour, occurred_at__lt=hour + timedelta(hours=1))
-    return RollupWindow(
-        hours=hours, edges=edges, has_edges=bool(split) or start < inner_start or inner_end < end
-    )
+        for row in rows:
+            add(row.get("project_id"), row["s_cost"], row["s_requests"], row["s_unpriced"])
+    return sums
 
 
-def _spend_between(*, scope: Q, record_scope: Q, start: datetime, end: datetime) -> SpendSummary:
-    """Sum rollups for whole hours inside [start, end) and raw records for the edges
-    (``rollup_window``)."""
-    window = rollup_window(start=start, end=end)
-    cost = Decimal(0)
-    requests = unpriced = 0
-    if window.hours is not None:
-        agg = UsageHourly.objects.filter(scope, window.hours).aggregate(
-            s_cost=Sum("cost"), s_requests=Sum("requests"), s_unpriced=Sum("unpriced_requests")
-        )
-        cost += agg["s_cost"] or 0
-        requests += agg["s_requests"] or 0
-        unpriced += agg["s_unpriced"] or 0
-    agg = (
-        UsageRecord.objects.filter(record_scope)
-        .filter(window.edges)
-        .aggregate(
-            s_cost=Sum("cost"),
-            s_requests=Count("pk"),
-            s_unpriced=Count("pk", filter=Q(cost__isnull=True)),
-        )
-    )
-    cost += agg["s_cost"] or 0
-    requests += agg["s_requests"] or 0
-    unpriced += agg["s_unpriced"] or 0
+def _summary(start: datetime, end: datetime, sums: list | None) -> SpendSummary:
+    cost, requests, unpriced = sums or (Decimal(0), 0, 0)
     return SpendSummary(
         period_start=start,
         period_end=end,
@@ -154,52 +140,32 @@ def _spend_between(*, scope: Q, record_scope: Q, start: datetime, end: datetime)
     )
 
 
-def spend_by_project(*, organization, start: datetime, end: datetime) -> dict[int, SpendSummary]:
+def _spend_between(
+    *, organization_id: int, scope: Q, start: datetime, end: datetime
+) -> SpendSummary:
+    """The spend of ``scope`` over [start, end) (``_spend``'s rule)."""
+    sums = _spend(
+        organization_id=organization_id, scope=scope, start=start, end=end, by_project=False
+    )
+    return _summary(start, end, sums.get(None))
+
+
+def spend_by_project(
+    *, organization, start: datetime, end: datetime, zone=_LOOK_UP
+) -> dict[int, SpendSummary]:
     """Spend in [start, end) of each of the organization's projects that has any, by
-    project id: ``_spend_between``'s rule (``rollup_window``) grouped by project, so a page
-    of budgets costs two queries per range, not two per budget."""
-    window = rollup_window(start=start, end=end)
-    sums: dict[int, list] = {}
-
-    def add(rows) -> None:
-        for row in rows:
-            entry = sums.setdefault(row["project_id"], [Decimal(0), 0, 0])
-            entry[0] += row["s_cost"] or 0
-            entry[1] += row["s_requests"] or 0
-            entry[2] += row["s_unpriced"] or 0
-
-    if window.hours is not None:
-        add(
-            UsageHourly.objects.filter(window.hours, organization=organization)
-            .values("project_id")
-            .annotate(
-                s_cost=Sum("cost"),
-                s_requests=Sum("requests"),
-                s_unpriced=Sum("unpriced_requests"),
-            )
-            .order_by()
-        )
-    if window.has_edges:
-        add(
-            UsageRecord.objects.filter(window.edges, organization=organization)
-            .values("project_id")
-            .annotate(
-                s_cost=Sum("cost"),
-                s_requests=Count("pk"),
-                s_unpriced=Count("pk", filter=Q(cost__isnull=True)),
-            )
-            .order_by()
-        )
-    return {
-        project_id: SpendSummary(
-            period_start=start,
-            period_end=end,
-            cost=cost if requests else None,
-            requests=requests,
-            unpriced_requests=unpriced,
-        )
-        for project_id, (cost, requests, unpriced) in sums.items()
-    }
+    project id: ``_spend_between``'s rule grouped by project, so a page of budgets costs
+    a fixed number of queries per range, not per budget. ``zone``: the organization's
+    daily-rollup zone (``usage.daily.daily_zone``) when the caller reads several ranges."""
+    sums = _spend(
+        organization_id=organization.pk,
+        scope=Q(organization=organization),
+        start=start,
+        end=end,
+        by_project=True,
+        zone=zone,
+    )
+    return {project_id: _summary(start, end, entry) for project_id, entry in sums.items()}
 
 
 def organization_spend_summary(*, organization, now: datetime | None = None) -> SpendSummary:
@@ -207,10 +173,7 @@ def organization_spend_summary(*, organization, now: datetime | None = None) -> 
     now = now or timezone.now()
     start = billing_month_start(organization=organization, now=now)
     return _spend_between(
-        scope=Q(organization=organization),
-        record_scope=Q(organization=organization),
-        start=start,
-        end=now,
+        organization_id=organization.pk, scope=Q(organization=organization), start=start, end=now
     )
 
 
@@ -223,7 +186,7 @@ def projects_spend_summary(*, organization, projects, now: datetime | None = Non
     now = now or timezone.now()
     start = billing_month_start(organization=organization, now=now)
     scope = Q(organization=organization, project__in=projects)
-    return _spend_between(scope=scope, record_scope=scope, start=start, end=now)
+    return _spend_between(organization_id=organization.pk, scope=scope, start=start, end=now)
 
 
 def organization_spend_month_to_date(
@@ -240,7 +203,7 @@ def project_spend_month_to_date(*, project, now: datetime | None = None) -> Spen
     now = now or timezone.now()
     start = billing_month_start(organization=project.organization, now=now)
     return _spend_between(
-        scope=Q(project=project), record_scope=Q(project=project), start=start, end=now
+        organization_id=project.organization_id, scope=Q(project=project), start=start, end=now
     )
 
 
@@ -284,7 +247,7 @@ def _count_incomplete_apart(
             rollup.incomplete_q(),
             project=project,
             occurred_at__gte=start,
-            occurred_at__lt=_hour_ceil(until),
+            occurred_at__lt=hour_ceil(until),
         )
         .values("model")
         .annotate(n=Count("pk"), in_errors=Count("pk", filter=rollup.IS_ERROR.q()))
@@ -435,7 +398,7 @@ def rollup_differences(
     daily-rollup zone) it touches; with ``whole_days_only``, the days starting at or after
     ``since`` only (the days before lost raw records to the retention purge)."""
     if grain is rollup.HOUR:
-        since, until = rollup.hour_of(since), _hour_ceil(until)
+        since, until = rollup.hour_of(since), hour_ceil(until)
         expected = rollups_recomputed(since=since, until=until, project=project, grain=grain)
         stored = rollups_stored(since=since, until=until, project=project, grain=grain)
         return _compared(expected, stored, grain)

@@ -18,6 +18,7 @@ from usage.budgets import (
     budget_statuses,
     budgets_for_project,
 )
+from usage.fields import quantize_money
 from usage.models import Budget, BudgetReservation
 from usage.services import usage_record_create
 
@@ -233,6 +234,26 @@ def test_a_new_project_is_projected_from_the_days_it_has(organization, project):
     assert status.forecast == Decimal(6) + Decimal(2) * 11
 
 
+def test_an_old_and_a_new_project_each_get_their_own_history(organization, project):
+    """The first-usage read in two parts (the day before the window; the window for the
+    projects new in it): the old project's window is full, the new one's three days, and
+    the organization's budget takes the oldest of them."""
+    new = ProjectFactory(organization=organization, name="New")
+    now = datetime(2026, 7, 21, 0, 0, tzinfo=UTC)
+    old_budget = Budget.objects.create(
+        organization=organization, project=project, amount=Decimal(100)
+    )
+    new_budget = Budget.objects.create(organization=organization, project=new, amount=Decimal(100))
+    org_budget = Budget.objects.create(organization=organization, amount=Decimal(1000))
+    spend(project, 7, now - timedelta(days=7, hours=12), rid="old-edge")  # before the window
+    spend(project, 14, now - timedelta(days=2), rid="old-recent")
+    spend(new, 6, now - timedelta(days=3), rid="new-start")
+    old, fresh, whole = budget_statuses(budgets=[old_budget, new_budget, org_budget], now=now)
+    assert old.forecast == Decimal(21) + Decimal(14) / 7 * 11
+    assert fresh.forecast == Decimal(6) + Decimal(6) / 3 * 11
+    assert whole.forecast == quantize_money(Decimal(27) + Decimal(20) / 7 * 11)
+
+
 def test_status_reads_the_clock_when_no_time_is_given(organization, project):
     budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(10))
     with time_machine.travel(datetime(2026, 9, 14, 9, tzinfo=UTC), tick=False):
@@ -252,8 +273,11 @@ def test_the_list_costs_the_same_queries_for_one_budget_or_five(
     for i, p in enumerate(projects):
         spend(p, i + 1, now - timedelta(days=2, minutes=10), rid=f"r{i}")
     budgets = list(Budget.objects.select_related("organization", "project").order_by("pk"))
-    with django_assert_num_queries(6):
+    # Per organization: its daily-rollup zone, and for each range (month, forecast window)
+    # the rollups and the raw edges; then first usage (the day before the forecast window,
+    # and the window for projects new in it: all four here) and reservations.
+    with django_assert_num_queries(8):
         statuses = budget_statuses(budgets=budgets, now=now)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(8):
         budget_statuses(budgets=budgets[:1], now=now)
     assert [s.spend for s in statuses] == [Decimal(10), 1, 2, 3, 4]
