@@ -26,7 +26,7 @@ so daily rows are never written in a zone a concurrent rebuild is replacing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -379,15 +379,18 @@ def rollup_rows(
     columns: Mapping[str, object],
     day: str | None = None,
     zone: ZoneInfo | None = None,
+    counters: Sequence[str] = COUNTERS,
 ) -> list[dict]:
     """The rollup counters of the plan's daily rows and whole hours, grouped by
     ``columns`` (name -> expression valid on both rollup tables: project_id, key_slot,
     model) and, with ``day`` (the group's name), by local day in ``zone``: rows of the
     shape ``{name: value, ..., "s_<counter>": sum}``, groups whose counters are all 0 left
-    out. One query (daily UNION ALL hourly); the raw records of the plan's edges are the
-    caller's (``plan.window.edges``)."""
+    out. ``counters``: the counters to sum (all by default; a page that shows money only
+    asks for fewer, and the database sums fewer columns). One query (daily UNION ALL
+    hourly); the raw records of the plan's edges are the caller's (``plan.window.edges``)."""
     names = list(columns)
-    sums = {f"s_{c}": Sum(c) for c in COUNTERS}
+    counters = tuple(counters)
+    sums = {f"s_{c}": Sum(c) for c in counters}
     no_day = Value(None, output_field=DateField())
     parts = []
     if plan.days is not None:
@@ -422,10 +425,10 @@ def rollup_rows(
         rows = cursor.fetchall()
     at = {name: i for i, name in enumerate(described)}
     group_at = [at[n] for n in names]
-    sum_at = [at[f"s_{c}"] for c in COUNTERS]
+    sum_at = [at[f"s_{c}"] for c in counters]
     day_at = at["b_day"]
-    cost_at = rollup.COST
-    width = len(COUNTERS)
+    cost_at = counters.index("cost") if "cost" in counters else None
+    width = len(counters)
     net: dict[tuple, list] = {}
     for row in rows:
         b_day = row[day_at]
@@ -443,13 +446,14 @@ def rollup_rows(
     for (lab, *group), numbers in net.items():
         if not any(numbers):
             continue
-        cost = numbers[cost_at]
-        if isinstance(cost, float):  # never: money columns are integers
-            raise TypeError("rollup cost summed as a float: money columns hold integer units")
-        numbers[cost_at] = units_to_money(int(cost))  # PostgreSQL: numeric, integral
+        if cost_at is not None:
+            cost = numbers[cost_at]
+            if isinstance(cost, float):  # never: money columns are integers
+                raise TypeError("rollup cost summed as a float: money columns hold integer units")
+            numbers[cost_at] = units_to_money(int(cost))  # PostgreSQL: numeric, integral
         entry = dict(zip(names, group, strict=True))
         if day:
             entry[day] = lab
-        entry.update({f"s_{c}": v for c, v in zip(COUNTERS, numbers, strict=True)})
+        entry.update({f"s_{c}": v for c, v in zip(counters, numbers, strict=True)})
         out.append(entry)
     return out

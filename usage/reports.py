@@ -242,11 +242,13 @@ def _rollup_groups(
     by: Sequence[str],
     zone: ZoneInfo | None = None,
     cuts: Iterable[datetime] = (),
+    counters: Sequence[str] = COUNTERS,
 ) -> dict[tuple, Figures]:
     """The counters of [start, end) grouped ``by``: the whole local days from the daily
     rollups and the whole hours around them from the hourly ones (one query), partial
     hours (range edges, ``cuts`` inside an hour) from the raw records (one query, only
-    when there are any), by ``usage.daily.read_plan``. ``zone``: the timezone of ``day``."""
+    when there are any), by ``usage.daily.read_plan``. ``zone``: the timezone of ``day``;
+    ``counters``: which rollup counters to sum (the others stay 0 in the figures)."""
     zone = zone or timezone.get_current_timezone()
     plan = daily.read_plan(
         start=start,
@@ -275,6 +277,7 @@ def _rollup_groups(
                 columns={n: e for n, e in hourly_cols.items() if n != "g_day"},
                 day="g_day" if "day" in by else None,
                 zone=zone,
+                counters=counters,
             )
         )
     if plan.window.has_edges:
@@ -329,10 +332,19 @@ def _share(part: Decimal, whole: Decimal) -> Decimal | None:
     return (part * 100 / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
-def usage_totals(*, scope: UsageScope, start: datetime, end: datetime) -> Figures:
+# The counters of a money figure: requests, priced cost, unpriced calls.
+MONEY_COUNTERS = ("requests", "cost", "unpriced_requests")
+
+
+def usage_totals(
+    *, scope: UsageScope, start: datetime, end: datetime, counters: Sequence[str] = COUNTERS
+) -> Figures:
     """The scope's counters over [start, end) in one query (plus one for partial hours):
-    the month-to-date figure beside a budget (incomplete calls apart, as everywhere)."""
-    return _rollup_groups(scope=scope, start=start, end=end, by=()).get((), Figures())
+    the month-to-date figure beside a budget (incomplete calls apart, as everywhere).
+    ``counters``: ``MONEY_COUNTERS`` when only the money is shown."""
+    return _rollup_groups(scope=scope, start=start, end=end, by=(), counters=counters).get(
+        (), Figures()
+    )
 
 
 def usage_report(*, scope: UsageScope, start: datetime, end: datetime) -> UsageReport:
@@ -383,6 +395,7 @@ def usage_per_day(
     zone: ZoneInfo,
     stack_by: str,
     day_start: Callable[[date], datetime],
+    counters: Sequence[str] = COUNTERS,
 ) -> DailySeries:
     """Cost per local day of ``days`` (consecutive), stacked by ``project``, ``model`` or
     ``key`` (the key's rollup slot; 0 for calls without a key).
@@ -390,7 +403,8 @@ def usage_per_day(
     ``day_start(day)`` gives a day's first instant in UTC (its local midnight): the days'
     boundaries are passed to the window rule as cuts, so on a :30 timezone the hours a
     midnight falls inside are read from the raw records and each call lands on its own
-    local day. One query on the rollups (plus the partial hours, if any).
+    local day. One query on the rollups (plus the partial hours, if any). ``counters``:
+    the day figures' counters (``MONEY_COUNTERS`` for a chart of money).
     """
     if stack_by not in ("project", "model", "key"):
         raise ValueError("stack_by: project, model or key")
@@ -398,7 +412,13 @@ def usage_per_day(
     end = day_start(days[-1] + timedelta(days=1))
     cuts = [day_start(d) for d in days[1:]]
     groups = _rollup_groups(
-        scope=scope, start=start, end=end, by=("day", stack_by), zone=zone, cuts=cuts
+        scope=scope,
+        start=start,
+        end=end,
+        by=("day", stack_by),
+        zone=zone,
+        cuts=cuts,
+        counters=counters,
     )
     per_stack: dict = {}
     for (_, stack), figures in groups.items():

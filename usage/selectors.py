@@ -76,6 +76,8 @@ def billing_month_start(*, organization, now: datetime | None = None) -> datetim
 
 
 _LOOK_UP = object()
+# The counters a spend needs (the database sums only these).
+SPEND_COUNTERS = ("requests", "cost", "unpriced_requests")
 
 
 def _spend(
@@ -105,7 +107,9 @@ def _spend(
 
     if plan.days is not None or plan.window.hours is not None:
         columns = {"g_project": F("project_id")} if by_project else {}
-        for row in daily.rollup_rows(scope=scope, plan=plan, columns=columns):
+        for row in daily.rollup_rows(
+            scope=scope, plan=plan, columns=columns, counters=SPEND_COUNTERS
+        ):
             add(
                 row.get("g_project"),
                 row["s_cost"],
