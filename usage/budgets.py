@@ -30,19 +30,19 @@ from platformadmin.notifications.services import notifications_enqueue
 from platformadmin.templatetags.console_format import format_count, format_money
 
 from . import rollup
-from .daily import daily_zone
+from .daily import daily_zone, local_midnight
 from .fields import quantize_money
 from .models import Budget, BudgetAlert, UsageHourly
 
 # The period and the open reservations are read exactly as the hard limit reads them.
 from .reservations import Period, _reserved_by_budget, budget_period
-from .selectors import SpendSummary, spend_by_project
+from .selectors import SpendSummary, billing_zone, spend_by_project
 
 OK, WARNING, EXCEEDED = "ok", "warning", "exceeded"
 # Sent by name from the registry (usage/apps.py registers usage/tasks.py in every process):
 # tasks.py imports this module, so importing it here would make a cycle.
 EVALUATE_TASK = "usage.budget_evaluate"
-FORECAST_WINDOW = timedelta(days=7)
+FORECAST_DAYS = 7  # the forecast's pace: the last 7 whole local days and today so far
 FORECAST_MIN_HISTORY = timedelta(days=1)
 _DAY = Decimal(86_400_000_000)  # microseconds
 _PERCENT = Decimal("0.1")
@@ -109,28 +109,48 @@ def _combine(by_project: dict[int, SpendSummary], project_id: int | None):
     return cost, sum(row.requests for row in rows), sum(row.unpriced_requests for row in rows)
 
 
+def forecast_window(*, organization, now: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the forecast's pace, in the billing timezone: from local midnight
+    ``FORECAST_DAYS`` days before today to the end of today, whole local days (the daily
+    rollups serve them whole; a call stamped later today by a skewed clock counts)."""
+    zone = billing_zone(organization=organization)
+    today = now.astimezone(zone).date()
+    return (
+        local_midnight(today - timedelta(days=FORECAST_DAYS), zone),
+        local_midnight(today + timedelta(days=1), zone),
+    )
+
+
 def _first_usage_by_project(
-    organization, *, now: datetime, recent: Iterable[int]
+    organization, *, now: datetime, window_start: datetime, recent: Iterable[int], zone
 ) -> dict[int, datetime]:
-    """The first hour with usage of each project in the last 8 days, as far as the
-    forecast needs it: usage before the 7-day window means the window is full.
-
-    Read in two bounded parts instead of 8 days of hourly rows: the projects with usage
-    in the day before the window (their first hour there), then, for the projects with
-    usage in the window (``recent``, from the window's spend) that had none that day, their
-    first hour in the window (new projects: usually none)."""
-    low = rollup.hour_of(now - FORECAST_WINDOW - timedelta(days=1))
-    edge = now - FORECAST_WINDOW
-    hourly = UsageHourly.objects.filter(organization=organization, hour__lt=now)
-
-    def firsts(qs) -> dict[int, datetime]:
-        rows = qs.values("project_id").annotate(first=Min("hour")).order_by()
-        return {row["project_id"]: row["first"] for row in rows}
-
-    found = firsts(hourly.filter(hour__gte=low, hour__lte=edge))
+    """When each project's usage starts, as far as the forecast needs it: a project with
+    usage on the local day before the window has a full window (its "first" is that day's
+    midnight); for the projects with usage in the window (``recent``) that had none that
+    day, the first hour with usage in the window (new projects: usually none)."""
+    before = window_start.astimezone(billing_zone(organization=organization)).date()
+    day_before = local_midnight(before - timedelta(days=1), billing_zone(organization=organization))
+    found = {
+        project_id: day_before
+        for project_id, summary in spend_by_project(
+            organization=organization, start=day_before, end=window_start, zone=zone
+        ).items()
+        if summary.requests
+    }
     newer = sorted(set(recent) - set(found))
     if newer:
-        found.update(firsts(hourly.filter(hour__gte=low, project_id__in=newer)))
+        rows = (
+            UsageHourly.objects.filter(
+                organization=organization,
+                project_id__in=newer,
+                hour__gte=rollup.hour_of(window_start),
+                hour__lt=now,
+            )
+            .values("project_id")
+            .annotate(first=Min("hour"))
+            .order_by()
+        )
+        found.update({row["project_id"]: row["first"] for row in rows})
     return found
 
 
@@ -139,18 +159,26 @@ def _days(delta: timedelta) -> Decimal:
 
 
 def forecast_projection(
-    *, spend: Decimal, recent: Decimal, first: datetime | None, period: Period, now: datetime
+    *,
+    spend: Decimal,
+    recent: Decimal,
+    first: datetime | None,
+    period: Period,
+    now: datetime,
+    window_start: datetime,
 ) -> Decimal | None:
-    """Month-end projection: spend so far + (spend of the last 7 days / 7) x days left.
+    """Month-end projection: spend so far + (spend of the window / its days) x days left.
 
-    ``first``: the first usage hour in the last 8 days. Under a day of data (or none):
-    no forecast. Between a day and 7 days: the spend of the last 7 days is divided by the
-    days since that first hour instead of 7, or a new project's rate would read 7 / n
-    times too low. Exact: Decimal, rounded to the stored unit.
+    The window (``forecast_window``) is the last 7 whole local days and today so far, so
+    its length is the time from ``window_start`` to now (7 to 8 days). ``first``: when the
+    scope's usage starts (``_first_usage_by_project``). Under a day of data (or none): no
+    forecast. With less than the window: the window's spend is divided by the days since
+    that first hour, or a new project's rate would read too low. Exact: Decimal, rounded
+    to the stored unit.
     """
     if first is None or now - first < FORECAST_MIN_HISTORY:
         return None
-    observed = min(now - first, FORECAST_WINDOW)
+    observed = min(now - first, now - window_start)
     rate = recent / _days(observed)
     left = max(period.end - now, timedelta(0))
     return quantize_money(spend + rate * _days(left))
@@ -168,15 +196,23 @@ def budget_statuses(*, budgets: Iterable[Budget], now: datetime | None = None) -
     for group in by_org.values():
         organization = group[0].organization
         period = budget_period(organization=organization, now=now)
-        zone = daily_zone(organization_id=organization.pk)  # once for both ranges
-        month = spend_by_project(organization=organization, start=period.start, end=now, zone=zone)
+        zone = daily_zone(organization_id=organization.pk)  # once for every range
+        # The whole month, as the hard limit reads it (usage/reservations.py): a call
+        # stamped later today by a skewed clock is spend of this month all the same. The
+        # ranges are whole local days: the daily rollups serve them.
+        month = spend_by_project(
+            organization=organization, start=period.start, end=period.end, zone=zone
+        )
+        window_start, window_end = forecast_window(organization=organization, now=now)
         recent = spend_by_project(
-            organization=organization, start=now - FORECAST_WINDOW, end=now, zone=zone
+            organization=organization, start=window_start, end=window_end, zone=zone
         )
         firsts = _first_usage_by_project(
             organization,
             now=now,
+            window_start=window_start,
             recent=[p for p, summary in recent.items() if summary.requests],
+            zone=zone,
         )
         reserved = _reserved_by_budget(
             budget_ids=[b.pk for b in group], period=period.label, now=now
@@ -194,6 +230,7 @@ def budget_statuses(*, budgets: Iterable[Budget], now: datetime | None = None) -
                 first=min(scope_firsts, default=None),
                 period=period,
                 now=now,
+                window_start=window_start,
             )
             found[budget.pk] = _status(
                 budget,

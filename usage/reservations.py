@@ -32,14 +32,13 @@ from platformadmin.templatetags.console_format import format_count, format_money
 
 from .models import Budget, BudgetReservation
 from .pricing import PriceBook, Usage, compute_cost
-from .selectors import billing_month_start, project_spend_month_to_date, spend_by_project
+from .selectors import billing_month, project_spend_month_to_date, spend_by_project
 
 log = logging.getLogger("usage.reservations")
 
 # Tokens the Responses API adds around the messages (role and turn markers) on top of the
 # text itself; generous, so the bound holds.
 INPUT_OVERHEAD_TOKENS = 32
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,11 @@ class Period:
 def budget_period(*, organization, now: datetime) -> Period:
     """The calendar month of ``now`` in the organization's billing timezone.
 
-    Built on ``usage.selectors.billing_month_start`` (the one month rule). The label is read
+    Built on ``usage.selectors.billing_month`` (the one month rule). The label is read
     half a month after the start: midnight of the 1st local is within 14 hours of the UTC
     start whatever the zone, so the UTC date then is always inside the local month.
     """
-    start = billing_month_start(organization=organization, now=now)
-    end = billing_month_start(organization=organization, now=start + timedelta(days=32))
+    start, end = billing_month(organization=organization, now=now)
     return Period(start=start, end=end, label=(start + timedelta(days=15)).strftime("%Y-%m"))
 
 
@@ -174,8 +172,7 @@ def _rooms(*, budgets: list[Budget], project, now: datetime) -> list[BudgetRoom]
     period = budget_period(organization=project.organization, now=now)
     # Spend over the whole month, not up to ``now``: a call that finished a moment after
     # this one started has already settled its reservation, so its record must count here,
-    # whatever time (the upstream's clock) it carries.
-    until = period.end - _MICROSECOND
+    # whatever time (the upstream's clock) it carries (``billing_month``).
     reserved = _reserved_by_budget(budget_ids=[b.pk for b in budgets], period=period.label, now=now)
     if any(not b.project_id for b in budgets):
         # The organization's budget: its spend grouped by project answers both budgets in
@@ -192,7 +189,7 @@ def _rooms(*, budgets: list[Budget], project, now: datetime) -> list[BudgetRoom]
         own = by_project.get(project.pk)
         spent[project.pk] = (own.cost or Decimal(0), own.unpriced_requests) if own else (0, 0)
     else:
-        own = project_spend_month_to_date(project=project, now=until)
+        own = project_spend_month_to_date(project=project, now=now)
         spent = {project.pk: (own.cost or Decimal(0), own.unpriced_requests)}
     rooms = []
     for budget in budgets:

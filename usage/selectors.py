@@ -67,6 +67,14 @@ def billing_zone(*, organization) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def billing_month(*, organization, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """[start, end) of the current month in the organization's billing timezone, as UTC:
+    the period whose spend pages show "this month" (every call stamped in it, one that a
+    skewed clock put later today too), whole local days the daily rollups serve."""
+    start = billing_month_start(organization=organization, now=now)
+    return start, billing_month_start(organization=organization, now=start + timedelta(days=32))
+
+
 def billing_month_start(*, organization, now: datetime | None = None) -> datetime:
     """Midnight of the 1st of the current month in the organization's billing timezone, as UTC."""
     now = now or timezone.now()
@@ -173,11 +181,11 @@ def spend_by_project(
 
 
 def organization_spend_summary(*, organization, now: datetime | None = None) -> SpendSummary:
-    """Month-to-date spend of the organization (month in its billing timezone)."""
-    now = now or timezone.now()
-    start = billing_month_start(organization=organization, now=now)
+    """This month's spend of the organization (month in its billing timezone,
+    ``billing_month``)."""
+    start, end = billing_month(organization=organization, now=now)
     return _spend_between(
-        organization_id=organization.pk, scope=Q(organization=organization), start=start, end=now
+        organization_id=organization.pk, scope=Q(organization=organization), start=start, end=end
     )
 
 
@@ -187,10 +195,9 @@ def projects_spend_summary(*, organization, projects, now: datetime | None = Non
 
     ``projects``: a queryset of project ids or instances, already scoped by orgs.access.
     """
-    now = now or timezone.now()
-    start = billing_month_start(organization=organization, now=now)
+    start, end = billing_month(organization=organization, now=now)
     scope = Q(organization=organization, project__in=projects)
-    return _spend_between(organization_id=organization.pk, scope=scope, start=start, end=now)
+    return _spend_between(organization_id=organization.pk, scope=scope, start=start, end=end)
 
 
 def organization_spend_month_to_date(
@@ -203,11 +210,11 @@ def organization_spend_month_to_date(
 
 
 def project_spend_month_to_date(*, project, now: datetime | None = None) -> SpendSummary:
-    """Month-to-date spend of one project (month in its organization's billing timezone)."""
-    now = now or timezone.now()
-    start = billing_month_start(organization=project.organization, now=now)
+    """This month's spend of one project (month in its organization's billing timezone,
+    ``billing_month``)."""
+    start, end = billing_month(organization=project.organization, now=now)
     return _spend_between(
-        organization_id=project.organization_id, scope=Q(project=project), start=start, end=now
+        organization_id=project.organization_id, scope=Q(project=project), start=start, end=end
     )
 
 

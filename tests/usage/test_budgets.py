@@ -254,6 +254,23 @@ def test_an_old_and_a_new_project_each_get_their_own_history(organization, proje
     assert whole.forecast == quantize_money(Decimal(27) + Decimal(20) / 7 * 11)
 
 
+def test_the_window_and_the_month_are_local_days_of_the_billing_timezone(organization, project):
+    """New York: the window starts at local midnight 7 days before today and the month
+    counts every call stamped in it, one a skewed clock put later today too."""
+    organization.billing_timezone = "America/New_York"
+    organization.save()
+    budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(100))
+    now = datetime(2026, 7, 21, 2, 0, tzinfo=UTC)  # 22:00 on July 20 in New York (EDT)
+    spend(project, 8, datetime(2026, 7, 13, 0, 0, tzinfo=UTC), rid="day-before")  # Jul 12 local
+    spend(project, 14, datetime(2026, 7, 18, 12, 0, tzinfo=UTC), rid="in-window")
+    spend(project, 2, now + timedelta(hours=1), rid="skewed")  # 23:00 local, after now
+    status = budget_status(budget=budget, now=now)
+    assert status.spend == Decimal(24)
+    # Window: Jul 13 00:00 EDT (04:00 UTC) to now = 7 days 22 h; its spend $16; the month
+    # ends Aug 1 00:00 EDT, 11 days 2 h after now: 24 + 16 / (190/24) x (266/24) = 46.40.
+    assert status.forecast == Decimal("46.40")
+
+
 def test_status_reads_the_clock_when_no_time_is_given(organization, project):
     budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(10))
     with time_machine.travel(datetime(2026, 9, 14, 9, tzinfo=UTC), tick=False):
@@ -273,11 +290,11 @@ def test_the_list_costs_the_same_queries_for_one_budget_or_five(
     for i, p in enumerate(projects):
         spend(p, i + 1, now - timedelta(days=2, minutes=10), rid=f"r{i}")
     budgets = list(Budget.objects.select_related("organization", "project").order_by("pk"))
-    # Per organization: its daily-rollup zone, and for each range (month, forecast window)
-    # the rollups and the raw edges; then first usage (the day before the forecast window,
-    # and the window for projects new in it: all four here) and reservations.
-    with django_assert_num_queries(8):
+    # Per organization: its daily-rollup zone, the rollups of the month and of the
+    # forecast window (whole local days: no raw edge), the day before the window, the first
+    # hour of the projects new in the window (all four here), and the reservations.
+    with django_assert_num_queries(6):
         statuses = budget_statuses(budgets=budgets, now=now)
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(6):
         budget_statuses(budgets=budgets[:1], now=now)
     assert [s.spend for s in statuses] == [Decimal(10), 1, 2, 3, 4]

@@ -50,10 +50,13 @@ def test_month_to_date_in_the_billing_timezone(organization, project):
     record(project, "unpriced", datetime(2026, 7, 10, 9, 5, tzinfo=UTC), model="tts-1")
     now = datetime(2026, 7, 15, 12, 20, tzinfo=UTC)
     record(project, "now-ish", datetime(2026, 7, 15, 12, 10, tzinfo=UTC))  # partial last hour
-    record(project, "future", datetime(2026, 7, 15, 12, 30, tzinfo=UTC))  # after now
-    assert organization_spend_month_to_date(organization=organization, now=now) == Decimal(6)
+    # Stamped after now by a skewed clock: spend of this month all the same, as the budgets
+    # and their hard limit count it; August in Kolkata is not.
+    record(project, "skewed", datetime(2026, 7, 15, 12, 30, tzinfo=UTC))
+    record(project, "august", datetime(2026, 7, 31, 18, 30, tzinfo=UTC))
+    assert organization_spend_month_to_date(organization=organization, now=now) == Decimal(8)
     summary = organization_spend_summary(organization=organization, now=now)
-    assert (summary.requests, summary.unpriced_requests) == (4, 1)
+    assert (summary.requests, summary.unpriced_requests) == (5, 1)
 
 
 def test_only_unpriced_records_are_not_zero_spend_silently(organization, project):
