@@ -443,14 +443,16 @@ def rollup_rows(
             if value:
                 numbers[i] += value
     out = []
+    # PostgreSQL sums bigint columns as numeric: every counter is an integer (a count, tokens,
+    # or money units), so it is handed on as int (a Decimal count would reach JSON as text).
     for (lab, *group), numbers in net.items():
         if not any(numbers):
             continue
+        if any(isinstance(n, float) for n in numbers):  # never: the columns are integers
+            raise TypeError("a rollup counter summed as a float: the columns hold integers")
+        numbers = [int(n) for n in numbers]
         if cost_at is not None:
-            cost = numbers[cost_at]
-            if isinstance(cost, float):  # never: money columns are integers
-                raise TypeError("rollup cost summed as a float: money columns hold integer units")
-            numbers[cost_at] = units_to_money(int(cost))  # PostgreSQL: numeric, integral
+            numbers[cost_at] = units_to_money(numbers[cost_at])
         entry = dict(zip(names, group, strict=True))
         if day:
             entry[day] = lab
