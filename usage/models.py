@@ -248,6 +248,10 @@ class UsageHourly(models.Model):
         on_delete=models.CASCADE,
         related_name="usage_hourly",
         verbose_name="organization",
+        # The (organization, hour) index below serves every lookup by organization; a
+        # second one on the organization alone led PostgreSQL's planner to scan all of an
+        # organization's rows and filter the range (20 ms against 9 for 30 days at 10M).
+        db_index=False,
     )
     project = models.ForeignKey(
         "orgs.Project",
@@ -311,6 +315,10 @@ class UsageDaily(models.Model):
         on_delete=models.CASCADE,
         related_name="usage_daily",
         verbose_name="organization",
+        # The (organization, day) index below serves every lookup by organization; a
+        # second one on the organization alone led PostgreSQL's planner to scan all of an
+        # organization's rows and filter the range (20 ms against 9 for 30 days at 10M).
+        db_index=False,
     )
     project = models.ForeignKey(
         "orgs.Project",
