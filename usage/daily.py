@@ -428,34 +428,41 @@ def rollup_rows(
     sum_at = [at[f"s_{c}"] for c in counters]
     day_at = at["b_day"]
     cost_at = counters.index("cost") if "cost" in counters else None
-    width = len(counters)
+    k = len(names)
+    # The statement's columns are b_day, the groups, then the sums: a row splits by slices.
+    sliced = day_at == 0 and group_at == list(range(1, k + 1)) and sum_at[0] == k + 1
     net: dict[tuple, list] = {}
     for row in rows:
-        b_day = row[day_at]
-        if b_day is not None and not isinstance(b_day, date) or isinstance(b_day, datetime):
-            b_day = _as_date(b_day)
-        key = (b_day, *(row[i] for i in group_at))
+        if sliced:
+            key, values = row[: k + 1], row[k + 1 :]
+        else:
+            key = (row[day_at], *[row[i] for i in group_at])
+            values = [row[i] for i in sum_at]
+        b_day = key[0]
+        if b_day is not None and type(b_day) is not date:
+            key = (_as_date(b_day), *key[1:])
         numbers = net.get(key)
         if numbers is None:
-            numbers = net[key] = [0] * width
-        for i in range(width):
-            value = row[sum_at[i]]
-            if value:
-                numbers[i] += value
+            net[key] = list(values)
+        else:
+            for i, value in enumerate(values):
+                if value:
+                    numbers[i] += value
     out = []
     # PostgreSQL sums bigint columns as numeric: every counter is an integer (a count, tokens,
     # or money units), so it is handed on as int (a Decimal count would reach JSON as text).
+    sum_names = [f"s_{c}" for c in counters]
     for (lab, *group), numbers in net.items():
+        if cost_at is not None and type(numbers[cost_at]) is float:
+            raise TypeError("rollup cost summed as a float: money columns hold integer units")
+        numbers = [int(n) if n else 0 for n in numbers]
         if not any(numbers):
             continue
-        if any(isinstance(n, float) for n in numbers):  # never: the columns are integers
-            raise TypeError("a rollup counter summed as a float: the columns hold integers")
-        numbers = [int(n) for n in numbers]
         if cost_at is not None:
             numbers[cost_at] = units_to_money(numbers[cost_at])
         entry = dict(zip(names, group, strict=True))
         if day:
             entry[day] = lab
-        entry.update({f"s_{c}": v for c, v in zip(counters, numbers, strict=True)})
+        entry.update(zip(sum_names, numbers, strict=True))
         out.append(entry)
     return out

@@ -104,6 +104,36 @@ class Figures:
             if value:
                 mine[target] += sign * value
 
+    @classmethod
+    def of(cls, numbers: Sequence) -> Figures:
+        """The figures of one group's rollup counters, in ``usage.rollup.COUNTERS`` order
+        (cost as money): ``incomplete_errors`` are taken back out of ``errors``."""
+        (
+            requests,
+            errors,
+            input_tokens,
+            cached_input_tokens,
+            output_tokens,
+            reasoning_tokens,
+            total_tokens,
+            cost,
+            unpriced_requests,
+            incomplete,
+            incomplete_errors,
+        ) = numbers
+        return cls(
+            requests=requests,
+            errors=errors - incomplete_errors,
+            incomplete=incomplete,
+            input_tokens=input_tokens,
+            cached_input_tokens=cached_input_tokens,
+            output_tokens=output_tokens,
+            reasoning_tokens=reasoning_tokens,
+            total_tokens=total_tokens,
+            priced_cost=cost if isinstance(cost, Decimal) else Decimal(cost),
+            unpriced_requests=unpriced_requests,
+        )
+
     def merge(self, other: Figures) -> None:
         mine, theirs = self.__dict__, other.__dict__
         for name in _FIGURE_FIELDS:
@@ -234,7 +264,7 @@ def _columns(by: Sequence[str], zone: ZoneInfo | None) -> tuple[dict, dict]:
     return hourly, records
 
 
-def _rollup_groups(
+def _rollup_sums(
     *,
     scope: UsageScope,
     start: datetime,
@@ -243,12 +273,13 @@ def _rollup_groups(
     zone: ZoneInfo | None = None,
     cuts: Iterable[datetime] = (),
     counters: Sequence[str] = COUNTERS,
-) -> dict[tuple, Figures]:
-    """The counters of [start, end) grouped ``by``: the whole local days from the daily
-    rollups and the whole hours around them from the hourly ones (one query), partial
-    hours (range edges, ``cuts`` inside an hour) from the raw records (one query, only
-    when there are any), by ``usage.daily.read_plan``. ``zone``: the timezone of ``day``;
-    ``counters``: which rollup counters to sum (the others stay 0 in the figures)."""
+) -> dict[tuple, list]:
+    """The counters of [start, end) grouped ``by``, as lists in ``usage.rollup.COUNTERS``
+    order (cost as money; counters not asked for stay 0): the whole local days from the
+    daily rollups and the whole hours around them from the hourly ones (one query),
+    partial hours (range edges, ``cuts`` inside an hour) from the raw records (one query,
+    only when there are any), by ``usage.daily.read_plan``. ``zone``: the timezone of
+    ``day``. Lists, not Figures, so a page folds thousands of groups cheaply."""
     zone = zone or timezone.get_current_timezone()
     plan = daily.read_plan(
         start=start,
@@ -259,15 +290,19 @@ def _rollup_groups(
     )
     hourly_cols, record_cols = _columns(by, zone)
     names = [f"g_{name}" for name in by]
-    out: dict[tuple, Figures] = {}
+    fields = [f"s_{c}" for c in COUNTERS]
+    out: dict[tuple, list] = {}
 
     def fold(rows: Iterable[dict]) -> None:
         for row in rows:
-            key = tuple(row[n] for n in names)
-            figures = out.get(key)
-            if figures is None:
-                figures = out[key] = Figures()
-            figures.add(row, prefix="s_")
+            key = tuple([row[n] for n in names])
+            values = [row.get(f) or 0 for f in fields]
+            numbers = out.get(key)
+            if numbers is None:
+                out[key] = values
+            else:
+                for i, value in enumerate(values):
+                    numbers[i] += value
 
     if plan.days is not None or plan.window.hours is not None:
         fold(
@@ -289,6 +324,11 @@ def _rollup_groups(
             row = edges.aggregate(**sums)
             fold([row] if row["s_requests"] else [])
     return out
+
+
+def _rollup_groups(**kwargs) -> dict[tuple, Figures]:
+    """``_rollup_sums`` as Figures, one per group."""
+    return {key: Figures.of(numbers) for key, numbers in _rollup_sums(**kwargs).items()}
 
 
 # --- reports --------------------------------------------------------------------------
@@ -355,26 +395,31 @@ def usage_report(*, scope: UsageScope, start: datetime, end: datetime) -> UsageR
     rollup rows of the range are read once, not once per table (a key uses a few models,
     so there are about as many groups as keys). Incomplete calls are rollup counters too.
     The totals are the sum of the per-project groups, so they agree with every table."""
-    fine = _rollup_groups(scope=scope, start=start, end=end, by=("project", "key", "model"))
-    by_project: dict[tuple, Figures] = {}
-    by_key: dict[tuple, Figures] = {}
-    by_model: dict[tuple, Figures] = {}
-    for (project, key, model), figures in fine.items():
+    fine = _rollup_sums(scope=scope, start=start, end=end, by=("project", "key", "model"))
+    by_project: dict[tuple, list] = {}
+    by_key: dict[tuple, list] = {}
+    by_model: dict[tuple, list] = {}
+    for (project, key, model), numbers in fine.items():
         for groups, group in ((by_project, project), (by_key, key), (by_model, model)):
             target = groups.get((group,))
             if target is None:
-                target = groups[(group,)] = Figures()
-            target.merge(figures)
+                groups[(group,)] = list(numbers)
+            else:
+                for i, value in enumerate(numbers):
+                    target[i] += value
+    by_project_f = {k: Figures.of(v) for k, v in by_project.items()}
     totals = Figures()
-    for figures in by_project.values():
+    for figures in by_project_f.values():
         totals.merge(figures)
+    by_key_f = {k: Figures.of(v) for k, v in by_key.items()}
+    by_model_f = {k: Figures.of(v) for k, v in by_model.items()}
     return UsageReport(
         start=start,
         end=end,
         totals=totals,
-        by_project=_ranked(by_project, totals.priced_cost),
-        by_key=_ranked(by_key, totals.priced_cost),
-        by_model=_ranked(by_model, totals.priced_cost),
+        by_project=_ranked(by_project_f, totals.priced_cost),
+        by_key=_ranked(by_key_f, totals.priced_cost),
+        by_model=_ranked(by_model_f, totals.priced_cost),
     )
 
 
