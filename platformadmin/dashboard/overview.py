@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from html import escape
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -21,6 +25,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
 
 from keys.access import api_key_access_for_user
 from keys.selectors import api_keys_by_id
@@ -34,7 +41,7 @@ from orgs.access import (
 from orgs.models import Organization
 from orgs.selectors import organization_projects_for_user
 from orgs.views.common import CURRENT_ORG_SESSION_KEY, read_only, switcher_context
-from platformadmin.templatetags.console_format import format_money
+from platformadmin.templatetags.console_format import format_amount, format_money
 from usage.budgets import budget_status
 from usage.reports import (
     OTHER,
@@ -54,6 +61,7 @@ from .charts import SERIES_CLASSES, stacked_days_svg
 from .ranges import RANGE_CHOICES, DateRange, RangeError, local_midnight, parse_range
 
 TOP = 10
+DAY_CELL = '<td class="num" data-cost="{}">{}</td>'
 
 
 @dataclass
@@ -105,9 +113,9 @@ def _filters(
     return Filters(rng=rng, stack_by=stack_by, project=chosen, errors=errors)
 
 
-def _request_log_url(organization: Organization, **params) -> str:
-    """A link to the request log filtered like the row it sits on (request_log.py)."""
-    base = reverse("dashboard:request-log", kwargs={"org_id": organization.public_id})
+def _request_log_url(base: str, **params) -> str:
+    """A link to the request log (``base``, its path: reversed once per page, not per row)
+    filtered like the row it sits on (request_log.py)."""
     query = {k: v for k, v in params.items() if v not in (None, "")}
     return f"{base}?{urlencode(query)}" if query else base
 
@@ -123,8 +131,26 @@ def _labelled(rows: list[GroupRow], labels: dict, limit: int = TOP) -> list[dict
     return [{"row": row, "label": labels.get(row.key)} for row in rows[:limit]]
 
 
+def _exact(amount: Decimal | None) -> str:
+    """An amount for a ``data-cost`` attribute: what ``{{ amount|default_if_none:'' }}``
+    writes in the console's locale (en-us, no thousands separator), the exact Decimal."""
+    return "" if amount is None else f"{amount:f}"
+
+
+@lru_cache(maxsize=2048)
+def _day_label(day: date, language: str | None) -> str:
+    """``{{ day|date:"D j M" }}`` (the filter's own call), once per day and language: it
+    reads three translated names per call, 20 µs, 2 ms for a 90-day table."""
+    return date_format(day, "D j M")
+
+
 def _series(daily: DailySeries, names: dict) -> tuple[list[dict], list[dict]]:
-    """The stacks (name, swatch class) and the per-day rows of the chart's table."""
+    """The stacks (name, swatch class) and the per-day rows of the chart's table.
+
+    A row's stack cells (up to 9 a day, 810 at 90 days) are HTML made here: in the
+    template their loop, filters and escaping were half of the page's render time.
+    Each value is escaped by html.escape, the function django.utils.html.escape (and so
+    the template) calls; format_html's lazy-string wrappers tripled the cost."""
     stacks = [
         {
             "key": stack,
@@ -134,16 +160,29 @@ def _series(daily: DailySeries, names: dict) -> tuple[list[dict], list[dict]]:
         for i, stack in enumerate(daily.stacks)
     ]
     rows = []
+    language = get_language()
     for row in daily.days:
         cells = [row.stacks.get(s["key"]) for s in stacks]
+        figures = row.figures
         rows.append(
             {
                 "day": row.day,
+                "iso": row.day.isoformat(),
+                "label": _day_label(row.day, language),
                 "cells": cells,
-                # (amount, its money text) per cell, formatted here once: the template's
-                # per-cell ``if`` + ``money`` filter was a large part of its render time.
-                "cell_texts": [(c, format_money(c)) for c in cells],
-                "figures": row.figures,
+                # every value escaped above; nothing else goes in
+                "cells_html": mark_safe(  # noqa: S308
+                    "".join(
+                        DAY_CELL.format(escape(_exact(c)), escape(format_money(c))) for c in cells
+                    )
+                ),
+                "figures": figures,
+                "cost": _exact(figures.cost),
+                "amount": (
+                    format_amount(figures.cost, figures.requests, figures.unpriced_requests)
+                    if figures.requests
+                    else ""
+                ),
             }
         )
     return stacks, rows
@@ -198,7 +237,8 @@ def _render(
         log_base["project"] = str(extra.get("project_public_id", ""))
     if extra.get("api_key") is not None:
         log_base["key"] = str(extra["api_key"].public_id)
-    log = lambda **p: _request_log_url(organization, **{**log_base, **p})  # noqa: E731
+    log_path = reverse("dashboard:request-log", kwargs={"org_id": organization.public_id})
+    log = lambda **p: _request_log_url(log_path, **{**log_base, **p})  # noqa: E731
     project_rows = [
         {
             **entry,
