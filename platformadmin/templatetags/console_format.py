@@ -83,8 +83,9 @@ def format_amount(cost, requests, unpriced) -> SafeString:
 
 def format_spend(figures) -> SafeString:
     """A group's cost (``figures`` has ``requests``, ``cost``, ``unpriced_requests``, as
-    usage.reports.Figures): format_amount, or a dash when nothing was called."""
-    if not figures.requests:
+    usage.reports.Figures): format_amount, or a dash when nothing was called or there are
+    no figures (None, or the template's empty string for a missing variable)."""
+    if not getattr(figures, "requests", 0):
         return NOTHING_CALLED
     return format_amount(figures.cost, figures.requests, figures.unpriced_requests)
 

@@ -87,5 +87,7 @@ def test_amount_tag_and_include(cost, requests, unpriced, html):
 def test_spend_is_a_dash_when_nothing_was_called_else_the_amount():
     spend = Template("{% load console_format %}{{ f|spend }}")
     assert spend.render(Context({"f": Figures()})) == '<span class="muted">—</span>'
+    assert spend.render(Context({"f": None})) == '<span class="muted">—</span>'
+    assert spend.render(Context({})) == '<span class="muted">—</span>'
     called = Figures(requests=5, unpriced_requests=1, priced_cost=Decimal("12.3"))
     assert spend.render(Context({"f": called})) == PARTLY.format(1, "")
