@@ -99,9 +99,14 @@ def project_back(project, anchor: str) -> str:
 
 
 def switcher_context(request: HttpRequest, current=None) -> dict:
-    """The organization switcher shown on organization and project pages."""
-    if current is not None:
-        request.session[CURRENT_ORG_SESSION_KEY] = str(current.public_id)
+    """The organization switcher shown on organization and project pages.
+
+    Remembers the organization for the "Usage" entry of the navigation; written only when
+    it changed (an assignment marks the session modified: one UPDATE per page view)."""
+    if current is not None and request.session.get(CURRENT_ORG_SESSION_KEY) != (
+        chosen := str(current.public_id)
+    ):
+        request.session[CURRENT_ORG_SESSION_KEY] = chosen
     return {
         "switch_organizations": organizations_for_user(request.user),
         "current_organization": current,

@@ -39,19 +39,33 @@ CHART_STYLE = Style(label_font_size=12, major_label_font_size=12, no_data_font_s
 # amounts, this version), so a cached chart can never show other figures than the page's
 # table; new usage changes an amount, hence the key. Bump CHART_VERSION when the drawing
 # code changes.
-CHART_VERSION = 1
+CHART_VERSION = 2
+# What pygal's JavaScript tooltip reads (stripped with the script): where to draw it and
+# the bar's x label. Without the script nothing shows them; they were ~60% of the SVG's
+# bytes (150 KB of a 90-day page). The ``value`` desc, the bar's exact amount, stays.
+TOOLTIP_ONLY_DESCS = frozenset({"x centered", "y centered", "x_label"})
+# A bar's geometry to a hundredth of a pixel (pygal writes 15 digits: 18% of the bytes left).
+RECT_GEOMETRY = ("x", "y", "width", "height")
 CHART_CACHE_SECONDS = 24 * 3600
 
 
 def _strip_inline(root: ElementTree.Element) -> None:
-    """Remove what the CSP refuses (<style>, <script>, style attributes) and pygal's
-    comments (a generation date that would make every page differ)."""
+    """Remove what the CSP refuses (<style>, <script>, style attributes), pygal's
+    comments (a generation date that would make every page differ) and the data only its
+    script's tooltips read (TOOLTIP_ONLY_DESCS); bars' geometry rounded (RECT_GEOMETRY)."""
     for parent in root.iter():
         for child in list(parent):
             tag = child.tag if isinstance(child.tag, str) else "comment"
-            if tag.rsplit("}", 1)[-1] in ("style", "script", "comment"):
+            name = tag.rsplit("}", 1)[-1]
+            if name in ("style", "script", "comment") or (
+                name == "desc" and child.get("class") in TOOLTIP_ONLY_DESCS
+            ):
                 parent.remove(child)
         parent.attrib.pop("style", None)
+        if parent.tag == "rect":  # pygal builds its tree without namespaces
+            for attribute in RECT_GEOMETRY:
+                if (value := parent.get(attribute)) is not None:
+                    parent.set(attribute, f"{float(value):.2f}")
 
 
 def _axis(top: Decimal) -> tuple[list[float], object]:
@@ -147,8 +161,9 @@ def _draw(
         )
     root = chart.render_tree()
     _strip_inline(root)
-    for element in root.iter("{http://www.w3.org/2000/svg}title"):
-        element.text = title  # pygal's default title is "Pygal"
+    # pygal's default title is "Pygal" (a tree without namespaces: the svg's own child)
+    if (element := root.find("title")) is not None:
+        element.text = title
     root.set("role", "img")
     root.set("aria-label", f"{title} (the numbers are in the table beside the chart)")
     root.set("class", "pygal-chart dashboard-chart")

@@ -176,6 +176,23 @@ def test_chart_is_inline_svg_without_inline_style_or_script(client, owner, datas
     assert "<style" not in svg and "<script" not in svg and "style=" not in svg
 
 
+def test_chart_keeps_each_bars_amount_and_drops_tooltip_positions(client, owner, dataset, at_now):
+    client.force_login(owner)
+    html = overview(client, dataset.organization).content.decode()
+    svg = html.split('id="spend-chart"', 1)[1].split("</figure>", 1)[0]
+    bars = re.findall(r'<g class="bar">(.*?)</g>', svg)
+    assert bars
+    for bar in bars:  # one rect (geometry to 1/100 px) and its exact amount, nothing else
+        assert re.fullmatch(
+            r'<rect x="[\d.-]+\.\d\d" y="[\d.-]+\.\d\d" rx="0" ry="0" width="[\d.]+\.\d\d"'
+            r' height="[\d.]+\.\d\d" class="rect reactive tooltip-trigger" />'
+            r'<desc class="value">\$[\d,.]+</desc>',
+            bar,
+        ), bar
+    assert "<title>Pygal</title>" not in svg
+    assert "<title>Spend per day by project, " in svg
+
+
 def test_month_to_date_against_the_budget(client, owner, dataset, at_now):
 
     Budget.objects.create(organization=dataset.organization, amount=Decimal("1000"))

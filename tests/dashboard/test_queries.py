@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from orgs.views.common import CURRENT_ORG_SESSION_KEY
 from tests.factories import ProjectFactory, make_api_key
 from usage.models import Budget
 from usage.services import usage_record_create
@@ -21,8 +22,8 @@ RANGE = {"range": "custom", "start": "2026-11-01", "end": "2026-11-30"}
 # same at both sizes. What they are made of (overview): session and user, the bell's
 # unread count, the access check, the visible projects, the three top lists, the per-day
 # chart, key names, month to date, the budget and its status (6, in usage.budgets), the
-# organization switcher and its session write (3). A ceiling stops
-# slow growth that is the same at both sizes.
+# organization switcher (its session write only when the organization changed). A ceiling
+# stops slow growth that is the same at both sizes.
 CEILING = 30
 
 
@@ -74,3 +75,20 @@ def test_queries_do_not_grow(client, owner, organization, page, django_assert_nu
     with django_assert_num_queries(small):
         client.get(urls[page], RANGE)
     assert small <= CEILING
+
+
+def test_the_session_is_written_only_when_the_organization_changes(client, owner, organization):
+    client.force_login(owner)
+    url = reverse("dashboard:overview", kwargs={"org_id": organization.public_id})
+    session = client.session
+    session[CURRENT_ORG_SESSION_KEY] = "another organization"
+    session.save()
+
+    def session_writes() -> list[str]:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url, RANGE).status_code == 200
+        return [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("UPDATE")]
+
+    assert any("django_session" in sql for sql in session_writes())
+    assert client.session[CURRENT_ORG_SESSION_KEY] == str(organization.public_id)
+    assert session_writes() == []  # the same organization again: nothing to save
