@@ -44,6 +44,7 @@ from orgs.views.common import CURRENT_ORG_SESSION_KEY, read_only, switcher_conte
 from platformadmin.templatetags.console_format import format_amount, format_money
 from usage.budgets import budget_status
 from usage.reports import (
+    MONEY_COUNTERS,
     OTHER,
     DailySeries,
     Figures,
@@ -55,7 +56,7 @@ from usage.reports import (
     usage_report,
     usage_totals,
 )
-from usage.selectors import billing_month_start
+from usage.selectors import billing_month
 
 from .charts import SERIES_CLASSES, stacked_days_svg
 from .ranges import RANGE_CHOICES, DateRange, RangeError, local_midnight, parse_range
@@ -120,11 +121,18 @@ def _request_log_url(base: str, **params) -> str:
     return f"{base}?{urlencode(query)}" if query else base
 
 
-def _month_to_date(*, organization: Organization, scope: UsageScope) -> Figures:
-    """The scope's spend since the start of the billing month (the budget's period)."""
-    now = timezone.now()
-    start = billing_month_start(organization=organization, now=now)
-    return usage_totals(scope=scope, start=start, end=now)
+def _this_month(*, organization: Organization, scope: UsageScope, status) -> Figures:
+    """The scope's spend this billing month (the budget's period, ``billing_month``: every
+    call stamped in it): the budget's own figure when the scope has one (the same month,
+    the same rollups), else one read of the month's money counters."""
+    if status is not None:
+        return Figures(
+            requests=status.requests,
+            priced_cost=status.spend,
+            unpriced_requests=status.unpriced_requests,
+        )
+    start, end = billing_month(organization=organization, now=timezone.now())
+    return usage_totals(scope=scope, start=start, end=end, counters=MONEY_COUNTERS)
 
 
 def _table_row(row: GroupRow, **cells) -> dict:
@@ -221,6 +229,7 @@ def _render(
         zone=rng.zone,
         stack_by=filters.stack_by,
         day_start=lambda d: local_midnight(d, rng.zone),
+        counters=MONEY_COUNTERS,  # the chart and its table show money and requests
     )
     key_ids = {row.key for row in report.by_key[:TOP] if row.key}
     if filters.stack_by == "key":
@@ -232,9 +241,9 @@ def _render(
     stacks, day_rows = _series(daily, stack_names)
     stack_title = {"project": "project", "model": "model", "key": "key"}[filters.stack_by]
     title = f"Spend per day by {stack_title}, {rng.span_label}"
-    month = _month_to_date(organization=organization, scope=scope)
     budget = scope_budget(scope=scope)
     status = budget_status(budget=budget) if budget is not None else None
+    month = _this_month(organization=organization, scope=scope, status=status)
     log_base = {**rng.query}
     if scope.project_ids is not None and len(scope.project_ids) == 1:
         log_base["project"] = str(extra.get("project_public_id", ""))
