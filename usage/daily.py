@@ -32,8 +32,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import connection, connections, transaction
-from django.db.models import DateField, F, Max, Min, Q, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import BigIntegerField, DateField, F, Max, Min, Q, Sum, Value
+from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
 from orgs.selectors import organization_by_id
@@ -372,25 +372,27 @@ def read_plan(
     return ReadPlan(days=(first, last), window=window)
 
 
-def rollup_rows(
+def rollup_sums(
     *,
     scope: Q,
     plan: ReadPlan,
     columns: Mapping[str, object],
-    day: str | None = None,
+    day: bool = False,
     zone: ZoneInfo | None = None,
     counters: Sequence[str] = COUNTERS,
-) -> list[dict]:
+) -> dict[tuple, list]:
     """The rollup counters of the plan's daily rows and whole hours, grouped by
     ``columns`` (name -> expression valid on both rollup tables: project_id, key_slot,
-    model) and, with ``day`` (the group's name), by local day in ``zone``: rows of the
-    shape ``{name: value, ..., "s_<counter>": sum}``, groups whose counters are all 0 left
-    out. ``counters``: the counters to sum (all by default; a page that shows money only
-    asks for fewer, and the database sums fewer columns). One query (daily UNION ALL
+    model) and, with ``day``, by local day in ``zone``: ``(day or None, *group values) ->
+    sums in the order of ``counters``` (ints; cost as money), groups whose counters are all
+    0 left out. ``counters``: the counters to sum (all by default; a page that shows money
+    only asks for fewer, and the database sums fewer columns). One query (daily UNION ALL
     hourly); the raw records of the plan's edges are the caller's (``plan.window.edges``)."""
     names = list(columns)
     counters = tuple(counters)
-    sums = {f"s_{c}": Sum(c) for c in counters}
+    # Counts and tokens come back as bigint (Python ints, no Decimal per value); the cost
+    # stays numeric: its sum in 1e-10 USD units may pass a bigint's range.
+    sums = {f"s_{c}": Sum(c) if c == "cost" else Cast(Sum(c), BigIntegerField()) for c in counters}
     no_day = Value(None, output_field=DateField())
     parts = []
     if plan.days is not None:
@@ -413,7 +415,7 @@ def rollup_rows(
             .order_by()
         )
     if not parts:
-        return []
+        return {}
     query = parts[0] if len(parts) == 1 else parts[0].union(parts[1], all=True).order_by()
     # Read through a plain cursor: the ORM's per-row, per-column converters were the
     # largest CPU cost of the page (thousands of rows x 11 sums). The sums are integers
@@ -448,18 +450,38 @@ def rollup_rows(
             for i, value in enumerate(values):
                 if value:
                     numbers[i] += value
-    out = []
-    # PostgreSQL sums bigint columns as numeric: every counter is an integer (a count, tokens,
-    # or money units), so it is handed on as int (a Decimal count would reach JSON as text).
-    sum_names = [f"s_{c}" for c in counters]
-    for (lab, *group), numbers in net.items():
+    out = {}
+    for key, numbers in net.items():
         if cost_at is not None and type(numbers[cost_at]) is float:
             raise TypeError("rollup cost summed as a float: money columns hold integer units")
+        # PostgreSQL sums numeric: every counter is an integer (a count, tokens, or money
+        # units), handed on as int (a Decimal count would reach JSON as text).
         numbers = [int(n) if n else 0 for n in numbers]
         if not any(numbers):
             continue
         if cost_at is not None:
             numbers[cost_at] = units_to_money(numbers[cost_at])
+        out[key] = numbers
+    return out
+
+
+def rollup_rows(
+    *,
+    scope: Q,
+    plan: ReadPlan,
+    columns: Mapping[str, object],
+    day: str | None = None,
+    zone: ZoneInfo | None = None,
+    counters: Sequence[str] = COUNTERS,
+) -> list[dict]:
+    """``rollup_sums`` as rows of the shape ``{name: value, ..., day: date,
+    "s_<counter>": sum}`` (``day``: the day group's name, or None)."""
+    names = list(columns)
+    sum_names = [f"s_{c}" for c in counters]
+    out = []
+    for (lab, *group), numbers in rollup_sums(
+        scope=scope, plan=plan, columns=columns, day=bool(day), zone=zone, counters=counters
+    ).items():
         entry = dict(zip(names, group, strict=True))
         if day:
             entry[day] = lab

@@ -293,28 +293,37 @@ def _rollup_sums(
     fields = [f"s_{c}" for c in COUNTERS]
     out: dict[tuple, list] = {}
 
+    def add(key: tuple, values: list) -> None:
+        numbers = out.get(key)
+        if numbers is None:
+            out[key] = values
+        else:
+            for i, value in enumerate(values):
+                numbers[i] += value
+
     def fold(rows: Iterable[dict]) -> None:
         for row in rows:
-            key = tuple([row[n] for n in names])
-            values = [row.get(f) or 0 for f in fields]
-            numbers = out.get(key)
-            if numbers is None:
-                out[key] = values
-            else:
-                for i, value in enumerate(values):
-                    numbers[i] += value
+            add(tuple([row[n] for n in names]), [row.get(f) or 0 for f in fields])
 
     if plan.days is not None or plan.window.hours is not None:
-        fold(
-            daily.rollup_rows(
-                scope=scope.hourly_q(),
-                plan=plan,
-                columns={n: e for n, e in hourly_cols.items() if n != "g_day"},
-                day="g_day" if "day" in by else None,
-                zone=zone,
-                counters=counters,
-            )
-        )
+        # The rollups' sums come keyed (day or None, *the other groups): put them in the
+        # order of ``by`` and their counters in COUNTERS order.
+        others = [n for n in by if n != "day"]
+        order = [0 if n == "day" else 1 + others.index(n) for n in by]
+        where = [COUNTERS.index(c) for c in counters]
+        width = len(COUNTERS)
+        for key, numbers in daily.rollup_sums(
+            scope=scope.hourly_q(),
+            plan=plan,
+            columns={f"g_{n}": hourly_cols[f"g_{n}"] for n in others},
+            day="day" in by,
+            zone=zone,
+            counters=counters,
+        ).items():
+            values = [0] * width
+            for i, value in zip(where, numbers, strict=True):
+                values[i] = value
+            add(tuple([key[i] for i in order]), values)
     if plan.window.has_edges:
         edges = UsageRecord.objects.filter(scope.record_q(), plan.window.edges)
         sums = rollup.orm_aggregates("s_")
