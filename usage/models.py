@@ -234,7 +234,35 @@ class UsageRecord(models.Model):
         return self.cost is None
 
 
-class UsageHourly(models.Model):
+class RollupBucket(models.Model):
+    """A rollup bucket's key columns after the project, and its counters: the columns of
+    ``usage.rollup.COUNTERS``, the same in every grain's table (``UsageHourly``,
+    ``UsageDaily``), declared once."""
+
+    key_slot = models.BigIntegerField("API key id (0 = none)", default=0)
+    model = models.CharField("model", max_length=100)
+    requests = models.PositiveBigIntegerField("requests", default=0)
+    errors = models.PositiveBigIntegerField("errors", default=0)
+    input_tokens = models.PositiveBigIntegerField("input tokens", default=0)
+    cached_input_tokens = models.PositiveBigIntegerField("cached input tokens", default=0)
+    output_tokens = models.PositiveBigIntegerField("output tokens", default=0)
+    reasoning_tokens = models.PositiveBigIntegerField("reasoning tokens", default=0)
+    total_tokens = models.PositiveBigIntegerField("total tokens", default=0)
+    # Added to by the database (cost = cost + excluded.cost): exact only as integers.
+    cost = MoneyField("cost of priced records (USD)", default=Decimal(0))
+    unpriced_requests = models.PositiveBigIntegerField("unpriced records", default=0)
+    # db_default too: the column came later (0008), and SQL writing the older columns
+    # (0007's fill) leaves it 0.
+    incomplete = models.PositiveBigIntegerField("incomplete calls", default=0, db_default=0)
+    incomplete_errors = models.PositiveBigIntegerField(
+        "incomplete calls counted as errors", default=0, db_default=0
+    )
+
+    class Meta:
+        abstract = True
+
+
+class UsageHourly(RollupBucket):
     """Usage per hour (UTC) × project × key × model, kept in step with the records.
 
     Updated in the same transaction as the records it counts, by an UPSERT that adds
@@ -259,24 +287,6 @@ class UsageHourly(models.Model):
         related_name="usage_hourly",
         verbose_name="project",
     )
-    key_slot = models.BigIntegerField("API key id (0 = none)", default=0)
-    model = models.CharField("model", max_length=100)
-    requests = models.PositiveBigIntegerField("requests", default=0)
-    errors = models.PositiveBigIntegerField("errors", default=0)
-    input_tokens = models.PositiveBigIntegerField("input tokens", default=0)
-    cached_input_tokens = models.PositiveBigIntegerField("cached input tokens", default=0)
-    output_tokens = models.PositiveBigIntegerField("output tokens", default=0)
-    reasoning_tokens = models.PositiveBigIntegerField("reasoning tokens", default=0)
-    total_tokens = models.PositiveBigIntegerField("total tokens", default=0)
-    # Added to by the database (cost = cost + excluded.cost): exact only as integers.
-    cost = MoneyField("cost of priced records (USD)", default=Decimal(0))
-    unpriced_requests = models.PositiveBigIntegerField("unpriced records", default=0)
-    # db_default too: the column came later (0008), and SQL writing the older columns
-    # (0007's fill) leaves it 0.
-    incomplete = models.PositiveBigIntegerField("incomplete calls", default=0, db_default=0)
-    incomplete_errors = models.PositiveBigIntegerField(
-        "incomplete calls counted as errors", default=0, db_default=0
-    )
 
     class Meta:
         ordering = ["-hour", "model"]
@@ -298,7 +308,7 @@ class UsageHourly(models.Model):
         return f"{self.hour:%Y-%m-%d %H}:00 {self.model} ({self.project_id}/{self.key_slot})"
 
 
-class UsageDaily(models.Model):
+class UsageDaily(RollupBucket):
     """Usage per local day × project × key × model: the counters of a calendar day in the
     organization's daily-rollup timezone (``UsageDailyZone``: its billing timezone), so a
     30- or 90-day view of the dashboard reads one row per day, key and model, and its
@@ -325,24 +335,6 @@ class UsageDaily(models.Model):
         on_delete=models.CASCADE,
         related_name="usage_daily",
         verbose_name="project",
-    )
-    key_slot = models.BigIntegerField("API key id (0 = none)", default=0)
-    model = models.CharField("model", max_length=100)
-    requests = models.PositiveBigIntegerField("requests", default=0)
-    errors = models.PositiveBigIntegerField("errors", default=0)
-    input_tokens = models.PositiveBigIntegerField("input tokens", default=0)
-    cached_input_tokens = models.PositiveBigIntegerField("cached input tokens", default=0)
-    output_tokens = models.PositiveBigIntegerField("output tokens", default=0)
-    reasoning_tokens = models.PositiveBigIntegerField("reasoning tokens", default=0)
-    total_tokens = models.PositiveBigIntegerField("total tokens", default=0)
-    # Added to by the database (cost = cost + excluded.cost): exact only as integers.
-    cost = MoneyField("cost of priced records (USD)", default=Decimal(0))
-    unpriced_requests = models.PositiveBigIntegerField("unpriced records", default=0)
-    # db_default too: the column came later (0008), and SQL writing the older columns
-    # (0007's fill) leaves it 0.
-    incomplete = models.PositiveBigIntegerField("incomplete calls", default=0, db_default=0)
-    incomplete_errors = models.PositiveBigIntegerField(
-        "incomplete calls counted as errors", default=0, db_default=0
     )
 
     class Meta:
