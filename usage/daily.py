@@ -12,7 +12,7 @@ billing timezone, so a range reads:
 
 The whole days come from ``UsageDaily`` alone (a 90-day view reads one row per day, key
 and model; no hour is added or taken back), the rest by the one window rule
-(``usage.selectors.rollup_window``: whole UTC hours from ``UsageHourly``, partial hours,
+(``rollup_window`` below: whole UTC hours from ``UsageHourly``, partial hours,
 and hours a local midnight of a :30 zone falls inside, from the raw records). Each record
 lies in exactly one of the three parts, so a record committed between the statements is
 counted once or not yet, never twice. When the zone a caller groups by is not the daily

@@ -39,7 +39,7 @@ CHART_STYLE = Style(label_font_size=12, major_label_font_size=12, no_data_font_s
 # amounts, this version), so a cached chart can never show other figures than the page's
 # table; new usage changes an amount, hence the key. Bump CHART_VERSION when the drawing
 # code changes.
-CHART_VERSION = 2
+CHART_VERSION = 3
 # What pygal's JavaScript tooltip reads (stripped with the script): where to draw it and
 # the bar's x label. Without the script nothing shows them; they were ~60% of the SVG's
 # bytes (150 KB of a 90-day page). The ``value`` desc, the bar's exact amount, stays.
@@ -140,6 +140,8 @@ def _draw(
         margin=12,
         margin_bottom=24 if many else 12,
         y_labels=ticks if series else None,  # pygal fails on labels without a series
+        # Nothing priced: pygal's "no data" text, not an axis of eleven "$0".
+        show_y_labels=max(totals) > 0,
         value_formatter=axis_label,
         no_data_text="No priced usage in this range",
         title=None,

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.urls import reverse
 
 from tests.dashboard.conftest import NOW, raw_sums
@@ -191,6 +192,22 @@ def test_chart_keeps_each_bars_amount_and_drops_tooltip_positions(client, owner,
         ), bar
     assert "<title>Pygal</title>" not in svg
     assert "<title>Spend per day by project, " in svg
+
+
+def test_a_range_without_priced_usage_says_so_instead_of_an_axis_of_zeros(
+    client, owner, dataset, at_now
+):
+    client.force_login(owner)
+    html = overview(
+        client, dataset.organization, range="custom", start="2026-01-01", end="2026-01-31"
+    ).content.decode()
+    svg = html.split('id="spend-chart"', 1)[1].split("</figure>", 1)[0]
+    assert 'class="no_data">No priced usage in this range</text>' in svg
+    assert ">$0<" not in svg
+    # static/dashboard.css hides the value labels of the overlay, not the "no data" text.
+    css = (settings.BASE_DIR / "static" / "dashboard.css").read_text()
+    assert ".text-overlay .series { display:none; }" in css
+    assert ".text-overlay {" not in css
 
 
 def test_month_to_date_against_the_budget(client, owner, dataset, at_now):
