@@ -452,16 +452,17 @@ def rollup_sums(
                     numbers[i] += value
     out = {}
     for key, numbers in net.items():
-        if cost_at is not None and type(numbers[cost_at]) is float:
-            raise TypeError("rollup cost summed as a float: money columns hold integer units")
-        # PostgreSQL sums numeric: every counter is an integer (a count, tokens, or money
-        # units), handed on as int (a Decimal count would reach JSON as text).
-        numbers = [int(n) if n else 0 for n in numbers]
-        if not any(numbers):
-            continue
+        if None in numbers:  # a SUM over no row is NULL
+            numbers = [n or 0 for n in numbers]
+        # Counts and tokens are ints already (the bigint casts); the cost, summed as
+        # numeric by PostgreSQL, is integral money units, turned into money once here.
         if cost_at is not None:
-            numbers[cost_at] = units_to_money(numbers[cost_at])
-        out[key] = numbers
+            cost = numbers[cost_at]
+            if type(cost) is float:  # never: money columns are integers
+                raise TypeError("rollup cost summed as a float: money columns hold integer units")
+            numbers[cost_at] = units_to_money(int(cost or 0))
+        if any(numbers):
+            out[key] = numbers
     return out
 
 

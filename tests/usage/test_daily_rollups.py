@@ -341,7 +341,9 @@ def test_costs_come_back_as_exact_decimals(records):
     )
     assert rows and all(isinstance(r["s_cost"], Decimal) for r in rows)
     # Counts are ints on every backend (PostgreSQL sums bigint columns as numeric).
-    assert all(type(r["s_requests"]) is int and type(r["s_input_tokens"]) is int for r in rows)
+    assert all(type(r["s_requests"]) is int and type(r["s_input_tokens"]) is int for r in rows), [
+        (type(r["s_requests"]), type(r["s_input_tokens"])) for r in rows
+    ]
 
 
 def test_a_range_reads_whole_days_and_only_the_hours_around_them():
