@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from celery import current_app
@@ -30,13 +30,13 @@ from platformadmin.notifications.services import notifications_enqueue
 from platformadmin.templatetags.console_format import format_count, format_money
 
 from . import rollup
-from .daily import daily_zone, local_midnight
+from .daily import local_midnight
 from .fields import quantize_money
 from .models import Budget, BudgetAlert, UsageHourly
 
 # The period and the open reservations are read exactly as the hard limit reads them.
 from .reservations import Period, _reserved_by_budget, budget_period
-from .selectors import SpendSummary, billing_zone, spend_by_project
+from .selectors import billing_zone, spend_by_project_and_day
 
 OK, WARNING, EXCEEDED = "ok", "warning", "exceeded"
 # Sent by name from the registry (usage/apps.py registers usage/tasks.py in every process):
@@ -100,13 +100,17 @@ def spend_text(spend: Decimal, unpriced: int) -> str:
     return text
 
 
-def _combine(by_project: dict[int, SpendSummary], project_id: int | None):
-    """(cost, requests, unpriced) of one project, or of all of them (organization)."""
+def _combine(by_project: dict[int, list], project_id: int | None):
+    """(cost, requests, unpriced) of one project, or of all of them (organization), from
+    ``_by_project``'s sums."""
     rows = [by_project[project_id]] if project_id in by_project else []
     if project_id is None:
         rows = list(by_project.values())
-    cost = sum((row.cost or Decimal(0) for row in rows), Decimal(0))
-    return cost, sum(row.requests for row in rows), sum(row.unpriced_requests for row in rows)
+    return (
+        sum((row[0] for row in rows), Decimal(0)),
+        sum(row[1] for row in rows),
+        sum(row[2] for row in rows),
+    )
 
 
 def forecast_window(*, organization, now: datetime) -> tuple[datetime, datetime]:
@@ -122,22 +126,17 @@ def forecast_window(*, organization, now: datetime) -> tuple[datetime, datetime]
 
 
 def _first_usage_by_project(
-    organization, *, now: datetime, window_start: datetime, recent: Iterable[int], zone
+    organization, *, now: datetime, window_start: datetime, before: set[int], recent: set[int]
 ) -> dict[int, datetime]:
     """When each project's usage starts, as far as the forecast needs it: a project with
-    usage on the local day before the window has a full window (its "first" is that day's
-    midnight); for the projects with usage in the window (``recent``) that had none that
-    day, the first hour with usage in the window (new projects: usually none)."""
-    before = window_start.astimezone(billing_zone(organization=organization)).date()
-    day_before = local_midnight(before - timedelta(days=1), billing_zone(organization=organization))
-    found = {
-        project_id: day_before
-        for project_id, summary in spend_by_project(
-            organization=organization, start=day_before, end=window_start, zone=zone
-        ).items()
-        if summary.requests
-    }
-    newer = sorted(set(recent) - set(found))
+    usage on the local day before the window (``before``) has a full window (its "first"
+    is that day's midnight); for the projects with usage in the window (``recent``) that
+    had none that day, the first hour with usage in the window (new projects: usually
+    none, and then no query)."""
+    zone = billing_zone(organization=organization)
+    day_before = local_midnight(window_start.astimezone(zone).date() - timedelta(days=1), zone)
+    found = dict.fromkeys(before, day_before)
+    newer = sorted(recent - before)
     if newer:
         rows = (
             UsageHourly.objects.filter(
@@ -152,6 +151,19 @@ def _first_usage_by_project(
         )
         found.update({row["project_id"]: row["first"] for row in rows})
     return found
+
+
+def _by_project(per_day: dict, first: date, end: date) -> dict[int, list]:
+    """The per-(project, local day) spend of the days in [first, end), summed per project:
+    project id -> [cost, requests, unpriced calls]."""
+    sums: dict[int, list] = {}
+    for (project_id, day), summary in per_day.items():
+        if first <= day < end:
+            entry = sums.setdefault(project_id, [Decimal(0), 0, 0])
+            entry[0] += summary.cost or 0
+            entry[1] += summary.requests
+            entry[2] += summary.unpriced_requests
+    return sums
 
 
 def _days(delta: timedelta) -> Decimal:
@@ -196,23 +208,30 @@ def budget_statuses(*, budgets: Iterable[Budget], now: datetime | None = None) -
     for group in by_org.values():
         organization = group[0].organization
         period = budget_period(organization=organization, now=now)
-        zone = daily_zone(organization_id=organization.pk)  # once for every range
+        # One read of the spend per project and local day, from the day before the forecast
+        # window (or the month's start) to the month's end, whole local days that the daily
+        # rollups serve; the month, the window and the day before are summed from it.
         # The whole month, as the hard limit reads it (usage/reservations.py): a call
-        # stamped later today by a skewed clock is spend of this month all the same. The
-        # ranges are whole local days: the daily rollups serve them.
-        month = spend_by_project(
-            organization=organization, start=period.start, end=period.end, zone=zone
-        )
+        # stamped later today by a skewed clock is spend of this month all the same.
         window_start, window_end = forecast_window(organization=organization, now=now)
-        recent = spend_by_project(
-            organization=organization, start=window_start, end=window_end, zone=zone
+        billing = billing_zone(organization=organization)
+        window_first = window_start.astimezone(billing).date()
+        day_before = window_first - timedelta(days=1)
+        per_day = spend_by_project_and_day(
+            organization=organization,
+            start=min(period.start, local_midnight(day_before, billing)),
+            end=period.end,
         )
+        month = _by_project(
+            per_day, period.start.astimezone(billing).date(), period.end.astimezone(billing).date()
+        )
+        recent = _by_project(per_day, window_first, window_end.astimezone(billing).date())
         firsts = _first_usage_by_project(
             organization,
             now=now,
             window_start=window_start,
-            recent=[p for p, summary in recent.items() if summary.requests],
-            zone=zone,
+            before={p for p, s in _by_project(per_day, day_before, window_first).items() if s[1]},
+            recent={p for p, s in recent.items() if s[1]},
         )
         reserved = _reserved_by_budget(
             budget_ids=[b.pk for b in group], period=period.label, now=now

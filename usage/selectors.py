@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from . import daily, rollup
@@ -178,6 +178,58 @@ def spend_by_project(
         zone=zone,
     )
     return {project_id: _summary(start, end, entry) for project_id, entry in sums.items()}
+
+
+def spend_by_project_and_day(
+    *, organization, start: datetime, end: datetime, zone=_LOOK_UP
+) -> dict[tuple[int, date], SpendSummary]:
+    """Spend in [start, end) (local midnights of the billing timezone) per project and
+    local day, by ``_spend``'s plan: one read for several ranges of whole days (a budget's
+    month, its forecast window and the day before it). ``zone``: as ``spend_by_project``."""
+    billing = billing_zone(organization=organization)
+    if zone is _LOOK_UP:
+        zone = daily.daily_zone(organization_id=organization.pk)
+    days = []
+    day = start.astimezone(billing).date() + timedelta(days=1)
+    while (midnight := daily.local_midnight(day, billing)) < end:
+        days.append(midnight)
+        day += timedelta(days=1)
+    plan = daily.read_plan(start=start, end=end, daily_zone=zone, group_zone=billing, cuts=days)
+    sums: dict = {}
+
+    def add(key, cost, requests, unpriced) -> None:
+        entry = sums.setdefault(key, [Decimal(0), 0, 0])
+        entry[0] += cost or 0
+        entry[1] += requests or 0
+        entry[2] += unpriced or 0
+
+    if plan.days is not None or plan.window.hours is not None:
+        for (local_day, project_id), (requests, cost, unpriced) in daily.rollup_sums(
+            scope=Q(organization=organization),
+            plan=plan,
+            columns={"g_project": F("project_id")},
+            day=True,
+            zone=billing,
+            counters=SPEND_COUNTERS,
+        ).items():
+            add((project_id, local_day), cost, requests, unpriced)
+    if plan.window.has_edges:
+        for row in (
+            UsageRecord.objects.filter(plan.window.edges, organization=organization)
+            .annotate(local_day=TruncDate("occurred_at", tzinfo=billing))
+            .values("project_id", "local_day")
+            .annotate(
+                s_cost=Sum("cost"),
+                s_requests=Count("pk"),
+                s_unpriced=Count("pk", filter=Q(cost__isnull=True)),
+            )
+            .order_by()
+        ):
+            local_day = row["local_day"]
+            if isinstance(local_day, str):  # SQLite returns dates as text
+                local_day = date.fromisoformat(local_day)
+            add((row["project_id"], local_day), row["s_cost"], row["s_requests"], row["s_unpriced"])
+    return {key: _summary(start, end, entry) for key, entry in sums.items()}
 
 
 def organization_spend_summary(*, organization, now: datetime | None = None) -> SpendSummary:

@@ -271,6 +271,29 @@ def test_the_window_and_the_month_are_local_days_of_the_billing_timezone(organiz
     assert status.forecast == Decimal("46.40")
 
 
+def test_a_half_hour_zone_without_its_daily_rows_reads_exactly_too(organization, project):
+    """The daily rollups cut in UTC while the organization bills in Kolkata (+5:30; its
+    rebuild never ran): no daily row serves those days, the hourly rollups and the raw
+    records of the split hours give the same month and window."""
+    budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(100))
+    now = datetime(2026, 7, 21, 6, 0, tzinfo=UTC)  # 11:30 on July 21 in Kolkata
+    spend(project, 3, datetime(2026, 6, 30, 18, 20, tzinfo=UTC), rid="june")  # 23:50 Jun 30
+    spend(project, 5, datetime(2026, 6, 30, 18, 40, tzinfo=UTC), rid="july")  # 00:10 Jul 1
+    spend(project, 4, datetime(2026, 7, 12, 18, 20, tzinfo=UTC), rid="before")  # Jul 12 local
+    spend(project, 7, datetime(2026, 7, 13, 18, 40, tzinfo=UTC), rid="window")  # Jul 14 local
+    type(organization).objects.filter(pk=organization.pk).update(billing_timezone="Asia/Kolkata")
+    organization.refresh_from_db()
+    budget.refresh_from_db()
+    status = budget_status(budget=budget, now=now)
+    assert (status.spend, status.requests) == (Decimal(16), 3)
+    # Window from Jul 14 00:00 IST (Jul 13 18:30 UTC) to now: 179.5 h, $7 in it; no usage
+    # on Jul 13 (the day before), so the first hour in the window starts the history, and
+    # it is before the window's start: the whole 179.5 h. Left: to Aug 1 00:00 IST, 252.5 h.
+    assert status.forecast == quantize_money(
+        Decimal(16) + Decimal(7) * Decimal("252.5") / Decimal("179.5")
+    )
+
+
 def test_status_reads_the_clock_when_no_time_is_given(organization, project):
     budget = Budget.objects.create(organization=organization, project=project, amount=Decimal(10))
     with time_machine.travel(datetime(2026, 9, 14, 9, tzinfo=UTC), tick=False):
@@ -290,11 +313,12 @@ def test_the_list_costs_the_same_queries_for_one_budget_or_five(
     for i, p in enumerate(projects):
         spend(p, i + 1, now - timedelta(days=2, minutes=10), rid=f"r{i}")
     budgets = list(Budget.objects.select_related("organization", "project").order_by("pk"))
-    # Per organization: its daily-rollup zone, the rollups of the month and of the
-    # forecast window (whole local days: no raw edge), the day before the window, the first
-    # hour of the projects new in the window (all four here), and the reservations.
-    with django_assert_num_queries(6):
+    # Per organization: its daily-rollup zone, one read of the spend per project and
+    # local day (the day before the forecast window to the month's end: whole days, no raw
+    # edge), the first hour of the projects new in the window (all four here), and the
+    # reservations.
+    with django_assert_num_queries(4):
         statuses = budget_statuses(budgets=budgets, now=now)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(4):
         budget_statuses(budgets=budgets[:1], now=now)
     assert [s.spend for s in statuses] == [Decimal(10), 1, 2, 3, 4]
