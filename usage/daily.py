@@ -464,28 +464,3 @@ def rollup_sums(
         if any(numbers):
             out[key] = numbers
     return out
-
-
-def rollup_rows(
-    *,
-    scope: Q,
-    plan: ReadPlan,
-    columns: Mapping[str, object],
-    day: str | None = None,
-    zone: ZoneInfo | None = None,
-    counters: Sequence[str] = COUNTERS,
-) -> list[dict]:
-    """``rollup_sums`` as rows of the shape ``{name: value, ..., day: date,
-    "s_<counter>": sum}`` (``day``: the day group's name, or None)."""
-    names = list(columns)
-    sum_names = [f"s_{c}" for c in counters]
-    out = []
-    for (lab, *group), numbers in rollup_sums(
-        scope=scope, plan=plan, columns=columns, day=bool(day), zone=zone, counters=counters
-    ).items():
-        entry = dict(zip(names, group, strict=True))
-        if day:
-            entry[day] = lab
-        entry.update(zip(sum_names, numbers, strict=True))
-        out.append(entry)
-    return out

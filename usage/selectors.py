@@ -96,15 +96,23 @@ def _spend(
     end: datetime,
     by_project: bool,
     zone=_LOOK_UP,
+    day_zone: ZoneInfo | None = None,
 ) -> dict:
-    """(cost, requests, unpriced) of [start, end) — per project id, or under the key None —
+    """(cost, requests, unpriced) of [start, end) — per project id (``by_project``), per
+    (project id, local day of ``day_zone``) with ``day_zone``, or under the key None —
     read by the one plan (``usage.daily.read_plan``): whole local days from the daily
     rollups, whole hours around them from the hourly ones, partial hours from the raw
     records. ``scope`` filters the rollups and the records alike (organization, project);
     ``zone``: the organization's daily-rollup zone when the caller has it (else one query)."""
     if zone is _LOOK_UP:
         zone = daily.daily_zone(organization_id=organization_id)
-    plan = daily.read_plan(start=start, end=end, daily_zone=zone)
+    cuts = []
+    if day_zone is not None:
+        day = start.astimezone(day_zone).date() + timedelta(days=1)
+        while (midnight := daily.local_midnight(day, day_zone)) < end:
+            cuts.append(midnight)
+            day += timedelta(days=1)
+    plan = daily.read_plan(start=start, end=end, daily_zone=zone, group_zone=day_zone, cuts=cuts)
     sums: dict = {}
 
     def add(key, cost, requests, unpriced) -> None:
@@ -113,17 +121,24 @@ def _spend(
         entry[1] += requests or 0
         entry[2] += unpriced or 0
 
+    def key_of(project_id, local_day):
+        if day_zone is not None:
+            if isinstance(local_day, str):  # SQLite returns dates as text
+                local_day = date.fromisoformat(local_day)
+            return (project_id, local_day)
+        return project_id if by_project else None
+
+    grouped = by_project or day_zone is not None
     if plan.days is not None or plan.window.hours is not None:
-        columns = {"g_project": F("project_id")} if by_project else {}
-        for row in daily.rollup_rows(
-            scope=scope, plan=plan, columns=columns, counters=SPEND_COUNTERS
-        ):
-            add(
-                row.get("g_project"),
-                row["s_cost"],
-                row["s_requests"],
-                row["s_unpriced_requests"],
-            )
+        for (local_day, *group), (requests, cost, unpriced) in daily.rollup_sums(
+            scope=scope,
+            plan=plan,
+            columns={"g_project": F("project_id")} if grouped else {},
+            day=day_zone is not None,
+            zone=day_zone,
+            counters=SPEND_COUNTERS,
+        ).items():
+            add(key_of(group[0] if group else None, local_day), cost, requests, unpriced)
     if plan.window.has_edges:
         edges = UsageRecord.objects.filter(scope, plan.window.edges)
         aggregates = {
@@ -131,13 +146,22 @@ def _spend(
             "s_requests": Count("pk"),
             "s_unpriced": Count("pk", filter=Q(cost__isnull=True)),
         }
+        if day_zone is not None:
+            edges = edges.annotate(local_day=TruncDate("occurred_at", tzinfo=day_zone))
         rows = (
-            edges.values("project_id").annotate(**aggregates).order_by()
-            if by_project
+            edges.values(*(["project_id"] + (["local_day"] if day_zone else [])))
+            .annotate(**aggregates)
+            .order_by()
+            if grouped
             else [edges.aggregate(**aggregates)]
         )
         for row in rows:
-            add(row.get("project_id"), row["s_cost"], row["s_requests"], row["s_unpriced"])
+            add(
+                key_of(row.get("project_id"), row.get("local_day")),
+                row["s_cost"],
+                row["s_requests"],
+                row["s_unpriced"],
+            )
     return sums
 
 
@@ -186,49 +210,15 @@ def spend_by_project_and_day(
     """Spend in [start, end) (local midnights of the billing timezone) per project and
     local day, by ``_spend``'s plan: one read for several ranges of whole days (a budget's
     month, its forecast window and the day before it). ``zone``: as ``spend_by_project``."""
-    billing = billing_zone(organization=organization)
-    if zone is _LOOK_UP:
-        zone = daily.daily_zone(organization_id=organization.pk)
-    days = []
-    day = start.astimezone(billing).date() + timedelta(days=1)
-    while (midnight := daily.local_midnight(day, billing)) < end:
-        days.append(midnight)
-        day += timedelta(days=1)
-    plan = daily.read_plan(start=start, end=end, daily_zone=zone, group_zone=billing, cuts=days)
-    sums: dict = {}
-
-    def add(key, cost, requests, unpriced) -> None:
-        entry = sums.setdefault(key, [Decimal(0), 0, 0])
-        entry[0] += cost or 0
-        entry[1] += requests or 0
-        entry[2] += unpriced or 0
-
-    if plan.days is not None or plan.window.hours is not None:
-        for (local_day, project_id), (requests, cost, unpriced) in daily.rollup_sums(
-            scope=Q(organization=organization),
-            plan=plan,
-            columns={"g_project": F("project_id")},
-            day=True,
-            zone=billing,
-            counters=SPEND_COUNTERS,
-        ).items():
-            add((project_id, local_day), cost, requests, unpriced)
-    if plan.window.has_edges:
-        for row in (
-            UsageRecord.objects.filter(plan.window.edges, organization=organization)
-            .annotate(local_day=TruncDate("occurred_at", tzinfo=billing))
-            .values("project_id", "local_day")
-            .annotate(
-                s_cost=Sum("cost"),
-                s_requests=Count("pk"),
-                s_unpriced=Count("pk", filter=Q(cost__isnull=True)),
-            )
-            .order_by()
-        ):
-            local_day = row["local_day"]
-            if isinstance(local_day, str):  # SQLite returns dates as text
-                local_day = date.fromisoformat(local_day)
-            add((row["project_id"], local_day), row["s_cost"], row["s_requests"], row["s_unpriced"])
+    sums = _spend(
+        organization_id=organization.pk,
+        scope=Q(organization=organization),
+        start=start,
+        end=end,
+        by_project=True,
+        zone=zone,
+        day_zone=billing_zone(organization=organization),
+    )
     return {key: _summary(start, end, entry) for key, entry in sums.items()}
 
 

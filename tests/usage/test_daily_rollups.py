@@ -27,7 +27,7 @@ from usage.daily import (
     daily_rollups_rebuild,
     daily_zone,
     read_plan,
-    rollup_rows,
+    rollup_sums,
 )
 from usage.models import UsageDaily, UsageDailyZone, UsageHourly, UsageRecord
 from usage.reports import Figures, UsageScope, _rollup_groups
@@ -336,14 +336,16 @@ def test_costs_come_back_as_exact_decimals(records):
     zone = ZoneInfo("UTC")
     start, end, _ = _by_local_day(zone, FIRST, 3)
     plan = read_plan(start=start, end=end + timedelta(hours=5), daily_zone=zone, group_zone=zone)
-    rows = rollup_rows(
-        scope=Q(organization_id=records.pk), plan=plan, columns={}, day="g_day", zone=zone
+    sums = rollup_sums(
+        scope=Q(organization_id=records.pk), plan=plan, columns={}, day=True, zone=zone
     )
-    assert rows and all(isinstance(r["s_cost"], Decimal) for r in rows)
+    assert sums and all(isinstance(n[rollup.COST], Decimal) for n in sums.values())
     # Counts are ints on every backend (PostgreSQL sums bigint columns as numeric).
-    assert all(type(r["s_requests"]) is int and type(r["s_input_tokens"]) is int for r in rows), [
-        (type(r["s_requests"]), type(r["s_input_tokens"])) for r in rows
-    ]
+    requests, tokens = (
+        rollup.COUNTER_NAMES.index("requests"),
+        rollup.COUNTER_NAMES.index("input_tokens"),
+    )
+    assert all(type(n[requests]) is int and type(n[tokens]) is int for n in sums.values())
 
 
 def test_a_range_reads_whole_days_and_only_the_hours_around_them():
@@ -365,11 +367,11 @@ def test_one_query_reads_daily_and_hourly_rows(records, django_assert_num_querie
     plan = read_plan(start=start, end=end, daily_zone=zone, group_zone=zone)
     assert plan.days is not None and plan.window.hours is not None
     with django_assert_num_queries(1):
-        rows = rollup_rows(
+        sums = rollup_sums(
             scope=Q(organization_id=records.pk),
             plan=plan,
             columns={"g_project": F("project_id"), "g_key": F("key_slot")},
-            day="g_day",
+            day=True,
             zone=zone,
         )
-    assert rows and all(r["s_requests"] > 0 for r in rows)
+    assert sums and all(n[0] > 0 for n in sums.values())  # requests, the first counter
