@@ -36,7 +36,7 @@ from .models import Budget, BudgetAlert, UsageHourly
 
 # The period and the open reservations are read exactly as the hard limit reads them.
 from .reservations import Period, _reserved_by_budget, budget_period
-from .selectors import billing_zone, spend_by_project_and_day
+from .selectors import billing_zone, spend_by_project
 
 OK, WARNING, EXCEEDED = "ok", "warning", "exceeded"
 # Sent by name from the registry (usage/apps.py registers usage/tasks.py in every process):
@@ -217,10 +217,11 @@ def budget_statuses(*, budgets: Iterable[Budget], now: datetime | None = None) -
         billing = billing_zone(organization=organization)
         window_first = window_start.astimezone(billing).date()
         day_before = window_first - timedelta(days=1)
-        per_day = spend_by_project_and_day(
+        per_day = spend_by_project(
             organization=organization,
             start=min(period.start, local_midnight(day_before, billing)),
             end=period.end,
+            by_day=True,
         )
         month = _by_project(
             per_day, period.start.astimezone(billing).date(), period.end.astimezone(billing).date()

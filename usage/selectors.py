@@ -186,38 +186,19 @@ def _spend_between(
     return _summary(start, end, sums.get(None))
 
 
-def spend_by_project(
-    *, organization, start: datetime, end: datetime, zone=_LOOK_UP
-) -> dict[int, SpendSummary]:
+def spend_by_project(*, organization, start: datetime, end: datetime, by_day: bool = False) -> dict:
     """Spend in [start, end) of each of the organization's projects that has any, by
     project id: ``_spend_between``'s rule grouped by project, so a page of budgets costs
-    a fixed number of queries per range, not per budget. ``zone``: the organization's
-    daily-rollup zone (``usage.daily.daily_zone``) when the caller reads several ranges."""
+    a fixed number of queries per range, not per budget. With ``by_day``, by (project id,
+    local day of the billing timezone): one read for several ranges of whole days (a
+    budget's month, its forecast window and the day before it)."""
     sums = _spend(
         organization_id=organization.pk,
         scope=Q(organization=organization),
         start=start,
         end=end,
         by_project=True,
-        zone=zone,
-    )
-    return {project_id: _summary(start, end, entry) for project_id, entry in sums.items()}
-
-
-def spend_by_project_and_day(
-    *, organization, start: datetime, end: datetime, zone=_LOOK_UP
-) -> dict[tuple[int, date], SpendSummary]:
-    """Spend in [start, end) (local midnights of the billing timezone) per project and
-    local day, by ``_spend``'s plan: one read for several ranges of whole days (a budget's
-    month, its forecast window and the day before it). ``zone``: as ``spend_by_project``."""
-    sums = _spend(
-        organization_id=organization.pk,
-        scope=Q(organization=organization),
-        start=start,
-        end=end,
-        by_project=True,
-        zone=zone,
-        day_zone=billing_zone(organization=organization),
+        day_zone=billing_zone(organization=organization) if by_day else None,
     )
     return {key: _summary(start, end, entry) for key, entry in sums.items()}
 
