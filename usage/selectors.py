@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
@@ -61,10 +61,7 @@ def project_has_recent_usage(*, project, since: datetime) -> bool:
 def billing_zone(*, organization) -> ZoneInfo:
     """The organization's billing timezone (UTC when unset or unknown to this system's
     tz database): months, days and ranges of its pages all start at midnight there."""
-    try:
-        return ZoneInfo(organization.billing_timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    return daily.zone_named(organization.billing_timezone)
 
 
 def billing_month(*, organization, now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -311,13 +308,9 @@ def daily_zones(*, organization_ids: Iterable[int] | None = None) -> dict[int, Z
     qs = UsageDailyZone.objects.all()
     if organization_ids is not None:
         qs = qs.filter(organization_id__in=list(organization_ids))
-    out = {}
-    for org_id, name in qs.values_list("organization_id", "zone"):
-        try:
-            out[org_id] = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            out[org_id] = ZoneInfo("UTC")
-    return out
+    return {
+        org_id: daily.zone_named(name) for org_id, name in qs.values_list("organization_id", "zone")
+    }
 
 
 def rollups_recomputed(
@@ -391,10 +384,6 @@ def rollups_stored(
     }
 
 
-def _local_midnight(day, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=zone).astimezone(UTC)
-
-
 def _compared(expected: dict, stored: dict, grain: rollup.Grain) -> list[dict]:
     zero = dict.fromkeys(COUNTERS, 0)
     diffs = []
@@ -440,12 +429,12 @@ def rollup_differences(
     diffs = []
     for org_id, zone in sorted(zones.items()):
         first = since.astimezone(zone).date()
-        if whole_days_only and _local_midnight(first, zone) < since:
+        if whole_days_only and daily.local_midnight(first, zone) < since:
             first += timedelta(days=1)
         last = (until - timedelta(microseconds=1)).astimezone(zone).date() + timedelta(days=1)
         if first >= last:
             continue
-        start, end = _local_midnight(first, zone), _local_midnight(last, zone)
+        start, end = daily.local_midnight(first, zone), daily.local_midnight(last, zone)
         expected = rollups_recomputed(
             since=start,
             until=end,

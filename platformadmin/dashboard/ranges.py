@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from usage.daily import local_midnight
 from usage.selectors import billing_zone
 
 RANGE_CHOICES: tuple[tuple[str, str], ...] = (
@@ -104,12 +105,6 @@ class DateRange:
 
 def _day_label(day: date) -> str:
     return f"{day.day} {day:%b %Y}"
-
-
-def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    """00:00 of ``day`` in ``zone``, as UTC (zoneinfo resolves a skipped midnight to the
-    instant after the gap's start, the usual rule)."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def _month_first(day: date) -> date:
